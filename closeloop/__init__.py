@@ -1,0 +1,1 @@
+"""closeloop: close the loop with unhappy customers."""

@@ -1,0 +1,101 @@
+"""API keys and idempotency records."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from django.db import models
+from django.utils import timezone
+
+KEY_PREFIX = "cl_"
+# last_used_at is written at most this often, so reads do not turn into writes.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def _digest(secret: str) -> str:
+    # Keys are 32 random bytes, so a fast hash is enough: there is nothing to brute-force.
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class ApiKey(models.Model):
+    """A named credential for scripts and integrations; only its hash is kept."""
+
+    class Scope(models.TextChoices):
+        READ = "read", "Read only"
+        READ_WRITE = "read_write", "Read and write"
+
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True, help_text="Shown to tell keys apart.")
+    hashed_key = models.CharField(max_length=64)
+    scope = models.CharField(max_length=16, choices=Scope.choices, default=Scope.READ_WRITE)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({KEY_PREFIX}{self.prefix}…)"
+
+    @classmethod
+    def issue(cls, name: str, *, read_only: bool = False) -> tuple[ApiKey, str]:
+        """Create a key and return it with its plain text, which is never stored or shown again."""
+        prefix = secrets.token_hex(4)
+        secret = secrets.token_urlsafe(32)
+        plain = f"{KEY_PREFIX}{prefix}_{secret}"
+        key = cls.objects.create(
+            name=name,
+            prefix=prefix,
+            hashed_key=_digest(plain),
+            scope=cls.Scope.READ if read_only else cls.Scope.READ_WRITE,
+        )
+        return key, plain
+
+    @classmethod
+    def authenticate(cls, plain: str) -> ApiKey | None:
+        """The live key matching this plain text, or None; records when it was last used."""
+        if not plain.startswith(KEY_PREFIX) or "_" not in plain[len(KEY_PREFIX) :]:
+            return None
+        prefix = plain[len(KEY_PREFIX) :].split("_", 1)[0]
+        key = cls.objects.filter(prefix=prefix, revoked_at__isnull=True).first()
+        if key is None or not hmac.compare_digest(key.hashed_key, _digest(plain)):
+            return None
+        now = timezone.now()
+        if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
+            cls.objects.filter(pk=key.pk).update(last_used_at=now)
+            key.last_used_at = now
+        return key
+
+    @property
+    def can_write(self) -> bool:
+        return self.scope == self.Scope.READ_WRITE
+
+    def revoke(self) -> None:
+        """Stop the key working, keeping the row for the record."""
+        self.revoked_at = timezone.now()
+        self.save(update_fields=["revoked_at"])
+
+
+class IdempotencyRecord(models.Model):
+    """The answer given to a write carrying an Idempotency-Key, replayed on retries."""
+
+    api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE)
+    key = models.CharField(max_length=255)
+    path = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField()
+    body: models.JSONField[Any, Any] = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["api_key", "key"], name="idempotency_key_per_api_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} → {self.status_code}"

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class SurveysConfig(AppConfig):
+    name = "closeloop.surveys"
+    label = "surveys"
+    verbose_name = "Surveys and responses"

@@ -1,0 +1,310 @@
+"""A believable twelve-month history for a new install, every row marked `is_demo`.
+
+Comments come from small phrase banks per theme (DOMAIN.md section 6), mixed
+so no two read quite alike. Mid-market accounts drift down over the year, so
+the segment views have something real to find.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import date, timedelta
+
+from django.contrib.auth.hashers import make_password
+from django.db import transaction
+from django.utils import timezone
+
+from closeloop.team.models import Role, User
+
+from .ingest import AccountData, PersonData, ResponseData, record_responses
+from .models import Account, Person, Response
+
+THEME_PHRASES: dict[str, list[str]] = {
+    "usability": [
+        "The new editor is confusing, it took me ages to find the export button",
+        "Too many clicks to do something simple like assigning a task",
+        "The settings page is a maze",
+        "Hard to use for anyone who is not technical on my team",
+        "I still can't figure out how the permissions work",
+    ],
+    "missing-feature": [
+        "We really need SSO with Okta, it's a blocker for our security team",
+        "No way to schedule reports, we paste numbers into slides by hand",
+        "Please add custom fields on accounts",
+        "Missing a proper audit log",
+        "There's no bulk edit, which makes cleanups painful",
+    ],
+    "bugs": [
+        "The dashboard shows wrong totals after the last update",
+        "Sync breaks every few days and duplicates contacts",
+        "Got a 500 error three times this week while saving",
+        "Data in the CSV export doesn't match what the screen shows",
+        "Notifications arrive twice, sometimes not at all",
+    ],
+    "performance": [
+        "Pages take forever to load in the morning",
+        "Search is really slow once you have more than a few thousand records",
+        "We had two outages during our busiest week",
+        "Timeouts on the reports page, constantly",
+        "The app freezes when I open a large project",
+    ],
+    "support": [
+        "Support took five days to answer a simple question",
+        "Every ticket gets a canned reply that doesn't help",
+        "Hard to reach a human when something is on fire",
+        "Support closed my ticket without fixing anything",
+        "Nobody followed up on my escalation",
+    ],
+    "onboarding": [
+        "Onboarding was rushed, half my team never got trained",
+        "The migration from our old tool lost a lot of history",
+        "Setting it up took three weeks longer than we were told",
+        "Getting started was overwhelming, too much at once",
+    ],
+    "pricing": [
+        "Too expensive for what we actually use",
+        "The price increase at renewal was hard to justify internally",
+        "Per-seat pricing punishes us for growing",
+        "We pay for features we never touch",
+    ],
+    "billing": [
+        "We were charged twice in March and it took weeks to get a refund",
+        "Invoices don't show our PO number, finance keeps rejecting them",
+        "Card payment failed and we were locked out without warning",
+        "The contract auto-renewed without any notice",
+    ],
+    "integrations": [
+        "The Salesforce integration keeps dropping fields",
+        "Your API rate limits are too low for our sync",
+        "The Slack app posts to the wrong channel half the time",
+        "No HubSpot integration, so we copy things by hand",
+    ],
+    "documentation": [
+        "The docs are out of date, the screenshots don't match the product",
+        "Couldn't find anything in the help center about webhooks",
+        "API docs are missing examples",
+        "Help articles contradict each other",
+    ],
+}
+PASSIVE_PHRASES = [
+    "It does the job, nothing special",
+    "Solid overall but reporting could be better",
+    "Good product, a bit pricey",
+    "Works fine, support could be faster",
+    "We like it but the UI feels dated",
+    "",
+]
+PROMOTER_PHRASES = [
+    "Love it, saves my team hours every week",
+    "Best tool we've bought this year",
+    "Support is fantastic, always quick and helpful",
+    "Easy to use and the team adopted it right away",
+    "Great product, the integrations just work",
+    "",
+]
+OPENERS = ["", "Honestly, ", "To be frank, ", "Overall ok but ", "", "Hmm. "]
+
+TIERS = [
+    ("enterprise", 0.15, (80_000, 400_000)),
+    ("mid-market", 0.35, (15_000, 80_000)),
+    ("smb", 0.5, (2_000, 15_000)),
+]
+TIER_MEAN = {"enterprise": 8.0, "mid-market": 7.6, "smb": 7.2}
+INDUSTRIES = ["software", "healthcare", "finance", "retail", "education", "logistics"]
+SIZES = ["1-10", "11-50", "51-200", "201-1000", "1000+"]
+PLANS = {"enterprise": "Enterprise", "mid-market": "Business", "smb": "Starter"}
+NAME_A = [
+    "North",
+    "Blue",
+    "Bright",
+    "Iron",
+    "Silver",
+    "Red",
+    "Green",
+    "Swift",
+    "Clear",
+    "Stone",
+    "Summit",
+    "Harbor",
+    "Maple",
+    "Cedar",
+    "Atlas",
+    "Nova",
+    "Orbit",
+    "Pixel",
+    "Quartz",
+    "River",
+]
+NAME_B = [
+    "Labs",
+    "Systems",
+    "Works",
+    "Logistics",
+    "Health",
+    "Analytics",
+    "Retail",
+    "Capital",
+    "Learning",
+    "Foods",
+    "Cloud",
+    "Media",
+    "Freight",
+    "Bank",
+    "Studio",
+]
+FIRST = [
+    "Ana",
+    "Ben",
+    "Chloe",
+    "Dev",
+    "Elena",
+    "Farid",
+    "Grace",
+    "Hugo",
+    "Ines",
+    "Jon",
+    "Kira",
+    "Liam",
+    "Mei",
+    "Nora",
+    "Omar",
+    "Priya",
+    "Quinn",
+    "Rosa",
+    "Sam",
+    "Tariq",
+    "Uma",
+    "Vera",
+]
+LAST = [
+    "Silva",
+    "Khan",
+    "Novak",
+    "Okafor",
+    "Lee",
+    "Garcia",
+    "Rossi",
+    "Schmidt",
+    "Dubois",
+    "Ito",
+    "Nair",
+    "Cohen",
+    "Berg",
+    "Walsh",
+    "Moreau",
+    "Ahmed",
+]
+ROLES = ["admin", "end user", "team lead", "executive", "developer"]
+
+
+def has_demo_data() -> bool:
+    """True once seed_demo has run."""
+    return Response.objects.filter(is_demo=True).exists()
+
+
+def _comment(rng: random.Random, score: int) -> tuple[str, list[str]]:
+    if score >= 9:
+        return rng.choice(PROMOTER_PHRASES), []
+    if score >= 7:
+        return rng.choice(PASSIVE_PHRASES), []
+    themes = rng.sample(sorted(THEME_PHRASES), k=2 if rng.random() < 0.2 else 1)
+    text = ". ".join(rng.choice(THEME_PHRASES[t]) for t in themes)
+    if rng.random() < 0.1:
+        return "", []
+    return rng.choice(OPENERS) + text[0].lower() + text[1:] if rng.random() < 0.3 else text, themes
+
+
+def _score(rng: random.Random, tier: str, months_ago: float) -> int:
+    mean = TIER_MEAN[tier]
+    if tier == "mid-market":
+        # The drift: mid-market loses about 1.5 points over the year, newest months worst.
+        mean -= 1.5 * (12 - months_ago) / 12
+    return max(0, min(10, round(rng.gauss(mean, 2.2))))
+
+
+@transaction.atomic
+def seed(accounts: int = 200, people: int = 2000, responses: int = 6000, seed: int = 42) -> int:
+    """Create the demo history; returns the number of responses made."""
+    rng = random.Random(seed)
+    now = timezone.now()
+    owners = _owners()
+    account_rows: list[AccountData] = []
+    for i in range(accounts):
+        tier = rng.choices([t[0] for t in TIERS], weights=[t[1] for t in TIERS])[0]
+        low, high = next(t[2] for t in TIERS if t[0] == tier)
+        account_rows.append(
+            AccountData(
+                external_id=f"demo-acc-{i:04d}",
+                name=f"{rng.choice(NAME_A)} {rng.choice(NAME_B)} {i}",
+                tier=tier,
+                arr_cents=rng.randrange(low, high) * 100,
+                currency="USD",
+                plan=PLANS[tier],
+                company_size=rng.choice(SIZES),
+                industry=rng.choice(INDUSTRIES),
+                customer_since=date(2021, 1, 1) + timedelta(days=rng.randrange(0, 1700)),
+            )
+        )
+    person_rows = [
+        PersonData(
+            email=f"{rng.choice(FIRST).lower()}.{i}@customer{i % accounts}.demo.example",
+            name=f"{rng.choice(FIRST)} {rng.choice(LAST)}",
+            properties={"role": rng.choice(ROLES), "demo": True},
+            account=account_rows[i % accounts],
+        )
+        for i in range(people)
+    ]
+    items: list[ResponseData] = []
+    for _ in range(responses):
+        person = rng.choice(person_rows)
+        days_ago = rng.uniform(0, 365)
+        tier = person.account.tier if person.account and person.account.tier else "smb"
+        score = _score(rng, tier, days_ago / 30.4)
+        comment, themes = _comment(rng, score)
+        when = now - timedelta(days=days_ago)
+        items.append(
+            ResponseData(person=person, score=score, comment=comment, created_at=when, tags=themes)
+        )
+    items.sort(key=lambda item: item.created_at or now)
+    for start in range(0, len(items), 500):
+        record_responses(items[start : start + 500])
+    Account.objects.filter(external_id__startswith="demo-acc-").update(is_demo=True)
+    for index, account in enumerate(Account.objects.filter(is_demo=True).order_by("pk")):
+        account.owner = owners[index % len(owners)]
+        account.save(update_fields=["owner"])
+    Person.objects.filter(account__is_demo=True).update(is_demo=True)
+    Response.objects.filter(person__is_demo=True).update(is_demo=True)
+    return len(items)
+
+
+def _owners() -> list[User]:
+    manager, _ = User.objects.get_or_create(
+        username="demo-manager",
+        defaults={
+            "first_name": "Morgan",
+            "last_name": "Reyes (demo)",
+            "role": Role.MANAGER,
+            "email": "morgan.reyes@demo.example",
+            "password": make_password(None),
+        },
+    )
+    agents = []
+    for first, last in [
+        ("Jordan", "Park"),
+        ("Sasha", "Klein"),
+        ("Robin", "Osei"),
+        ("Taylor", "Fox"),
+    ]:
+        agent, _ = User.objects.get_or_create(
+            username=f"demo-{first.lower()}",
+            defaults={
+                "first_name": first,
+                "last_name": f"{last} (demo)",
+                "role": Role.AGENT,
+                "manager": manager,
+                "email": f"{first.lower()}@demo.example",
+                "password": make_password(None),
+            },
+        )
+        agents.append(agent)
+    return agents

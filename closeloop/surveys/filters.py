@@ -1,0 +1,129 @@
+"""Narrowing answers to a period and a segment, from query parameters.
+
+The API, the metrics and the pages all take the same parameters, read here:
+since/until (dates, until inclusive), score, band, category, account, tier,
+survey, q (text in the comment) and property.<key>=<value>.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from django.db.models import Q, QuerySet, TextField
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
+
+from closeloop.insights.metrics import day_start
+from closeloop.insights.nps import BAND_RANGES, CATEGORY_RANGES, Band, Category
+
+from .models import Response
+
+PROPERTY_PREFIX = "property."
+
+
+class FilterError(ValueError):
+    """A query parameter that cannot be understood; `field` names it."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+def _parse_date(name: str, value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise FilterError(name, f"{value!r} is not a date like 2026-01-31") from None
+
+
+@dataclass
+class ResponseFilter:
+    """A segment of answers; empty fields do not narrow anything."""
+
+    since: date | None = None
+    until: date | None = None
+    scores: list[int] = field(default_factory=list)
+    band: Band | None = None
+    category: Category | None = None
+    account: str | None = None
+    tier: str | None = None
+    survey: str | None = None
+    q: str | None = None
+    properties: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, str]) -> ResponseFilter:
+        """Read filters from query parameters, raising FilterError on bad values."""
+        flt = cls()
+        if params.get("since"):
+            flt.since = _parse_date("since", params["since"])
+        if params.get("until"):
+            flt.until = _parse_date("until", params["until"])
+        if flt.since and flt.until and flt.until < flt.since:
+            raise FilterError("until", "is before since")
+        if params.get("score"):
+            for part in params["score"].split(","):
+                if not part.strip().isdigit() or not 0 <= int(part) <= 10:
+                    raise FilterError("score", f"{part!r} is not an integer from 0 to 10")
+                flt.scores.append(int(part))
+        if params.get("band"):
+            try:
+                flt.band = Band(params["band"])
+            except ValueError:
+                raise FilterError("band", "must be severe, moderate or mild") from None
+        if params.get("category"):
+            try:
+                flt.category = Category(params["category"])
+            except ValueError:
+                raise FilterError("category", "must be promoter, passive or detractor") from None
+        for name in ("account", "tier", "survey", "q"):
+            if params.get(name):
+                setattr(flt, name, params[name].strip())
+        for key, value in params.items():
+            if key.startswith(PROPERTY_PREFIX):
+                prop = key[len(PROPERTY_PREFIX) :]
+                if not prop or len(prop) > 100:
+                    raise FilterError(key, "needs a property name of 1 to 100 characters")
+                flt.properties[prop] = value
+        return flt
+
+    def apply(self, qs: QuerySet[Response]) -> QuerySet[Response]:
+        """Narrow a queryset of answers to this segment (dates aside: see `window`)."""
+        if self.since:
+            qs = qs.filter(created_at__gte=day_start(self.since))
+        if self.until:
+            qs = qs.filter(created_at__lt=day_start(self.until + timedelta(days=1)))
+        return self.apply_segment(qs)
+
+    def apply_segment(self, qs: QuerySet[Response]) -> QuerySet[Response]:
+        """Narrow by everything but the period."""
+        if self.scores:
+            qs = qs.filter(score__in=self.scores)
+        if self.band:
+            low, high = BAND_RANGES[self.band]
+            qs = qs.filter(score__gte=low, score__lte=high)
+        if self.category:
+            low, high = CATEGORY_RANGES[self.category]
+            qs = qs.filter(score__gte=low, score__lte=high)
+        if self.account:
+            by_ext = Q(account__external_id=self.account)
+            qs = qs.filter(
+                by_ext | Q(account_id=int(self.account)) if self.account.isdigit() else by_ext
+            )
+        if self.tier:
+            qs = qs.filter(account__tier=self.tier)
+        if self.survey:
+            qs = qs.filter(survey__slug=self.survey)
+        if self.q:
+            qs = qs.filter(comment__icontains=self.q)
+        for index, (key, value) in enumerate(self.properties.items()):
+            # KeyTextTransform takes the key literally, so a key cannot smuggle in a lookup,
+            # and compares the value as text, so "3" matches both 3 and "3".
+            alias = f"_property_{index}"
+            qs = qs.alias(**{alias: Cast(KeyTextTransform(key, "properties"), TextField())}).filter(
+                **{alias: value}
+            )
+        return qs

@@ -1,0 +1,284 @@
+"""Recording answers: what happens, in order, when responses arrive from any source.
+
+API calls, CSV imports and (later) survey links all come through
+`record_responses`, which upserts accounts and people, freezes their
+properties onto each answer and saves it, in one transaction. A batch costs a
+handful of queries however many rows it has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from .models import Account, Person, Response, Survey
+
+
+class IngestError(Exception):
+    """An item cannot be stored; `field` names the offending input, dotted."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+@dataclass
+class AccountData:
+    """Account facts as given by a caller; None means "leave as it is"."""
+
+    external_id: str | None = None
+    name: str | None = None
+    tier: str | None = None
+    arr_cents: int | None = None
+    currency: str | None = None
+    plan: str | None = None
+    company_size: str | None = None
+    industry: str | None = None
+    customer_since: date | None = None
+    properties: dict[str, Any] = field(default_factory=dict)
+
+    def key(self) -> tuple[str, str]:
+        """How the account is found: by external id, else by name."""
+        if self.external_id:
+            return ("external_id", self.external_id)
+        if self.name:
+            return ("name", self.name)
+        raise IngestError("person.account", "needs an external_id or a name")
+
+
+@dataclass
+class PersonData:
+    """Person facts as given by a caller; None means "leave as it is"."""
+
+    email: str | None = None
+    external_id: str | None = None
+    name: str | None = None
+    phone: str | None = None
+    locale: str | None = None
+    properties: dict[str, Any] = field(default_factory=dict)
+    account: AccountData | None = None
+
+    def key(self) -> tuple[str, str]:
+        """How the person is found: by email, else by external id."""
+        if self.email:
+            return ("email", self.email.strip().lower())
+        if self.external_id:
+            return ("external_id", self.external_id)
+        raise IngestError("person", "needs an email or an external_id")
+
+
+@dataclass
+class ResponseData:
+    """One answer to record."""
+
+    person: PersonData
+    score: int
+    comment: str = ""
+    created_at: datetime | None = None
+    external_id: str | None = None
+    source: str = Response.Source.API
+    survey: str | None = None
+    tags: list[str] = field(default_factory=list)
+    notes: str = ""
+
+
+@dataclass
+class Outcome:
+    """What became of one item: its response, and whether this call created it."""
+
+    response: Response
+    created: bool
+
+
+_ACCOUNT_FIELDS = (
+    "name",
+    "tier",
+    "arr_cents",
+    "currency",
+    "plan",
+    "company_size",
+    "industry",
+    "customer_since",
+)
+_PERSON_FIELDS = ("name", "phone", "locale")
+
+
+def _apply(obj: Account | Person, data: AccountData | PersonData, names: Iterable[str]) -> bool:
+    """Copy the given (non-None) fields and merge properties; True if anything changed."""
+    changed = False
+    for name in names:
+        value = getattr(data, name)
+        if value is not None and getattr(obj, name) != value:
+            setattr(obj, name, value)
+            changed = True
+    merged = {**obj.properties, **data.properties}
+    if merged != obj.properties:
+        obj.properties = merged
+        changed = True
+    return changed
+
+
+def upsert_accounts(items: Sequence[AccountData]) -> dict[tuple[str, str], Account]:
+    """Create or update accounts, found by external id or name, in a few queries."""
+    wanted: dict[tuple[str, str], AccountData] = {}
+    for data in items:
+        wanted[data.key()] = data  # the last mention of an account wins
+    by_ext = [v for k, v in wanted if k == "external_id"]
+    by_name = [v for k, v in wanted if k == "name"]
+    found: dict[tuple[str, str], Account] = {}
+    for acc in Account.objects.filter(external_id__in=by_ext):
+        found[("external_id", acc.external_id or "")] = acc
+    for acc in Account.objects.filter(name__in=by_name, external_id__isnull=True):
+        found.setdefault(("name", acc.name), acc)
+
+    new: list[Account] = []
+    changed: list[Account] = []
+    for key, data in wanted.items():
+        acc = found.get(key)
+        if acc is None:
+            acc = Account(external_id=data.external_id, name=data.name or data.external_id or "")
+            _apply(acc, data, _ACCOUNT_FIELDS)
+            new.append(acc)
+            found[key] = acc
+        elif _apply(acc, data, _ACCOUNT_FIELDS):
+            changed.append(acc)
+    if new:
+        Account.objects.bulk_create(new)
+    if changed:
+        now = timezone.now()
+        for acc in changed:
+            acc.updated_at = now
+        Account.objects.bulk_update(changed, [*_ACCOUNT_FIELDS, "properties", "updated_at"])
+    return found
+
+
+def upsert_people(items: Sequence[PersonData]) -> dict[tuple[str, str], Person]:
+    """Create or update people (and their accounts), found by email or external id."""
+    accounts = upsert_accounts([p.account for p in items if p.account is not None])
+    wanted: dict[tuple[str, str], PersonData] = {}
+    for data in items:
+        wanted[data.key()] = data
+    emails = [v for k, v in wanted if k == "email"]
+    ext_ids = [v for k, v in wanted if k == "external_id"]
+    found: dict[tuple[str, str], Person] = {}
+    for person in Person.objects.filter(email__in=emails).select_related("account"):
+        found[("email", person.email or "")] = person
+    for person in Person.objects.filter(external_id__in=ext_ids).select_related("account"):
+        found[("external_id", person.external_id or "")] = person
+
+    new: list[Person] = []
+    changed: list[Person] = []
+    for key, data in wanted.items():
+        person = found.get(key)
+        account = accounts[data.account.key()] if data.account is not None else None
+        is_new = person is None
+        if person is None:
+            person = Person(email=key[1] if key[0] == "email" else None)
+            found[key] = person
+        dirty = _apply(person, data, _PERSON_FIELDS)
+        if data.external_id and person.external_id != data.external_id:
+            person.external_id = data.external_id
+            dirty = True
+        if account is not None and person.account_id != account.pk:
+            person.account = account
+            dirty = True
+        if is_new:
+            new.append(person)
+        elif dirty:
+            changed.append(person)
+    if new:
+        Person.objects.bulk_create(new)
+    if changed:
+        now = timezone.now()
+        for person in changed:
+            person.updated_at = now
+        Person.objects.bulk_update(
+            changed, [*_PERSON_FIELDS, "external_id", "account", "properties", "updated_at"]
+        )
+    return found
+
+
+def record_responses(items: Sequence[ResponseData]) -> list[Outcome]:
+    """Store answers, all or none, returning one outcome per item in order.
+
+    An item whose `external_id` was stored before is not stored again: its
+    outcome carries the original response with `created=False`, which makes
+    retries safe.
+    """
+    if not items:
+        return []
+    surveys = _surveys({item.survey for item in items})
+    # A concurrent request may create the same person or answer between our read and
+    # our insert; the unique constraints catch it and one retry sees their rows.
+    try:
+        return _record(items, surveys)
+    except IntegrityError:
+        pass
+    try:
+        return _record(items, surveys)
+    except IntegrityError as exc:
+        raise IngestError(
+            "person.external_id", "already belongs to another person with a different email"
+        ) from exc
+
+
+def _record(items: Sequence[ResponseData], surveys: dict[str | None, Survey]) -> list[Outcome]:
+    with transaction.atomic():
+        existing = {
+            r.external_id: r
+            for r in Response.objects.filter(
+                external_id__in=[i.external_id for i in items if i.external_id]
+            ).select_related("person", "account", "survey")
+        }
+        fresh = [i for i in items if not (i.external_id and i.external_id in existing)]
+        people = upsert_people([i.person for i in fresh])
+        now = timezone.now()
+        to_create: list[Response] = []
+        by_ext: dict[str, Response] = {}
+        outcomes: list[Outcome] = []
+        for item in items:
+            if item.external_id and item.external_id in existing:
+                outcomes.append(Outcome(existing[item.external_id], created=False))
+                continue
+            if item.external_id and item.external_id in by_ext:
+                outcomes.append(Outcome(by_ext[item.external_id], created=False))
+                continue
+            person = people[item.person.key()]
+            response = Response(
+                person=person,
+                survey=surveys[item.survey],
+                account=person.account,
+                score=item.score,
+                comment=item.comment,
+                source=item.source,
+                external_id=item.external_id,
+                properties=person.snapshot(),
+                tags=item.tags,
+                notes=item.notes,
+                created_at=item.created_at or now,
+                updated_at=now,
+            )
+            to_create.append(response)
+            if item.external_id:
+                by_ext[item.external_id] = response
+            outcomes.append(Outcome(response, created=True))
+        Response.objects.bulk_create(to_create)
+    return outcomes
+
+
+def _surveys(slugs: set[str | None]) -> dict[str | None, Survey]:
+    found: dict[str | None, Survey] = {
+        s.slug: s for s in Survey.objects.filter(slug__in=[s for s in slugs if s])
+    }
+    for slug in slugs:
+        if slug and slug not in found:
+            raise IngestError("survey", f"no survey with slug {slug!r}")
+    if None in slugs:
+        found[None] = Survey.default()
+    return found

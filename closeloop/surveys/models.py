@@ -1,0 +1,220 @@
+"""Customers (accounts and their people), surveys, requests and the answers they give."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from closeloop.insights import nps
+
+
+class Account(models.Model):
+    """A customer company. ARR is kept in cents to avoid rounding money."""
+
+    name = models.CharField(max_length=200)
+    external_id = models.CharField(max_length=200, null=True, blank=True, unique=True)
+    tier = models.CharField(
+        max_length=40, blank=True, db_index=True, help_text="e.g. enterprise, mid-market, smb"
+    )
+    arr_cents = models.BigIntegerField(default=0, validators=[MinValueValidator(0)])
+    currency = models.CharField(max_length=3, default="USD")
+    plan = models.CharField(max_length=100, blank=True)
+    company_size = models.CharField(max_length=40, blank=True, help_text="e.g. 51-200")
+    industry = models.CharField(max_length=100, blank=True)
+    customer_since = models.DateField(null=True, blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="owned_accounts",
+    )
+    properties = models.JSONField(default=dict, blank=True)
+    churned_at = models.DateTimeField(null=True, blank=True)
+    is_demo = models.BooleanField(default=False, help_text="Created by seed_demo.")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def arr(self) -> float:
+        """ARR in the account's currency units."""
+        return self.arr_cents / 100
+
+    def snapshot(self) -> dict[str, Any]:
+        """The account facts worth keeping on an answer, as they were when it was given."""
+        return {
+            "account.name": self.name,
+            "account.tier": self.tier,
+            "account.plan": self.plan,
+            "account.company_size": self.company_size,
+            "account.industry": self.industry,
+            "account.arr_cents": self.arr_cents,
+            **{f"account.{k}": v for k, v in self.properties.items()},
+        }
+
+
+class Person(models.Model):
+    """Someone who answers surveys. Identified by email, or by external id."""
+
+    email = models.EmailField(max_length=254, null=True, blank=True, unique=True)
+    phone = models.CharField(max_length=32, blank=True)
+    name = models.CharField(max_length=200, blank=True)
+    external_id = models.CharField(max_length=200, null=True, blank=True, unique=True)
+    locale = models.CharField(max_length=16, default="en")
+    account = models.ForeignKey(
+        Account, null=True, blank=True, on_delete=models.SET_NULL, related_name="people"
+    )
+    properties = models.JSONField(default=dict, blank=True)
+    unsubscribed_at = models.DateTimeField(null=True, blank=True)
+    bounced_at = models.DateTimeField(null=True, blank=True)
+    is_demo = models.BooleanField(default=False, help_text="Created by seed_demo.")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["email"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(email__isnull=False) | Q(external_id__isnull=False),
+                name="person_has_identity",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.email or self.external_id or f"person {self.pk}"
+
+    def snapshot(self) -> dict[str, Any]:
+        """Person and account properties as they are now, to freeze onto an answer."""
+        snap: dict[str, Any] = dict(self.properties)
+        if self.account is not None:
+            snap.update(self.account.snapshot())
+        return snap
+
+
+class Survey(models.Model):
+    """An NPS question asked of people, with its own throttle."""
+
+    DEFAULT_QUESTION = "How likely are you to recommend {product} to a friend or colleague?"
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=100, unique=True)
+    question = models.CharField(max_length=500, default=DEFAULT_QUESTION)
+    throttle_days = models.PositiveSmallIntegerField(
+        default=30,
+        validators=[MinValueValidator(7), MaxValueValidator(365)],
+        help_text="At most one survey per person in this many days.",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.name
+
+    @classmethod
+    def default(cls) -> Survey:
+        """The survey answers go to when the caller names none."""
+        survey, _ = cls.objects.get_or_create(
+            slug="nps", defaults={"name": "NPS", "question": cls.DEFAULT_QUESTION}
+        )
+        return survey
+
+
+def _new_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class SurveyRequest(models.Model):
+    """One invitation of one person to one survey, from scheduling to answer."""
+
+    class Status(models.TextChoices):
+        SCHEDULED = "scheduled"
+        SENT = "sent"
+        ANSWERED = "answered"
+        SKIPPED = "skipped"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="survey_requests")
+    survey = models.ForeignKey(Survey, on_delete=models.CASCADE, related_name="requests")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.SCHEDULED)
+    scheduled_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+    token = models.CharField(max_length=64, unique=True, default=_new_token)
+    status_reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "scheduled_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.survey} for {self.person} ({self.status})"
+
+
+class Response(models.Model):
+    """One answer to the NPS question. The heart of every figure closeloop shows."""
+
+    class Source(models.TextChoices):
+        API = "api"
+        LINK = "link"
+        EMAIL = "email"
+        IMPORT = "import"
+
+    person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="responses")
+    survey = models.ForeignKey(Survey, on_delete=models.PROTECT, related_name="responses")
+    # The account the person belonged to when answering, so history stays put if they move.
+    account = models.ForeignKey(
+        Account, null=True, blank=True, on_delete=models.SET_NULL, related_name="responses"
+    )
+    request = models.ForeignKey(
+        SurveyRequest, null=True, blank=True, on_delete=models.SET_NULL, related_name="responses"
+    )
+    score = models.PositiveSmallIntegerField(
+        validators=[MinValueValidator(0), MaxValueValidator(10)]
+    )
+    comment = models.TextField(blank=True)
+    source = models.CharField(max_length=8, choices=Source.choices, default=Source.API)
+    external_id = models.CharField(max_length=200, null=True, blank=True, unique=True)
+    properties = models.JSONField(
+        default=dict, blank=True, help_text="Person and account properties when answered."
+    )
+    tags = models.JSONField(default=list, blank=True)
+    notes = models.TextField(blank=True)
+    is_demo = models.BooleanField(default=False, help_text="Created by seed_demo.")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(score__gte=0) & Q(score__lte=10), name="response_score_0_10"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["created_at", "score"], name="response_created_score"),
+            models.Index(fields=["survey", "created_at"], name="response_survey_created"),
+            models.Index(fields=["account", "created_at"], name="response_account_created"),
+            models.Index(fields=["person", "created_at"], name="response_person_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.person} scored {self.score}"
+
+    @property
+    def category(self) -> nps.Category:
+        return nps.category(self.score)
+
+    @property
+    def band(self) -> nps.Band | None:
+        return nps.band(self.score)

@@ -1,0 +1,1 @@
+"""Pages for people. Views stay thin: they read input, call domain code, render."""

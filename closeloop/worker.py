@@ -1,0 +1,60 @@
+"""The worker loop: small steps, each claiming one piece of durable work from the database.
+
+A step is a function `() -> bool` that returns whether it did something. The
+loop runs steps until none has work, sleeps briefly, and repeats. Deadlines and
+outgoing messages are rows, so any number of workers can run side by side and
+a stopped worker loses nothing. Steps are added by the apps that own the work.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable, Sequence
+from types import FrameType
+
+log = logging.getLogger("closeloop.worker")
+
+Step = Callable[[], bool]
+
+# Steps registered by the apps; empty until follow-up, deliveries and surveys add theirs.
+STEPS: list[Step] = []
+
+
+class Worker:
+    """Runs steps until told to stop; SIGTERM and SIGINT finish the current step first."""
+
+    def __init__(self, steps: Sequence[Step], idle_seconds: float) -> None:
+        self.steps = list(steps)
+        self.idle_seconds = idle_seconds
+        self.stopping = threading.Event()
+
+    def stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
+        """Ask the loop to end after the step in progress."""
+        if not self.stopping.is_set():
+            log.info("worker stopping (signal %s)", signum)
+        self.stopping.set()
+
+    def run_once(self) -> bool:
+        """Run every step once; True if any did something."""
+        did = False
+        for step in self.steps:
+            if self.stopping.is_set():
+                break
+            try:
+                did = step() or did
+            except Exception:
+                # One failing step must not stop the others; the row it was on stays claimable.
+                log.exception("worker step %s failed", getattr(step, "__name__", step))
+        return did
+
+    def run(self) -> None:
+        """Loop until stopped, sleeping when there is nothing to do."""
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+        log.info("worker started with %d step(s)", len(self.steps))
+        while not self.stopping.is_set():
+            if not self.run_once():
+                self.stopping.wait(self.idle_seconds)
+        log.info("worker stopped")

@@ -1,0 +1,99 @@
+"""Shared fixtures: named users of each role, accounts of each tier, API clients."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from closeloop.api.models import ApiKey
+from closeloop.surveys.models import Account
+from closeloop.team.models import Role, User
+
+
+@pytest.fixture
+def manager(db: Any) -> User:
+    return User.objects.create_user(
+        "maria", "maria@example.com", "pw-maria-123", first_name="Maria", role=Role.MANAGER
+    )
+
+
+@pytest.fixture
+def agent(manager: User) -> User:
+    return User.objects.create_user(
+        "alex",
+        "alex@example.com",
+        "pw-alex-123",
+        first_name="Alex",
+        role=Role.AGENT,
+        manager=manager,
+    )
+
+
+@pytest.fixture
+def viewer(db: Any) -> User:
+    return User.objects.create_user("vic", "vic@example.com", "pw-vic-123", role=Role.VIEWER)
+
+
+@pytest.fixture
+def admin_user(db: Any) -> User:
+    return User.objects.create_superuser("admin", "admin@example.com", "pw-admin-123")
+
+
+@pytest.fixture
+def enterprise(agent: User) -> Account:
+    return Account.objects.create(
+        name="Globex",
+        external_id="acc-globex",
+        tier="enterprise",
+        arr_cents=12_000_000,
+        owner=agent,
+    )
+
+
+@pytest.fixture
+def smb(agent: User) -> Account:
+    return Account.objects.create(
+        name="Initech", external_id="acc-initech", tier="smb", arr_cents=600_000, owner=agent
+    )
+
+
+class ApiClient(Client):
+    """A test client that sends JSON and an API key."""
+
+    def __init__(self, key: str | None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.key = key
+
+    def _auth(self, extra: dict[str, Any]) -> dict[str, Any]:
+        if self.key is not None:
+            extra.setdefault("HTTP_AUTHORIZATION", f"Bearer {self.key}")
+        return extra
+
+    def get_json(self, path: str, data: Any = None, **extra: Any) -> Any:
+        return self.get(path, data, **self._auth(extra))
+
+    def post_json(self, path: str, data: Any, **extra: Any) -> Any:
+        body = data if isinstance(data, (str, bytes)) else json.dumps(data)
+        return self.post(path, body, content_type="application/json", **self._auth(extra))
+
+
+@pytest.fixture
+def api(db: Any) -> ApiClient:
+    _, plain = ApiKey.issue("tests")
+    return ApiClient(plain)
+
+
+@pytest.fixture
+def read_only_api(db: Any) -> ApiClient:
+    _, plain = ApiKey.issue("reader", read_only=True)
+    return ApiClient(plain)
+
+
+def answer(email: str = "pat@example.com", score: int = 3, **extra: Any) -> dict[str, Any]:
+    """A valid POST /api/v1/responses body."""
+    body: dict[str, Any] = {"person": {"email": email}, "score": score}
+    body.update(extra)
+    return body
