@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
-from ninja import NinjaAPI
+from ninja import NinjaAPI, Status
 from ninja.errors import AuthenticationError, HttpError
 from ninja.security import HttpBearer
 from pydantic import ValidationError
@@ -280,7 +280,7 @@ def metrics(request: HttpRequest) -> dict[str, Any]:
 
 
 @api.post("/people", response={200: PersonOut, 201: PersonOut}, summary="Create or update a person")
-def upsert_person(request: HttpRequest, payload: PersonIn) -> tuple[int, Person]:
+def upsert_person(request: HttpRequest, payload: PersonIn) -> Status[Person]:
     """Found by email, else external_id; given fields replace, properties merge."""
     _require_write(request)
     data = payload.to_data()
@@ -288,7 +288,7 @@ def upsert_person(request: HttpRequest, payload: PersonIn) -> tuple[int, Person]
     with transaction.atomic():
         person = _upsert_people([data])[data.key()]
     person = Person.objects.select_related("account").get(pk=person.pk)
-    return (200 if existed else 201), person
+    return Status(200 if existed else 201, person)
 
 
 @api.get("/people/{person_id}", response=PersonOut, summary="One person")
@@ -300,7 +300,7 @@ def get_person(request: HttpRequest, person_id: int) -> Person:
 @api.post(
     "/accounts", response={200: AccountOut, 201: AccountOut}, summary="Create or update an account"
 )
-def upsert_account(request: HttpRequest, payload: AccountIn) -> tuple[int, Account]:
+def upsert_account(request: HttpRequest, payload: AccountIn) -> Status[Account]:
     """Found by external_id, else name; given fields replace, properties merge."""
     _require_write(request)
     data = payload.to_data()
@@ -309,7 +309,7 @@ def upsert_account(request: HttpRequest, payload: AccountIn) -> tuple[int, Accou
     existed = Account.objects.filter(**lookup).exists()
     with transaction.atomic():
         account = upsert_accounts([data])[data.key()]
-    return (200 if existed else 201), account
+    return Status(200 if existed else 201, account)
 
 
 @api.get("/accounts/{account_id}", response=AccountOut, summary="One account")
