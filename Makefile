@@ -33,10 +33,10 @@ run: demo
 	HOST=$(HOST) PORT=$(PORT) PY=$(PY) bash scripts/run.sh
 
 test: install chromium
-	$(PY) -m pytest
+	$(PY) -m pytest -q
 
 test-postgres: install chromium
-	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/closeloop} $(PY) -m pytest
+	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/closeloop} $(PY) -m pytest -q
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -28,20 +28,10 @@ from closeloop.surveys.filters import FilterError, ResponseFilter
 from closeloop.surveys.ingest import IngestError, Outcome, record_responses, upsert_accounts
 from closeloop.surveys.ingest import upsert_people as _upsert_people
 from closeloop.surveys.models import Account, Person, Response, Survey
+from closeloop.surveys.schemas import AccountIn, PersonIn, ResponseIn
 
 from .models import ApiKey, IdempotencyRecord
-from .schemas import (
-    AccountIn,
-    AccountOut,
-    BatchIn,
-    BatchOut,
-    MetricsOut,
-    PersonIn,
-    PersonOut,
-    ResponseIn,
-    ResponseOut,
-    ResponsePage,
-)
+from .schemas import AccountOut, BatchIn, BatchOut, MetricsOut, PersonOut, ResponseOut, ResponsePage
 
 
 class BearerKey(HttpBearer):

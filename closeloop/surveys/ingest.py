@@ -9,12 +9,15 @@ handful of queries however many rows it has.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
+
+from closeloop.team.models import User
 
 from .models import Account, Person, Response, Survey
 
@@ -41,6 +44,7 @@ class AccountData:
     company_size: str | None = None
     industry: str | None = None
     customer_since: date | None = None
+    owner_email: str | None = None
     properties: dict[str, Any] = field(default_factory=dict)
 
     def key(self) -> tuple[str, str]:
@@ -124,11 +128,26 @@ def _apply(obj: Account | Person, data: AccountData | PersonData, names: Iterabl
     return changed
 
 
+_Mention = TypeVar("_Mention", AccountData, PersonData)
+
+
+def _merge(earlier: _Mention | None, later: _Mention) -> _Mention:
+    """Two mentions of one account or person in a batch: later given fields win."""
+    if earlier is None:
+        return later
+    merged = replace(earlier, properties={**earlier.properties, **later.properties})
+    for f in fields(later):
+        value = getattr(later, f.name)
+        if value is not None and f.name != "properties":
+            setattr(merged, f.name, value)
+    return merged
+
+
 def upsert_accounts(items: Sequence[AccountData]) -> dict[tuple[str, str], Account]:
     """Create or update accounts, found by external id or name, in a few queries."""
     wanted: dict[tuple[str, str], AccountData] = {}
     for data in items:
-        wanted[data.key()] = data  # the last mention of an account wins
+        wanted[data.key()] = _merge(wanted.get(data.key()), data)
     by_ext = [v for k, v in wanted if k == "external_id"]
     by_name = [v for k, v in wanted if k == "name"]
     found: dict[tuple[str, str], Account] = {}
@@ -137,16 +156,22 @@ def upsert_accounts(items: Sequence[AccountData]) -> dict[tuple[str, str], Accou
     for acc in Account.objects.filter(name__in=by_name, external_id__isnull=True):
         found.setdefault(("name", acc.name), acc)
 
+    owners = _owners_by_email({d.owner_email for d in wanted.values() if d.owner_email})
     new: list[Account] = []
     changed: list[Account] = []
     for key, data in wanted.items():
         acc = found.get(key)
+        is_new = acc is None
         if acc is None:
             acc = Account(external_id=data.external_id, name=data.name or data.external_id or "")
-            _apply(acc, data, _ACCOUNT_FIELDS)
-            new.append(acc)
             found[key] = acc
-        elif _apply(acc, data, _ACCOUNT_FIELDS):
+        dirty = _apply(acc, data, _ACCOUNT_FIELDS)
+        if data.owner_email and acc.owner_id != owners[data.owner_email].pk:
+            acc.owner = owners[data.owner_email]
+            dirty = True
+        if is_new:
+            new.append(acc)
+        elif dirty:
             changed.append(acc)
     if new:
         Account.objects.bulk_create(new)
@@ -154,8 +179,22 @@ def upsert_accounts(items: Sequence[AccountData]) -> dict[tuple[str, str], Accou
         now = timezone.now()
         for acc in changed:
             acc.updated_at = now
-        Account.objects.bulk_update(changed, [*_ACCOUNT_FIELDS, "properties", "updated_at"])
+        Account.objects.bulk_update(
+            changed, [*_ACCOUNT_FIELDS, "owner", "properties", "updated_at"]
+        )
     return found
+
+
+def _owners_by_email(emails: set[str]) -> dict[str, User]:
+    if not emails:
+        return {}
+    match = Q()
+    for email in emails:
+        match |= Q(email__iexact=email)
+    owners = {u.email.lower(): u for u in User.objects.filter(match)}
+    for email in sorted(emails - owners.keys()):
+        raise IngestError("account.owner_email", f"no closeloop user has the email {email}")
+    return owners
 
 
 def upsert_people(items: Sequence[PersonData]) -> dict[tuple[str, str], Person]:
@@ -163,7 +202,7 @@ def upsert_people(items: Sequence[PersonData]) -> dict[tuple[str, str], Person]:
     accounts = upsert_accounts([p.account for p in items if p.account is not None])
     wanted: dict[tuple[str, str], PersonData] = {}
     for data in items:
-        wanted[data.key()] = data
+        wanted[data.key()] = _merge(wanted.get(data.key()), data)
     emails = [v for k, v in wanted if k == "email"]
     ext_ids = [v for k, v in wanted if k == "external_id"]
     found: dict[tuple[str, str], Person] = {}

@@ -1,0 +1,414 @@
+"""CSV import and export of accounts, people and answers.
+
+Import reads the whole file, validates every row with the same rules as the API
+(`schemas.py`), and reports each problem by row and column. Nothing is written
+when any row fails, unless the caller asks to import the valid rows; then the
+valid rows are written in one transaction. Re-importing a file changes nothing:
+people and accounts are upserted, and each answer row gets a stable id derived
+from its content unless the file gives one.
+
+Export streams rows and neutralises spreadsheet formulas.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.db import transaction
+from pydantic import BaseModel, ValidationError
+
+from closeloop.team.models import User
+
+from .ingest import IngestError, record_responses, upsert_accounts, upsert_people
+from .models import Account, Person, Response, Survey
+from .schemas import AccountIn, PersonIn, ResponseIn
+
+KINDS = ("responses", "people", "accounts")
+
+# CSV column → where its value goes in the API shape. Columns not listed here
+# become properties of the person (or, for the accounts file, of the account).
+ACCOUNT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "account_external_id": ("external_id",),
+    "account_name": ("name",),
+    "tier": ("tier",),
+    "arr": ("arr",),
+    "currency": ("currency",),
+    "plan": ("plan",),
+    "company_size": ("company_size",),
+    "industry": ("industry",),
+    "customer_since": ("customer_since",),
+}
+PERSON_COLUMNS: dict[str, tuple[str, ...]] = {
+    "email": ("email",),
+    "person_external_id": ("external_id",),
+    "name": ("name",),
+    "phone": ("phone",),
+    "locale": ("locale",),
+    **{col: ("account", *path) for col, path in ACCOUNT_COLUMNS.items()},
+}
+RESPONSE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "score": ("score",),
+    "comment": ("comment",),
+    "created_at": ("created_at",),
+    "response_id": ("external_id",),
+    "survey": ("survey",),
+    "tags": ("tags",),
+    **{col: ("person", *path) for col, path in PERSON_COLUMNS.items()},
+}
+# In the accounts file the account's own columns have plain names too.
+ACCOUNTS_FILE_COLUMNS: dict[str, tuple[str, ...]] = {
+    **ACCOUNT_COLUMNS,
+    "external_id": ("external_id",),
+    "name": ("name",),
+    "owner_email": ("owner_email",),
+}
+REQUIRED: dict[str, list[list[str]]] = {
+    # Each inner list: at least one of these columns must be present in the header.
+    "responses": [["score"], ["email", "person_external_id"]],
+    "people": [["email", "person_external_id"]],
+    "accounts": [["external_id", "account_external_id", "name", "account_name"]],
+}
+COLUMNS = {
+    "responses": RESPONSE_COLUMNS,
+    "people": PERSON_COLUMNS,
+    "accounts": ACCOUNTS_FILE_COLUMNS,
+}
+SCHEMAS: dict[str, type[BaseModel]] = {
+    "responses": ResponseIn,
+    "people": PersonIn,
+    "accounts": AccountIn,
+}
+
+
+@dataclass
+class Problem:
+    """One reason a row (or the file) cannot be imported. Row 1 is the header."""
+
+    row: int
+    column: str
+    reason: str
+
+
+@dataclass
+class ImportReport:
+    """What an import found and did."""
+
+    kind: str
+    rows: int = 0
+    valid: int = 0
+    imported: int = 0
+    created: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    written: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+class CsvFileError(ValueError):
+    """The file as a whole cannot be read."""
+
+
+def decode(raw: bytes) -> str:
+    """The file's text; UTF-8 (with or without a byte-order mark) is required."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise CsvFileError(
+            f"the file is not UTF-8 (byte 0x{raw[exc.start]:02x} at position {exc.start}); "
+            "save it as 'CSV UTF-8' and upload again"
+        ) from None
+
+
+def _set(target: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    for part in path[:-1]:
+        target = target.setdefault(part, {})
+    target[path[-1]] = value
+
+
+def _convert(path: tuple[str, ...], value: str) -> Any:
+    """Turn the text of a cell into what the schema expects."""
+    name = path[-1]
+    if path == ("score",):
+        try:
+            return int(value)
+        except ValueError:
+            return value  # the schema names it: "Input should be a valid integer"
+    if name == "arr":
+        try:
+            return Decimal(value.replace(",", ""))
+        except InvalidOperation:
+            return value
+    if path == ("tags",):
+        return [t.strip() for t in value.replace(";", ",").split(",") if t.strip()]
+    return value
+
+
+def _row_to_body(kind: str, row: dict[str, str]) -> dict[str, Any]:
+    columns = COLUMNS[kind]
+    body: dict[str, Any] = {}
+    props: dict[str, Any] = {}
+    for column, raw in row.items():
+        value = (raw or "").strip()
+        if not value or column is None:
+            continue
+        if column in columns:
+            _set(body, columns[column], _convert(columns[column], value))
+        else:
+            props[column] = value
+    if props:
+        holder = body.setdefault("person", {}) if kind == "responses" else body
+        holder.setdefault("properties", {}).update(props)
+    if kind == "responses" and "external_id" not in body:
+        body["external_id"] = _content_id(row)
+    return body
+
+
+def _content_id(row: dict[str, str]) -> str:
+    """A stable id for an answer row without one, so re-importing it creates nothing."""
+    key = "\x1f".join(
+        (row.get(c) or "").strip()
+        for c in ("email", "person_external_id", "score", "comment", "created_at")
+    )
+    return "csv:" + hashlib.sha256(key.encode()).hexdigest()[:40]
+
+
+def _column_for(kind: str, loc: tuple[Any, ...], header: list[str]) -> str:
+    path = tuple(str(p) for p in loc)
+    for column, target in COLUMNS[kind].items():
+        if path[: len(target)] == target and column in header:
+            return column
+    if "properties" in path:
+        return path[path.index("properties") + 1] if path[-1] != "properties" else "properties"
+    return ".".join(path) or "(row)"
+
+
+def read(kind: str, text: str) -> tuple[list[tuple[int, BaseModel]], ImportReport]:
+    """Parse and validate every row; returns the valid rows (with row numbers) and a report."""
+    if kind not in KINDS:
+        raise CsvFileError(f"kind must be one of {', '.join(KINDS)}")
+    report = ImportReport(kind=kind)
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    if not header:
+        raise CsvFileError("the file is empty: the first line must name the columns")
+    reader.fieldnames = header
+    for group in REQUIRED[kind]:
+        if not any(col in header for col in group):
+            report.problems.append(Problem(1, " or ".join(group), "missing column"))
+    if report.problems:
+        return [], report
+    valid: list[tuple[int, BaseModel]] = []
+    schema = SCHEMAS[kind]
+    known = _known_references(kind)
+    for number, row in enumerate(reader, start=2):
+        report.rows += 1
+        if None in row:
+            report.problems.append(Problem(number, "(row)", "more cells than header columns"))
+            continue
+        try:
+            item = schema.model_validate(_row_to_body(kind, row))
+        except ValidationError as exc:
+            for err in exc.errors():
+                report.problems.append(
+                    Problem(number, _column_for(kind, err["loc"], header), err["msg"])
+                )
+            continue
+        missing = _unknown_reference(item, known)
+        if missing:
+            report.problems.append(Problem(number, *missing))
+            continue
+        valid.append((number, item))
+    report.valid = len(valid)
+    return valid, report
+
+
+def _known_references(kind: str) -> dict[str, set[str]]:
+    """The survey slugs and owner emails that rows may name."""
+    if kind == "responses":
+        return {"survey": set(Survey.objects.values_list("slug", flat=True))}
+    if kind == "accounts":
+        return {"owner_email": {e.lower() for e in User.objects.values_list("email", flat=True)}}
+    return {}
+
+
+def _unknown_reference(item: BaseModel, known: dict[str, set[str]]) -> tuple[str, str] | None:
+    survey = getattr(item, "survey", None)
+    if survey and survey not in known.get("survey", set()):
+        return "survey", f"no survey with slug {survey!r}"
+    owner = getattr(item, "owner_email", None)
+    if owner and owner.lower() not in known.get("owner_email", set()):
+        return "owner_email", f"no closeloop user has the email {owner}"
+    return None
+
+
+def import_text(
+    kind: str, text: str, *, valid_only: bool = False, dry_run: bool = False
+) -> ImportReport:
+    """Validate, then write all rows, or only the valid ones when `valid_only` is set."""
+    valid, report = read(kind, text)
+    if dry_run or not valid or (report.problems and not valid_only):
+        return report
+    items = [item for _, item in valid]
+    try:
+        with transaction.atomic():
+            report.created = _write(kind, items)
+    except IngestError as exc:
+        report.problems.append(Problem(0, exc.field, exc.reason))
+        return report
+    report.imported = len(items)
+    report.written = True
+    return report
+
+
+def _write(kind: str, items: list[Any]) -> int:
+    if kind == "responses":
+        outcomes = []
+        data = [replace(i.to_data(), source=Response.Source.IMPORT) for i in items]
+        for start in range(0, len(data), 1000):
+            outcomes += record_responses(data[start : start + 1000])
+        return sum(o.created for o in outcomes)
+    if kind == "people":
+        before = Person.objects.count()
+        upsert_people([i.to_data() for i in items])
+        return Person.objects.count() - before
+    before = Account.objects.count()
+    upsert_accounts([i.to_data() for i in items])
+    return Account.objects.count() - before
+
+
+# --- export -------------------------------------------------------------------------------
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value: Any) -> str:
+    """A cell a spreadsheet will not run: text starting like a formula gets a leading quote."""
+    if value is None:
+        return ""
+    text = str(value)
+    if text.startswith(FORMULA_STARTS):
+        return "'" + text
+    return text
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def csv_lines(header: list[str], rows: Iterable[list[Any]]) -> Iterator[str]:
+    """Yield CSV text line by line (for streaming), every cell made safe."""
+    writer = csv.writer(_Echo())
+    yield writer.writerow(header)
+    for row in rows:
+        yield writer.writerow([safe_cell(v) for v in row])
+
+
+RESPONSE_EXPORT_HEADER = [
+    "id",
+    "created_at",
+    "score",
+    "category",
+    "comment",
+    "email",
+    "name",
+    "person_external_id",
+    "account_external_id",
+    "account_name",
+    "tier",
+    "source",
+    "survey",
+    "tags",
+    "response_id",
+]
+
+
+def response_rows(qs: Iterable[Response]) -> Iterator[list[Any]]:
+    """Export rows for answers; the columns read back in by the responses import."""
+    for r in qs:
+        account = r.account
+        yield [
+            r.pk,
+            r.created_at.isoformat(),
+            r.score,
+            r.category,
+            r.comment,
+            r.person.email,
+            r.person.name,
+            r.person.external_id,
+            account.external_id if account else "",
+            account.name if account else "",
+            account.tier if account else "",
+            r.source,
+            r.survey.slug,
+            ",".join(r.tags),
+            r.external_id,
+        ]
+
+
+PEOPLE_EXPORT_HEADER = [
+    "email",
+    "person_external_id",
+    "name",
+    "phone",
+    "locale",
+    "account_external_id",
+    "account_name",
+    "unsubscribed_at",
+    "bounced_at",
+]
+
+
+def people_rows(qs: Iterable[Person]) -> Iterator[list[Any]]:
+    """Export rows for people; custom properties follow as extra columns elsewhere."""
+    for p in qs:
+        yield [
+            p.email,
+            p.external_id,
+            p.name,
+            p.phone,
+            p.locale,
+            p.account.external_id if p.account else "",
+            p.account.name if p.account else "",
+            p.unsubscribed_at.isoformat() if p.unsubscribed_at else "",
+            p.bounced_at.isoformat() if p.bounced_at else "",
+        ]
+
+
+ACCOUNT_EXPORT_HEADER = [
+    "external_id",
+    "name",
+    "tier",
+    "arr",
+    "currency",
+    "plan",
+    "company_size",
+    "industry",
+    "customer_since",
+    "owner_email",
+]
+
+
+def account_rows(qs: Iterable[Account]) -> Iterator[list[Any]]:
+    """Export rows for accounts, ARR in currency units."""
+    for a in qs:
+        yield [
+            a.external_id,
+            a.name,
+            a.tier,
+            f"{a.arr_cents / 100:.2f}",
+            a.currency,
+            a.plan,
+            a.company_size,
+            a.industry,
+            a.customer_since.isoformat() if a.customer_since else "",
+            a.owner.email if a.owner else "",
+        ]
