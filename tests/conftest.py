@@ -12,6 +12,8 @@ from closeloop.api.models import ApiKey
 from closeloop.surveys.models import Account
 from closeloop.team.models import Role, User
 
+pytest_plugins = ["tests.browser"]
+
 
 @pytest.fixture
 def manager(db: Any) -> User:

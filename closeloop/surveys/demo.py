@@ -109,7 +109,7 @@ TIERS = [
     ("mid-market", 0.35, (15_000, 80_000)),
     ("smb", 0.5, (2_000, 15_000)),
 ]
-TIER_MEAN = {"enterprise": 8.0, "mid-market": 7.6, "smb": 7.2}
+TIER_MEAN = {"enterprise": 9.0, "mid-market": 8.9, "smb": 8.5}
 INDUSTRIES = ["software", "healthcare", "finance", "retail", "education", "logistics"]
 SIZES = ["1-10", "11-50", "51-200", "201-1000", "1000+"]
 PLANS = {"enterprise": "Enterprise", "mid-market": "Business", "smb": "Starter"}
@@ -211,15 +211,18 @@ def _comment(rng: random.Random, score: int) -> tuple[str, list[str]]:
     text = ". ".join(rng.choice(THEME_PHRASES[t]) for t in themes)
     if rng.random() < 0.1:
         return "", []
-    return rng.choice(OPENERS) + text[0].lower() + text[1:] if rng.random() < 0.3 else text, themes
+    opener = rng.choice(OPENERS)
+    return (opener + text[0].lower() + text[1:] if opener else text), themes
 
 
 def _score(rng: random.Random, tier: str, months_ago: float) -> int:
+    if rng.random() < 0.04:
+        return rng.randint(0, 3)  # the few customers something went badly wrong for
     mean = TIER_MEAN[tier]
     if tier == "mid-market":
         # The drift: mid-market loses about 1.5 points over the year, newest months worst.
         mean -= 1.5 * (12 - months_ago) / 12
-    return max(0, min(10, round(rng.gauss(mean, 2.2))))
+    return max(0, min(10, round(rng.gauss(mean, 1.9))))
 
 
 @transaction.atomic
@@ -263,7 +266,14 @@ def seed(accounts: int = 200, people: int = 2000, responses: int = 6000, seed: i
         comment, themes = _comment(rng, score)
         when = now - timedelta(days=days_ago)
         items.append(
-            ResponseData(person=person, score=score, comment=comment, created_at=when, tags=themes)
+            ResponseData(
+                person=person,
+                score=score,
+                comment=comment,
+                created_at=when,
+                tags=themes,
+                source=Response.Source.EMAIL,
+            )
         )
     items.sort(key=lambda item: item.created_at or now)
     for start in range(0, len(items), 500):

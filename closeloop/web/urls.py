@@ -1,7 +1,17 @@
+"""Pages for people."""
+
 from django.contrib.auth import views as auth_views
 from django.urls import path
+
+from . import views
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(template_name="web/login.html"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", views.dashboard, name="dashboard"),
+    path("responses/", views.responses, name="responses"),
+    path("responses/export.csv", views.export_responses, name="export-responses"),
+    path("people/export.csv", views.export_people, name="export-people"),
+    path("accounts/export.csv", views.export_accounts, name="export-accounts"),
+    path("import/", views.import_csv, name="import"),
 ]

@@ -1,1 +1,181 @@
 """Pages for people. Views stay thin: they read input, call domain code, render."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+
+from closeloop.insights.metrics import (
+    compare_periods,
+    day_start,
+    monthly_trend,
+    score_distribution,
+)
+from closeloop.surveys import csvio
+from closeloop.surveys.demo import has_demo_data
+from closeloop.surveys.filters import FilterError, ResponseFilter
+from closeloop.surveys.models import Account, Person, Response, Survey
+
+from .forms import ImportForm, ResponseFilterForm
+
+
+def _filters(request: HttpRequest) -> tuple[ResponseFilterForm, ResponseFilter, str | None]:
+    """The filter form and the segment it describes; a bad value is reported, not raised."""
+    form = ResponseFilterForm(request.GET)
+    params = {k: v for k, v in request.GET.items() if v}
+    try:
+        return form, ResponseFilter.from_params(params), None
+    except FilterError as exc:
+        return form, ResponseFilter(), f"{exc.field}: {exc.reason}"
+
+
+def _base(request: HttpRequest, **extra: Any) -> dict[str, Any]:
+    return {"demo": has_demo_data(), "surveys": Survey.objects.all(), **extra}
+
+
+@login_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    """NPS for a period with its interval and change, the 0–10 distribution and the trend."""
+    form, flt, error = _filters(request)
+    until = flt.until or timezone.now().date()
+    since = flt.since or until - timedelta(days=89)
+    form = ResponseFilterForm({**request.GET.dict(), "since": since, "until": until})
+    segment = flt.apply_segment(Response.objects.all())
+    cmp = compare_periods(segment, since, until)
+    end = day_start(until + timedelta(days=1))
+    # Twelve whole months, the last one holding `until`.
+    first_month = date(until.year, until.month, 1) - timedelta(days=334)
+    trend = monthly_trend(
+        segment.filter(created_at__gte=day_start(first_month.replace(day=1)), created_at__lt=end)
+    )
+    period = segment.filter(created_at__gte=day_start(since), created_at__lt=end)
+    chart = {
+        "distribution": score_distribution(period),
+        "trend": [
+            {
+                "month": p.month.strftime("%b %Y"),
+                "nps": round(p.summary.nps, 1),
+                "low": round(p.summary.interval[0], 1),
+                "high": round(p.summary.interval[1], 1),
+                "n": p.summary.responses,
+            }
+            for p in trend
+        ],
+    }
+    return render(
+        request,
+        "web/dashboard.html",
+        _base(
+            request,
+            form=form,
+            error=error,
+            cmp=cmp,
+            since=since,
+            until=until,
+            chart=chart,
+            current=cmp.current,
+            previous=cmp.previous,
+            days=(until - since).days + 1,
+            query=request.GET.urlencode(),
+        ),
+    )
+
+
+@login_required
+def responses(request: HttpRequest) -> HttpResponse:
+    """Answers, newest first, filtered and searchable; htmx swaps just the table."""
+    form, flt, error = _filters(request)
+    qs = flt.apply(Response.objects.select_related("person", "account", "survey"))
+    page = Paginator(qs.order_by("-created_at", "-id"), 50).get_page(request.GET.get("page"))
+    params = request.GET.copy()
+    params.pop("page", None)
+    template = (
+        "web/_responses_table.html" if request.headers.get("HX-Request") else ("web/responses.html")
+    )
+    return render(
+        request,
+        template,
+        _base(
+            request,
+            form=form,
+            error=error,
+            page=page,
+            query=params.urlencode(),
+        ),
+    )
+
+
+def _stream(filename: str, header: list[str], rows: Any) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(csvio.csv_lines(header, rows), content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@login_required
+def export_responses(request: HttpRequest) -> HttpResponse:
+    """The filtered answers as CSV, formulas neutralised."""
+    _, flt, error = _filters(request)
+    if error:
+        return HttpResponse(error, status=400, content_type="text/plain")
+    qs = flt.apply(Response.objects.select_related("person", "account", "survey"))
+    return _stream(
+        "responses.csv",
+        csvio.RESPONSE_EXPORT_HEADER,
+        csvio.response_rows(qs.order_by("-created_at", "-id").iterator(2000)),
+    )
+
+
+@login_required
+def export_people(request: HttpRequest) -> HttpResponse:
+    """Everyone as CSV."""
+    qs = Person.objects.select_related("account").order_by("pk").iterator(2000)
+    return _stream("people.csv", csvio.PEOPLE_EXPORT_HEADER, csvio.people_rows(qs))
+
+
+@login_required
+def export_accounts(request: HttpRequest) -> HttpResponse:
+    """Every account as CSV."""
+    qs = Account.objects.select_related("owner").order_by("pk").iterator(2000)
+    return _stream("accounts.csv", csvio.ACCOUNT_EXPORT_HEADER, csvio.account_rows(qs))
+
+
+@login_required
+def import_csv(request: HttpRequest) -> HttpResponse:
+    """Upload a CSV: every row is checked, and a report shown, before anything is written."""
+    if not request.user.can_write():  # type: ignore[union-attr]
+        raise PermissionDenied("Viewers cannot import data.")
+    report = None
+    file_error = None
+    if request.method == "POST":
+        form = ImportForm(request.POST, request.FILES)
+        if form.is_valid():
+            try:
+                text = csvio.decode(form.cleaned_data["file"].read())
+                report = csvio.import_text(
+                    form.cleaned_data["kind"],
+                    text,
+                    valid_only=form.cleaned_data["valid_only"],
+                    dry_run=form.cleaned_data["dry_run"],
+                )
+            except csvio.CsvFileError as exc:
+                file_error = str(exc)
+    else:
+        form = ImportForm()
+    return render(
+        request,
+        "web/import.html",
+        _base(
+            request,
+            form=form,
+            report=report,
+            file_error=file_error,
+            problems=report.problems[:500] if report else [],
+        ),
+    )

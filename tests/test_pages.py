@@ -1,0 +1,85 @@
+"""Pages through Django's client: permissions, exports and bad input."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+
+from closeloop.surveys.ingest import PersonData, ResponseData, record_responses
+from closeloop.surveys.models import Response
+from closeloop.team.models import User
+
+pytestmark = pytest.mark.django_db
+
+
+def _client(user: User) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.mark.parametrize("path", ["/", "/responses/", "/import/", "/responses/export.csv"])
+def test_it_requires_login(path: str) -> None:
+    r = Client().get(path)
+    assert r.status_code == 302 and r["Location"].startswith("/login/")
+
+
+def test_it_keeps_viewers_out_of_import(viewer: User) -> None:
+    client = _client(viewer)
+    assert client.get("/").status_code == 200
+    assert client.get("/import/").status_code == 403
+
+
+def test_it_exports_filtered_answers_with_formulas_neutralised(agent: User) -> None:
+    record_responses(
+        [
+            ResponseData(
+                person=PersonData(email="a@x.io", name="=cmd|' /C calc'!A0"),
+                score=2,
+                comment="@SUM(1+1)",
+            ),
+            ResponseData(person=PersonData(email="b@x.io"), score=10, comment="great"),
+        ]
+    )
+    r = _client(agent).get("/responses/export.csv", {"category": "detractor"})
+    assert r.status_code == 200 and r["Content-Type"] == "text/csv"
+    rows = list(csv.DictReader(io.StringIO(b"".join(r.streaming_content).decode())))
+    assert len(rows) == 1
+    assert rows[0]["comment"] == "'@SUM(1+1)" and rows[0]["name"].startswith("'=")
+
+
+def test_it_round_trips_an_export_through_the_import(agent: User) -> None:
+    record_responses(
+        [ResponseData(person=PersonData(email="a@x.io"), score=4, comment="meh", external_id="r-1")]
+    )
+    body = b"".join(_client(agent).get("/responses/export.csv").streaming_content)
+    upload = SimpleUploadedFile("responses.csv", body, content_type="text/csv")
+    r = _client(agent).post("/import/", {"kind": "responses", "file": upload})
+    assert r.status_code == 200
+    assert r.context["report"].ok and r.context["report"].created == 0
+    assert Response.objects.count() == 1
+
+
+def test_it_reports_a_bad_filter_instead_of_failing(agent: User) -> None:
+    r = _client(agent).get("/responses/", {"since": "not-a-date"})
+    assert r.status_code == 200
+    assert "since" in r.context["error"]
+    r = _client(agent).get("/responses/export.csv", {"band": "awful"})
+    assert r.status_code == 400
+
+
+def test_it_refuses_a_non_utf8_upload_with_a_message(agent: User) -> None:
+    upload = SimpleUploadedFile("x.csv", "email,score\nzoë@x.io,3\n".encode("latin-1"))
+    r = _client(agent).post("/import/", {"kind": "responses", "file": upload})
+    assert "not UTF-8" in r.context["file_error"]
+    assert Response.objects.count() == 0
+
+
+def test_it_refuses_an_upload_without_a_file_or_with_a_bad_kind(agent: User) -> None:
+    r = _client(agent).post("/import/", {"kind": "planets"})
+    assert r.status_code == 200
+    assert "kind" in r.context["form"].errors and "file" in r.context["form"].errors

@@ -1,0 +1,89 @@
+"""The pages in a real Chromium: log in, dashboard charts, htmx filtering, CSV upload."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from closeloop.surveys.ingest import PersonData, ResponseData, record_responses
+from closeloop.team.models import User
+
+from .browser import log_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def _answers(*rows: tuple[str, int, str, int]) -> None:
+    now = timezone.now()
+    record_responses(
+        [
+            ResponseData(
+                person=PersonData(email=email),
+                score=score,
+                comment=comment,
+                created_at=now - timedelta(days=days_ago),
+            )
+            for email, score, comment, days_ago in rows
+        ]
+    )
+
+
+def test_it_shows_the_dashboard_with_nps_interval_and_charts(
+    live_server: Any, page: Any, agent: User
+) -> None:
+    _answers(
+        ("a@x.io", 10, "great", 1),
+        ("b@x.io", 9, "", 2),
+        ("c@x.io", 2, "slow", 3),
+        ("d@x.io", 7, "", 4),
+    )
+    log_in(page, live_server.url, "alex", "pw-alex-123")
+    assert page.locator(".metric .big").first.inner_text() == "25"
+    assert "n = 4" in page.locator(".metric").first.inner_text()
+    page.wait_for_function("Chart.getChart('trend') && Chart.getChart('distribution')")
+    counts = page.evaluate("Chart.getChart('distribution').data.datasets[0].data")
+    assert counts == [0, 0, 1, 0, 0, 0, 0, 1, 0, 1, 1]
+
+
+def test_it_sends_an_anonymous_visitor_to_the_login_page(live_server: Any, page: Any) -> None:
+    page.goto(f"{live_server.url}/responses/")
+    assert page.url.startswith(f"{live_server.url}/login/")
+    page.fill("#id_username", "nobody")
+    page.fill("#id_password", "wrong")
+    page.click("button[type=submit]")
+    assert "do not match" in page.locator(".error").inner_text()
+
+
+def test_it_filters_responses_in_place_with_htmx(live_server: Any, page: Any, agent: User) -> None:
+    _answers(("a@x.io", 1, "Billing charged us twice", 1), ("b@x.io", 9, "Lovely support", 2))
+    log_in(page, live_server.url, "alex", "pw-alex-123")
+    page.goto(f"{live_server.url}/responses/")
+    assert page.locator("table.responses tbody tr").count() == 2
+    page.evaluate("window.__marker = 'same page'")
+    page.fill("input[name=q]", "billing")
+    page.wait_for_function("document.querySelectorAll('table.responses tbody tr').length === 1")
+    assert "Billing charged us twice" in page.locator("table.responses").inner_text()
+    assert page.evaluate("window.__marker") == "same page"  # swapped, not reloaded
+    assert "q=billing" in page.url
+
+
+def test_it_uploads_a_csv_and_reports_problems_by_row(
+    live_server: Any, page: Any, agent: User, tmp_path: Path
+) -> None:
+    csv_file = tmp_path / "answers.csv"
+    csv_file.write_text("email,score,comment\nok@x.io,8,fine\nbad@x.io,12,too high\n")
+    log_in(page, live_server.url, "alex", "pw-alex-123")
+    page.goto(f"{live_server.url}/import/")
+    page.set_input_files("input[type=file]", str(csv_file))
+    page.click("button.primary")
+    report = page.locator(".report").inner_text()
+    assert "Nothing was imported" in report and "score" in report
+    assert page.locator(".report tbody tr td").first.inner_text() == "3"
+    page.set_input_files("input[type=file]", str(csv_file))
+    page.check("input[name=valid_only]")
+    page.click("button.primary")
+    assert "Imported 1 row (1 new)" in page.locator(".report").inner_text()
