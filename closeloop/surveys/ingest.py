@@ -160,11 +160,12 @@ def upsert_accounts(items: Sequence[AccountData]) -> dict[tuple[str, str], Accou
     new: list[Account] = []
     changed: list[Account] = []
     for key, data in wanted.items():
-        acc = found.get(key)
-        is_new = acc is None
-        if acc is None:
-            acc = Account(external_id=data.external_id, name=data.name or data.external_id or "")
-            found[key] = acc
+        is_new = key not in found
+        if is_new:
+            found[key] = Account(
+                external_id=data.external_id, name=data.name or data.external_id or ""
+            )
+        acc = found[key]
         dirty = _apply(acc, data, _ACCOUNT_FIELDS)
         if data.owner_email and acc.owner_id != owners[data.owner_email].pk:
             acc.owner = owners[data.owner_email]
@@ -214,12 +215,11 @@ def upsert_people(items: Sequence[PersonData]) -> dict[tuple[str, str], Person]:
     new: list[Person] = []
     changed: list[Person] = []
     for key, data in wanted.items():
-        person = found.get(key)
         account = accounts[data.account.key()] if data.account is not None else None
-        is_new = person is None
-        if person is None:
-            person = Person(email=key[1] if key[0] == "email" else None)
-            found[key] = person
+        is_new = key not in found
+        if is_new:
+            found[key] = Person(email=key[1] if key[0] == "email" else None)
+        person = found[key]
         dirty = _apply(person, data, _PERSON_FIELDS)
         if data.external_id and person.external_id != data.external_id:
             person.external_id = data.external_id

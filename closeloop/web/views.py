@@ -29,7 +29,7 @@ from .forms import ImportForm, ResponseFilterForm
 def _filters(request: HttpRequest) -> tuple[ResponseFilterForm, ResponseFilter, str | None]:
     """The filter form and the segment it describes; a bad value is reported, not raised."""
     form = ResponseFilterForm(request.GET)
-    params = {k: v for k, v in request.GET.items() if v}
+    params = {k: str(v) for k, v in request.GET.items() if v}
     try:
         return form, ResponseFilter.from_params(params), None
     except FilterError as exc:
@@ -119,7 +119,7 @@ def _stream(filename: str, header: list[str], rows: Any) -> StreamingHttpRespons
 
 
 @login_required
-def export_responses(request: HttpRequest) -> HttpResponse:
+def export_responses(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     """The filtered answers as CSV, formulas neutralised."""
     _, flt, error = _filters(request)
     if error:
@@ -133,14 +133,14 @@ def export_responses(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def export_people(request: HttpRequest) -> HttpResponse:
+def export_people(request: HttpRequest) -> StreamingHttpResponse:
     """Everyone as CSV."""
     qs = Person.objects.select_related("account").order_by("pk").iterator(2000)
     return _stream("people.csv", csvio.PEOPLE_EXPORT_HEADER, csvio.people_rows(qs))
 
 
 @login_required
-def export_accounts(request: HttpRequest) -> HttpResponse:
+def export_accounts(request: HttpRequest) -> StreamingHttpResponse:
     """Every account as CSV."""
     qs = Account.objects.select_related("owner").order_by("pk").iterator(2000)
     return _stream("accounts.csv", csvio.ACCOUNT_EXPORT_HEADER, csvio.account_rows(qs))

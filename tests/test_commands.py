@@ -1,0 +1,66 @@
+"""Set-up commands: demo data and the first admin login."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.test import override_settings
+from django.utils import timezone
+
+from closeloop.insights.metrics import summarise
+from closeloop.surveys import demo
+from closeloop.surveys.models import Account, Person, Response
+from closeloop.team.models import User
+
+pytestmark = pytest.mark.django_db
+
+
+def test_it_seeds_a_labelled_year_with_a_drifting_segment() -> None:
+    made = demo.seed(accounts=60, people=400, responses=3000)
+    assert made == Response.objects.count() == 3000
+    assert not Response.objects.filter(is_demo=False).exists()
+    assert not Account.objects.filter(is_demo=False).exists()
+    assert not Person.objects.filter(is_demo=False).exists()
+    assert set(Account.objects.values_list("tier", flat=True)) == {
+        "enterprise",
+        "mid-market",
+        "smb",
+    }
+    assert Account.objects.filter(owner__isnull=True).count() == 0
+    now = timezone.now()
+    oldest = Response.objects.order_by("created_at").first()
+    assert oldest is not None and oldest.created_at < now - timedelta(days=330)
+    mid = Response.objects.filter(account__tier="mid-market")
+    early = summarise(mid.filter(created_at__lt=now - timedelta(days=270)))
+    late = summarise(mid.filter(created_at__gte=now - timedelta(days=90)))
+    assert late.nps < early.nps - 10
+    detractor_comments = Response.objects.filter(score__lte=6).exclude(comment="")
+    assert detractor_comments.count() > 100
+    assert Response.objects.exclude(tags=[]).filter(score__lte=6).exists()
+
+
+def test_it_seeds_once_with_the_once_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    demo.seed(accounts=5, people=10, responses=20)
+    call_command("seed_demo", "--once")
+    assert "already loaded" in capsys.readouterr().out
+    assert Response.objects.count() == 20
+
+
+def test_it_creates_and_prints_the_admin_login_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with override_settings(DATA_DIR=tmp_path):
+        call_command("ensure_admin")
+        first = capsys.readouterr().out
+        call_command("ensure_admin")
+        assert capsys.readouterr().out == first
+        password = first.split("password '")[1].rstrip("'\n")
+        admin = User.objects.get(username="admin")
+        assert admin.is_superuser and admin.check_password(password)
+        admin.set_password("changed-by-hand-1")
+        admin.save()
+        call_command("ensure_admin")
+        assert "password changed" in capsys.readouterr().out
