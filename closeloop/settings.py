@@ -10,6 +10,10 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import dj_database_url
+import django_stubs_ext
+
+# Lets admin classes be written as ModelAdmin[Model] for the type checker.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("DATA_DIR", BASE_DIR / "var"))

@@ -4,7 +4,7 @@ from .models import ApiKey
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
     list_display = ("name", "prefix", "scope", "created_at", "last_used_at", "revoked_at")
     readonly_fields = ("prefix", "hashed_key", "created_at", "last_used_at")
     actions = ["revoke"]

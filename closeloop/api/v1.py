@@ -128,7 +128,8 @@ def _idempotent(request: HttpRequest, key: ApiKey, run: Any) -> HttpResponse:
 
 
 def _response_json(response: Response) -> dict[str, Any]:
-    return json.loads(ResponseOut.from_orm(response).model_dump_json())
+    body: dict[str, Any] = json.loads(ResponseOut.from_orm(response).model_dump_json())
+    return body
 
 
 @api.post("/responses", response={200: ResponseOut, 201: ResponseOut}, summary="Record an answer")

@@ -5,7 +5,7 @@ from .models import User
 
 
 @admin.register(User)
-class CloseloopUserAdmin(UserAdmin):
+class CloseloopUserAdmin(UserAdmin[User]):
     list_display = ("username", "email", "first_name", "last_name", "role", "manager", "is_active")
     list_filter = ("role", "is_active")
     fieldsets = (

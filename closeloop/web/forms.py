@@ -63,7 +63,7 @@ class ImportForm(forms.Form):
         return upload
 
     def clean_kind(self) -> str:
-        kind = self.cleaned_data["kind"]
+        kind = str(self.cleaned_data["kind"])
         if kind not in csvio.KINDS:
             raise forms.ValidationError("Choose responses, people or accounts.")
         return kind
