@@ -83,3 +83,8 @@ def test_it_refuses_an_upload_without_a_file_or_with_a_bad_kind(agent: User) -> 
     r = _client(agent).post("/import/", {"kind": "planets"})
     assert r.status_code == 200
     assert "kind" in r.context["form"].errors and "file" in r.context["form"].errors
+
+
+def test_it_answers_health_checks_without_login() -> None:
+    r = Client().get("/health")
+    assert r.status_code == 200 and r.content == b"ok"

@@ -8,6 +8,7 @@ from . import views
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(template_name="web/login.html"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("health", views.health, name="health"),
     path("", views.dashboard, name="dashboard"),
     path("responses/", views.responses, name="responses"),
     path("responses/export.csv", views.export_responses, name="export-responses"),

@@ -1,0 +1,1 @@
+"""Benchmarks: `make bench` runs them against PostgreSQL and gunicorn and prints a table."""

@@ -1,0 +1,366 @@
+"""Ingest and metrics benchmarks against PostgreSQL with gunicorn (2 workers).
+
+Every figure is printed beside a baseline measured in the same run, because
+these machines are noisy: a ratio means more than a raw number.
+
+  single POST /api/v1/responses, 8 keep-alive clients  vs  GET /health, same clients
+  POST /api/v1/responses/batch rows/s                  vs  raw COPY of the same rows
+  GET /api/v1/metrics over 1,000,000 responses          vs  the same aggregate in hand SQL
+
+Set BENCH_DATABASE_URL to use another server (default: local PostgreSQL,
+database closeloop_bench, dropped and re-created).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlparse
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+DB_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/closeloop_bench")
+SINGLE_REQUESTS = int(os.environ.get("BENCH_SINGLE_REQUESTS", "2000"))
+CLIENTS = 8
+BATCHES = int(os.environ.get("BENCH_BATCHES", "30"))
+BIG_ROWS = int(os.environ.get("BENCH_METRICS_ROWS", "1000000"))
+
+
+def recreate_database() -> None:
+    url = urlparse(DB_URL)
+    name = url.path.lstrip("/")
+    admin = url._replace(path="/postgres").geturl()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def manage(*args: str) -> str:
+    env = {**os.environ, "DATABASE_URL": DB_URL, "DATA_DIR": str(ROOT / "var" / "bench")}
+    out = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout.strip()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def gunicorn(port: int) -> Iterator[None]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": DB_URL,
+        "DATA_DIR": str(ROOT / "var" / "bench"),
+        "LOG_LEVEL": "WARNING",
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "closeloop.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            "--keep-alive",
+            "30",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                conn.request("GET", "/health")
+                if conn.getresponse().status == 200:
+                    break
+            except OSError:
+                time.sleep(0.2)
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+class Client:
+    """One keep-alive HTTP connection sending JSON with an API key."""
+
+    def __init__(self, port: int, key: str) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        self.headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+
+    def call(self, method: str, path: str, body: object = None) -> tuple[int, bytes]:
+        data = json.dumps(body) if body is not None else None
+        self.conn.request(method, path, body=data, headers=self.headers)
+        response = self.conn.getresponse()
+        return response.status, response.read()
+
+
+def run_clients(
+    count: int,
+    per_client: int,
+    port: int,
+    key: str,
+    make: Callable[[int, int], tuple[str, str, object]],
+) -> tuple[float, list[float]]:
+    """Run `count` clients, each sending `per_client` requests; (elapsed seconds, latencies)."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+    errors: list[str] = []
+
+    def worker(cid: int) -> None:
+        client = Client(port, key)
+        mine = []
+        for i in range(per_client):
+            method, path, body = make(cid, i)
+            start = time.perf_counter()
+            status, content = client.call(method, path, body)
+            mine.append(time.perf_counter() - start)
+            if status >= 300:
+                errors.append(f"{status} {content[:200]!r}")
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=worker, args=(c,)) for c in range(count)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    if errors:
+        raise SystemExit(f"benchmark requests failed: {errors[:3]}")
+    return elapsed, latencies
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+COMMENTS = [
+    "Exports keep timing out when the report is large",
+    "Support took four days to answer",
+    "Great product, the team loves it",
+    "Too expensive for what we use",
+    "Setup was confusing and the docs are out of date",
+]
+
+
+def item(n: int, rng: random.Random) -> dict[str, object]:
+    account = n % 500
+    return {
+        "person": {
+            "email": f"bench{n}@customer{account}.example",
+            "name": f"Bench Person {n}",
+            "properties": {"role": rng.choice(["admin", "user"]), "seats": rng.randint(1, 200)},
+            "account": {
+                "external_id": f"acc-{account}",
+                "name": f"Customer {account}",
+                "tier": ["enterprise", "mid-market", "smb"][account % 3],
+            },
+        },
+        "score": rng.randint(0, 10),
+        "comment": rng.choice(COMMENTS),
+        "external_id": f"bench-{n}",
+    }
+
+
+def copy_rows(conn: psycopg.Connection, rows: list[tuple[object, ...]]) -> float:
+    """COPY rows into surveys_response; seconds taken."""
+    columns = (
+        "person_id, survey_id, account_id, score, comment, source, properties, tags, "
+        "notes, is_demo, created_at, updated_at"
+    )
+    start = time.perf_counter()
+    with conn.cursor() as cur, cur.copy(f"COPY surveys_response ({columns}) FROM STDIN") as cp:
+        for row in rows:
+            cp.write_row(row)
+    conn.commit()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    recreate_database()
+    manage("migrate", "--noinput")
+    key = manage("create_api_key", "bench")
+    port = free_port()
+    rng = random.Random(7)
+    results: list[tuple[str, str, str, str, str]] = []
+
+    with gunicorn(port), psycopg.connect(DB_URL) as conn:
+        # 1. Single POSTs against a no-op request on the same server and clients.
+        per = SINGLE_REQUESTS // CLIENTS
+        run_clients(CLIENTS, 20, port, key, lambda c, i: ("GET", "/health", None))  # warm-up
+        base_s, base_lat = run_clients(
+            CLIENTS, per, port, key, lambda c, i: ("GET", "/health", None)
+        )
+        items = [item(n, rng) for n in range(CLIENTS * per)]
+        post_s, post_lat = run_clients(
+            CLIENTS,
+            per,
+            port,
+            key,
+            lambda c, i: ("POST", "/api/v1/responses", items[c * per + i]),
+        )
+        n = CLIENTS * per
+        results.append(
+            (
+                "single POST /responses (8 clients)",
+                f"{n / post_s:,.0f} req/s",
+                f"GET /health {n / base_s:,.0f} req/s",
+                f"{(n / post_s) / (n / base_s):.2f}",
+                "—",
+            )
+        )
+        results.append(
+            (
+                "  latency p50 / p99",
+                f"{pct(post_lat, 0.5) * 1000:.1f} / {pct(post_lat, 0.99) * 1000:.1f} ms",
+                f"{pct(base_lat, 0.5) * 1000:.1f} / {pct(base_lat, 0.99) * 1000:.1f} ms",
+                f"{pct(post_lat, 0.5) / pct(base_lat, 0.5):.2f}",
+                "—",
+            )
+        )
+
+        # 2. Batch ingest, then the same rows by raw COPY.
+        offset = 100_000
+        batches = [[item(offset + b * 1000 + k, rng) for k in range(1000)] for b in range(BATCHES)]
+        batch_s, _ = run_clients(
+            2,
+            BATCHES // 2,
+            port,
+            key,
+            lambda c, i: (
+                "POST",
+                "/api/v1/responses/batch",
+                {"responses": batches[c * (BATCHES // 2) + i]},
+            ),
+        )
+        rows_sent = (BATCHES // 2) * 2 * 1000
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT person_id, survey_id, account_id, score, comment, source, properties::text,"
+                " tags::text, notes, is_demo, created_at, updated_at FROM surveys_response"
+                " WHERE external_id LIKE 'bench-1%%' AND length(external_id) >= 11"
+            )
+            same_rows = cur.fetchall()
+        copy_s = copy_rows(conn, same_rows)
+        batch_rate, copy_rate = rows_sent / batch_s, len(same_rows) / copy_s
+        results.append(
+            (
+                "batch ingest (2 clients × 1,000 rows)",
+                f"{batch_rate:,.0f} rows/s",
+                f"COPY {copy_rate:,.0f} rows/s",
+                f"{batch_rate / copy_rate:.2f}",
+                "≥ 0.25",
+            )
+        )
+
+        # 3. Metrics over a million answers against the hand-written aggregate.
+        with conn.cursor() as cur:
+            cur.execute("SELECT id FROM surveys_person")
+            people = [r[0] for r in cur.fetchall()]
+            cur.execute("SELECT id FROM surveys_survey LIMIT 1")
+            survey = cur.fetchone()[0]  # type: ignore[index]
+        now = datetime.now(UTC)
+        existing = conn.execute("SELECT count(*) FROM surveys_response").fetchone()[0]  # type: ignore[index]
+        big = [
+            (
+                rng.choice(people),
+                survey,
+                None,
+                rng.randint(0, 10),
+                "",
+                "import",
+                "{}",
+                "[]",
+                "",
+                False,
+                now - timedelta(seconds=rng.randint(0, 365 * 86400)),
+                now,
+            )
+            for _ in range(max(0, BIG_ROWS - existing))
+        ]
+        copy_rows(conn, big)
+        conn.execute("ANALYZE surveys_response")
+        conn.commit()
+        total = conn.execute("SELECT count(*) FROM surveys_response").fetchone()[0]  # type: ignore[index]
+        until = now.date()
+        since = until - timedelta(days=89)
+        prev = since - timedelta(days=90)
+        day = lambda d: datetime(d.year, d.month, d.day, tzinfo=UTC)  # noqa: E731
+        sql = (
+            "SELECT"
+            " count(*) FILTER (WHERE created_at >= %(mid)s AND score >= 9),"
+            " count(*) FILTER (WHERE created_at >= %(mid)s AND score BETWEEN 7 AND 8),"
+            " count(*) FILTER (WHERE created_at >= %(mid)s AND score <= 6),"
+            " count(*) FILTER (WHERE created_at < %(mid)s AND score >= 9),"
+            " count(*) FILTER (WHERE created_at < %(mid)s AND score BETWEEN 7 AND 8),"
+            " count(*) FILTER (WHERE created_at < %(mid)s AND score <= 6)"
+            " FROM surveys_response WHERE created_at >= %(start)s AND created_at < %(end)s"
+        )
+        params = {"start": day(prev), "mid": day(since), "end": day(until + timedelta(days=1))}
+        sql_times, api_times = [], []
+        client = Client(port, key)
+        path = f"/api/v1/metrics?since={since}&until={until}"
+        for _ in range(7):
+            start = time.perf_counter()
+            expected = conn.execute(sql, params).fetchone()
+            sql_times.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            status, body = client.call("GET", path)
+            api_times.append(time.perf_counter() - start)
+            got = json.loads(body)
+            assert status == 200 and expected is not None
+            assert (got["promoters"], got["passives"], got["detractors"]) == tuple(expected[:3]), (
+                got,
+                expected,
+            )
+        sql_med, api_med = statistics.median(sql_times), statistics.median(api_times)
+        results.append(
+            (
+                f"GET /metrics over {total:,} responses",
+                f"{api_med * 1000:.0f} ms",
+                f"hand SQL {sql_med * 1000:.0f} ms",
+                f"{api_med / sql_med:.2f}",
+                "≤ 2.00",
+            )
+        )
+
+    header = ("figure", "closeloop", "baseline (same run)", "ratio", "goal")
+    widths = [max(len(r[i]) for r in [header, *results]) for i in range(5)]
+    print()
+    for row in [header, tuple("-" * w for w in widths), *results]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
+
+
+if __name__ == "__main__":
+    main()
