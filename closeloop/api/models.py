@@ -62,8 +62,11 @@ class ApiKey(models.Model):
         if not plain.startswith(KEY_PREFIX) or "_" not in plain[len(KEY_PREFIX) :]:
             return None
         prefix = plain[len(KEY_PREFIX) :].split("_", 1)[0]
-        key = cls.objects.filter(prefix=prefix, revoked_at__isnull=True).first()
-        if key is None or not hmac.compare_digest(key.hashed_key, _digest(plain)):
+        try:
+            key = cls.objects.get(prefix=prefix, revoked_at__isnull=True)
+        except cls.DoesNotExist:
+            return None
+        if not hmac.compare_digest(key.hashed_key, _digest(plain)):
             return None
         now = timezone.now()
         if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:

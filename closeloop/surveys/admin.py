@@ -9,6 +9,7 @@ class AccountAdmin(admin.ModelAdmin[Account]):
     list_filter = ("tier", "industry", "is_demo")
     search_fields = ("name", "external_id")
     raw_id_fields = ("owner",)
+    ordering = ("name",)
 
 
 @admin.register(Person)
@@ -16,6 +17,7 @@ class PersonAdmin(admin.ModelAdmin[Person]):
     list_display = ("email", "name", "external_id", "account", "unsubscribed_at", "bounced_at")
     search_fields = ("email", "name", "external_id")
     raw_id_fields = ("account",)
+    ordering = ("email",)
 
 
 @admin.register(Survey)
@@ -38,3 +40,4 @@ class ResponseAdmin(admin.ModelAdmin[Response]):
     search_fields = ("comment", "person__email", "external_id")
     raw_id_fields = ("person", "account", "request")
     date_hierarchy = "created_at"
+    ordering = ("-created_at", "-id")

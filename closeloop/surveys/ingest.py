@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from closeloop.db import bulk_insert
 from closeloop.team.models import User
 
 from .models import Account, Person, Response, Survey
@@ -151,10 +152,12 @@ def upsert_accounts(items: Sequence[AccountData]) -> dict[tuple[str, str], Accou
     by_ext = [v for k, v in wanted if k == "external_id"]
     by_name = [v for k, v in wanted if k == "name"]
     found: dict[tuple[str, str], Account] = {}
-    for acc in Account.objects.filter(external_id__in=by_ext):
-        found[("external_id", acc.external_id or "")] = acc
-    for acc in Account.objects.filter(name__in=by_name, external_id__isnull=True):
-        found.setdefault(("name", acc.name), acc)
+    if by_ext:
+        for acc in Account.objects.filter(external_id__in=by_ext):
+            found[("external_id", acc.external_id or "")] = acc
+    if by_name:
+        for acc in Account.objects.filter(name__in=by_name, external_id__isnull=True):
+            found.setdefault(("name", acc.name), acc)
 
     owners = _owners_by_email({d.owner_email for d in wanted.values() if d.owner_email})
     new: list[Account] = []
@@ -207,10 +210,12 @@ def upsert_people(items: Sequence[PersonData]) -> dict[tuple[str, str], Person]:
     emails = [v for k, v in wanted if k == "email"]
     ext_ids = [v for k, v in wanted if k == "external_id"]
     found: dict[tuple[str, str], Person] = {}
-    for person in Person.objects.filter(email__in=emails).select_related("account"):
-        found[("email", person.email or "")] = person
-    for person in Person.objects.filter(external_id__in=ext_ids).select_related("account"):
-        found[("external_id", person.external_id or "")] = person
+    if emails:
+        for person in Person.objects.filter(email__in=emails).select_related("account"):
+            found[("email", person.email or "")] = person
+    if ext_ids:
+        for person in Person.objects.filter(external_id__in=ext_ids).select_related("account"):
+            found[("external_id", person.external_id or "")] = person
 
     new: list[Person] = []
     changed: list[Person] = []
@@ -231,8 +236,7 @@ def upsert_people(items: Sequence[PersonData]) -> dict[tuple[str, str], Person]:
             new.append(person)
         elif dirty:
             changed.append(person)
-    if new:
-        Person.objects.bulk_create(new)
+    bulk_insert(new)
     if changed:
         now = timezone.now()
         for person in changed:
@@ -269,12 +273,17 @@ def record_responses(items: Sequence[ResponseData]) -> list[Outcome]:
 
 def _record(items: Sequence[ResponseData], surveys: dict[str | None, Survey]) -> list[Outcome]:
     with transaction.atomic():
-        existing = {
-            r.external_id: r
-            for r in Response.objects.filter(
-                external_id__in=[i.external_id for i in items if i.external_id]
-            ).select_related("person", "account", "survey")
-        }
+        ext_ids = [i.external_id for i in items if i.external_id]
+        existing = (
+            {
+                r.external_id: r
+                for r in Response.objects.filter(external_id__in=ext_ids).select_related(
+                    "person", "account", "survey"
+                )
+            }
+            if ext_ids
+            else {}
+        )
         fresh = [i for i in items if not (i.external_id and i.external_id in existing)]
         people = upsert_people([i.person for i in fresh])
         now = timezone.now()
@@ -307,17 +316,17 @@ def _record(items: Sequence[ResponseData], surveys: dict[str | None, Survey]) ->
             if item.external_id:
                 by_ext[item.external_id] = response
             outcomes.append(Outcome(response, created=True))
-        Response.objects.bulk_create(to_create)
+        bulk_insert(to_create)
     return outcomes
 
 
 def _surveys(slugs: set[str | None]) -> dict[str | None, Survey]:
-    found: dict[str | None, Survey] = {
-        s.slug: s for s in Survey.objects.filter(slug__in=[s for s in slugs if s])
-    }
+    """The named surveys, with None standing for the default one, in one query."""
+    wanted = {slug or Survey.DEFAULT_SLUG for slug in slugs}
+    found: dict[str | None, Survey] = {s.slug: s for s in Survey.objects.filter(slug__in=wanted)}
     for slug in slugs:
         if slug and slug not in found:
             raise IngestError("survey", f"no survey with slug {slug!r}")
     if None in slugs:
-        found[None] = Survey.default()
+        found[None] = found.get(Survey.DEFAULT_SLUG) or Survey.default()
     return found

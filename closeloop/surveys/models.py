@@ -42,7 +42,7 @@ class Account(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        ordering = ["name"]
+        indexes = [models.Index(fields=["name"], name="account_name")]
 
     def __str__(self) -> str:
         return self.name
@@ -84,7 +84,6 @@ class Person(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        ordering = ["email"]
         constraints = [
             models.CheckConstraint(
                 condition=Q(email__isnull=False) | Q(external_id__isnull=False),
@@ -107,6 +106,7 @@ class Survey(models.Model):
     """An NPS question asked of people, with its own throttle."""
 
     DEFAULT_QUESTION = "How likely are you to recommend {product} to a friend or colleague?"
+    DEFAULT_SLUG = "nps"
 
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=100, unique=True)
@@ -125,7 +125,7 @@ class Survey(models.Model):
     def default(cls) -> Survey:
         """The survey answers go to when the caller names none."""
         survey, _ = cls.objects.get_or_create(
-            slug="nps", defaults={"name": "NPS", "question": cls.DEFAULT_QUESTION}
+            slug=cls.DEFAULT_SLUG, defaults={"name": "NPS", "question": cls.DEFAULT_QUESTION}
         )
         return survey
 
@@ -195,7 +195,6 @@ class Response(models.Model):
     updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        ordering = ["-created_at", "-id"]
         constraints = [
             models.CheckConstraint(
                 condition=Q(score__gte=0) & Q(score__lte=10), name="response_score_0_10"

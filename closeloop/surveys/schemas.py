@@ -13,8 +13,7 @@ from typing import Annotated
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from django.utils import timezone
-from ninja import Schema
-from pydantic import ConfigDict, Field, StrictInt, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
 from .ingest import AccountData, PersonData, ResponseData
 
@@ -23,7 +22,7 @@ Properties = Annotated[dict[Annotated[str, Field(max_length=100)], PropertyValue
 MAX_BATCH = 1000
 
 
-class StrictSchema(Schema):
+class StrictSchema(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 

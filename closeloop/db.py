@@ -1,0 +1,54 @@
+"""Database helpers that differ by engine, kept in one place."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import connection, models
+
+# Below this many rows COPY's set-up costs more than it saves.
+COPY_MIN_ROWS = 100
+
+
+def bulk_insert(objs: Sequence[models.Model]) -> None:
+    """Insert new model instances and give them their primary keys.
+
+    On PostgreSQL a large set is written with COPY after reserving its ids from
+    the table's sequence, several times faster than a multi-row INSERT for
+    batch ingest; elsewhere, and for small sets, Django's bulk_create. Either
+    way it runs in the caller's transaction and raises IntegrityError on a
+    constraint violation.
+    """
+    if not objs:
+        return
+    model = type(objs[0])
+    if connection.vendor != "postgresql" or len(objs) < COPY_MIN_ROWS:
+        model._default_manager.bulk_create(objs)
+        return
+    meta = model._meta
+    qn = connection.ops.quote_name
+    fields = list(meta.concrete_fields)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+            [meta.db_table, meta.pk.column, len(objs)],  # type: ignore[union-attr]
+        )
+        for obj, (pk,) in zip(objs, cursor.fetchall(), strict=True):
+            obj.pk = pk
+        columns = ", ".join(qn(f.column) for f in fields)
+        sql = f"COPY {qn(meta.db_table)} ({columns}) FROM STDIN"
+        with connection.wrap_database_errors, cursor.cursor.copy(sql) as copy:
+            for obj in objs:
+                copy.write_row([_copy_value(f, obj) for f in fields])
+    for obj in objs:
+        obj._state.adding = False
+        obj._state.db = connection.alias
+
+
+def _copy_value(field: models.Field[Any, Any], obj: models.Model) -> Any:
+    value = field.pre_save(obj, add=True)  # fills auto_now and friends, as save() would
+    if isinstance(field, models.JSONField):
+        return json.dumps(value, cls=field.encoder)
+    return value
