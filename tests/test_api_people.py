@@ -83,3 +83,9 @@ def test_it_names_bad_fields(
 def test_it_404s_unknown_ids(api: ApiClient) -> None:
     assert api.get_json("/api/v1/people/12345").status_code == 404
     assert api.get_json("/api/v1/accounts/12345").status_code == 404
+
+
+def test_it_refuses_a_locale_longer_than_the_column(api: ApiClient) -> None:
+    r = api.post_json("/api/v1/people", {"email": "x@x.io", "locale": "xql_00_00_00_00_00"})
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["loc"] == ["body", "payload", "locale"]

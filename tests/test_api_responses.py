@@ -72,9 +72,13 @@ def test_it_updates_the_person_and_merges_properties(api: ApiClient) -> None:
     assert Person.objects.count() == 1
 
 
-def test_it_backfills_created_at(api: ApiClient) -> None:
+def test_it_backfills_created_at_in_utc(api: ApiClient) -> None:
     r = api.post_json("/api/v1/responses", answer(created_at="2025-03-04T05:06:07Z"))
     assert r.json()["created_at"].startswith("2025-03-04T05:06:07")
+    r = api.post_json(
+        "/api/v1/responses", answer(email="b@x.io", created_at="2025-03-04T23:30:00+14:00")
+    )
+    assert r.json()["created_at"].startswith("2025-03-04T09:30:00")
 
 
 @pytest.mark.parametrize(
@@ -97,6 +101,11 @@ def test_it_backfills_created_at(api: ApiClient) -> None:
             "email or an external_id",
         ),
         (answer(created_at="2999-01-01T00:00:00Z"), ["body", "payload", "created_at"], "future"),
+        (
+            answer(created_at="0223-10-01T00:00:00+20:00"),
+            ["body", "payload", "created_at"],
+            "before 2000",
+        ),
         (
             answer(person={"email": "p@x.io", "account": {"tier": "smb"}}),
             ["body", "payload", "person", "account"],
@@ -124,6 +133,13 @@ def test_it_refuses_an_unknown_survey(api: ApiClient) -> None:
     r = api.post_json("/api/v1/responses", answer(survey="nope"))
     assert r.status_code == 422
     assert r.json()["detail"][0]["loc"] == ["body", "survey"]
+
+
+@pytest.mark.parametrize("blank", ["", "   "])
+def test_it_refuses_a_blank_survey_slug(api: ApiClient, blank: str) -> None:
+    r = api.post_json("/api/v1/responses", answer(survey=blank))
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["loc"] == ["body", "payload", "survey"]
 
 
 def test_it_answers_malformed_json_with_400(api: ApiClient) -> None:
@@ -204,6 +220,8 @@ def test_it_pages_with_a_cursor_without_gaps_or_repeats(api: ApiClient) -> None:
     ("query", "field"),
     [
         ({"since": "yesterday"}, "since"),
+        ({"since": "0001-01-01"}, "since"),
+        ({"until": "9999-12-31"}, "until"),
         ({"since": "2026-02-01", "until": "2026-01-01"}, "until"),
         ({"band": "awful"}, "band"),
         ({"score": "11"}, "score"),
@@ -221,3 +239,27 @@ def test_it_reads_one_answer_and_404s_an_unknown_one(api: ApiClient) -> None:
     created = api.post_json("/api/v1/responses", answer()).json()
     assert api.get_json(f"/api/v1/responses/{created['id']}").json()["id"] == created["id"]
     assert api.get_json("/api/v1/responses/999999").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "loc"),
+    [
+        (answer(comment="bad\x00byte"), ["body", "payload", "comment"]),
+        (
+            answer(person={"email": "p@x.io", "properties": {"k": "v\x00"}}),
+            ["body", "payload", "person", "properties"],
+        ),
+        (
+            answer(person={"email": "p@x.io", "account": {"name": "A\x00"}}),
+            ["body", "payload", "person", "account", "name"],
+        ),
+    ],
+)
+def test_it_refuses_nul_characters_that_postgresql_cannot_store(
+    api: ApiClient, body: dict[str, Any], loc: list[str]
+) -> None:
+    r = api.post_json("/api/v1/responses", body)
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["loc"] == loc
+    assert "NUL" in r.json()["detail"][0]["msg"]
+    assert api.get_json("/api/v1/responses", {"q": "a\x00"}).status_code == 422

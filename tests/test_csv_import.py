@@ -135,3 +135,11 @@ def test_it_neutralises_formulas_on_export() -> None:
         assert csvio.safe_cell(f"{start}1+1").startswith("'")
     assert csvio.safe_cell("fine") == "fine" and csvio.safe_cell(7) == "7"
     assert csvio.safe_cell(None) == ""
+
+
+def test_it_refuses_a_file_with_nul_characters_or_oversized_cells() -> None:
+    with pytest.raises(csvio.CsvFileError, match="line 2 contains a NUL"):
+        csvio.import_text("responses", "email,score\na@x.io,3\x00\n")
+    with pytest.raises(csvio.CsvFileError, match="after line 1: field larger than field limit"):
+        csvio.import_text("responses", 'email,score,comment\na@x.io,3,"' + "x" * 200_000 + '"\n')
+    assert Response.objects.count() == 0

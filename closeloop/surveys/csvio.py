@@ -195,6 +195,9 @@ def read(kind: str, text: str) -> tuple[list[tuple[int, BaseModel]], ImportRepor
     if kind not in KINDS:
         raise CsvFileError(f"kind must be one of {', '.join(KINDS)}")
     report = ImportReport(kind=kind)
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise CsvFileError(f"line {line} contains a NUL character: is this really a CSV file?")
     reader = csv.DictReader(io.StringIO(text, newline=""))
     header = [h.strip() for h in (reader.fieldnames or [])]
     if not header:
@@ -208,24 +211,27 @@ def read(kind: str, text: str) -> tuple[list[tuple[int, BaseModel]], ImportRepor
     valid: list[tuple[int, BaseModel]] = []
     schema = SCHEMAS[kind]
     known = _known_references(kind)
-    for number, row in enumerate(reader, start=2):
-        report.rows += 1
-        if None in row:
-            report.problems.append(Problem(number, "(row)", "more cells than header columns"))
-            continue
-        try:
-            item = schema.model_validate(_row_to_body(kind, row))
-        except ValidationError as exc:
-            for err in exc.errors():
-                report.problems.append(
-                    Problem(number, _column_for(kind, err["loc"], header), err["msg"])
-                )
-            continue
-        missing = _unknown_reference(item, known)
-        if missing:
-            report.problems.append(Problem(number, *missing))
-            continue
-        valid.append((number, item))
+    try:
+        for number, row in enumerate(reader, start=2):
+            report.rows += 1
+            if None in row:
+                report.problems.append(Problem(number, "(row)", "more cells than header columns"))
+                continue
+            try:
+                item = schema.model_validate(_row_to_body(kind, row))
+            except ValidationError as exc:
+                for err in exc.errors():
+                    report.problems.append(
+                        Problem(number, _column_for(kind, err["loc"], header), err["msg"])
+                    )
+                continue
+            missing = _unknown_reference(item, known)
+            if missing:
+                report.problems.append(Problem(number, *missing))
+                continue
+            valid.append((number, item))
+    except csv.Error as exc:
+        raise CsvFileError(f"after line {reader.line_num}: {exc}") from None
     report.valid = len(valid)
     return valid, report
 

@@ -32,11 +32,18 @@ class FilterError(ValueError):
         self.reason = reason
 
 
+# Periods and their previous periods must stay inside what dates can represent.
+EARLIEST_DAY, LATEST_DAY = date(1900, 1, 1), date(2999, 12, 31)
+
+
 def _parse_date(name: str, value: str) -> date:
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise FilterError(name, f"{value!r} is not a date like 2026-01-31") from None
+    if not EARLIEST_DAY <= day <= LATEST_DAY:
+        raise FilterError(name, f"must be between {EARLIEST_DAY} and {LATEST_DAY}")
+    return day
 
 
 @dataclass
@@ -58,6 +65,9 @@ class ResponseFilter:
     def from_params(cls, params: Mapping[str, str]) -> ResponseFilter:
         """Read filters from query parameters, raising FilterError on bad values."""
         flt = cls()
+        for key, value in params.items():
+            if "\x00" in key or "\x00" in value:
+                raise FilterError(key.replace("\x00", ""), "must not contain the NUL character")
         if params.get("since"):
             flt.since = _parse_date("since", params["since"])
         if params.get("until"):

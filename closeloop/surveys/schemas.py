@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
@@ -20,10 +20,29 @@ from .ingest import AccountData, PersonData, ResponseData
 PropertyValue = str | int | float | bool | None
 Properties = Annotated[dict[Annotated[str, Field(max_length=100)], PropertyValue], Field()]
 MAX_BATCH = 1000
+EARLIEST_ANSWER = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 class StrictSchema(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        # PostgreSQL cannot store NUL in text or JSON; refuse it here, by field, on every database.
+        if _has_nul(value):
+            raise ValueError("must not contain the NUL character (\\u0000)")
+        return value
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 class AccountIn(StrictSchema):
@@ -68,7 +87,9 @@ class PersonIn(StrictSchema):
     external_id: str | None = Field(None, min_length=1, max_length=200)
     name: str | None = Field(None, max_length=200)
     phone: str | None = Field(None, max_length=32)
-    locale: str | None = Field(None, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
+    locale: str | None = Field(
+        None, max_length=16, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$"
+    )
     properties: Properties = Field(default_factory=dict)
     account: AccountIn | None = None
 
@@ -107,7 +128,9 @@ class ResponseIn(StrictSchema):
     comment: str = Field("", max_length=10_000)
     created_at: datetime | None = Field(None, description="When it was answered, for backfills")
     external_id: str | None = Field(None, min_length=1, max_length=200)
-    survey: str | None = Field(None, max_length=100, description="Survey slug; default 'nps'")
+    survey: str | None = Field(
+        None, min_length=1, max_length=100, description="Survey slug; default 'nps'"
+    )
     tags: list[Annotated[str, Field(min_length=1, max_length=50)]] = Field(
         default_factory=list, max_length=20
     )
@@ -120,9 +143,11 @@ class ResponseIn(StrictSchema):
             return None
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
+        if value < EARLIEST_ANSWER:
+            raise ValueError("is before 2000-01-01, earlier than any NPS answer")
         if value > timezone.now() + timedelta(minutes=5):
             raise ValueError("is in the future")
-        return value
+        return value.astimezone(UTC)
 
     def to_data(self) -> ResponseData:
         return ResponseData(
