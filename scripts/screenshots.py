@@ -1,6 +1,6 @@
 """Log in and take full-page Chromium screenshots of the main pages, to look at after UI changes.
 
-usage: python scripts/screenshots.py BASE_URL USER PASSWORD OUT_DIR
+usage: .venv/bin/python scripts/screenshots.py BASE_URL USER PASSWORD OUT_DIR
 """
 
 import sys
@@ -8,28 +8,21 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, log_in
+
 PAGES = [("dashboard", "/"), ("responses", "/responses/"), ("import", "/import/")]
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def main() -> None:
     base, user, password, out = sys.argv[1:5]
     Path(out).mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.goto(f"{base}/login/")
         page.screenshot(path=f"{out}/login.png")
-        page.fill("#id_username", user)
-        page.fill("#id_password", password)
-        page.click("button[type=submit]")
+        log_in(page, base, user, password)
         for name, path in PAGES:
             page.goto(f"{base}{path}")
             page.wait_for_load_state("networkidle")

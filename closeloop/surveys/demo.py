@@ -212,7 +212,10 @@ def _comment(rng: random.Random, score: int) -> tuple[str, list[str]]:
     if rng.random() < 0.1:
         return "", []
     opener = rng.choice(OPENERS)
-    return (opener + text[0].lower() + text[1:] if opener else text), themes
+    # Mid-sentence openers lower-case the first word, unless it is an acronym ("API docs").
+    if opener and not opener.endswith(". ") and not text[:2].isupper():
+        text = text[0].lower() + text[1:]
+    return opener + text, themes
 
 
 def _score(rng: random.Random, tier: str, months_ago: float) -> int:
