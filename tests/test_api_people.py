@@ -89,3 +89,13 @@ def test_it_refuses_a_locale_longer_than_the_column(api: ApiClient) -> None:
     r = api.post_json("/api/v1/people", {"email": "x@x.io", "locale": "xql_00_00_00_00_00"})
     assert r.status_code == 422
     assert r.json()["detail"][0]["loc"] == ["body", "payload", "locale"]
+
+
+def test_it_refuses_an_external_id_held_by_another_person(api: ApiClient) -> None:
+    api.post_json("/api/v1/people", {"email": "a@x.io", "external_id": "u-1"})
+    r = api.post_json(
+        "/api/v1/responses", {"person": {"email": "b@x.io", "external_id": "u-1"}, "score": 5}
+    )
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["loc"] == ["body", "person", "external_id"]
+    assert Person.objects.count() == 1

@@ -25,7 +25,13 @@ from pydantic import ValidationError
 from closeloop.insights.metrics import compare_periods, previous_period
 from closeloop.insights.nps import NpsSummary
 from closeloop.surveys.filters import FilterError, ResponseFilter
-from closeloop.surveys.ingest import IngestError, Outcome, record_responses, upsert_accounts
+from closeloop.surveys.ingest import (
+    ConcurrentWriteError,
+    IngestError,
+    Outcome,
+    record_responses,
+    upsert_accounts,
+)
 from closeloop.surveys.ingest import upsert_people as _upsert_people
 from closeloop.surveys.models import Account, Person, Response, Survey
 from closeloop.surveys.schemas import AccountIn, PersonIn, ResponseIn
@@ -74,6 +80,11 @@ def _unauthorised(request: HttpRequest, exc: AuthenticationError) -> HttpRespons
 @api.exception_handler(FilterError)
 def _bad_filter(request: HttpRequest, exc: FilterError) -> HttpResponse:
     return _error(422, ["query", exc.field], exc.reason)
+
+
+@api.exception_handler(ConcurrentWriteError)
+def _conflict(request: HttpRequest, exc: ConcurrentWriteError) -> HttpResponse:
+    return _error(409, [exc.field], exc.reason)
 
 
 @api.exception_handler(IngestError)

@@ -32,6 +32,19 @@ class IngestError(Exception):
         self.reason = reason
 
 
+class ConcurrentWriteError(IngestError):
+    """Other requests kept writing the same people or answers; retrying later will work."""
+
+    def __init__(self) -> None:
+        super().__init__("body", "conflicted with concurrent writes of the same rows; retry")
+
+
+# How often a write that collides with concurrent writers is tried before giving up. Each
+# collision means another writer committed and is done, so up to this many writers racing
+# for the same rows always all succeed.
+WRITE_ATTEMPTS = 8
+
+
 @dataclass
 class AccountData:
     """Account facts as given by a caller; None means "leave as it is"."""
@@ -201,6 +214,19 @@ def _owners_by_email(emails: set[str]) -> dict[str, User]:
     return owners
 
 
+def _check_external_ids_free(wanted: dict[tuple[str, str], PersonData]) -> None:
+    """Refuse to give a person (found by email) an external id another person holds."""
+    claimed = {d.external_id: k[1] for k, d in wanted.items() if k[0] == "email" and d.external_id}
+    if not claimed:
+        return
+    for holder in Person.objects.filter(external_id__in=claimed).only("email", "external_id"):
+        if holder.email != claimed[holder.external_id or ""]:
+            raise IngestError(
+                "person.external_id",
+                f"{holder.external_id!r} already belongs to a person with another email",
+            )
+
+
 def upsert_people(items: Sequence[PersonData]) -> dict[tuple[str, str], Person]:
     """Create or update people (and their accounts), found by email or external id."""
     accounts = upsert_accounts([p.account for p in items if p.account is not None])
@@ -216,6 +242,7 @@ def upsert_people(items: Sequence[PersonData]) -> dict[tuple[str, str], Person]:
     if ext_ids:
         for person in Person.objects.filter(external_id__in=ext_ids).select_related("account"):
             found[("external_id", person.external_id or "")] = person
+    _check_external_ids_free(wanted)
 
     new: list[Person] = []
     changed: list[Person] = []
@@ -258,17 +285,14 @@ def record_responses(items: Sequence[ResponseData]) -> list[Outcome]:
         return []
     surveys = _surveys({item.survey for item in items})
     # A concurrent request may create the same person or answer between our read and
-    # our insert; the unique constraints catch it and one retry sees their rows.
-    try:
-        return _record(items, surveys)
-    except IntegrityError:
-        pass
-    try:
-        return _record(items, surveys)
-    except IntegrityError as exc:
-        raise IngestError(
-            "person.external_id", "already belongs to another person with a different email"
-        ) from exc
+    # our insert; the unique constraints catch it and a retry sees their rows.
+    conflict: IntegrityError | None = None
+    for _ in range(WRITE_ATTEMPTS):
+        try:
+            return _record(items, surveys)
+        except IntegrityError as exc:
+            conflict = exc
+    raise ConcurrentWriteError() from conflict
 
 
 def _record(items: Sequence[ResponseData], surveys: dict[str | None, Survey]) -> list[Outcome]:
