@@ -88,3 +88,28 @@ def test_it_refuses_an_upload_without_a_file_or_with_a_bad_kind(agent: User) -> 
 def test_it_answers_health_checks_without_login() -> None:
     r = Client().get("/health")
     assert r.status_code == 200 and r.content == b"ok"
+
+
+def test_it_lets_an_admin_issue_a_key_shown_once_and_revoke_it(admin_user: User) -> None:
+    from closeloop.api.models import ApiKey
+
+    client = _client(admin_user)
+    r = client.post("/settings/api-keys/", {"name": "billing sync", "read_only": "on"})
+    plain = r.context["new_key"]
+    key = ApiKey.objects.get()
+    assert key.name == "billing sync" and not key.can_write
+    assert ApiKey.authenticate(plain) == key
+    listing = client.get("/settings/api-keys/")
+    assert plain not in listing.content.decode() and key.prefix in listing.content.decode()
+    client.post("/settings/api-keys/", {"revoke": str(key.pk)})
+    assert ApiKey.authenticate(plain) is None
+
+
+def test_it_keeps_non_admins_out_of_api_keys(agent: User) -> None:
+    assert _client(agent).get("/settings/api-keys/").status_code == 403
+
+
+def test_it_names_a_missing_key_name_and_refuses_a_bad_revoke(admin_user: User) -> None:
+    r = _client(admin_user).post("/settings/api-keys/", {"name": ""})
+    assert "name" in r.context["form"].errors and r.context["new_key"] is None
+    assert _client(admin_user).post("/settings/api-keys/", {"revoke": "abc"}).status_code == 400

@@ -67,3 +67,14 @@ class ImportForm(forms.Form):
         if kind not in csvio.KINDS:
             raise forms.ValidationError("Choose responses, people or accounts.")
         return kind
+
+
+class ApiKeyForm(forms.Form):
+    """A new API key: what it is for, and whether it may write."""
+
+    name = forms.CharField(
+        max_length=100,
+        label="What the key is for",
+        widget=forms.TextInput(attrs={"placeholder": "e.g. billing sync"}),
+    )
+    read_only = forms.BooleanField(required=False, label="Read only (cannot create or change data)")

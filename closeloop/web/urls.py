@@ -15,4 +15,5 @@ urlpatterns = [
     path("people/export.csv", views.export_people, name="export-people"),
     path("accounts/export.csv", views.export_accounts, name="export-accounts"),
     path("import/", views.import_csv, name="import"),
+    path("settings/api-keys/", views.api_keys, name="api-keys"),
 ]

@@ -10,9 +10,11 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.views.decorators.cache import never_cache
 
+from closeloop.api.models import ApiKey
 from closeloop.insights.metrics import (
     compare_periods,
     day_start,
@@ -24,7 +26,7 @@ from closeloop.surveys.demo import has_demo_data
 from closeloop.surveys.filters import FilterError, ResponseFilter
 from closeloop.surveys.models import Account, Person, Response, Survey
 
-from .forms import ImportForm, ResponseFilterForm
+from .forms import ApiKeyForm, ImportForm, ResponseFilterForm
 
 
 def _filters(request: HttpRequest) -> tuple[ResponseFilterForm, ResponseFilter, str | None]:
@@ -190,3 +192,39 @@ def health(request: HttpRequest) -> HttpResponse:
     except DatabaseError:
         return HttpResponse("database unavailable", status=503, content_type="text/plain")
     return HttpResponse("ok", content_type="text/plain")
+
+
+@never_cache  # the page that shows a new secret must not linger in a cache
+@login_required
+def api_keys(request: HttpRequest) -> HttpResponse:
+    """Admins issue keys (the secret is shown once, on this response only) and revoke them."""
+    if not request.user.is_admin():  # type: ignore[union-attr]
+        raise PermissionDenied("Only admins manage API keys.")
+    new_key = None
+    form = ApiKeyForm()
+    if request.method == "POST" and "revoke" in request.POST:
+        pk = request.POST["revoke"]
+        if not pk.isdigit():
+            return HttpResponse("revoke: not a key id", status=400, content_type="text/plain")
+        key = ApiKey.objects.filter(pk=int(pk), revoked_at__isnull=True).first()
+        if key is not None:
+            key.revoke()
+        return redirect("api-keys")
+    if request.method == "POST":
+        form = ApiKeyForm(request.POST)
+        if form.is_valid():
+            _, new_key = ApiKey.issue(
+                form.cleaned_data["name"], read_only=form.cleaned_data["read_only"]
+            )
+            form = ApiKeyForm()
+    keys = ApiKey.objects.order_by("revoked_at", "-created_at")
+    return render(
+        request,
+        "web/api_keys.html",
+        _base(
+            request,
+            form=form,
+            keys=keys,
+            new_key=new_key,
+        ),
+    )
