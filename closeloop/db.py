@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import operator
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.db import connection, models
@@ -39,16 +40,20 @@ def bulk_insert(objs: Sequence[models.Model]) -> None:
             obj.pk = pk
         columns = ", ".join(qn(f.column) for f in fields)
         sql = f"COPY {qn(meta.db_table)} ({columns}) FROM STDIN"
+        readers = [_reader(f) for f in fields]
         with connection.wrap_database_errors, cursor.cursor.copy(sql) as copy:
             for obj in objs:
-                copy.write_row([_copy_value(f, obj) for f in fields])
+                copy.write_row([read(obj) for read in readers])
     for obj in objs:
         obj._state.adding = False
         obj._state.db = connection.alias
 
 
-def _copy_value(field: models.Field[Any, Any], obj: models.Model) -> Any:
-    value = field.pre_save(obj, add=True)  # fills auto_now and friends, as save() would
+def _reader(field: models.Field[Any, Any]) -> Callable[[models.Model], Any]:
+    """How to read one column's value off an instance for COPY, as save() would write it."""
     if isinstance(field, models.JSONField):
-        return json.dumps(value, cls=field.encoder)
-    return value
+        encoder = field.encoder
+        return lambda obj: json.dumps(getattr(obj, field.attname), cls=encoder)
+    if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+        return lambda obj: field.pre_save(obj, add=True)
+    return operator.attrgetter(field.attname)

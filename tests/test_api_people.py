@@ -99,3 +99,20 @@ def test_it_refuses_an_external_id_held_by_another_person(api: ApiClient) -> Non
     assert r.status_code == 422
     assert r.json()["detail"][0]["loc"] == ["body", "person", "external_id"]
     assert Person.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("properties", "refused"),
+    [
+        ({"k": "x\x00"}, True),
+        ({"k\x00": 1}, True),
+        ({"k\\": "\x00"}, True),
+        ({"k": "typed \\u0000 as text"}, False),
+        ({"k": "backslash then NUL \\\\\x00"}, True),
+    ],
+)
+def test_it_tells_a_nul_character_from_text_that_spells_one(
+    api: ApiClient, properties: dict[str, object], refused: bool
+) -> None:
+    r = api.post_json("/api/v1/people", {"email": "p@x.io", "properties": properties})
+    assert (r.status_code == 422) is refused, r.content

@@ -6,6 +6,8 @@ for the same reasons whichever way it arrives. Unknown fields are refused.
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
@@ -35,13 +37,16 @@ class StrictSchema(BaseModel):
         return value
 
 
+_JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+
+
 def _has_nul(value: Any) -> bool:
     if isinstance(value, str):
         return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
+    if isinstance(value, dict | list):
+        # JSON escapes NUL as \u0000 in keys and values alike; an escape is one preceded by
+        # an even number of backslashes (a typed "\\u0000" is text, not NUL).
+        return _JSON_NUL.search(json.dumps(value)) is not None
     return False
 
 
