@@ -263,3 +263,10 @@ def test_it_refuses_nul_characters_that_postgresql_cannot_store(
     assert r.json()["detail"][0]["loc"] == loc
     assert "NUL" in r.json()["detail"][0]["msg"]
     assert api.get_json("/api/v1/responses", {"q": "a\x00"}).status_code == 422
+
+
+def test_it_treats_an_account_id_beyond_any_row_as_no_match(api: ApiClient) -> None:
+    _seed(api)
+    r = api.get_json("/api/v1/responses", {"account": "9" * 30})
+    assert r.status_code == 200 and r.json()["items"] == []
+    assert api.get_json("/api/v1/responses/" + "9" * 30).status_code in {404, 422}

@@ -21,6 +21,8 @@ from closeloop.insights.nps import BAND_RANGES, CATEGORY_RANGES, Band, Category
 from .models import Response
 
 PROPERTY_PREFIX = "property."
+# Ids are 64-bit; a longer number can only be an external id.
+MAX_ID = 2**63 - 1
 
 
 class FilterError(ValueError):
@@ -120,9 +122,8 @@ class ResponseFilter:
             qs = qs.filter(score__gte=low, score__lte=high)
         if self.account:
             by_ext = Q(account__external_id=self.account)
-            qs = qs.filter(
-                by_ext | Q(account_id=int(self.account)) if self.account.isdigit() else by_ext
-            )
+            by_id = self.account.isdigit() and int(self.account) <= MAX_ID
+            qs = qs.filter(by_ext | Q(account_id=int(self.account)) if by_id else by_ext)
         if self.tier:
             qs = qs.filter(account__tier=self.tier)
         if self.survey:
