@@ -39,7 +39,8 @@ def _filters(request: HttpRequest) -> tuple[ResponseFilterForm, ResponseFilter, 
         return form, ResponseFilter(), f"{exc.field}: {exc.reason}"
 
 
-def _base(request: HttpRequest, **extra: Any) -> dict[str, Any]:
+def _base(**extra: Any) -> dict[str, Any]:
+    """What every page shows: the demo banner and the survey list for filters."""
     return {"demo": has_demo_data(), "surveys": Survey.objects.all(), **extra}
 
 
@@ -76,7 +77,6 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         request,
         "web/dashboard.html",
         _base(
-            request,
             form=form,
             error=error,
             cmp=cmp,
@@ -106,7 +106,6 @@ def responses(request: HttpRequest) -> HttpResponse:
         request,
         template,
         _base(
-            request,
             form=form,
             error=error,
             page=page,
@@ -175,7 +174,6 @@ def import_csv(request: HttpRequest) -> HttpResponse:
         request,
         "web/import.html",
         _base(
-            request,
             form=form,
             report=report,
             file_error=file_error,
@@ -222,7 +220,6 @@ def api_keys(request: HttpRequest) -> HttpResponse:
         request,
         "web/api_keys.html",
         _base(
-            request,
             form=form,
             keys=keys,
             new_key=new_key,
