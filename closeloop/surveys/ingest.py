@@ -190,8 +190,7 @@ def upsert_accounts(items: Sequence[AccountData]) -> dict[tuple[str, str], Accou
             new.append(acc)
         elif dirty:
             changed.append(acc)
-    if new:
-        Account.objects.bulk_create(new)
+    bulk_insert(new)
     if changed:
         now = timezone.now()
         for acc in changed:
@@ -209,8 +208,9 @@ def _owners_by_email(emails: set[str]) -> dict[str, User]:
     for email in emails:
         match |= Q(email__iexact=email)
     owners = {u.email.lower(): u for u in User.objects.filter(match)}
-    for email in sorted(emails - owners.keys()):
-        raise IngestError("account.owner_email", f"no closeloop user has the email {email}")
+    missing = sorted(emails - owners.keys())
+    if missing:
+        raise IngestError("account.owner_email", f"no closeloop user has the email {missing[0]}")
     return owners
 
 
