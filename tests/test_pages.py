@@ -52,6 +52,16 @@ def test_it_exports_filtered_answers_with_formulas_neutralised(agent: User) -> N
     assert rows[0]["comment"] == "'@SUM(1+1)" and rows[0]["name"].startswith("'=")
 
 
+def test_it_does_not_turn_export_only_columns_into_properties(agent: User) -> None:
+    record_responses([ResponseData(person=PersonData(email="a@x.io"), score=4, comment="meh")])
+    body = b"".join(_client(agent).get("/responses/export.csv").streaming_content)
+    Response.objects.all().delete()
+    upload = SimpleUploadedFile("responses.csv", body, content_type="text/csv")
+    r = _client(agent).post("/import/", {"kind": "responses", "file": upload})
+    assert r.context["report"].created == 1
+    assert Response.objects.get().person.properties == {}
+
+
 def test_it_round_trips_an_export_through_the_import(agent: User) -> None:
     record_responses(
         [ResponseData(person=PersonData(email="a@x.io"), score=4, comment="meh", external_id="r-1")]

@@ -68,6 +68,9 @@ ACCOUNTS_FILE_COLUMNS: dict[str, tuple[str, ...]] = {
     "name": ("name",),
     "owner_email": ("owner_email",),
 }
+# Columns the responses export writes that describe the stored row rather than the answer;
+# the import skips them so a re-imported export does not grow them as custom properties.
+EXPORT_ONLY_COLUMNS = {"responses": {"id", "category", "source"}}
 REQUIRED: dict[str, list[list[str]]] = {
     # Each inner list: at least one of these columns must be present in the header.
     "responses": [["score"], ["email", "person_external_id"]],
@@ -153,11 +156,12 @@ def _convert(path: tuple[str, ...], value: str) -> Any:
 
 def _row_to_body(kind: str, row: dict[str, str]) -> dict[str, Any]:
     columns = COLUMNS[kind]
+    skipped = EXPORT_ONLY_COLUMNS.get(kind, set())
     body: dict[str, Any] = {}
     props: dict[str, Any] = {}
     for column, raw in row.items():
         value = (raw or "").strip()
-        if not value or column is None:
+        if not value or column is None or column in skipped:
             continue
         if column in columns:
             _set(body, columns[column], _convert(columns[column], value))
@@ -374,7 +378,7 @@ PEOPLE_EXPORT_HEADER = [
 
 
 def people_rows(qs: Iterable[Person]) -> Iterator[list[Any]]:
-    """Export rows for people; custom properties follow as extra columns elsewhere."""
+    """Export rows for people (custom properties are not exported yet)."""
     for p in qs:
         yield [
             p.email,
