@@ -59,6 +59,8 @@ INSTALLED_APPS = [
     "closeloop.apps.CloseloopConfig",
     "closeloop.team",
     "closeloop.surveys",
+    "closeloop.loop",
+    "closeloop.delivery",
     "closeloop.api",
     "closeloop.web",
 ]
@@ -165,6 +167,13 @@ def _email_settings(url: str) -> dict[str, object]:
 EMAIL_URL = os.environ.get("EMAIL_URL", "console://")
 globals().update(_email_settings(EMAIL_URL))
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "closeloop@localhost")
+# Customer replies go to <local>+<case token>@<domain> of this address; route it to closeloop
+# (IMAP mailbox, the inbound HTTP endpoint, or the built-in SMTP listener).
+REPLY_ADDRESS = os.environ.get("REPLY_ADDRESS", f"replies@{_site_host}")
+# Your product's name, as outreach templates say it ({product}).
+PRODUCT_NAME = os.environ.get("PRODUCT_NAME", "our product")
+# The organisation's time zone: SLA business hours of unassigned cases, report periods.
+ORG_TIME_ZONE = os.environ.get("ORG_TIME_ZONE", "UTC")
 
 # How often the worker loop wakes when it has nothing to do, in seconds.
 WORKER_IDLE_SECONDS = float(os.environ.get("WORKER_IDLE_SECONDS", "2"))

@@ -3,7 +3,8 @@
 A step is a function `() -> bool` that returns whether it did something. The
 loop runs steps until none has work, sleeps briefly, and repeats. Deadlines and
 outgoing messages are rows, so any number of workers can run side by side and
-a stopped worker loses nothing. Steps are added by the apps that own the work.
+a stopped worker loses nothing. The steps themselves live
+with the apps that own the work; `default_steps` lists them.
 """
 
 from __future__ import annotations
@@ -18,8 +19,13 @@ log = logging.getLogger("closeloop.worker")
 
 Step = Callable[[], bool]
 
-# Steps registered by the apps; empty until follow-up, deliveries and surveys add theirs.
-STEPS: list[Step] = []
+
+def default_steps() -> list[Step]:
+    """Every step the worker runs, in order: deliveries first, then deadlines."""
+    from closeloop.delivery.sending import handle_email_batch, handle_http_batch
+    from closeloop.loop.sla import handle_one_escalation, handle_priority_refresh
+
+    return [handle_email_batch, handle_http_batch, handle_one_escalation, handle_priority_refresh]
 
 
 class Worker:

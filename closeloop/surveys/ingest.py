@@ -18,6 +18,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from closeloop.db import bulk_insert
+from closeloop.loop import triage
 from closeloop.team.models import User
 
 from .models import Account, Person, Response, Survey
@@ -341,6 +342,8 @@ def _record(items: Sequence[ResponseData], surveys: dict[str | None, Survey]) ->
                 by_ext[item.external_id] = response
             outcomes.append(Outcome(response, created=True))
         bulk_insert(to_create)
+        # The follow-up starts in the same transaction: no answer is saved without it.
+        triage.follow_up(to_create)
     return outcomes
 
 

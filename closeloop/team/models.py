@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib.auth.models import AbstractUser
 from django.db import models
+from django.utils import timezone
 
 
 class Role(models.TextChoices):
@@ -43,3 +44,51 @@ class User(AbstractUser):
     def team(self) -> models.QuerySet[User]:
         """The user and everyone who reports to them, directly."""
         return User.objects.filter(models.Q(pk=self.pk) | models.Q(manager=self))
+
+
+class Team(models.Model):
+    """A group of users that routing rules can send cases to, served round-robin."""
+
+    name = models.CharField(max_length=100, unique=True)
+    members: models.ManyToManyField[User, Membership] = models.ManyToManyField(
+        User, through="Membership", related_name="teams"
+    )
+
+    def __str__(self) -> str:
+        return self.name
+
+    def next_assignee(self) -> User | None:
+        """The member who has waited longest for a case (round-robin), marked as served now.
+
+        The team row is locked first so concurrent triage on PostgreSQL takes
+        turns instead of handing two cases to the same person.
+        """
+        Team.objects.select_for_update().filter(pk=self.pk).first()
+        membership = (
+            Membership.objects.filter(team=self, user__is_active=True)
+            .exclude(user__role=Role.VIEWER)
+            .select_related("user")
+            .order_by(models.F("last_assigned_at").asc(nulls_first=True), "id")
+            .first()
+        )
+        if membership is None:
+            return None
+        membership.last_assigned_at = timezone.now()
+        membership.save(update_fields=["last_assigned_at"])
+        return membership.user
+
+
+class Membership(models.Model):
+    """A user's place in a team; `last_assigned_at` drives the round-robin."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE)
+    user = models.ForeignKey(User, on_delete=models.CASCADE)
+    last_assigned_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["team", "user"], name="membership_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.team}"

@@ -1,0 +1,154 @@
+"""Outgoing messages as rows (a transactional outbox), and the channels that receive alerts.
+
+A Delivery is written in the same transaction as the change it reports, so a
+message exists if and only if its cause was committed. The worker claims
+pending rows, sends them, and records every attempt.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+# The events a channel can subscribe to; payloads are documented in docs/webhooks.md.
+EVENTS = ("response.created", "case.created", "case.updated", "case.escalated", "case.closed")
+# What Slack and email channels get when they name no events: the moments a person must act.
+ALERT_EVENTS = ["case.created", "case.escalated"]
+
+
+def _secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+class Channel(models.Model):
+    """Where alerts about cases go: a Slack incoming webhook, a signed webhook, or an address.
+
+    Filters narrow which cases it hears about; an empty filter means every detractor.
+    """
+
+    class Kind(models.TextChoices):
+        SLACK = "slack"
+        WEBHOOK = "webhook"
+        EMAIL = "email"
+
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    name = models.CharField(max_length=100, blank=True)
+    url = models.URLField(max_length=500, blank=True)
+    email = models.EmailField(blank=True)
+    secret = models.CharField(max_length=64, default=_secret, help_text="signs webhook bodies")
+    events = models.JSONField(default=list, blank=True, help_text="empty = the default set")
+    bands = models.JSONField(default=list, blank=True, help_text="severe/moderate/mild")
+    tiers = models.JSONField(default=list, blank=True)
+    team = models.ForeignKey("team.Team", null=True, blank=True, on_delete=models.CASCADE)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.name or f"{self.kind} {self.url or self.email}"
+
+    @property
+    def subscribed_events(self) -> list[str]:
+        if self.events:
+            return list(self.events)
+        return list(EVENTS) if self.kind == self.Kind.WEBHOOK else list(ALERT_EVENTS)
+
+    @property
+    def target(self) -> str:
+        return self.email if self.kind == self.Kind.EMAIL else self.url
+
+
+class Delivery(models.Model):
+    """One message to send: an email, a Slack post or a webhook call."""
+
+    class Kind(models.TextChoices):
+        EMAIL = "email"
+        SLACK = "slack"
+        WEBHOOK = "webhook"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SENDING = "sending"
+        SENT = "sent"
+        FAILED = "failed"
+
+    class Purpose(models.TextChoices):
+        OUTREACH = "outreach", "Outreach to the customer"
+        OWNER_ALERT = "owner_alert", "Alert to the owner"
+        ESCALATION = "escalation"
+        CHANNEL = "channel", "Channel event"
+        FIX_SHIPPED = "fix_shipped", "Fix shipped"
+
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    purpose = models.CharField(max_length=12, choices=Purpose.choices)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    case = models.ForeignKey(
+        "loop.FollowUpCase",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="deliveries",
+    )
+    channel = models.ForeignKey(Channel, null=True, blank=True, on_delete=models.SET_NULL)
+    to = models.CharField(max_length=500, help_text="an email address or a URL")
+    from_email = models.CharField(max_length=300, blank=True)
+    reply_to = models.CharField(max_length=300, blank=True)
+    subject = models.CharField(max_length=300, blank=True)
+    body = models.TextField(blank=True)
+    payload = models.JSONField(default=dict, blank=True, help_text="JSON body for Slack/webhooks")
+    event = models.CharField(max_length=40, blank=True)
+    event_id = models.UUIDField(default=uuid.uuid4, unique=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    claim_token = models.CharField(max_length=32, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    permanent_failure = models.BooleanField(default=False)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "deliveries"
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="delivery_due"),
+            models.Index(fields=["claim_token"], name="delivery_claim"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} to {self.to} ({self.status})"
+
+    @property
+    def message_id(self) -> str:
+        """A stable Message-ID, so a receiver can tell a resend from a new message."""
+        domain = settings.REPLY_ADDRESS.partition("@")[2] or "closeloop.invalid"
+        return f"<delivery-{self.event_id}@{domain}>"
+
+
+# Retry schedule: 30 s, 1 min, 2 min, … capped at an hour; after MAX_ATTEMPTS it fails for good.
+MAX_ATTEMPTS = 8
+FIRST_RETRY = timedelta(seconds=30)
+LONGEST_RETRY = timedelta(hours=1)
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """Exponential backoff after `attempts` failed tries."""
+    delay: timedelta = FIRST_RETRY * (2 ** max(0, attempts - 1))
+    return min(LONGEST_RETRY, delay)
+
+
+class Attempt(models.Model):
+    """One try at sending a delivery, kept so a person can read what happened."""
+
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempt_log")
+    at = models.DateTimeField(default=timezone.now)
+    ok = models.BooleanField()
+    permanent = models.BooleanField(default=False)
+    error = models.TextField(blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"attempt at {self.at:%Y-%m-%d %H:%M:%S}: {'ok' if self.ok else self.error}"

@@ -1,0 +1,196 @@
+"""How a delivery leaves the building: SMTP through Django's mail backend, or an HTTP POST.
+
+Each transport returns normally on success or raises TransportError, which
+says whether trying again can help (`permanent`), so the caller never guesses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import smtplib
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from email.utils import formatdate
+
+from django.core.mail import EmailMessage, get_connection
+from django.core.mail.backends.base import BaseEmailBackend
+
+from .models import Delivery
+
+HTTP_TIMEOUT_SECONDS = 10
+USER_AGENT = "closeloop-webhooks/1"
+
+
+class TransportError(Exception):
+    """A send failed; `permanent` means retrying cannot help (bad address, 4xx)."""
+
+    def __init__(self, message: str, permanent: bool = False, retry_after: float | None = None):
+        super().__init__(message)
+        self.permanent = permanent
+        self.retry_after = retry_after
+
+
+# --- email ------------------------------------------------------------------------------
+
+
+def build_email(delivery: Delivery, connection: BaseEmailBackend | None = None) -> EmailMessage:
+    """The message for an email delivery, with a stable Message-ID and the case's Reply-To."""
+    headers = {"Message-ID": delivery.message_id, "Date": formatdate(localtime=False)}
+    if delivery.purpose != Delivery.Purpose.OUTREACH:
+        # Alerts to our own users are machine mail; auto-responders should stay quiet.
+        headers["Auto-Submitted"] = "auto-generated"
+    return EmailMessage(
+        subject=delivery.subject,
+        body=delivery.body,
+        from_email=delivery.from_email or None,
+        to=[delivery.to],
+        reply_to=[delivery.reply_to] if delivery.reply_to else None,
+        headers=headers,
+        connection=connection,
+    )
+
+
+def _smtp_error(exc: Exception) -> TransportError:
+    """Classify an SMTP failure: 5xx replies are permanent, everything else may pass."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in exc.recipients.values()]
+        detail = "; ".join(
+            f"{r}: {c} {m.decode(errors='replace')}" for r, (c, m) in exc.recipients.items()
+        )
+        return TransportError(
+            f"recipient refused: {detail}", permanent=all(c >= 500 for c in codes)
+        )
+    if isinstance(exc, smtplib.SMTPResponseException):
+        message = (
+            exc.smtp_error.decode(errors="replace")
+            if isinstance(exc.smtp_error, bytes)
+            else str(exc.smtp_error)
+        )
+        return TransportError(f"SMTP {exc.smtp_code} {message}", permanent=exc.smtp_code >= 500)
+    return TransportError(f"SMTP server unreachable: {exc}")
+
+
+class Mailer:
+    """One SMTP session reused across a batch; reconnects after the server drops it."""
+
+    def __init__(self) -> None:
+        self.connection: BaseEmailBackend | None = None
+
+    def send(self, delivery: Delivery) -> None:
+        """Send one email delivery or raise TransportError."""
+        if self.connection is None:
+            self.connection = get_connection(fail_silently=False)
+            try:
+                self.connection.open()
+            except (OSError, smtplib.SMTPException) as exc:
+                self.connection = None
+                raise _smtp_error(exc) from exc
+        try:
+            self.connection.send_messages([build_email(delivery, self.connection)])
+        except (OSError, smtplib.SMTPException) as exc:
+            error = _smtp_error(exc)
+            if not error.permanent:
+                # The session may be broken; start a fresh one for the next message.
+                self.close()
+            raise error from exc
+
+    def close(self) -> None:
+        if self.connection is not None:
+            try:
+                self.connection.close()
+            except (OSError, smtplib.SMTPException):
+                pass
+            self.connection = None
+
+
+@contextmanager
+def mailer() -> Iterator[Mailer]:
+    m = Mailer()
+    try:
+        yield m
+    finally:
+        m.close()
+
+
+# --- HTTP (Slack and webhooks) ---------------------------------------------------------
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+_opener = urllib.request.build_opener(_NoRedirects)
+
+
+def post_json(url: str, body: bytes, headers: dict[str, str]) -> int:
+    """POST a JSON body; return the status, or raise TransportError saying if a retry helps."""
+    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+        raise TransportError(f"not an http(s) URL: {url}", permanent=True)
+    request = urllib.request.Request(
+        url,
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json", "User-Agent": USER_AGENT, **headers},
+    )
+    try:
+        with _opener.open(request, timeout=HTTP_TIMEOUT_SECONDS) as reply:  # noqa: S310 (checked)
+            status: int = reply.status
+            return status
+    except urllib.error.HTTPError as exc:
+        snippet = exc.read(300).decode(errors="replace").strip()
+        message = f"HTTP {exc.code} from {url}" + (f": {snippet}" if snippet else "")
+        if exc.code == 429 or exc.code == 408:
+            return _raise_retry(message, exc.headers.get("Retry-After"))
+        if 300 <= exc.code < 400:
+            raise TransportError(f"{message} (redirects are not followed)", permanent=True) from exc
+        raise TransportError(message, permanent=400 <= exc.code < 500) from exc
+    except (TimeoutError, urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise TransportError(f"could not reach {url}: {reason}") from exc
+
+
+def _raise_retry(message: str, retry_after: str | None) -> int:
+    seconds: float | None = None
+    if retry_after and retry_after.strip().isdigit():
+        seconds = float(retry_after.strip())
+    raise TransportError(message, retry_after=seconds)
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    """HMAC-SHA256 over "<timestamp>.<body>", hex; receivers recompute and compare."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return mac.hexdigest()
+
+
+def send_slack(delivery: Delivery) -> None:
+    post_json(delivery.to, json.dumps(delivery.payload).encode(), {})
+
+
+def send_webhook(delivery: Delivery, secret: str) -> None:
+    """A signed webhook: the event id lets the receiver drop duplicates."""
+    body = json.dumps(delivery.payload, separators=(",", ":")).encode()
+    timestamp = int(time.time())
+    post_json(
+        delivery.to,
+        body,
+        {
+            "X-Closeloop-Event": delivery.event,
+            "X-Closeloop-Event-Id": str(delivery.event_id),
+            "X-Closeloop-Timestamp": str(timestamp),
+            "X-Closeloop-Signature": "sha256=" + sign(secret, timestamp, body),
+        },
+    )
+
+
+def send_http(delivery: Delivery, secret: str) -> None:
+    if delivery.kind == Delivery.Kind.SLACK:
+        send_slack(delivery)
+    else:
+        send_webhook(delivery, secret)

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class LoopConfig(AppConfig):
+    name = "closeloop.loop"
+    label = "loop"
+    verbose_name = "Follow-up"

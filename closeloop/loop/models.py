@@ -1,0 +1,503 @@
+"""Follow-up: the triage policy, routing rules, cases, their timeline, tasks and templates.
+
+A FollowUpCase is what a detractor's answer becomes: an owner, a deadline and
+a record of everything done about it. Its methods are the only way its state
+changes, and each leaves an Activity row, so the timeline is complete.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import models, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from closeloop.surveys.models import Account, Person, Response
+from closeloop.team.models import Team, User
+
+from .policy import Action, PolicyConfig
+
+
+class TriagePolicy(models.Model):
+    """One saved version of the triage policy; the newest is in force."""
+
+    version = models.PositiveIntegerField(unique=True)
+    config = models.JSONField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"triage policy v{self.version}"
+
+    @property
+    def rules(self) -> PolicyConfig:
+        """The validated configuration of this version."""
+        cached: PolicyConfig | None = getattr(self, "_rules", None)
+        if cached is None:
+            cached = PolicyConfig.model_validate(self.config)
+            self._rules = cached
+        return cached
+
+    @classmethod
+    def current(cls) -> TriagePolicy:
+        """The version in force; version 1 holds the defaults until an admin saves one."""
+        policy = cls.objects.order_by("-version").first()
+        if policy is None:
+            policy, _ = cls.objects.get_or_create(
+                version=1, defaults={"config": PolicyConfig().model_dump(mode="json")}
+            )
+        return policy
+
+    @classmethod
+    def save_new_version(cls, config: PolicyConfig, by: User | None) -> TriagePolicy:
+        """Store `config` as the next version; cases keep pointing at the version that made them."""
+        with transaction.atomic():
+            latest = cls.objects.select_for_update().order_by("-version").first()
+            return cls.objects.create(
+                version=(latest.version + 1) if latest else 1,
+                config=config.model_dump(mode="json"),
+                created_by=by,
+            )
+
+
+class RoutingRule(models.Model):
+    """Sends cases of accounts without an owner to a team, by tier and/or a property value.
+
+    Rules are tried by position; an empty rule matches everything (a catch-all).
+    """
+
+    position = models.PositiveIntegerField(default=0)
+    name = models.CharField(max_length=100)
+    tiers = models.JSONField(default=list, blank=True, help_text="account tiers; empty = any")
+    property_key = models.CharField(
+        max_length=100, blank=True, help_text="an account or person property, e.g. region"
+    )
+    property_value = models.CharField(max_length=200, blank=True)
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="routing_rules")
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def matches(self, account: Account | None, person: Person) -> bool:
+        """Whether this rule applies to an answer from `person` at `account`."""
+        tier = account.tier.lower() if account is not None else ""
+        if self.tiers and tier not in {t.lower() for t in self.tiers}:
+            return False
+        if self.property_key:
+            props = {**(account.properties if account else {}), **person.properties}
+            if str(props.get(self.property_key, "")) != self.property_value:
+                return False
+        return True
+
+
+def _reply_token() -> str:
+    return secrets.token_urlsafe(18)
+
+
+class FollowUpCase(models.Model):
+    """The follow-up of one customer's answer (and any newer answers while it is open)."""
+
+    class Loop(models.TextChoices):
+        DETRACTOR = "detractor"
+        PASSIVE = "passive"
+        PROMOTER = "promoter"
+
+    class Status(models.TextChoices):
+        OPEN = "open"
+        CONTACTED = "contacted"
+        IN_CONVERSATION = "in_conversation", "In conversation"
+        CLOSED = "closed"
+
+    class Resolution(models.TextChoices):
+        RESOLVED = "resolved"
+        CANT_FIX = "cant_fix", "Acknowledged – can't fix"
+        NO_RESPONSE = "no_response", "No response"
+        SUPERSEDED = "superseded", "Superseded by a detractor case"
+
+    class DetractorType(models.TextChoices):
+        LEAVING = "leaving"
+        EVALUATING = "evaluating", "Evaluating alternatives"
+        INVESTED = "invested", "Disappointed but invested"
+        LOYAL = "loyal", "Loyal, one bad experience"
+
+    loop = models.CharField(max_length=10, choices=Loop.choices, default=Loop.DETRACTOR)
+    person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="cases")
+    account = models.ForeignKey(
+        Account, null=True, blank=True, on_delete=models.SET_NULL, related_name="cases"
+    )
+    response = models.ForeignKey(
+        Response, on_delete=models.CASCADE, related_name="cases", help_text="the latest answer"
+    )
+    responses = models.ManyToManyField(Response, related_name="joined_cases", blank=True)
+    score = models.PositiveSmallIntegerField(help_text="the latest answer's score")
+    previous_score = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="the person's answer before the one that opened the case"
+    )
+    band = models.CharField(max_length=10, blank=True)
+    high_value = models.BooleanField(default=False)
+    action = models.CharField(max_length=32, choices=[(a.value, a.label) for a in Action])
+    policy = models.ForeignKey(TriagePolicy, on_delete=models.PROTECT, related_name="cases")
+    rule = models.CharField(max_length=60, help_text="the matrix cell that chose the action")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="cases",
+    )
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL)
+    routed_by = models.CharField(max_length=100, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    resolution = models.CharField(max_length=16, choices=Resolution.choices, blank=True)
+    close_reason = models.CharField(max_length=200, blank=True)
+    close_note = models.TextField(blank=True)
+    detractor_type = models.CharField(max_length=12, choices=DetractorType.choices, blank=True)
+    priority = models.FloatField(default=0, db_index=True)
+    due_at = models.DateTimeField(null=True, blank=True)
+    first_touch_at = models.DateTimeField(null=True, blank=True)
+    escalation_level = models.PositiveSmallIntegerField(default=0)
+    escalated_at = models.DateTimeField(null=True, blank=True)
+    next_escalation_at = models.DateTimeField(
+        null=True, blank=True, help_text="when the worker escalates if still untouched"
+    )
+    reply_token = models.CharField(max_length=40, unique=True, default=_reply_token)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    priority_refreshed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["next_escalation_at"], name="case_next_escalation"),
+            models.Index(fields=["status", "-priority"], name="case_status_priority"),
+            models.Index(fields=["owner", "status"], name="case_owner_status"),
+            models.Index(fields=["person", "status"], name="case_person_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"case {self.pk}: {self.person} ({self.score})"
+
+    # --- what the case is -------------------------------------------------------------
+
+    @property
+    def is_closed(self) -> bool:
+        return self.status == self.Status.CLOSED
+
+    @property
+    def is_overdue(self) -> bool:
+        """Past its deadline with no first touch yet."""
+        return (
+            not self.is_closed
+            and self.first_touch_at is None
+            and self.due_at is not None
+            and self.due_at <= timezone.now()
+        )
+
+    @property
+    def action_enum(self) -> Action:
+        return Action(self.action)
+
+    @property
+    def arr_cents(self) -> int:
+        return self.account.arr_cents if self.account is not None else 0
+
+    @property
+    def playbook(self) -> list[str]:
+        return self.policy.rules.playbook(self.score)
+
+    @property
+    def reply_address(self) -> str:
+        """The per-case Reply-To address; mail to it lands on this case."""
+        local, _, domain = settings.REPLY_ADDRESS.partition("@")
+        return f"{local}+{self.reply_token}@{domain}"
+
+    # --- changes, each logged ----------------------------------------------------------
+
+    def log(self, kind: str, text: str = "", actor: User | None = None, **data: Any) -> Activity:
+        """Append an event to the timeline."""
+        return Activity.objects.create(case=self, kind=kind, text=text, actor=actor, data=data)
+
+    def save_changes(self, *fields: str) -> None:
+        """Save the named fields and stamp `updated_at`."""
+        self.updated_at = timezone.now()
+        self.save(update_fields=[*fields, "updated_at"])
+
+    def touch(self, at: datetime | None = None) -> None:
+        """Record the first contact with the customer: the SLA is met and escalation stops."""
+        if self.first_touch_at is None:
+            self.first_touch_at = at or timezone.now()
+            self.next_escalation_at = None
+            self.save_changes("first_touch_at", "next_escalation_at")
+
+    def set_status(self, status: str, actor: User | None = None) -> None:
+        """Move to an open state; closing goes through `close`."""
+        if status == self.status:
+            return
+        old = self.status
+        self.status = status
+        self.save_changes("status")
+        self.log(Activity.Kind.STATUS_CHANGE, f"{old} → {status}", actor, old=old, new=status)
+
+    def assign(self, owner: User | None, actor: User | None, why: str = "") -> None:
+        """Give the case to someone (None: back to the unassigned queue)."""
+        from . import notify
+
+        if owner == self.owner:
+            return
+        old = self.owner
+        self.owner = owner
+        self.save_changes("owner")
+        self.log(
+            Activity.Kind.ASSIGNED,
+            f"assigned to {owner.display_name if owner else 'nobody'}"
+            + (f" (was {old.display_name})" if old else "")
+            + (f": {why}" if why else ""),
+            actor,
+            owner=owner.pk if owner else None,
+            previous=old.pk if old else None,
+        )
+        if owner is not None and owner != actor:
+            notify.owner_alert(self, reason="assigned")
+        notify.case_event(self, "case.updated")
+
+    def add_note(self, text: str, actor: User | None) -> Activity:
+        from . import notify
+
+        activity = self.log(Activity.Kind.NOTE, text, actor)
+        notify.case_event(self, "case.updated")
+        return activity
+
+    def log_call(self, outcome: str, note: str, actor: User | None) -> Activity:
+        """A call happened (or was tried): reaching the customer starts the conversation."""
+        from . import notify
+
+        activity = self.log(Activity.Kind.CALL_LOGGED, note, actor, outcome=outcome)
+        if outcome in CALL_REACHED:
+            self.touch()
+            if not self.is_closed:
+                self.set_status(self.Status.IN_CONVERSATION, actor)
+        elif outcome in CALL_ATTEMPTED and self.status == self.Status.OPEN:
+            self.touch()
+            self.set_status(self.Status.CONTACTED, actor)
+        for task in self.tasks.filter(kind=Task.Kind.CALL, done_at__isnull=True):
+            if outcome in CALL_REACHED:
+                task.complete(actor)
+        notify.case_event(self, "case.updated")
+        return activity
+
+    def close(self, resolution: str, reason: str, note: str, actor: User | None) -> None:
+        """Close with an outcome; a reason and a note are required so the record means something."""
+        from . import notify
+
+        if resolution not in self.Resolution.values:
+            raise CaseError("resolution", f"must be one of {', '.join(self.Resolution.values)}")
+        if not reason.strip():
+            raise CaseError("reason", "a closing reason is required")
+        if not note.strip():
+            raise CaseError("note", "a closing note is required")
+        if self.is_closed:
+            raise CaseError("status", "the case is already closed")
+        self.status = self.Status.CLOSED
+        self.resolution = resolution
+        self.close_reason = reason.strip()
+        self.close_note = note.strip()
+        self.closed_at = timezone.now()
+        self.next_escalation_at = None
+        self.save_changes(
+            "status", "resolution", "close_reason", "close_note", "closed_at", "next_escalation_at"
+        )
+        self.log(
+            Activity.Kind.STATUS_CHANGE,
+            f"closed as {self.get_resolution_display()}: {self.close_reason}\n{self.close_note}",
+            actor,
+            new=self.status,
+            resolution=resolution,
+        )
+        notify.case_event(self, "case.closed")
+
+    def reopen(self, why: str, actor: User | None) -> None:
+        """Open a closed case again, e.g. when the customer writes back."""
+        from . import notify
+
+        if not self.is_closed:
+            raise CaseError("status", "the case is not closed")
+        self.status = self.Status.IN_CONVERSATION if self.first_touch_at else self.Status.OPEN
+        self.resolution = ""
+        self.closed_at = None
+        self.save_changes("status", "resolution", "closed_at")
+        self.log(Activity.Kind.REOPENED, why, actor)
+        notify.case_event(self, "case.updated")
+
+    def set_detractor_type(self, kind: str, actor: User | None) -> None:
+        if kind not in self.DetractorType.values:
+            raise CaseError(
+                "detractor_type", f"must be one of {', '.join(self.DetractorType.values)}"
+            )
+        self.detractor_type = kind
+        self.save_changes("detractor_type")
+        self.log(Activity.Kind.NOTE, f"detractor type: {self.get_detractor_type_display()}", actor)
+
+    def commit(self, promise: str, due_at: datetime, actor: User | None) -> Task:
+        """Summarise-and-commit: what was promised to the customer, and by when."""
+        if not promise.strip():
+            raise CaseError("promise", "say what was promised")
+        if due_at <= timezone.now():
+            raise CaseError("due_at", "must be in the future")
+        task = Task.objects.create(
+            case=self,
+            kind=Task.Kind.COMMITMENT,
+            title=promise.strip(),
+            due_at=due_at,
+            owner=actor or self.owner,
+        )
+        self.log(
+            Activity.Kind.COMMITTED,
+            f"promised: {task.title} (by {due_at:%Y-%m-%d %H:%M} UTC)",
+            actor,
+            task=task.pk,
+        )
+        return task
+
+
+class CaseError(Exception):
+    """A change to a case was refused; `field` names the input at fault."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+CALL_REACHED = {"talked", "resolved_on_call"}
+CALL_ATTEMPTED = {"no_answer", "left_voicemail", "wrong_number"}
+CALL_OUTCOMES = sorted(CALL_REACHED | CALL_ATTEMPTED)
+
+
+class Activity(models.Model):
+    """One event on a case's timeline."""
+
+    class Kind(models.TextChoices):
+        CREATED = "created"
+        ASSIGNED = "assigned"
+        NOTIFIED = "notified"
+        EMAIL_SENT = "email_sent", "Email sent"
+        DELIVERY_FAILED = "delivery_failed", "Delivery failed"
+        REPLY_RECEIVED = "reply_received", "Reply received"
+        CALL_LOGGED = "call_logged", "Call logged"
+        NOTE = "note"
+        STATUS_CHANGE = "status_change", "Status change"
+        ESCALATED = "escalated"
+        REOPENED = "reopened"
+        ANSWER_JOINED = "answer_joined", "New answer"
+        COMMITTED = "committed", "Commitment"
+        TASK_DONE = "task_done", "Task done"
+        FIX_SHIPPED = "fix_shipped", "Fix shipped"
+
+    case = models.ForeignKey(FollowUpCase, on_delete=models.CASCADE, related_name="activities")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    text = models.TextField(blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["case", "created_at"], name="activity_case_created")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} on case {self.case_id}"
+
+
+class Task(models.Model):
+    """Something a person must do by a date: a call the matrix asked for, or a promise made."""
+
+    class Kind(models.TextChoices):
+        CALL = "call"
+        COMMITMENT = "commitment"
+
+    case = models.ForeignKey(FollowUpCase, on_delete=models.CASCADE, related_name="tasks")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    title = models.CharField(max_length=300)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    due_at = models.DateTimeField()
+    done_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def is_overdue(self) -> bool:
+        return self.done_at is None and self.due_at <= timezone.now()
+
+    def complete(self, actor: User | None) -> None:
+        if self.done_at is None:
+            self.done_at = timezone.now()
+            self.save(update_fields=["done_at"])
+            self.case.log(Activity.Kind.TASK_DONE, self.title, actor, task=self.pk)
+
+
+class Notification(models.Model):
+    """An in-app notice for one user (the bell on every page)."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"
+    )
+    case = models.ForeignKey(
+        FollowUpCase, null=True, blank=True, on_delete=models.CASCADE, related_name="notifications"
+    )
+    text = models.CharField(max_length=500)
+    read_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "read_at"], name="notification_user_unread")]
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class OutreachTemplate(models.Model):
+    """The first email of an action, per locale, with {variables} filled from the case."""
+
+    action = models.CharField(max_length=32, choices=[(a.value, a.label) for a in Action])
+    locale = models.CharField(max_length=16, default="en")
+    subject = models.CharField(max_length=200)
+    body = models.TextField()
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["action", "locale"], name="template_action_locale")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} ({self.locale})"
+
+
+def open_cases() -> models.QuerySet[FollowUpCase]:
+    return FollowUpCase.objects.exclude(status=FollowUpCase.Status.CLOSED)
+
+
+def overdue_filter() -> Q:
+    """Cases past their deadline with no first touch."""
+    return Q(first_touch_at__isnull=True, due_at__lte=timezone.now()) & ~Q(
+        status=FollowUpCase.Status.CLOSED
+    )

@@ -1,0 +1,443 @@
+"""Who hears about a case, and what they are told: rows in the outbox, never sends.
+
+Every function here writes Delivery (or Notification) rows inside the caller's
+transaction; the worker sends them after commit. The worker reports back
+through `delivery_sent` and `delivery_failed`, which put the outcome on the
+case's timeline.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable, Sequence
+from email.utils import formataddr, parseaddr
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from closeloop.delivery.models import Channel, Delivery
+from closeloop.surveys.models import Response
+from closeloop.team.models import Role, User
+
+from . import outreach
+from .models import Activity, FollowUpCase, Notification
+
+NOREPLY = re.compile(r"no[-_.]?reply|do[-_.]?not[-_.]?reply", re.IGNORECASE)
+
+
+def case_url(case: FollowUpCase) -> str:
+    return f"{settings.SITE_URL}/cases/{case.pk}/"
+
+
+def money(cents: int, currency: str = "USD") -> str:
+    return f"{currency} {cents / 100:,.0f}"
+
+
+def _when(case: FollowUpCase) -> str:
+    return f"{case.due_at:%a %d %b %H:%M} UTC" if case.due_at else "no deadline"
+
+
+def _headline(case: FollowUpCase) -> str:
+    who = case.person.name or case.person.email or str(case.person)
+    where = f" at {case.account.name}" if case.account else ""
+    return f"{case.loop.capitalize()} {case.score}/10 from {who}{where}"
+
+
+# --- JSON shapes shared by webhooks and the API ------------------------------------------
+
+
+def person_json(case: FollowUpCase) -> dict[str, Any]:
+    p = case.person
+    return {"id": p.pk, "email": p.email, "name": p.name, "external_id": p.external_id}
+
+
+def account_json(case: FollowUpCase) -> dict[str, Any] | None:
+    a = case.account
+    if a is None:
+        return None
+    return {
+        "id": a.pk,
+        "external_id": a.external_id,
+        "name": a.name,
+        "tier": a.tier,
+        "arr": a.arr_cents / 100,
+        "currency": a.currency,
+    }
+
+
+def user_json(user: User | None) -> dict[str, Any] | None:
+    if user is None:
+        return None
+    return {"id": user.pk, "name": user.display_name, "email": user.email}
+
+
+def case_json(case: FollowUpCase) -> dict[str, Any]:
+    """The case as webhooks carry it (documented in docs/webhooks.md)."""
+    r = case.response
+    return {
+        "id": case.pk,
+        "url": case_url(case),
+        "loop": case.loop,
+        "status": case.status,
+        "resolution": case.resolution or None,
+        "score": case.score,
+        "previous_score": case.previous_score,
+        "band": case.band or None,
+        "high_value": case.high_value,
+        "action": case.action,
+        "rule": case.rule,
+        "policy_version": case.policy.version,
+        "priority": round(case.priority, 1),
+        "due_at": _iso(case.due_at),
+        "first_touch_at": _iso(case.first_touch_at),
+        "escalation_level": case.escalation_level,
+        "overdue": case.is_overdue,
+        "owner": user_json(case.owner),
+        "person": person_json(case),
+        "account": account_json(case),
+        "response": {
+            "id": r.pk,
+            "score": r.score,
+            "comment": r.comment,
+            "created_at": _iso(r.created_at),
+        },
+        "created_at": _iso(case.created_at),
+        "updated_at": _iso(case.updated_at),
+        "closed_at": _iso(case.closed_at),
+    }
+
+
+def response_json(response: Response) -> dict[str, Any]:
+    return {
+        "id": response.pk,
+        "score": response.score,
+        "category": response.category.value,
+        "comment": response.comment,
+        "source": response.source,
+        "person": {"id": response.person_id, "email": response.person.email},
+        "account_id": response.account_id,
+        "created_at": _iso(response.created_at),
+    }
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _event_payload(event: str, event_id: uuid.UUID, data: dict[str, Any]) -> dict[str, Any]:
+    return {"id": str(event_id), "type": event, "created_at": _iso(timezone.now()), "data": data}
+
+
+# --- channels ------------------------------------------------------------------------------
+
+
+def _channels_for(case: FollowUpCase, event: str) -> list[Channel]:
+    """Active channels subscribed to `event` whose filters match the case (detractors only)."""
+    if case.loop != FollowUpCase.Loop.DETRACTOR:
+        return []
+    found = []
+    for channel in Channel.objects.filter(active=True):
+        if event not in channel.subscribed_events:
+            continue
+        if channel.bands and case.band not in channel.bands:
+            continue
+        tier = (case.account.tier if case.account else "").lower()
+        if channel.tiers and tier not in {t.lower() for t in channel.tiers}:
+            continue
+        if channel.team_id is not None and not _in_team(case, channel.team_id):
+            continue
+        found.append(channel)
+    return found
+
+
+def _in_team(case: FollowUpCase, team_id: int) -> bool:
+    if case.team_id == team_id:
+        return True
+    return case.owner is not None and case.owner.teams.filter(pk=team_id).exists()
+
+
+def case_event(case: FollowUpCase, event: str) -> None:
+    """Queue `event` about `case` for every channel that wants it."""
+    for channel in _channels_for(case, event):
+        _queue_channel(channel, event, case)
+
+
+def _queue_channel(channel: Channel, event: str, case: FollowUpCase) -> None:
+    event_id = uuid.uuid4()
+    common = {
+        "purpose": Delivery.Purpose.CHANNEL,
+        "case": case,
+        "channel": channel,
+        "event": event,
+        "event_id": event_id,
+    }
+    if channel.kind == Channel.Kind.WEBHOOK:
+        payload = _event_payload(event, event_id, {"case": case_json(case)})
+        Delivery.objects.create(
+            kind=Delivery.Kind.WEBHOOK, to=channel.url, payload=payload, **common
+        )
+    elif channel.kind == Channel.Kind.SLACK:
+        Delivery.objects.create(
+            kind=Delivery.Kind.SLACK, to=channel.url, payload=slack_message(case, event), **common
+        )
+    else:
+        subject, body = alert_email(case, event)
+        Delivery.objects.create(
+            kind=Delivery.Kind.EMAIL,
+            to=channel.email,
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            subject=subject,
+            body=body,
+            **common,
+        )
+
+
+def responses_created(responses: Sequence[Response]) -> None:
+    """Queue response.created for webhook channels that subscribe to it."""
+    channels = [
+        c
+        for c in Channel.objects.filter(active=True, kind=Channel.Kind.WEBHOOK)
+        if "response.created" in c.subscribed_events
+    ]
+    if not channels:
+        return
+    rows = []
+    for response in responses:
+        for channel in channels:
+            if channel.bands and (response.band is None or response.band not in channel.bands):
+                continue
+            tier = str(response.properties.get("account.tier", "")).lower()
+            if channel.tiers and tier not in {t.lower() for t in channel.tiers}:
+                continue
+            event_id = uuid.uuid4()
+            rows.append(
+                Delivery(
+                    kind=Delivery.Kind.WEBHOOK,
+                    purpose=Delivery.Purpose.CHANNEL,
+                    channel=channel,
+                    to=channel.url,
+                    event="response.created",
+                    event_id=event_id,
+                    payload=_event_payload(
+                        "response.created", event_id, {"response": response_json(response)}
+                    ),
+                )
+            )
+    Delivery.objects.bulk_create(rows)
+
+
+# --- messages --------------------------------------------------------------------------------
+
+
+def _facts(case: FollowUpCase) -> list[tuple[str, str]]:
+    account = case.account
+    facts = [
+        (
+            "Score",
+            f"{case.score}/10"
+            + (f" (was {case.previous_score})" if case.previous_score is not None else ""),
+        ),
+        ("Account", account.name if account else "—"),
+        ("ARR", money(account.arr_cents, account.currency) if account else "—"),
+        ("Tier", (account.tier or "—") if account else "—"),
+        ("Owner", case.owner.display_name if case.owner else "unassigned"),
+        ("Due", _when(case)),
+        ("Action", case.action_enum.label),
+    ]
+    return facts
+
+
+def slack_message(case: FollowUpCase, event: str) -> dict[str, Any]:
+    """A Block Kit message with the facts an owner needs and a button to the case."""
+    title = _headline(case)
+    if event == "case.escalated":
+        title = f"Escalated (level {case.escalation_level}): {title}"
+    elif event == "case.closed":
+        title = f"Closed ({case.get_resolution_display()}): {title}"
+    comment = case.response.comment.strip() or "(no comment)"
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
+        {
+            "type": "section",
+            "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{v}"} for k, v in _facts(case)[:10]],
+        },
+        {
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": "> " + _slack_escape(comment)[:2900]},
+        },
+        {
+            "type": "actions",
+            "elements": [
+                {
+                    "type": "button",
+                    "text": {"type": "plain_text", "text": "Open case"},
+                    "url": case_url(case),
+                }
+            ],
+        },
+    ]
+    return {"text": f"{title}: {comment[:200]}", "blocks": blocks}
+
+
+def _slack_escape(text: str) -> str:
+    return (
+        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\n", "\n> ")
+    )
+
+
+def alert_email(case: FollowUpCase, event: str) -> tuple[str, str]:
+    """Subject and plain-text body of an alert to one of our users."""
+    prefix = {"case.escalated": "Escalated: ", "case.closed": "Closed: "}.get(event, "")
+    subject = f"{prefix}{_headline(case)} — due {_when(case)}"
+    lines = [_headline(case), ""]
+    lines += [f"{k}: {v}" for k, v in _facts(case)]
+    lines += ["", "Comment:", case.response.comment.strip() or "(no comment)", ""]
+    steps = case.playbook
+    if steps:
+        lines += ["Playbook:"] + [f"- {s}" for s in steps] + [""]
+    lines += [f"Open the case: {case_url(case)}"]
+    return subject, "\n".join(lines)
+
+
+def owner_alert(case: FollowUpCase, reason: str = "new") -> None:
+    """Tell the owner (email and in-app); an unassigned case is announced to the managers."""
+    if case.owner is None:
+        for user in User.objects.filter(is_active=True).filter(
+            Q(role__in=[Role.MANAGER, Role.ADMIN]) | Q(is_superuser=True)
+        ):
+            Notification.objects.create(user=user, case=case, text=f"Unassigned: {_headline(case)}")
+        return
+    verb = {"new": "New", "assigned": "Assigned to you", "reply": "Reply on"}.get(reason, reason)
+    Notification.objects.create(user=case.owner, case=case, text=f"{verb}: {_headline(case)}")
+    if case.owner.email:
+        subject, body = alert_email(case, "case.created")
+        if reason == "assigned":
+            subject = f"Assigned to you: {subject}"
+        Delivery.objects.create(
+            kind=Delivery.Kind.EMAIL,
+            purpose=Delivery.Purpose.OWNER_ALERT,
+            case=case,
+            to=case.owner.email,
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            subject=subject,
+            body=body,
+        )
+
+
+def escalation(case: FollowUpCase, recipients: Iterable[User]) -> None:
+    """Tell the people a case escalated to (email and in-app), and the channels."""
+    for user in recipients:
+        Notification.objects.create(
+            user=user, case=case, text=f"Escalated to you: {_headline(case)} (overdue)"
+        )
+        if user.email:
+            subject, body = alert_email(case, "case.escalated")
+            Delivery.objects.create(
+                kind=Delivery.Kind.EMAIL,
+                purpose=Delivery.Purpose.ESCALATION,
+                case=case,
+                to=user.email,
+                from_email=settings.DEFAULT_FROM_EMAIL,
+                subject=subject,
+                body=body,
+            )
+    case_event(case, "case.escalated")
+
+
+def sender_for(case: FollowUpCase) -> str | None:
+    """The real person customer mail comes from: the owner, else the configured default.
+
+    None when neither is a real address (a no-reply default), in which case
+    nothing automated is sent and the case says why.
+    """
+    if case.owner is not None and case.owner.email:
+        return formataddr((case.owner.display_name, case.owner.email))
+    name, address = parseaddr(settings.DEFAULT_FROM_EMAIL)
+    if not address or NOREPLY.search(address):
+        return None
+    return formataddr((name, address))
+
+
+def customer_email(
+    case: FollowUpCase, subject: str, body: str, purpose: str, actor: User | None = None
+) -> Delivery | None:
+    """Queue an email to the customer from a real person, replies coming back to the case."""
+    to = case.person.email
+    problem = None
+    if not to:
+        problem = "the person has no email address"
+    elif case.person.unsubscribed_at or case.person.bounced_at:
+        problem = f"{to} has {'unsubscribed' if case.person.unsubscribed_at else 'bounced'}"
+    sender = sender_for(case)
+    if sender is None:
+        problem = problem or "no real sender: assign an owner or set DEFAULT_FROM_EMAIL to a person"
+    if problem is not None:
+        case.log(
+            Activity.Kind.DELIVERY_FAILED, f"email not sent: {problem}", actor, subject=subject
+        )
+        return None
+    assert to is not None and sender is not None
+    return Delivery.objects.create(
+        kind=Delivery.Kind.EMAIL,
+        purpose=purpose,
+        case=case,
+        to=to,
+        from_email=sender,
+        reply_to=case.reply_address,
+        subject=subject,
+        body=body,
+    )
+
+
+def first_outreach(case: FollowUpCase) -> Delivery | None:
+    """Queue the automated first email of the case's action, from its template."""
+    subject, body = outreach.render_for(case)
+    return customer_email(case, subject, body, Delivery.Purpose.OUTREACH)
+
+
+# --- the worker reports back -------------------------------------------------------------------
+
+
+def delivery_sent(delivery: Delivery) -> None:
+    """Put a sent message on its case's timeline; customer mail is the first touch."""
+    case = delivery.case
+    if case is None:
+        return
+    if delivery.purpose in (Delivery.Purpose.OUTREACH, Delivery.Purpose.FIX_SHIPPED):
+        case.log(
+            Activity.Kind.EMAIL_SENT,
+            f"Subject: {delivery.subject}\n\n{delivery.body}",
+            delivery=delivery.pk,
+            to=delivery.to,
+        )
+        if delivery.purpose == Delivery.Purpose.OUTREACH:
+            case.touch(delivery.sent_at)
+            if case.status == FollowUpCase.Status.OPEN:
+                case.set_status(FollowUpCase.Status.CONTACTED)
+    elif delivery.purpose in (Delivery.Purpose.OWNER_ALERT, Delivery.Purpose.ESCALATION):
+        case.log(Activity.Kind.NOTIFIED, f"emailed {delivery.to}", to=delivery.to)
+    elif delivery.kind == Delivery.Kind.SLACK:
+        case.log(
+            Activity.Kind.NOTIFIED,
+            f"posted to Slack ({delivery.event})",
+            channel=delivery.channel_id,
+        )
+
+
+def delivery_failed(delivery: Delivery) -> None:
+    """A delivery failed for good: say so on the case; a refused customer address bounces."""
+    case = delivery.case
+    if delivery.purpose == Delivery.Purpose.OUTREACH and delivery.permanent_failure and case:
+        person = case.person
+        if person.email == delivery.to and person.bounced_at is None:
+            person.bounced_at = timezone.now()
+            person.save(update_fields=["bounced_at"])
+    if case is not None:
+        case.log(
+            Activity.Kind.DELIVERY_FAILED,
+            f"{delivery.get_kind_display()} to {delivery.to} failed: {delivery.last_error}",
+            delivery=delivery.pk,
+        )

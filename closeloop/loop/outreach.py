@@ -1,0 +1,322 @@
+"""Outreach templates: the shipped defaults, filling in {variables}, and the linter.
+
+The linter applies DOMAIN.md's rules for a first outreach email. Saving an
+automated template that breaks one is refused; a personal template (a human
+reads it before sending) gets the same findings as warnings.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+
+from .policy import Action
+
+if TYPE_CHECKING:
+    from .models import FollowUpCase
+
+VARIABLES = {
+    "first_name": "the customer's first name (or 'there')",
+    "name": "the customer's full name",
+    "score": "the score they gave, 0–10",
+    "owner_name": "the owner's full name (the sender)",
+    "owner_first_name": "the owner's first name",
+    "comment_excerpt": "the start of their comment (up to 200 characters)",
+    "account": "the customer's company",
+    "product": "your product's name (PRODUCT_NAME)",
+}
+
+MAX_WORDS = 100
+
+
+@dataclass(frozen=True)
+class Draft:
+    subject: str
+    body: str
+
+
+# Shipped defaults, keyed by (action, language). They pass the linter (a test checks it).
+DEFAULTS: dict[tuple[Action, str], Draft] = {
+    (Action.CALL, "en"): Draft(
+        "Your {score}/10 for {product}",
+        "Hi {first_name},\n\n"
+        "Thank you for your honest score of {score} out of 10. I'm {owner_name}, and I look "
+        "after {account} here. I'd rather hear what happened from you than guess.\n\n"
+        "When would suit you for a 15-minute call this week?\n\n"
+        "If email is easier, just reply here; it comes straight to me.\n\n"
+        "{owner_name}",
+    ),
+    (Action.PERSONAL_EMAIL_CALL, "en"): Draft(
+        "Your {score}/10 for {product}",
+        "Hi {first_name},\n\n"
+        "Thank you for rating {product} {score} out of 10 and for being straight with us. "
+        "I'm {owner_name}, and I'd like to understand what is behind that score.\n\n"
+        "When would be a good time for a short call?\n\n"
+        "If you prefer to write, a reply to this email reaches me directly.\n\n"
+        "{owner_name}",
+    ),
+    (Action.PERSONAL_EMAIL_QUESTIONS, "en"): Draft(
+        "Your {score}/10 for {product}",
+        "Hi {first_name},\n\n"
+        "Thank you for your score of {score} out of 10. I read your answer myself"
+        " and want to get this right for {account}.\n\n"
+        "What was the primary experience that influenced your score?\n\n"
+        "Any detail helps: what you were trying to do, and what got in the way. "
+        "A reply to this email comes straight to me.\n\n"
+        "{owner_name}",
+    ),
+    (Action.AUTOMATED_EMAIL_SURVEY, "en"): Draft(
+        "Your {score}/10 for {product}",
+        "Hi {first_name},\n\n"
+        "Thanks for your score of {score} out of 10 and for taking the time to answer. "
+        "I'm {owner_first_name}, and I look after your account.\n\n"
+        "What was the main experience behind your score?\n\n"
+        "A couple of lines in reply are plenty; I read every one and will tell you what we "
+        "do about it. We will check in again in a few weeks with a short survey.\n\n"
+        "{owner_name}",
+    ),
+    (Action.AUTOMATED_BRIEF_QUESTION, "en"): Draft(
+        "Your {score}/10 for {product}",
+        "Hi {first_name},\n\n"
+        "Thank you for rating {product} {score} out of 10. I read every answer myself, and "
+        "I'd like to understand yours.\n\n"
+        "What would have made your experience better?\n\n"
+        "Just reply to this email; it comes straight to me.\n\n"
+        "{owner_name}",
+    ),
+    (Action.AUTOMATED_ONE_QUESTION, "en"): Draft(
+        "Your {score}/10 for {product}",
+        "Hi {first_name},\n\n"
+        "Thank you for giving {product} a {score} out of 10. You are close to recommending "
+        "us, and I'd like to know what stands in the way.\n\n"
+        "What one change would make {product} more useful to you?\n\n"
+        "Reply here and it comes straight to me.\n\n"
+        "{owner_name}",
+    ),
+    (Action.AUTOMATED_THANKS_REVIEW, "en"): Draft(
+        "Thank you for the {score}/10",
+        "Hi {first_name},\n\n"
+        "Thank you for the {score} out of 10! It means a lot to the team behind {product}.\n\n"
+        "What has {product} helped you achieve that you would tell a colleague about?\n\n"
+        "If you'd be open to sharing it in a short public review or a case study, reply and "
+        "I'll send the details.\n\n"
+        "{owner_name}",
+    ),
+    (Action.AUTOMATED_EMAIL_SURVEY, "de"): Draft(
+        "Ihre {score}/10 für {product}",
+        "Hallo {first_name},\n\n"
+        "danke für Ihre Bewertung mit {score} von 10 und dafür, dass Sie sich die Zeit "
+        "genommen haben. Ich bin {owner_first_name} und betreue Ihr Konto.\n\n"
+        "Welche Erfahrung war für Ihre Bewertung ausschlaggebend?\n\n"
+        "Ein paar Zeilen als Antwort genügen; ich lese jede selbst und sage Ihnen, was wir "
+        "daraus machen. In einigen Wochen fragen wir noch einmal kurz nach.\n\n"
+        "{owner_name}",
+    ),
+    (Action.AUTOMATED_BRIEF_QUESTION, "de"): Draft(
+        "Ihre {score}/10 für {product}",
+        "Hallo {first_name},\n\n"
+        "danke, dass Sie {product} mit {score} von 10 bewertet haben. Ich lese jede Antwort "
+        "selbst und möchte Ihre verstehen.\n\n"
+        "Was hätte Ihre Erfahrung besser gemacht?\n\n"
+        "Antworten Sie einfach auf diese E-Mail; sie kommt direkt bei mir an.\n\n"
+        "{owner_name}",
+    ),
+    (Action.AUTOMATED_EMAIL_SURVEY, "fr"): Draft(
+        "Votre note de {score}/10 pour {product}",
+        "Bonjour {first_name},\n\n"
+        "Merci pour votre note de {score} sur 10 et pour le temps que vous y avez consacré. "
+        "Je suis {owner_first_name} et je m'occupe de votre compte.\n\n"
+        "Quelle expérience a le plus compté dans votre note ?\n\n"
+        "Quelques lignes en réponse suffisent ; je les lis toutes et vous dirai ce que nous "
+        "en faisons. Nous reviendrons vers vous dans quelques semaines.\n\n"
+        "{owner_name}",
+    ),
+    (Action.AUTOMATED_BRIEF_QUESTION, "fr"): Draft(
+        "Votre note de {score}/10 pour {product}",
+        "Bonjour {first_name},\n\n"
+        "Merci d'avoir donné {score} sur 10 à {product}. Je lis chaque réponse moi-même et "
+        "j'aimerais comprendre la vôtre.\n\n"
+        "Qu'est-ce qui aurait rendu votre expérience meilleure ?\n\n"
+        "Répondez simplement à cet e-mail ; il m'arrive directement.\n\n"
+        "{owner_name}",
+    ),
+}
+
+
+class TemplateError(Exception):
+    """A template cannot be filled in (unknown variable, bad braces)."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+def variables_in(text: str, field: str = "body") -> set[str]:
+    """The {names} a template uses; refuses unknown names, attribute access and bad braces."""
+    names: set[str] = set()
+    try:
+        parsed = list(string.Formatter().parse(text))
+    except ValueError as exc:
+        raise TemplateError(field, f"{exc} (write {{{{ and }}}} for literal braces)") from exc
+    for _, name, spec, conversion in parsed:
+        if name is None:
+            continue
+        if name not in VARIABLES or spec or conversion:
+            raise TemplateError(
+                field,
+                f"unknown variable {{{name}}}; use one of "
+                + ", ".join(f"{{{v}}}" for v in VARIABLES),
+            )
+        names.add(name)
+    return names
+
+
+def fill(text: str, values: dict[str, str], field: str = "body") -> str:
+    variables_in(text, field)
+    return text.format_map(values)
+
+
+SAMPLE = {
+    "first_name": "Pat",
+    "name": "Pat Lee",
+    "score": "4",
+    "owner_name": "Alex Morgan",
+    "owner_first_name": "Alex",
+    "comment_excerpt": "setup took far too long",
+    "account": "Globex",
+    "product": "Acme",
+}
+
+
+def values_for(case: FollowUpCase) -> dict[str, str]:
+    person = case.person
+    full = person.name.strip()
+    owner = case.owner
+    comment = " ".join(case.response.comment.split())
+    return {
+        "first_name": full.split()[0] if full else "there",
+        "name": full or (person.email or ""),
+        "score": str(case.score),
+        "owner_name": owner.display_name if owner else _default_sender_name(),
+        "owner_first_name": (owner.first_name or owner.display_name)
+        if owner
+        else _default_sender_name(),
+        "comment_excerpt": comment[:200] + ("…" if len(comment) > 200 else ""),
+        "account": case.account.name if case.account else "your team",
+        "product": settings.PRODUCT_NAME,
+    }
+
+
+def _default_sender_name() -> str:
+    from email.utils import parseaddr
+
+    name, address = parseaddr(settings.DEFAULT_FROM_EMAIL)
+    return name or address
+
+
+def template_for(action: Action, locale: str) -> Draft:
+    """The saved template for the locale or its language, else the shipped one, else English."""
+    from .models import OutreachTemplate
+
+    language = locale.split("-")[0].split("_")[0].lower()
+    saved = {
+        t.locale.lower(): t
+        for t in OutreachTemplate.objects.filter(action=action, locale__in={locale, language, "en"})
+    }
+    for key in (locale.lower(), language):
+        if key in saved:
+            return Draft(saved[key].subject, saved[key].body)
+        if (action, key) in DEFAULTS:
+            return DEFAULTS[(action, key)]
+    if "en" in saved:
+        return Draft(saved["en"].subject, saved["en"].body)
+    return DEFAULTS[(action, "en")]
+
+
+def render_for(case: FollowUpCase) -> tuple[str, str]:
+    """Subject and body of the case's first email, in the customer's language."""
+    draft = template_for(case.action_enum, case.person.locale or "en")
+    values = values_for(case)
+    return fill(draft.subject, values, "subject"), fill(draft.body, values, "body")
+
+
+# --- the linter ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str
+    message: str
+
+
+APOLOGY = re.compile(
+    r"\b(sorry|apolog\w*|regret\w*|entschuldig\w*|bedauer\w*|désolé\w*|excuse\w*)", re.I
+)
+DISCOUNT = re.compile(
+    r"(\bdiscount\w*|\bcoupon\w*|\bvoucher\w*|\brefund\w*|\bfree (month|upgrade)|\d+\s*% off"
+    r"|\bcredit note|\bservice credit|\brabatt\w*|\bgutschein\w*|\bremise\b|\bréduction\w*)",
+    re.I,
+)
+SCORE_BEGGING = re.compile(
+    r"(\b9 or 10\b|\b(9|10) out of 10\b|\bnine or ten\b|\bhigher score\b|\bperfect score\b"
+    r"|\ba 10\b|\braise your (score|rating)\b|\b(9|10)/10\b)",
+    re.I,
+)
+CLOSED_STARTERS = re.compile(
+    r"^(is|are|was|were|do|does|did|can|could|would|will|should|have|has|had|may|might|"
+    r"ist|sind|war|waren|haben|hat|hatten|können|könnten|würden|wäre|"
+    r"est-ce|êtes|avez|était|pourriez|seriez|voulez)\b",
+    re.I,
+)
+VAGUE = re.compile(
+    r"(how (can|could) we (improve|do better)|any (other )?feedback|anything else)", re.I
+)
+
+
+def _questions(text: str) -> list[str]:
+    """The sentences ending in a question mark."""
+    sentences = re.split(r"(?<=[.!?])\s+|\n+", text)
+    return [s.strip() for s in sentences if s.strip().endswith("?")]
+
+
+def lint(subject: str, body: str) -> list[Finding]:
+    """Check a template against the first-outreach rules; an empty list means it passes."""
+    findings: list[Finding] = []
+    try:
+        used = variables_in(subject, "subject") | variables_in(body, "body")
+        text = fill(body, SAMPLE)
+    except TemplateError as exc:
+        return [Finding("variables", str(exc))]
+    words = len(re.findall(r"\w+", text))
+    if words >= MAX_WORDS:
+        findings.append(Finding("length", f"{words} words; keep it under {MAX_WORDS}"))
+    if "score" not in used:
+        findings.append(Finding("score", "reference the score they gave with {score}"))
+    questions = _questions(text)
+    if len(questions) != 1:
+        findings.append(
+            Finding("one-question", f"ask exactly one question; this has {len(questions)}")
+        )
+    for q in questions:
+        if CLOSED_STARTERS.match(q):
+            findings.append(Finding("open-question", f"ask an open question, not yes/no: {q!r}"))
+        elif VAGUE.search(q):
+            findings.append(Finding("open-question", f"too vague to answer well: {q!r}"))
+    if not used & {"owner_name", "owner_first_name"}:
+        findings.append(
+            Finding("sender", "sign it as a real person with {owner_name} or {owner_first_name}")
+        )
+    if APOLOGY.search(text):
+        findings.append(Finding("apology", "no apology before you understand the problem"))
+    if DISCOUNT.search(text):
+        findings.append(
+            Finding("discount", "no discount or credit before you understand the problem")
+        )
+    if SCORE_BEGGING.search(fill(subject, SAMPLE) + "\n" + text):
+        findings.append(Finding("score-begging", "never ask for a 9 or 10"))
+    return findings

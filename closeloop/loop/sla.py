@@ -1,0 +1,157 @@
+"""Deadlines and escalation: when a case is due, and what the worker does when it is missed.
+
+A deadline is a column (`due_at`, and `next_escalation_at` for the worker),
+never a timer. At the deadline with no first touch the case escalates to the
+owner's manager; after a further `second_level_after_hours`, to the next level.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from closeloop.team.models import Role, User
+
+from . import notify, priority
+from .models import Activity, FollowUpCase
+from .policy import BusinessHours
+
+log = logging.getLogger("closeloop.loop")
+
+
+def zone(name: str | None) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or settings.ORG_TIME_ZONE)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def deadline(
+    start: datetime, hours: int, hours_of_work: BusinessHours, tz_name: str | None
+) -> datetime:
+    """`hours` after `start`, counting only business hours in `tz_name` when they are on."""
+    if not hours_of_work.enabled:
+        return start + timedelta(hours=hours)
+    tz = zone(tz_name)
+    remaining = timedelta(hours=hours)
+    cursor = start.astimezone(tz)
+    # A working day is at most 24h, so this ends within hours/… days; the bound is a safety net.
+    for _ in range(3700):
+        day_open = cursor.replace(
+            hour=hours_of_work.start.hour,
+            minute=hours_of_work.start.minute,
+            second=0,
+            microsecond=0,
+        )
+        day_close = cursor.replace(
+            hour=hours_of_work.end.hour, minute=hours_of_work.end.minute, second=0, microsecond=0
+        )
+        if cursor.weekday() in hours_of_work.weekdays and cursor < day_close:
+            begin = max(cursor, day_open)
+            available = day_close - begin
+            if remaining <= available:
+                return (begin + remaining).astimezone(UTC)
+            remaining -= available
+        cursor = (cursor + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return start + timedelta(hours=hours)
+
+
+def escalation_recipients(case: FollowUpCase, level: int) -> list[User]:
+    """Level 1: the owner's manager; level 2: that manager's manager; else the admins."""
+    person = case.owner
+    for _ in range(level):
+        person = person.manager if person is not None else None
+    if person is not None and person.is_active:
+        return [person]
+    return list(
+        User.objects.filter(is_active=True).filter(Q(role=Role.ADMIN) | Q(is_superuser=True))
+    )
+
+
+def escalate(case: FollowUpCase, now: datetime) -> None:
+    """Record the escalation the worker just claimed and tell the people it goes to."""
+    recipients = escalation_recipients(case, case.escalation_level)
+    names = ", ".join(u.display_name for u in recipients) or "nobody (no admins exist)"
+    case.log(
+        Activity.Kind.ESCALATED,
+        f"no first touch by {case.due_at:%Y-%m-%d %H:%M} UTC: escalated (level "
+        f"{case.escalation_level}) to {names}",
+        level=case.escalation_level,
+        to=[u.pk for u in recipients],
+    )
+    notify.escalation(case, recipients)
+
+
+def handle_one_escalation() -> bool:
+    """Worker step: escalate one case whose escalation time has passed without a first touch."""
+    now = timezone.now()
+    with transaction.atomic():
+        due = (
+            FollowUpCase.objects.filter(next_escalation_at__lte=now, first_touch_at__isnull=True)
+            .exclude(status=FollowUpCase.Status.CLOSED)
+            .order_by("next_escalation_at")
+        )
+        if connection.features.has_select_for_update_skip_locked:
+            due = due.select_for_update(skip_locked=True)
+        found = due.values_list("pk", "escalation_level").first()
+        if found is None:
+            return False
+        pk, level = found
+        policy_hours = FollowUpCase.objects.get(pk=pk).policy.rules.escalation
+        # The conditional update is the claim: of two workers, one sees the old level.
+        claimed = FollowUpCase.objects.filter(pk=pk, escalation_level=level).update(
+            escalation_level=F("escalation_level") + 1,
+            escalated_at=now,
+            next_escalation_at=(
+                now + timedelta(hours=policy_hours.second_level_after_hours) if level == 0 else None
+            ),
+            updated_at=now,
+        )
+        if not claimed:
+            return True
+        case = FollowUpCase.objects.select_related(
+            "owner__manager__manager", "person", "account", "response", "policy"
+        ).get(pk=pk)
+        escalate(case, now)
+    log.info("case %s escalated to level %s", pk, level + 1)
+    return True
+
+
+PRIORITY_REFRESH = timedelta(hours=1)
+PRIORITY_BATCH = 500
+
+
+def handle_priority_refresh() -> bool:
+    """Worker step: recompute the priority of open cases not refreshed in the last hour."""
+    now = timezone.now()
+    stale = list(
+        FollowUpCase.objects.exclude(status=FollowUpCase.Status.CLOSED)
+        .filter(priority_refreshed_at__lt=now - PRIORITY_REFRESH)
+        .select_related("account", "person", "response")
+        .order_by("priority_refreshed_at")[:PRIORITY_BATCH]
+    )
+    if not stale:
+        return False
+    for case in stale:
+        case.priority = compute_priority(case, now)
+        case.priority_refreshed_at = now
+    FollowUpCase.objects.bulk_update(stale, ["priority", "priority_refreshed_at"])
+    return True
+
+
+def compute_priority(case: FollowUpCase, now: datetime | None = None) -> float:
+    account_props = case.account.properties if case.account else {}
+    return priority.priority(
+        case.arr_cents,
+        case.score,
+        case.previous_score,
+        priority.last_active(case.person.properties, account_props),
+        case.response.created_at,
+        now,
+    )

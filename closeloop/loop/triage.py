@@ -1,0 +1,213 @@
+"""What happens the moment a customer answers, top to bottom.
+
+`record_responses` (every source: API, survey link, email, CSV import) calls
+`follow_up` inside the transaction that saves the answers, so an answer and
+its follow-up are committed together or not at all:
+
+1. Answers older than the policy's freshness window (historical imports) stop
+   here: following up on last year's score helps nobody.
+2. An answer from a person with an open case joins that case (a new score,
+   a timeline entry, the owner told) instead of opening a second one.
+3. Otherwise triage: the score's band × the account's value picks an action
+   from the policy's matrix (promoters and passives get their own loops),
+   routing picks an owner, the SLA sets `due_at` (and when to escalate), and
+   the priority score places it in the queues.
+4. The outbox gets its rows: the owner's alert (email + in-app), channel
+   messages (Slack, webhooks, email), the first outreach email when the
+   action is automated, a call task when it is a call, and a follow-up
+   survey request when the action asks for one.
+The worker sends the rows after commit and escalates missed deadlines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from django.utils import timezone
+
+from closeloop.insights import nps
+from closeloop.surveys.models import Response, SurveyRequest
+
+from . import notify, priority, routing, sla
+from .models import Activity, FollowUpCase, RoutingRule, Task, TriagePolicy
+from .policy import Action, Value
+
+
+def follow_up(responses: Sequence[Response]) -> list[FollowUpCase]:
+    """Open or update cases for newly stored answers; returns the cases touched."""
+    if not responses:
+        return []
+    notify.responses_created(responses)
+    policy = TriagePolicy.current()
+    now = timezone.now()
+    cutoff = now - timedelta(hours=policy.rules.fresh_within_hours)
+    fresh = sorted((r for r in responses if r.created_at >= cutoff), key=lambda r: r.created_at)
+    if not fresh:
+        return []
+    people = {r.person_id for r in fresh}
+    open_by_person = {
+        c.person_id: c
+        for c in FollowUpCase.objects.exclude(status=FollowUpCase.Status.CLOSED)
+        .filter(person_id__in=people)
+        .select_related("owner", "account", "person", "response", "policy")
+        .order_by("created_at")
+    }
+    previous = _previous_scores(fresh)
+    rules = list(RoutingRule.objects.filter(active=True).select_related("team"))
+    touched: list[FollowUpCase] = []
+    for response in fresh:
+        case = open_by_person.get(response.person_id)
+        detractor = response.category == nps.Category.DETRACTOR
+        if case is not None and (case.loop == FollowUpCase.Loop.DETRACTOR or not detractor):
+            join(case, response)
+        else:
+            if case is not None:
+                case.close(
+                    FollowUpCase.Resolution.SUPERSEDED,
+                    "a detractor answer opened a new case",
+                    f"new answer {response.score}/10 (response {response.pk})",
+                    None,
+                )
+            case = open_case(response, policy, previous.get(response.pk), rules, now)
+            if case is None:
+                continue
+            open_by_person[response.person_id] = case
+        touched.append(case)
+    return touched
+
+
+def _previous_scores(fresh: Sequence[Response]) -> dict[int, int]:
+    """For each answer, the score of the same person's answer just before it."""
+    ids = {r.pk for r in fresh}
+    history: dict[int, list[tuple[datetime, int, int]]] = {}
+    for pk, person_id, created_at, score in (
+        Response.objects.filter(person_id__in={r.person_id for r in fresh})
+        .order_by("created_at", "pk")
+        .values_list("pk", "person_id", "created_at", "score")
+    ):
+        history.setdefault(person_id, []).append((created_at, pk, score))
+    found: dict[int, int] = {}
+    for r in fresh:
+        earlier = [
+            (at, pk, score)
+            for at, pk, score in history.get(r.person_id, [])
+            if pk not in ids and (at, pk) < (r.created_at, r.pk)
+        ]
+        if earlier:
+            found[r.pk] = earlier[-1][2]
+    return found
+
+
+def open_case(
+    response: Response,
+    policy: TriagePolicy,
+    previous_score: int | None,
+    rules: Sequence[RoutingRule],
+    now: datetime,
+) -> FollowUpCase | None:
+    """Triage one answer into a new case; None when the policy has no loop for it."""
+    config = policy.rules
+    account = response.account
+    person = response.person
+    category = response.category
+    band = response.band
+    value = config.value_of(account.tier, account.arr_cents) if account else Value.STANDARD
+    action = config.action_for(category, band, value)
+    if action is None:
+        return None
+    loop = FollowUpCase.Loop(category.value)
+    decided = routing.route(account, person, rules)
+    due_at = None
+    if loop == FollowUpCase.Loop.DETRACTOR:
+        due_at = sla.deadline(
+            now,
+            config.sla_hours_for(band, value),
+            config.business_hours,
+            decided.owner.time_zone if decided.owner else None,
+        )
+    case = FollowUpCase.objects.create(
+        loop=loop,
+        person=person,
+        account=account,
+        response=response,
+        score=response.score,
+        previous_score=previous_score,
+        band=band.value if band else "",
+        high_value=value == Value.HIGH,
+        action=action.value,
+        policy=policy,
+        rule=f"{band.value} × {value.value}" if band else f"{category.value} loop",
+        owner=decided.owner,
+        team=decided.team,
+        routed_by=decided.why,
+        due_at=due_at,
+        next_escalation_at=due_at,
+        priority=priority.priority(
+            account.arr_cents if account else 0,
+            response.score,
+            previous_score,
+            priority.last_active(person.properties, account.properties if account else {}),
+            response.created_at,
+            now,
+        ),
+        created_at=now,
+        updated_at=now,
+        priority_refreshed_at=now,
+    )
+    case.responses.add(response)
+    case.log(
+        Activity.Kind.CREATED,
+        f"{category.value} {response.score}/10 → {action.label} "
+        f"(rule {case.rule}, policy v{policy.version})"
+        + (f"; due {due_at:%Y-%m-%d %H:%M} UTC" if due_at else ""),
+        response=response.pk,
+    )
+    case.log(
+        Activity.Kind.ASSIGNED,
+        f"routed to {decided.owner.display_name if decided.owner else 'the unassigned queue'}"
+        f" ({decided.why})",
+        owner=decided.owner.pk if decided.owner else None,
+    )
+    if action == Action.CALL and due_at is not None:
+        Task.objects.create(
+            case=case,
+            kind=Task.Kind.CALL,
+            title=f"Call {person.name or person.email or person} about their {response.score}/10",
+            owner=decided.owner,
+            due_at=due_at,
+        )
+    if action.automated:
+        notify.first_outreach(case)
+    if action == Action.AUTOMATED_EMAIL_SURVEY:
+        SurveyRequest.objects.create(
+            person=person,
+            survey=response.survey,
+            scheduled_at=now + timedelta(days=config.follow_up_survey_days),
+            status_reason=f"follow-up survey for case {case.pk}",
+        )
+    if loop == FollowUpCase.Loop.DETRACTOR:
+        notify.owner_alert(case)
+        notify.case_event(case, "case.created")
+    return case
+
+
+def join(case: FollowUpCase, response: Response) -> None:
+    """A newer answer from the same person lands on their open case."""
+    old = case.score
+    case.responses.add(response)
+    case.previous_score = old
+    case.score = response.score
+    case.response = response
+    case.priority = sla.compute_priority(case)
+    case.priority_refreshed_at = timezone.now()
+    case.save_changes("previous_score", "score", "response", "priority", "priority_refreshed_at")
+    case.log(
+        Activity.Kind.ANSWER_JOINED,
+        f"new answer {response.score}/10 (was {old})"
+        + (f": “{response.comment.strip()}”" if response.comment.strip() else ""),
+        response=response.pk,
+    )
+    if case.loop == FollowUpCase.Loop.DETRACTOR:
+        notify.owner_alert(case, reason="New answer on")
+        notify.case_event(case, "case.updated")
