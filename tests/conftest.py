@@ -11,8 +11,9 @@ from django.test import Client
 from closeloop.api.models import ApiKey
 from closeloop.surveys.models import Account
 from closeloop.team.models import Role, User
+from closeloop.worker import default_steps
 
-pytest_plugins = ["tests.browser"]
+pytest_plugins = ["tests.browser", "tests.loopback"]
 
 
 @pytest.fixture
@@ -99,3 +100,12 @@ def answer(email: str = "pat@example.com", score: int = 3, **extra: Any) -> dict
     body: dict[str, Any] = {"person": {"email": email}, "score": score}
     body.update(extra)
     return body
+
+
+def drain(rounds: int = 50) -> int:
+    """Run the worker's steps until none has anything to do; returns how many rounds did work."""
+    steps = default_steps()
+    for done in range(rounds):
+        if not any([step() for step in steps]):
+            return done
+    raise AssertionError("the worker still had work after %d rounds" % rounds)
