@@ -176,6 +176,8 @@ PRODUCT_NAME = os.environ.get("PRODUCT_NAME", "our product")
 ORG_TIME_ZONE = os.environ.get("ORG_TIME_ZONE", "UTC")
 
 # How often the worker loop wakes when it has nothing to do, in seconds.
+# Slack and webhook calls give up (and retry later) after this long.
+WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", "10"))
 WORKER_IDLE_SECONDS = float(os.environ.get("WORKER_IDLE_SECONDS", "2"))
 
 LOGGING = {

@@ -19,7 +19,9 @@ from .conftest import ApiClient, answer
 pytestmark = pytest.mark.django_db
 
 
-def at(account: Account, score: int, email: str = "pat@example.com", **extra: Any) -> dict[str, Any]:
+def at(
+    account: Account, score: int, email: str = "pat@example.com", **extra: Any
+) -> dict[str, Any]:
     person = {"email": email, "name": "Pat Lee", "account": {"external_id": account.external_id}}
     return answer(score=score, person=person, **extra)
 

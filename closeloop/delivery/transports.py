@@ -18,12 +18,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from email.utils import formatdate
 
+from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 from django.core.mail.backends.base import BaseEmailBackend
 
 from .models import Delivery
 
-HTTP_TIMEOUT_SECONDS = 10
 USER_AGENT = "closeloop-webhooks/1"
 
 
@@ -140,7 +140,7 @@ def post_json(url: str, body: bytes, headers: dict[str, str]) -> int:
         headers={"Content-Type": "application/json", "User-Agent": USER_AGENT, **headers},
     )
     try:
-        with _opener.open(request, timeout=HTTP_TIMEOUT_SECONDS) as reply:
+        with _opener.open(request, timeout=settings.WEBHOOK_TIMEOUT_SECONDS) as reply:
             status: int = reply.status
             return status
     except urllib.error.HTTPError as exc:
