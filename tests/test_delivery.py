@@ -1,0 +1,220 @@
+"""Deliveries: email through a real SMTP server, Slack and webhooks to a real HTTP receiver."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import time_machine
+from django.utils import timezone
+
+from closeloop.delivery.models import MAX_ATTEMPTS, Attempt, Channel, Delivery
+from closeloop.loop.models import Activity, FollowUpCase
+from closeloop.surveys.models import Account, Person
+from closeloop.team.models import User
+
+from .conftest import ApiClient, answer, drain
+from .loopback import Receiver, SmtpServer, free_port
+
+pytestmark = pytest.mark.django_db
+
+
+def detractor(
+    api: ApiClient, account: Account, score: int = 4, email: str = "pat@example.com"
+) -> FollowUpCase:
+    person = {"email": email, "name": "Pat Lee", "account": {"external_id": account.external_id}}
+    assert (
+        api.post_json(
+            "/api/v1/responses", answer(score=score, person=person, comment="Exports time out")
+        ).status_code
+        == 201
+    )
+    return FollowUpCase.objects.get(person__email=email)
+
+
+def test_it_sends_the_first_outreach_from_the_owner_and_marks_the_case_contacted(
+    api: ApiClient, smb: Account, agent: User, smtp: SmtpServer
+) -> None:
+    case = detractor(api, smb)
+    drain()
+    (outreach,) = smtp.inbox.to("pat@example.com")
+    assert outreach["From"] == f"Alex <{agent.email}>"
+    assert outreach["Reply-To"] == case.reply_address
+    assert outreach["Message-ID"].startswith("<delivery-")
+    assert "4 out of 10" in outreach.get_content()
+    (alert,) = smtp.inbox.to(agent.email)
+    assert "Exports time out" in alert.get_content() and f"/cases/{case.pk}/" in alert.get_content()
+    case.refresh_from_db()
+    assert case.status == "contacted" and case.first_touch_at is not None
+    assert case.next_escalation_at is None
+    sent = case.activities.get(kind=Activity.Kind.EMAIL_SENT)
+    assert "4 out of 10" in sent.text
+
+
+def test_it_stops_at_once_when_the_server_refuses_the_recipient(
+    api: ApiClient, smb: Account, smtp: SmtpServer
+) -> None:
+    smtp.inbox.refuse.add("pat@example.com")
+    case = detractor(api, smb)
+    drain()
+    delivery = Delivery.objects.get(case=case, purpose="outreach")
+    assert delivery.status == "failed" and delivery.permanent_failure and delivery.attempts == 1
+    assert "550" in delivery.last_error
+    assert Person.objects.get(email="pat@example.com").bounced_at is not None
+    failed = case.activities.get(kind=Activity.Kind.DELIVERY_FAILED)
+    assert "550" in failed.text
+    case.refresh_from_db()
+    assert case.status == "open" and case.first_touch_at is None
+
+
+def test_it_retries_with_backoff_while_smtp_is_down_and_sends_once_back(
+    api: ApiClient, smb: Account, smtp: SmtpServer, settings: Any
+) -> None:
+    settings.EMAIL_PORT = free_port()  # nothing listens there
+    case = detractor(api, smb)
+    drain()
+    delivery = Delivery.objects.get(case=case, purpose="outreach")
+    assert delivery.status == "pending" and delivery.attempts == 1
+    assert delivery.next_attempt_at > timezone.now() + timedelta(seconds=25)
+    assert "unreachable" in Attempt.objects.get(delivery=delivery).error
+    settings.EMAIL_PORT = smtp.port
+    with time_machine.travel(timezone.now() + timedelta(seconds=31), tick=False):
+        drain()
+    delivery.refresh_from_db()
+    assert delivery.status == "sent" and delivery.attempts == 2
+    assert len(smtp.inbox.to("pat@example.com")) == 1
+
+
+def test_it_gives_up_after_the_last_attempt_and_says_so_on_the_case(
+    api: ApiClient, smb: Account, settings: Any
+) -> None:
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", free_port()
+    case = detractor(api, smb)
+    now = timezone.now()
+    for _ in range(MAX_ATTEMPTS):
+        now += timedelta(hours=2)
+        with time_machine.travel(now, tick=False):
+            drain()
+    delivery = Delivery.objects.get(case=case, purpose="outreach")
+    assert delivery.status == "failed" and not delivery.permanent_failure
+    assert delivery.attempts == MAX_ATTEMPTS and "gave up" in delivery.last_error
+    assert case.activities.filter(kind=Activity.Kind.DELIVERY_FAILED).exists()
+    assert Person.objects.get(email="pat@example.com").bounced_at is None
+
+
+def test_it_posts_a_block_kit_message_to_slack(
+    api: ApiClient, enterprise: Account, receiver: Receiver
+) -> None:
+    Channel.objects.create(kind="slack", url=receiver.url)
+    case = detractor(api, enterprise, score=2)
+    drain()
+    (post,) = receiver.requests
+    message = post.json()
+    assert "2/10" in message["text"]
+    header, facts, comment, actions = message["blocks"]
+    assert "Detractor 2/10" in header["text"]["text"]
+    text = " ".join(f["text"] for f in facts["fields"])
+    for fact in ("Globex", "USD 120,000", "Alex", "Due", "Phone/video call"):
+        assert fact in text
+    assert "Exports time out" in comment["text"]["text"]
+    assert actions["elements"][0]["url"].endswith(f"/cases/{case.pk}/")
+    assert case.activities.filter(kind=Activity.Kind.NOTIFIED, text__contains="Slack").exists()
+
+
+def test_it_retries_slack_after_a_500_and_sends_once(
+    api: ApiClient, enterprise: Account, receiver: Receiver
+) -> None:
+    Channel.objects.create(kind="slack", url=receiver.url)
+    receiver.status = 500
+    detractor(api, enterprise)
+    drain()
+    delivery = Delivery.objects.get(kind="slack")
+    assert delivery.status == "pending" and "HTTP 500" in delivery.last_error
+    receiver.status = 200
+    with time_machine.travel(timezone.now() + timedelta(seconds=31), tick=False):
+        drain()
+    delivery.refresh_from_db()
+    assert delivery.status == "sent" and len(receiver.requests) == 2
+    assert receiver.requests[0].body == receiver.requests[1].body
+
+
+def test_it_retries_slack_after_a_timeout(
+    api: ApiClient, enterprise: Account, receiver: Receiver, settings: Any
+) -> None:
+    settings.WEBHOOK_TIMEOUT_SECONDS = 0.3
+    receiver.delay = 1.0
+    Channel.objects.create(kind="slack", url=receiver.url)
+    detractor(api, enterprise)
+    drain()
+    delivery = Delivery.objects.get(kind="slack")
+    assert delivery.status == "pending" and "could not reach" in delivery.last_error
+
+
+def test_it_fails_for_good_on_a_4xx_and_shows_it_on_the_case(
+    api: ApiClient, enterprise: Account, receiver: Receiver
+) -> None:
+    Channel.objects.create(kind="slack", url=receiver.url)
+    receiver.status = 404
+    case = detractor(api, enterprise)
+    drain()
+    delivery = Delivery.objects.get(kind="slack")
+    assert delivery.status == "failed" and delivery.permanent_failure and delivery.attempts == 1
+    assert case.activities.filter(kind="delivery_failed", text__contains="HTTP 404").exists()
+
+
+def test_it_waits_as_long_as_retry_after_asks(
+    api: ApiClient, enterprise: Account, receiver: Receiver
+) -> None:
+    Channel.objects.create(kind="slack", url=receiver.url)
+    receiver.status, receiver.headers = 429, {"Retry-After": "120"}
+    detractor(api, enterprise)
+    drain()
+    delivery = Delivery.objects.get(kind="slack")
+    assert delivery.status == "pending"
+    assert delivery.next_attempt_at >= timezone.now() + timedelta(seconds=115)
+
+
+def test_it_signs_webhooks_so_receivers_can_verify_and_deduplicate(
+    api: ApiClient, enterprise: Account, receiver: Receiver
+) -> None:
+    channel = Channel.objects.create(kind="webhook", url=receiver.url)
+    case = detractor(api, enterprise)
+    drain()
+    by_event = {r.headers["X-Closeloop-Event"]: r for r in receiver.requests}
+    assert set(by_event) == {"response.created", "case.created"}
+    hook = by_event["case.created"]
+    timestamp = hook.headers["X-Closeloop-Timestamp"]
+    expected = hmac.new(
+        channel.secret.encode(), f"{timestamp}.".encode() + hook.body, hashlib.sha256
+    ).hexdigest()
+    assert hook.headers["X-Closeloop-Signature"] == f"sha256={expected}"
+    payload = hook.json()
+    assert payload["id"] == hook.headers["X-Closeloop-Event-Id"]
+    assert payload["type"] == "case.created"
+    assert payload["data"]["case"]["id"] == case.pk
+    assert payload["data"]["case"]["owner"]["email"] == "alex@example.com"
+    assert by_event["response.created"].json()["data"]["response"]["score"] == 4
+
+
+def test_it_sends_channels_only_the_cases_their_filters_match(
+    api: ApiClient, enterprise: Account, smb: Account, receiver: Receiver
+) -> None:
+    Channel.objects.create(kind="slack", url=receiver.url, bands=["severe"], tiers=["enterprise"])
+    detractor(api, enterprise, score=4, email="moderate@example.com")
+    detractor(api, smb, score=1, email="smb@example.com")
+    detractor(api, enterprise, score=0, email="match@example.com")
+    drain()
+    (post,) = receiver.requests
+    assert post.json()["text"].startswith("Detractor 0/10")
+
+
+def test_it_refuses_a_non_http_url_for_good(api: ApiClient, enterprise: Account) -> None:
+    Channel.objects.create(kind="slack", url="file:///etc/passwd")
+    detractor(api, enterprise)
+    drain()
+    delivery = Delivery.objects.get(kind="slack")
+    assert delivery.status == "failed" and "not an http(s) URL" in delivery.last_error
