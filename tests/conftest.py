@@ -108,4 +108,4 @@ def drain(rounds: int = 50) -> int:
     for done in range(rounds):
         if not any([step() for step in steps]):
             return done
-    raise AssertionError("the worker still had work after %d rounds" % rounds)
+    raise AssertionError(f"the worker still had work after {rounds} rounds")

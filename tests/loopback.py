@@ -120,7 +120,7 @@ class Receiver:
 
     @property
     def url(self) -> str:
-        host, port = self.server.server_address[:2]
+        port = self.server.server_address[1]
         return f"http://127.0.0.1:{port}/hook"
 
     def wait_for(self, count: int, timeout: float = 20) -> list[Received]:

@@ -149,6 +149,7 @@ class Attempt(models.Model):
     permanent = models.BooleanField(default=False)
     error = models.TextField(blank=True)
     duration_ms = models.PositiveIntegerField(default=0)
+    worker = models.CharField(max_length=100, blank=True, help_text="host:pid that tried")
 
     def __str__(self) -> str:
         return f"attempt at {self.at:%Y-%m-%d %H:%M:%S}: {'ok' if self.ok else self.error}"

@@ -10,7 +10,9 @@ worker dies mid-batch, its rows become claimable again after `LEASE`.
 from __future__ import annotations
 
 import logging
+import os
 import secrets
+import socket
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
@@ -29,6 +31,11 @@ log = logging.getLogger("closeloop.delivery")
 EMAIL_BATCH = 25
 HTTP_BATCH = 10
 LEASE = timedelta(minutes=5)
+
+
+def worker_name() -> str:
+    """Who is sending, as recorded on each attempt: host and process id."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _claimable(now: datetime) -> Q:
@@ -76,7 +83,9 @@ def record_success(delivery: Delivery, started: float) -> None:
         if not updated:
             log.warning("delivery %s: claim lost before recording success", delivery.pk)
             return
-        Attempt.objects.create(delivery=delivery, at=now, ok=True, duration_ms=_ms(started))
+        Attempt.objects.create(
+            delivery=delivery, at=now, ok=True, duration_ms=_ms(started), worker=worker_name()
+        )
         delivery.status = Delivery.Status.SENT
         delivery.sent_at = now
         notify.delivery_sent(delivery)
@@ -113,6 +122,7 @@ def record_failure(delivery: Delivery, error: TransportError, started: float) ->
             permanent=error.permanent,
             error=str(error),
             duration_ms=_ms(started),
+            worker=worker_name(),
         )
         if final:
             delivery.status = Delivery.Status.FAILED
