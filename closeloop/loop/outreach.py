@@ -267,12 +267,12 @@ SCORE_BEGGING = re.compile(
     r"|\ba 10\b|\braise your (score|rating)\b|\b(9|10)/10\b)",
     re.I,
 )
-CLOSED_STARTERS = re.compile(
-    r"^(is|are|was|were|do|does|did|can|could|would|will|should|have|has|had|may|might|"
-    r"ist|sind|war|waren|haben|hat|hatten|können|könnten|würden|wäre|"
-    r"est-ce|êtes|avez|était|pourriez|seriez|voulez)\b",
-    re.I,
-)
+# Openings of yes/no questions, per language (German "Was …?" is "What …?", so never shared).
+CLOSED_STARTERS = {
+    "en": r"is|are|was|were|do|does|did|can|could|would|will|should|have|has|had|may|might",
+    "de": r"ist|sind|war|waren|haben|hat|hatten|können|könnten|würden|wäre|gibt",
+    "fr": r"est-ce|êtes|avez|était|pourriez|seriez|voulez|y a-t-il",
+}
 VAGUE = re.compile(
     r"(how (can|could) we (improve|do better)|any (other )?feedback|anything else)", re.I
 )
@@ -284,11 +284,14 @@ def _questions(text: str) -> list[str]:
     return [s.strip() for s in sentences if s.strip().endswith("?")]
 
 
-def lint(subject: str, body: str) -> list[Finding]:
+def lint(subject: str, body: str, locale: str = "en") -> list[Finding]:
     """Check a template against the first-outreach rules; an empty list means it passes."""
     findings: list[Finding] = []
+    language = locale.split("-")[0].split("_")[0].lower()
+    closed = re.compile(rf"^({CLOSED_STARTERS.get(language, CLOSED_STARTERS['en'])})\b", re.I)
     try:
-        used = variables_in(subject, "subject") | variables_in(body, "body")
+        variables_in(subject, "subject")
+        used = variables_in(body, "body")
         text = fill(body, SAMPLE)
     except TemplateError as exc:
         return [Finding("variables", str(exc))]
@@ -296,14 +299,14 @@ def lint(subject: str, body: str) -> list[Finding]:
     if words >= MAX_WORDS:
         findings.append(Finding("length", f"{words} words; keep it under {MAX_WORDS}"))
     if "score" not in used:
-        findings.append(Finding("score", "reference the score they gave with {score}"))
+        findings.append(Finding("score", "reference the score they gave with {score} in the body"))
     questions = _questions(text)
     if len(questions) != 1:
         findings.append(
             Finding("one-question", f"ask exactly one question; this has {len(questions)}")
         )
     for q in questions:
-        if CLOSED_STARTERS.match(q):
+        if closed.match(q):
             findings.append(Finding("open-question", f"ask an open question, not yes/no: {q!r}"))
         elif VAGUE.search(q):
             findings.append(Finding("open-question", f"too vague to answer well: {q!r}"))
