@@ -78,6 +78,10 @@ class ApiClient(Client):
     def get_json(self, path: str, data: Any = None, **extra: Any) -> Any:
         return self.get(path, data, **self._auth(extra))
 
+    def client_put(self, path: str, data: Any, **extra: Any) -> Any:
+        body = data if isinstance(data, (str, bytes)) else json.dumps(data)
+        return self.put(path, body, content_type="application/json", **self._auth(extra))
+
     def post_json(self, path: str, data: Any, **extra: Any) -> Any:
         body = data if isinstance(data, (str, bytes)) else json.dumps(data)
         return self.post(path, body, content_type="application/json", **self._auth(extra))

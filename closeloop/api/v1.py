@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from closeloop.insights.metrics import compare_periods, previous_period
 from closeloop.insights.nps import NpsSummary
+from closeloop.loop.models import CaseError
 from closeloop.surveys.filters import FilterError, ResponseFilter
 from closeloop.surveys.ingest import (
     ConcurrentWriteError,
@@ -36,6 +37,8 @@ from closeloop.surveys.ingest import upsert_people as _upsert_people
 from closeloop.surveys.models import Account, Person, Response, Survey
 from closeloop.surveys.schemas import AccountIn, PersonIn, ResponseIn
 
+from .cases import TemplateLintError
+from .cases import router as follow_up_router
 from .models import ApiKey, IdempotencyRecord
 from .schemas import AccountOut, BatchIn, BatchOut, MetricsOut, PersonOut, ResponseOut, ResponsePage
 
@@ -85,6 +88,17 @@ def _bad_filter(request: HttpRequest, exc: FilterError) -> HttpResponse:
 @api.exception_handler(ConcurrentWriteError)
 def _conflict(request: HttpRequest, exc: ConcurrentWriteError) -> HttpResponse:
     return _error(409, [exc.field], exc.reason)
+
+
+@api.exception_handler(CaseError)
+def _bad_change(request: HttpRequest, exc: CaseError) -> HttpResponse:
+    return _error(422, ["body", exc.field], exc.reason)
+
+
+@api.exception_handler(TemplateLintError)
+def _bad_template(request: HttpRequest, exc: TemplateLintError) -> HttpResponse:
+    detail = [{"loc": ["body", "body"], "msg": f"{f.rule}: {f.message}"} for f in exc.findings]
+    return JsonResponse({"detail": detail}, status=422)
 
 
 @api.exception_handler(IngestError)
@@ -312,3 +326,6 @@ def upsert_account(request: HttpRequest, payload: AccountIn) -> Status[Account]:
 def get_account(request: HttpRequest, account_id: int) -> Account:
     """Read one account."""
     return get_object_or_404(Account, pk=account_id)
+
+
+api.add_router("", follow_up_router)

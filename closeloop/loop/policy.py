@@ -95,6 +95,13 @@ class BusinessHours(_Strict):
         default_factory=lambda: [0, 1, 2, 3, 4], description="0 = Monday"
     )
 
+    @field_validator("start", "end")
+    @classmethod
+    def _wall_clock(cls, value: time) -> time:
+        if value.tzinfo is not None:
+            raise ValueError("give a wall-clock time without an offset, e.g. 09:00")
+        return value
+
     @model_validator(mode="after")
     def _sane(self) -> BusinessHours:
         if self.end <= self.start:

@@ -1,0 +1,617 @@
+"""API v1 for the follow-up: cases and what people do on them, channels, routing, policy.
+
+Mounted on the same API as answers (/api/v1/), so one key and one OpenAPI
+document cover everything. Changes go through the case's own methods, which
+log every event on its timeline exactly as the pages do.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from django.db import transaction
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from ninja import Field, Query, Router, Schema, Status
+from ninja.errors import HttpError
+from pydantic import ConfigDict, field_validator
+
+from closeloop.delivery.models import EVENTS, Channel
+from closeloop.loop import notify
+from closeloop.loop.models import (
+    CALL_OUTCOMES,
+    CaseError,
+    FollowUpCase,
+    OutreachTemplate,
+    RoutingRule,
+    TriagePolicy,
+)
+from closeloop.loop.outreach import lint, template_for
+from closeloop.loop.policy import Action, PolicyConfig
+from closeloop.team.models import Membership, Team, User
+
+from .models import ApiKey
+
+router = Router(tags=["follow-up"])
+
+
+def _write(request: HttpRequest) -> ApiKey:
+    key: ApiKey = request.auth  # type: ignore[attr-defined]
+    if not key.can_write:
+        raise HttpError(403, "this API key is read-only")
+    return key
+
+
+class In(Schema):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+# --- cases ----------------------------------------------------------------------------------
+
+
+class UserOut(Schema):
+    id: int
+    name: str
+    email: str
+
+
+class CasePersonOut(Schema):
+    id: int
+    email: str | None
+    name: str
+    external_id: str | None
+
+
+class CaseAccountOut(Schema):
+    id: int
+    external_id: str | None
+    name: str
+    tier: str
+    arr: float
+    currency: str
+
+
+class CaseResponseOut(Schema):
+    id: int
+    score: int
+    comment: str
+    created_at: datetime
+
+
+class CaseOut(Schema):
+    id: int
+    url: str
+    loop: str
+    status: str
+    resolution: str | None
+    score: int
+    previous_score: int | None
+    band: str | None
+    high_value: bool
+    action: str
+    rule: str
+    policy_version: int
+    priority: float
+    due_at: datetime | None
+    first_touch_at: datetime | None
+    escalation_level: int
+    overdue: bool
+    owner: UserOut | None
+    person: CasePersonOut
+    account: CaseAccountOut | None
+    response: CaseResponseOut
+    created_at: datetime
+    updated_at: datetime
+    closed_at: datetime | None
+
+
+class CasePage(Schema):
+    count: int
+    results: list[CaseOut]
+
+
+class ActivityOut(Schema):
+    id: int
+    kind: str
+    text: str
+    actor: str | None
+    data: dict[str, Any]
+    created_at: datetime
+
+
+class TaskOut(Schema):
+    id: int
+    kind: str
+    title: str
+    due_at: datetime
+    done_at: datetime | None
+
+
+class CaseDetailOut(CaseOut):
+    playbook: list[str]
+    reply_address: str
+    detractor_type: str | None
+    close_reason: str
+    close_note: str
+    routed_by: str
+    activities: list[ActivityOut]
+    tasks: list[TaskOut]
+
+
+class CaseFilter(Schema):
+    status: Literal["open", "contacted", "in_conversation", "closed", "active"] | None = Field(
+        None, description="active = anything not closed"
+    )
+    loop: Literal["detractor", "passive", "promoter"] | None = None
+    email: str | None = Field(None, max_length=254, description="the customer's email")
+    owner: str | None = Field(None, max_length=254, description="the owner's email")
+    unassigned: bool | None = None
+    overdue: bool | None = None
+    escalated: bool | None = None
+    band: Literal["severe", "moderate", "mild"] | None = None
+    tier: str | None = Field(None, max_length=40)
+    limit: int = Field(50, ge=1, le=200)
+    offset: int = Field(0, ge=0, le=1_000_000)
+
+
+def _cases() -> QuerySet[FollowUpCase]:
+    return FollowUpCase.objects.select_related("owner", "person", "account", "response", "policy")
+
+
+def filter_cases(qs: QuerySet[FollowUpCase], f: CaseFilter) -> QuerySet[FollowUpCase]:
+    """Apply list filters; shared by the API and the inbox pages."""
+    if f.status == "active":
+        qs = qs.exclude(status=FollowUpCase.Status.CLOSED)
+    elif f.status:
+        qs = qs.filter(status=f.status)
+    if f.loop:
+        qs = qs.filter(loop=f.loop)
+    if f.email:
+        qs = qs.filter(person__email=f.email.strip().lower())
+    if f.owner:
+        qs = qs.filter(owner__email__iexact=f.owner)
+    if f.unassigned is not None:
+        qs = qs.filter(owner__isnull=f.unassigned)
+    now = timezone.now()
+    overdue = Q(first_touch_at__isnull=True, due_at__lte=now) & ~Q(status="closed")
+    if f.overdue is True:
+        qs = qs.filter(overdue)
+    elif f.overdue is False:
+        qs = qs.exclude(overdue)
+    if f.escalated is not None:
+        qs = qs.filter(escalation_level__gt=0) if f.escalated else qs.filter(escalation_level=0)
+    if f.band:
+        qs = qs.filter(band=f.band)
+    if f.tier:
+        qs = qs.filter(account__tier__iexact=f.tier)
+    return qs
+
+
+@router.get("/cases", response=CasePage, summary="List follow-up cases")
+def list_cases(request: HttpRequest, filters: Query[CaseFilter]) -> dict[str, Any]:
+    """Cases by priority (highest first). `email=` finds one customer's cases."""
+    qs = filter_cases(_cases(), filters).order_by("-priority", "-id")
+    page = list(qs[filters.offset : filters.offset + filters.limit])
+    return {"count": qs.count(), "results": [notify.case_json(c) for c in page]}
+
+
+def _detail(case: FollowUpCase) -> dict[str, Any]:
+    body = notify.case_json(case)
+    body.update(
+        playbook=case.playbook,
+        reply_address=case.reply_address,
+        detractor_type=case.detractor_type or None,
+        close_reason=case.close_reason,
+        close_note=case.close_note,
+        routed_by=case.routed_by,
+        activities=[
+            {
+                "id": a.pk,
+                "kind": a.kind,
+                "text": a.text,
+                "actor": a.actor.display_name if a.actor else None,
+                "data": a.data,
+                "created_at": a.created_at,
+            }
+            for a in case.activities.select_related("actor").order_by("created_at", "id")
+        ],
+        tasks=list(
+            case.tasks.order_by("due_at").values("id", "kind", "title", "due_at", "done_at")
+        ),
+    )
+    return body
+
+
+def _case(case_id: int) -> FollowUpCase:
+    return get_object_or_404(_cases(), pk=case_id)
+
+
+@router.get("/cases/{case_id}", response=CaseDetailOut, summary="One case with its timeline")
+def get_case(request: HttpRequest, case_id: int) -> dict[str, Any]:
+    """The case, its playbook, its timeline and its tasks."""
+    return _detail(_case(case_id))
+
+
+class AssignIn(In):
+    owner: str | None = Field(..., max_length=254, description="owner's email; null = unassign")
+    note: str = Field("", max_length=2000)
+
+
+def _user(email: str, field: str) -> User:
+    user = User.objects.filter(email__iexact=email, is_active=True).first()
+    if user is None:
+        raise CaseError(field, f"no active closeloop user has the email {email}")
+    return user
+
+
+@router.post("/cases/{case_id}/assign", response=CaseDetailOut, summary="Reassign a case")
+def assign_case(request: HttpRequest, case_id: int, payload: AssignIn) -> dict[str, Any]:
+    _write(request)
+    with transaction.atomic():
+        case = _case(case_id)
+        owner = _user(payload.owner, "owner") if payload.owner else None
+        case.assign(owner, None, payload.note)
+    return _detail(case)
+
+
+class NoteIn(In):
+    text: str = Field(..., min_length=1, max_length=10_000)
+
+
+@router.post("/cases/{case_id}/notes", response=CaseDetailOut, summary="Add a note")
+def add_note(request: HttpRequest, case_id: int, payload: NoteIn) -> dict[str, Any]:
+    _write(request)
+    with transaction.atomic():
+        case = _case(case_id)
+        case.add_note(payload.text, None)
+    return _detail(case)
+
+
+class CallIn(In):
+    outcome: str = Field(..., description=" | ".join(CALL_OUTCOMES))
+    note: str = Field("", max_length=10_000)
+
+    @field_validator("outcome")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in CALL_OUTCOMES:
+            raise ValueError(f"must be one of {', '.join(CALL_OUTCOMES)}")
+        return value
+
+
+@router.post("/cases/{case_id}/calls", response=CaseDetailOut, summary="Log a call")
+def log_call(request: HttpRequest, case_id: int, payload: CallIn) -> dict[str, Any]:
+    _write(request)
+    with transaction.atomic():
+        case = _case(case_id)
+        case.log_call(payload.outcome, payload.note, None)
+    return _detail(case)
+
+
+class CloseIn(In):
+    resolution: Literal["resolved", "cant_fix", "no_response"]
+    reason: str = Field(..., min_length=1, max_length=200)
+    note: str = Field(..., min_length=1, max_length=10_000)
+
+
+@router.post("/cases/{case_id}/close", response=CaseDetailOut, summary="Close with a reason")
+def close_case(request: HttpRequest, case_id: int, payload: CloseIn) -> dict[str, Any]:
+    _write(request)
+    with transaction.atomic():
+        case = _case(case_id)
+        case.close(payload.resolution, payload.reason, payload.note, None)
+    return _detail(case)
+
+
+class ReopenIn(In):
+    reason: str = Field(..., min_length=1, max_length=2000)
+
+
+@router.post("/cases/{case_id}/reopen", response=CaseDetailOut, summary="Reopen a closed case")
+def reopen_case(request: HttpRequest, case_id: int, payload: ReopenIn) -> dict[str, Any]:
+    _write(request)
+    with transaction.atomic():
+        case = _case(case_id)
+        case.reopen(payload.reason, None)
+    return _detail(case)
+
+
+class CommitIn(In):
+    promise: str = Field(..., min_length=1, max_length=300)
+    due_at: datetime
+
+
+@router.post(
+    "/cases/{case_id}/commitments", response=CaseDetailOut, summary="Record a promise and its date"
+)
+def commit(request: HttpRequest, case_id: int, payload: CommitIn) -> dict[str, Any]:
+    _write(request)
+    due = payload.due_at
+    if timezone.is_naive(due):
+        raise CaseError("due_at", "give a time zone offset, e.g. 2026-12-01T17:00:00Z")
+    with transaction.atomic():
+        case = _case(case_id)
+        case.commit(payload.promise, due, None)
+    return _detail(case)
+
+
+# --- channels --------------------------------------------------------------------------------
+
+
+class ChannelIn(In):
+    kind: Literal["slack", "webhook", "email"]
+    name: str = Field("", max_length=100)
+    url: str | None = Field(None, max_length=500, description="slack and webhook")
+    email: str | None = Field(None, max_length=254, description="email")
+    events: list[str] = Field(default_factory=list, description="empty = the default set")
+    bands: list[Literal["severe", "moderate", "mild"]] = Field(default_factory=list)
+    tiers: list[str] = Field(default_factory=list, max_length=50)
+    team: str | None = Field(None, max_length=100, description="a team's name")
+
+    @field_validator("events")
+    @classmethod
+    def _events(cls, value: list[str]) -> list[str]:
+        unknown = [e for e in value if e not in EVENTS]
+        if unknown:
+            raise ValueError(f"unknown event {unknown[0]!r}; known: {', '.join(EVENTS)}")
+        return value
+
+
+class ChannelOut(Schema):
+    id: int
+    kind: str
+    name: str
+    url: str
+    email: str
+    secret: str = Field(description="HMAC key of the X-Closeloop-Signature header (webhooks)")
+    events: list[str]
+    bands: list[str]
+    tiers: list[str]
+    team: str | None
+    active: bool
+
+    @staticmethod
+    def resolve_events(obj: Channel) -> list[str]:
+        return obj.subscribed_events
+
+    @staticmethod
+    def resolve_team(obj: Channel) -> str | None:
+        return obj.team.name if obj.team else None
+
+
+def _team(name: str | None, field: str) -> Team | None:
+    if not name:
+        return None
+    team = Team.objects.filter(name__iexact=name).first()
+    if team is None:
+        raise CaseError(field, f"no team is named {name!r}")
+    return team
+
+
+def _check_target(payload: ChannelIn) -> None:
+    from django.core.exceptions import ValidationError
+    from django.core.validators import URLValidator, validate_email
+
+    if payload.kind == "email":
+        if not payload.email:
+            raise CaseError("email", "an email channel needs an email address")
+        try:
+            validate_email(payload.email)
+        except ValidationError as exc:
+            raise CaseError("email", "is not a valid email address") from exc
+        return
+    if not payload.url:
+        raise CaseError("url", f"a {payload.kind} channel needs a url")
+    try:
+        URLValidator(schemes=["http", "https"])(payload.url)
+    except ValidationError as exc:
+        raise CaseError("url", "must be an http(s) URL") from exc
+
+
+@router.get("/channels", response=list[ChannelOut], summary="Notification channels")
+def list_channels(request: HttpRequest) -> QuerySet[Channel]:
+    return Channel.objects.select_related("team").order_by("id")
+
+
+@router.post("/channels", response={201: ChannelOut}, summary="Add a notification channel")
+def create_channel(request: HttpRequest, payload: ChannelIn) -> Status[Channel]:
+    """Slack (incoming-webhook URL), signed webhook (URL) or email; no filter = every detractor."""
+    _write(request)
+    _check_target(payload)
+    channel = Channel.objects.create(
+        kind=payload.kind,
+        name=payload.name,
+        url=payload.url or "",
+        email=payload.email or "",
+        events=payload.events,
+        bands=list(payload.bands),
+        tiers=payload.tiers,
+        team=_team(payload.team, "team"),
+    )
+    return Status(201, channel)
+
+
+@router.delete("/channels/{channel_id}", response={204: None}, summary="Remove a channel")
+def delete_channel(request: HttpRequest, channel_id: int) -> Status[None]:
+    _write(request)
+    get_object_or_404(Channel, pk=channel_id).delete()
+    return Status(204, None)
+
+
+# --- teams and routing rules ------------------------------------------------------------------
+
+
+class TeamIn(In):
+    name: str = Field(..., min_length=1, max_length=100)
+    members: list[str] = Field(default_factory=list, description="members' emails")
+
+
+class TeamOut(Schema):
+    id: int
+    name: str
+    members: list[str]
+
+    @staticmethod
+    def resolve_members(obj: Team) -> list[str]:
+        return [u.email for u in obj.members.order_by("email")]
+
+
+@router.get("/teams", response=list[TeamOut], summary="Teams")
+def list_teams(request: HttpRequest) -> QuerySet[Team]:
+    return Team.objects.prefetch_related("members").order_by("name")
+
+
+@router.put("/teams", response=TeamOut, summary="Create or replace a team by name")
+def put_team(request: HttpRequest, payload: TeamIn) -> Team:
+    _write(request)
+    members = [_user(email, f"members.{i}") for i, email in enumerate(payload.members)]
+    with transaction.atomic():
+        team, _ = Team.objects.get_or_create(name=payload.name)
+        Membership.objects.filter(team=team).exclude(user__in=members).delete()
+        for user in members:
+            Membership.objects.get_or_create(team=team, user=user)
+    return team
+
+
+class RuleIn(In):
+    name: str = Field(..., min_length=1, max_length=100)
+    position: int = Field(0, ge=0, le=10_000)
+    tiers: list[str] = Field(default_factory=list, max_length=50)
+    property_key: str = Field("", max_length=100)
+    property_value: str = Field("", max_length=200)
+    team: str = Field(..., min_length=1, max_length=100)
+
+
+class RuleOut(Schema):
+    id: int
+    name: str
+    position: int
+    tiers: list[str]
+    property_key: str
+    property_value: str
+    team: str
+    active: bool
+
+    @staticmethod
+    def resolve_team(obj: RoutingRule) -> str:
+        return obj.team.name
+
+
+@router.get("/routing-rules", response=list[RuleOut], summary="Routing rules, in order")
+def list_rules(request: HttpRequest) -> QuerySet[RoutingRule]:
+    return RoutingRule.objects.select_related("team")
+
+
+@router.post("/routing-rules", response={201: RuleOut}, summary="Add a routing rule")
+def create_rule(request: HttpRequest, payload: RuleIn) -> Status[RoutingRule]:
+    """Cases of accounts without an owner go to the first matching rule's team, round-robin."""
+    _write(request)
+    team = _team(payload.team, "team")
+    assert team is not None
+    rule = RoutingRule.objects.create(
+        name=payload.name,
+        position=payload.position,
+        tiers=payload.tiers,
+        property_key=payload.property_key,
+        property_value=payload.property_value,
+        team=team,
+    )
+    return Status(201, rule)
+
+
+@router.delete("/routing-rules/{rule_id}", response={204: None}, summary="Remove a rule")
+def delete_rule(request: HttpRequest, rule_id: int) -> Status[None]:
+    _write(request)
+    get_object_or_404(RoutingRule, pk=rule_id).delete()
+    return Status(204, None)
+
+
+# --- triage policy and templates -----------------------------------------------------------
+
+
+class PolicyOut(Schema):
+    version: int
+    created_at: datetime
+    config: PolicyConfig
+
+
+@router.get("/triage-policy", response=PolicyOut, summary="The triage policy in force")
+def get_policy(request: HttpRequest) -> dict[str, Any]:
+    policy = TriagePolicy.current()
+    return {"version": policy.version, "created_at": policy.created_at, "config": policy.rules}
+
+
+@router.put("/triage-policy", response=PolicyOut, summary="Save a new policy version")
+def put_policy(request: HttpRequest, payload: PolicyConfig) -> dict[str, Any]:
+    """The whole policy; saved as the next version. Existing cases keep theirs."""
+    _write(request)
+    policy = TriagePolicy.save_new_version(payload, None)
+    return {"version": policy.version, "created_at": policy.created_at, "config": policy.rules}
+
+
+class TemplateIn(In):
+    subject: str = Field(..., min_length=1, max_length=200)
+    body: str = Field(..., min_length=1, max_length=10_000)
+
+
+class FindingOut(Schema):
+    rule: str
+    message: str
+
+
+class TemplateOut(Schema):
+    action: str
+    locale: str
+    subject: str
+    body: str
+    automated: bool
+    findings: list[FindingOut]
+
+
+@router.get("/templates/{action}/{locale}", response=TemplateOut, summary="An outreach template")
+def get_template(request: HttpRequest, action: Action, locale: str) -> dict[str, Any]:
+    draft = template_for(action, locale)
+    return {
+        "action": action.value,
+        "locale": locale,
+        "subject": draft.subject,
+        "body": draft.body,
+        "automated": action.automated,
+        "findings": [f.__dict__ for f in lint(draft.subject, draft.body, locale)],
+    }
+
+
+@router.put("/templates/{action}/{locale}", response=TemplateOut, summary="Save a template")
+def put_template(
+    request: HttpRequest, action: Action, locale: str, payload: TemplateIn
+) -> dict[str, Any]:
+    """Automated templates must pass the linter (422 lists what to fix); personal ones get
+    the findings back as advice."""
+    _write(request)
+    if not 2 <= len(locale) <= 16:
+        raise CaseError("locale", "must be 2–16 characters, e.g. en or pt-BR")
+    findings = lint(payload.subject, payload.body, locale)
+    if any(f.rule == "variables" for f in findings) or (action.automated and findings):
+        raise TemplateLintError(findings)
+    OutreachTemplate.objects.update_or_create(
+        action=action.value,
+        locale=locale,
+        defaults={"subject": payload.subject, "body": payload.body, "updated_at": timezone.now()},
+    )
+    return {
+        "action": action.value,
+        "locale": locale,
+        "subject": payload.subject,
+        "body": payload.body,
+        "automated": action.automated,
+        "findings": [f.__dict__ for f in findings],
+    }
+
+
+class TemplateLintError(Exception):
+    def __init__(self, findings: list[Any]) -> None:
+        super().__init__("template breaks outreach rules")
+        self.findings = findings
