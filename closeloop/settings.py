@@ -172,6 +172,12 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "closeloop@localhost")
 REPLY_ADDRESS = os.environ.get("REPLY_ADDRESS", f"replies@{_site_host}")
 # Your product's name, as outreach templates say it ({product}).
 PRODUCT_NAME = os.environ.get("PRODUCT_NAME", "our product")
+# Customer replies forwarded to POST /inbound/email must be signed with this secret.
+INBOUND_EMAIL_SECRET = os.environ.get("INBOUND_EMAIL_SECRET", "")
+INBOUND_EMAIL_MAX_BYTES = int(os.environ.get("INBOUND_EMAIL_MAX_BYTES", str(25 * 1024 * 1024)))
+# A mailbox the worker polls for replies: imaps://user:password@host:993/INBOX (empty = off).
+IMAP_URL = os.environ.get("IMAP_URL", "")
+IMAP_POLL_SECONDS = float(os.environ.get("IMAP_POLL_SECONDS", "30"))
 # The organisation's time zone: SLA business hours of unassigned cases, report periods.
 ORG_TIME_ZONE = os.environ.get("ORG_TIME_ZONE", "UTC")
 

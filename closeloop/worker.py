@@ -23,9 +23,16 @@ Step = Callable[[], bool]
 def default_steps() -> list[Step]:
     """Every step the worker runs, in order: deliveries first, then deadlines."""
     from closeloop.delivery.sending import handle_email_batch, handle_http_batch
+    from closeloop.loop.imap import handle_imap_poll
     from closeloop.loop.sla import handle_one_escalation, handle_priority_refresh
 
-    return [handle_email_batch, handle_http_batch, handle_one_escalation, handle_priority_refresh]
+    return [
+        handle_email_batch,
+        handle_http_batch,
+        handle_one_escalation,
+        handle_imap_poll,
+        handle_priority_refresh,
+    ]
 
 
 class Worker:

@@ -339,6 +339,36 @@ class FollowUpCase(models.Model):
         self.log(Activity.Kind.REOPENED, why, actor)
         notify.case_event(self, "case.updated")
 
+    def receive_reply(self, inbound: InboundMessage, automatic: bool = False) -> None:
+        """A customer's email landed: the conversation is on, the SLA met, the owner told.
+
+        A reply to a closed case reopens it. An auto-reply (out of office) is only
+        noted: it is not the customer talking.
+        """
+        from . import notify
+
+        if automatic:
+            self.log(
+                Activity.Kind.REPLY_RECEIVED,
+                f"automatic reply from {inbound.from_address}: {inbound.subject}",
+                inbound=inbound.pk,
+                automatic=True,
+            )
+            return
+        self.log(
+            Activity.Kind.REPLY_RECEIVED,
+            inbound.text or "(no text; see the original message)",
+            inbound=inbound.pk,
+            sender=inbound.from_address,
+            subject=inbound.subject,
+        )
+        self.touch(inbound.received_at)
+        if self.is_closed:
+            self.reopen("the customer replied", None)
+        self.set_status(self.Status.IN_CONVERSATION)
+        notify.reply_alert(self, inbound)
+        notify.case_event(self, "case.updated")
+
     def set_detractor_type(self, kind: str, actor: User | None) -> None:
         if kind not in self.DetractorType.values:
             raise CaseError(
@@ -469,6 +499,60 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return self.text
+
+
+class InboundMessage(models.Model):
+    """An email that came in: a reply on its case, or held in quarantine for a person to place."""
+
+    class Via(models.TextChoices):
+        HTTP = "http"
+        IMAP = "imap"
+        SMTP = "smtp"
+
+    class Status(models.TextChoices):
+        MATCHED = "matched"
+        AUTO_REPLY = "auto_reply", "Automatic reply"
+        QUARANTINED = "quarantined"
+        DISMISSED = "dismissed"
+
+    via = models.CharField(max_length=4, choices=Via.choices)
+    status = models.CharField(max_length=12, choices=Status.choices)
+    reason = models.CharField(max_length=300, blank=True, help_text="why it is in quarantine")
+    dedupe_key = models.CharField(max_length=64, unique=True)
+    message_id = models.CharField(max_length=998, blank=True)
+    from_address = models.CharField(max_length=254, blank=True)
+    subject = models.CharField(max_length=300, blank=True)
+    text = models.TextField(blank=True, help_text="the reply without quoted history")
+    raw = models.BinaryField()
+    case = models.ForeignKey(
+        FollowUpCase, null=True, blank=True, on_delete=models.SET_NULL, related_name="inbound"
+    )
+    received_at = models.DateTimeField(default=timezone.now)
+    handled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "received_at"], name="inbound_status")]
+
+    def __str__(self) -> str:
+        return f"{self.from_address}: {self.subject} ({self.status})"
+
+    def attach_to(self, case: FollowUpCase, actor: User | None) -> None:
+        """Place a quarantined message on a case by hand; it then counts as the customer's reply."""
+        if self.status != self.Status.QUARANTINED:
+            raise CaseError("status", "only quarantined messages can be placed on a case")
+        self.case = case
+        self.status = self.Status.MATCHED
+        self.handled_by = actor
+        self.save(update_fields=["case", "status", "handled_by"])
+        case.receive_reply(self)
+
+    def dismiss(self, actor: User | None) -> None:
+        """Mark a quarantined message as not a customer reply (spam, misdirected)."""
+        self.status = self.Status.DISMISSED
+        self.handled_by = actor
+        self.save(update_fields=["status", "handled_by"])
 
 
 class OutreachTemplate(models.Model):

@@ -23,7 +23,7 @@ from closeloop.surveys.models import Response
 from closeloop.team.models import Role, User
 
 from . import outreach
-from .models import Activity, FollowUpCase, Notification
+from .models import Activity, FollowUpCase, InboundMessage, Notification
 
 NOREPLY = re.compile(r"no[-_.]?reply|do[-_.]?not[-_.]?reply", re.IGNORECASE)
 
@@ -325,6 +325,28 @@ def owner_alert(case: FollowUpCase, reason: str = "new") -> None:
             subject=subject,
             body=body,
         )
+
+
+def reply_alert(case: FollowUpCase, inbound: InboundMessage) -> None:
+    """Tell the owner the customer wrote back, with what they said."""
+    text = f"Reply on {_headline(case)}"
+    recipients = [case.owner] if case.owner else []
+    if not recipients:
+        owner_alert(case)
+        return
+    for user in recipients:
+        Notification.objects.create(user=user, case=case, text=text)
+        if user.email:
+            Delivery.objects.create(
+                kind=Delivery.Kind.EMAIL,
+                purpose=Delivery.Purpose.OWNER_ALERT,
+                case=case,
+                to=user.email,
+                from_email=settings.DEFAULT_FROM_EMAIL,
+                subject=f"{text}: {inbound.subject}"[:300],
+                body=f"{inbound.from_address} wrote:\n\n{inbound.text}\n\nOpen the case: "
+                f"{case_url(case)}",
+            )
 
 
 def escalation(case: FollowUpCase, recipients: Iterable[User]) -> None:
