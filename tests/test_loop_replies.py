@@ -173,7 +173,8 @@ def test_it_reads_an_html_only_reply_without_the_quoted_block(case: FollowUpCase
     raw = (
         f"From: pat@example.com\r\nTo: {case.reply_address}\r\nSubject: Re\r\n"
         "Content-Type: text/html; charset=utf-8\r\n\r\n"
-        "<div>Exports fail.<br>Every week.</div><blockquote>What was the main experience?</blockquote>"
+        "<div>Exports fail.<br>Every week.</div>"
+        "<blockquote>What was the main experience?</blockquote>"
     ).encode()
     post(raw)
     text = case.activities.get(kind=Activity.Kind.REPLY_RECEIVED).text
@@ -197,7 +198,7 @@ def test_it_strips_quoted_history_from_common_mail_clients(quoted: str) -> None:
 @pytest.fixture
 def imap_server(tmp_path: Path) -> Iterator[int]:
     port = free_port()
-    proc = subprocess.Popen(
+    proc = subprocess.Popen(  # noqa: S603 - our own venv's pymap
         [
             str(Path(sys.executable).with_name("pymap")),
             "--host",

@@ -17,7 +17,7 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema, Status
 from ninja.errors import HttpError
-from pydantic import ConfigDict, field_validator
+from pydantic import field_validator
 
 from closeloop.delivery.models import EVENTS, Channel
 from closeloop.loop import notify
@@ -31,6 +31,7 @@ from closeloop.loop.models import (
 )
 from closeloop.loop.outreach import lint, template_for
 from closeloop.loop.policy import Action, PolicyConfig
+from closeloop.surveys.schemas import StrictSchema
 from closeloop.team.models import Membership, Team, User
 
 from .models import ApiKey
@@ -45,8 +46,8 @@ def _write(request: HttpRequest) -> ApiKey:
     return key
 
 
-class In(Schema):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class In(StrictSchema):
+    """Request bodies: unknown fields and NUL characters are refused by name."""
 
 
 # --- cases ----------------------------------------------------------------------------------
@@ -142,6 +143,13 @@ class CaseDetailOut(CaseOut):
 
 
 class CaseFilter(Schema):
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("must not contain the NUL character")
+        return value
+
     status: Literal["open", "contacted", "in_conversation", "closed", "active"] | None = Field(
         None, description="active = anything not closed"
     )

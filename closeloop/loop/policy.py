@@ -59,6 +59,24 @@ class Value(StrEnum):
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        # PostgreSQL's JSON cannot hold NUL; refuse it by field on every database.
+        if _has_nul(value):
+            raise ValueError("must not contain the NUL character")
+        return value
+
+
+def _has_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
+
 
 class HighValue(_Strict):
     """An account is high-value if its tier is listed, or its ARR reaches the threshold."""
