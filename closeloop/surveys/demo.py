@@ -249,6 +249,8 @@ def seed(accounts: int = 200, people: int = 2000, responses: int = 6000, seed: i
                 company_size=rng.choice(SIZES),
                 industry=rng.choice(INDUSTRIES),
                 customer_since=date(2021, 1, 1) + timedelta(days=rng.randrange(0, 1700)),
+                # Owners are known before the answers arrive, so triage routes to them.
+                owner_email=owners[i % len(owners)].email,
             )
         )
     person_rows = [
@@ -282,9 +284,6 @@ def seed(accounts: int = 200, people: int = 2000, responses: int = 6000, seed: i
     for start in range(0, len(items), 500):
         record_responses(items[start : start + 500])
     Account.objects.filter(external_id__startswith="demo-acc-").update(is_demo=True)
-    for index, account in enumerate(Account.objects.filter(is_demo=True).order_by("pk")):
-        account.owner = owners[index % len(owners)]
-        account.save(update_fields=["owner"])
     Person.objects.filter(account__is_demo=True).update(is_demo=True)
     Response.objects.filter(person__is_demo=True).update(is_demo=True)
     return len(items)
