@@ -11,7 +11,16 @@ from playwright.sync_api import sync_playwright
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, log_in
 
-PAGES = [("dashboard", "/"), ("responses", "/responses/"), ("import", "/import/")]
+PAGES = [
+    ("dashboard", "/"),
+    ("responses", "/responses/"),
+    ("import", "/import/"),
+    ("cases", "/cases/?view=all"),
+    ("quarantine", "/settings/quarantine/"),
+    ("notifications", "/notifications/"),
+]
+# A case page, when the first argument after OUT_DIR names one: e.g. /cases/17/
+PAGES += [(f"case-{p.strip('/').split('/')[-1]}", p) for p in sys.argv[5:]]
 
 
 def main() -> None:

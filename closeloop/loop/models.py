@@ -16,6 +16,7 @@ from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from closeloop.insights import nps
 from closeloop.surveys.models import Account, Person, Response
 from closeloop.team.models import Team, User
 
@@ -203,6 +204,11 @@ class FollowUpCase(models.Model):
             and self.due_at is not None
             and self.due_at <= timezone.now()
         )
+
+    @property
+    def score_category(self) -> str:
+        """promoter, passive or detractor: the latest score's class (for colour)."""
+        return nps.category(self.score).value
 
     @property
     def action_enum(self) -> Action:

@@ -369,14 +369,15 @@ def escalation(case: FollowUpCase, recipients: Iterable[User]) -> None:
     case_event(case, "case.escalated")
 
 
-def sender_for(case: FollowUpCase) -> str | None:
-    """The real person customer mail comes from: the owner, else the configured default.
+def sender_for(case: FollowUpCase, actor: User | None = None) -> str | None:
+    """The real person customer mail comes from: who writes it, else the owner, else the default.
 
     None when neither is a real address (a no-reply default), in which case
     nothing automated is sent and the case says why.
     """
-    if case.owner is not None and case.owner.email:
-        return formataddr((case.owner.display_name, case.owner.email))
+    for person in (actor, case.owner):
+        if person is not None and person.email:
+            return formataddr((person.display_name, person.email))
     name, address = parseaddr(settings.DEFAULT_FROM_EMAIL)
     if not address or NOREPLY.search(address):
         return None
@@ -393,7 +394,7 @@ def customer_email(
         problem = "the person has no email address"
     elif case.person.unsubscribed_at or case.person.bounced_at:
         problem = f"{to} has {'unsubscribed' if case.person.unsubscribed_at else 'bounced'}"
-    sender = sender_for(case)
+    sender = sender_for(case, actor)
     if sender is None:
         problem = problem or "no real sender: assign an owner or set DEFAULT_FROM_EMAIL to a person"
     if problem is not None:

@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import views
+from . import cases, views
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(template_name="web/login.html"), name="login"),
@@ -16,4 +16,9 @@ urlpatterns = [
     path("accounts/export.csv", views.export_accounts, name="export-accounts"),
     path("import/", views.import_csv, name="import"),
     path("settings/api-keys/", views.api_keys, name="api-keys"),
+    path("cases/", cases.inbox, name="inbox"),
+    path("cases/<int:pk>/", cases.case_detail, name="case"),
+    path("cases/<int:pk>/act", cases.case_act, name="case-act"),
+    path("notifications/", cases.notifications, name="notifications"),
+    path("settings/quarantine/", cases.quarantine, name="quarantine"),
 ]

@@ -1,0 +1,295 @@
+"""Pages for the follow-up: the inbox, a case with its guide, notifications, the quarantine.
+
+Views read the form, call the case's own methods (which log every event) and
+redirect; the rules live in closeloop.loop.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.models import Count, Q, QuerySet, Sum
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.views.decorators.http import require_POST
+
+from closeloop.delivery.models import Delivery
+from closeloop.loop import guide, notify, outreach
+from closeloop.loop.models import (
+    CALL_OUTCOMES,
+    CaseError,
+    FollowUpCase,
+    InboundMessage,
+    Notification,
+)
+from closeloop.surveys.models import Response
+from closeloop.team.models import Role, User
+
+from .views import _base
+
+VIEWS = {
+    "mine": "My cases",
+    "team": "My team",
+    "overdue": "Overdue",
+    "escalated": "Escalated",
+    "unassigned": "Unassigned",
+    "all": "All open",
+    "closed": "Closed",
+}
+
+
+def _overdue() -> Q:
+    return Q(first_touch_at__isnull=True, due_at__lte=timezone.now())
+
+
+def _view(qs: QuerySet[FollowUpCase], view: str, user: User) -> QuerySet[FollowUpCase]:
+    if view == "closed":
+        return qs.filter(status=FollowUpCase.Status.CLOSED)
+    qs = qs.exclude(status=FollowUpCase.Status.CLOSED)
+    if view == "mine":
+        return qs.filter(owner=user)
+    if view == "team":
+        return qs.filter(owner__in=user.team())
+    if view == "overdue":
+        return qs.filter(_overdue())
+    if view == "escalated":
+        return qs.filter(escalation_level__gt=0)
+    if view == "unassigned":
+        return qs.filter(owner__isnull=True)
+    return qs
+
+
+@login_required
+def inbox(request: HttpRequest) -> HttpResponse:
+    """Cases by priority in tabs with counts, revenue at risk, and simple filters."""
+    user: User = request.user  # type: ignore[assignment]
+    view = request.GET.get("view") or ("mine" if user.role == Role.AGENT else "all")
+    if view not in VIEWS:
+        view = "all"
+    loop = request.GET.get("loop", "detractor")
+    if loop not in FollowUpCase.Loop.values:
+        loop = "detractor"
+    band = request.GET.get("band", "")
+    base = FollowUpCase.objects.filter(loop=loop)
+    if band in ("severe", "moderate", "mild"):
+        base = base.filter(band=band)
+    counts = {key: _view(base, key, user).count() for key in VIEWS}
+    cases = (
+        _view(base, view, user)
+        .select_related("owner", "person", "account", "response")
+        .order_by("-priority", "-id")[:200]
+    )
+    open_detractors = FollowUpCase.objects.filter(loop="detractor").exclude(status="closed")
+    at_risk = _revenue_at_risk(open_detractors)
+    return render(
+        request,
+        "web/inbox.html",
+        _base(
+            view=view,
+            views=[(k, v, counts[k]) for k, v in VIEWS.items()],
+            cases=cases,
+            loop=loop,
+            band=band,
+            at_risk=notify.money(at_risk),
+            open_count=open_detractors.count(),
+            overdue_count=open_detractors.filter(_overdue()).count(),
+            now=timezone.now(),
+        ),
+    )
+
+
+def _revenue_at_risk(cases: QuerySet[FollowUpCase]) -> int:
+    """ARR of the distinct accounts with an open detractor case."""
+    from closeloop.surveys.models import Account
+
+    total = Account.objects.filter(
+        pk__in=cases.filter(account__isnull=False).values("account")
+    ).aggregate(total=Sum("arr_cents"))["total"]
+    return int(total or 0)
+
+
+def _case(pk: int) -> FollowUpCase:
+    return get_object_or_404(
+        FollowUpCase.objects.select_related(
+            "owner", "person", "account", "response", "policy", "team"
+        ),
+        pk=pk,
+    )
+
+
+@login_required
+def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """The customer's context beside the timeline, and the conversation guide."""
+    case = _case(pk)
+    person = case.person
+    history = Response.objects.filter(person=person).order_by("-created_at")[:20]
+    previous_cases = (
+        FollowUpCase.objects.filter(person=person).exclude(pk=case.pk).order_by("-created_at")[:10]
+    )
+    subject, body = outreach.render_for(case)
+    template = outreach.template_for(case.action_enum, person.locale or "en")
+    return render(
+        request,
+        "web/case.html",
+        _base(
+            case=case,
+            history=history,
+            previous_cases=previous_cases,
+            activities=case.activities.select_related("actor").order_by("-created_at", "-id"),
+            tasks=case.tasks.order_by("done_at", "due_at"),
+            failed=case.deliveries.filter(status=Delivery.Status.FAILED),
+            steps=guide.STEPS,
+            probes=guide.probes_for(list(case.response.tags)),
+            draft_subject=subject,
+            draft_body=body,
+            findings=outreach.lint(template.subject, template.body, person.locale or "en"),
+            outcomes=[(o, o.replace("_", " ")) for o in CALL_OUTCOMES],
+            resolutions=[
+                (v, label)
+                for v, label in FollowUpCase.Resolution.choices
+                if v != FollowUpCase.Resolution.SUPERSEDED
+            ],
+            detractor_types=FollowUpCase.DetractorType.choices,
+            assignees=User.objects.filter(is_active=True).exclude(role=Role.VIEWER),
+            arr=notify.money(case.arr_cents, case.account.currency if case.account else "USD"),
+            default_commit=(timezone.now() + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M"),
+        ),
+    )
+
+
+def _when(value: str, field: str) -> datetime:
+    parsed = parse_datetime(value.strip()) if value.strip() else None
+    if parsed is None:
+        raise CaseError(field, "give a date and time")
+    if timezone.is_naive(parsed):
+        parsed = timezone.make_aware(parsed, timezone.get_fixed_timezone(0))
+    return parsed
+
+
+@login_required
+@require_POST
+def case_act(request: HttpRequest, pk: int) -> HttpResponse:
+    """One action on a case, from a form on its page."""
+    user: User = request.user  # type: ignore[assignment]
+    if not user.can_write():
+        raise PermissionDenied("viewers cannot change cases")
+    post = request.POST
+    action = post.get("action", "")
+    try:
+        with transaction.atomic():
+            case = _case(pk)
+            done = _act(case, action, post, user)
+    except CaseError as exc:
+        messages.error(request, f"{exc.field}: {exc.reason}")
+    else:
+        messages.success(request, done)
+    return redirect("case", pk=pk)
+
+
+def _act(case: FollowUpCase, action: str, post: Any, user: User) -> str:
+    if action == "note":
+        if not post.get("text", "").strip():
+            raise CaseError("text", "write something first")
+        case.add_note(post["text"].strip(), user)
+        return "Note added."
+    if action == "call":
+        outcome = post.get("outcome", "")
+        if outcome not in CALL_OUTCOMES:
+            raise CaseError("outcome", "choose how the call went")
+        case.log_call(outcome, post.get("note", "").strip(), user)
+        return "Call logged."
+    if action == "email":
+        subject, body = post.get("subject", "").strip(), post.get("body", "").strip()
+        if not subject or not body:
+            raise CaseError("subject" if not subject else "body", "is required")
+        if notify.customer_email(case, subject, body, Delivery.Purpose.OUTREACH, user) is None:
+            raise CaseError("email", "not sent; the timeline says why")
+        return "Email queued; it is sent within seconds and logged here."
+    if action == "commit":
+        case.commit(post.get("promise", ""), _when(post.get("due_at", ""), "due_at"), user)
+        return "Commitment recorded."
+    if action == "close":
+        case.close(post.get("resolution", ""), post.get("reason", ""), post.get("note", ""), user)
+        return "Case closed."
+    if action == "reopen":
+        if not post.get("reason", "").strip():
+            raise CaseError("reason", "say why it is reopened")
+        case.reopen(post["reason"].strip(), user)
+        return "Case reopened."
+    if action == "assign":
+        raw = post.get("owner", "")
+        owner = User.objects.filter(pk=int(raw), is_active=True).first() if raw.isdigit() else None
+        if raw and owner is None:
+            raise CaseError("owner", "no such user")
+        case.assign(owner, user, post.get("why", "").strip())
+        return "Reassigned."
+    if action == "type":
+        case.set_detractor_type(post.get("detractor_type", ""), user)
+        return "Detractor type recorded."
+    if action == "task_done":
+        task = case.tasks.filter(pk=post.get("task", "0") or 0).first()
+        if task is None:
+            raise CaseError("task", "no such task on this case")
+        task.complete(user)
+        return "Task done."
+    raise CaseError("action", f"unknown action {action!r}")
+
+
+@login_required
+def notifications(request: HttpRequest) -> HttpResponse:
+    """The user's in-app notifications, newest first; opening the page marks them read."""
+    user: User = request.user  # type: ignore[assignment]
+    items = list(user.notifications.select_related("case").order_by("-created_at")[:100])
+    unread = [n.pk for n in items if n.read_at is None]
+    if unread:
+        Notification.objects.filter(pk__in=unread).update(read_at=timezone.now())
+    return render(request, "web/notifications.html", _base(items=items, unread=set(unread)))
+
+
+@login_required
+def quarantine(request: HttpRequest) -> HttpResponse:
+    """Inbound mail that matched no case, and failed deliveries: what needs a person."""
+    user: User = request.user  # type: ignore[assignment]
+    if not (user.is_admin() or user.role == Role.MANAGER):
+        raise PermissionDenied("managers and admins only")
+    if request.method == "POST":
+        message = get_object_or_404(InboundMessage, pk=request.POST.get("message", "0") or 0)
+        try:
+            with transaction.atomic():
+                if request.POST.get("action") == "dismiss":
+                    message.dismiss(user)
+                else:
+                    raw = request.POST.get("case", "")
+                    case = (
+                        FollowUpCase.objects.filter(pk=int(raw)).first() if raw.isdigit() else None
+                    )
+                    if case is None:
+                        raise CaseError("case", "no case with that number")
+                    message.attach_to(case, user)
+        except CaseError as exc:
+            messages.error(request, f"{exc.field}: {exc.reason}")
+        return redirect("quarantine")
+    held = InboundMessage.objects.filter(status=InboundMessage.Status.QUARANTINED).order_by(
+        "-received_at"
+    )[:200]
+    failed = (
+        Delivery.objects.filter(status=Delivery.Status.FAILED)
+        .select_related("case")
+        .order_by("-created_at")[:200]
+    )
+    return render(
+        request,
+        "web/quarantine.html",
+        _base(
+            held=held,
+            failed=failed,
+            counts=Delivery.objects.values("status").annotate(n=Count("id")).order_by("status"),
+        ),
+    )
