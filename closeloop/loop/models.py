@@ -20,6 +20,7 @@ from closeloop.insights import nps
 from closeloop.surveys.models import Account, Person, Response
 from closeloop.team.models import Team, User
 
+from . import batch
 from .policy import Action, PolicyConfig
 
 
@@ -232,7 +233,7 @@ class FollowUpCase(models.Model):
 
     def log(self, kind: str, text: str = "", actor: User | None = None, **data: Any) -> Activity:
         """Append an event to the timeline."""
-        return Activity.objects.create(case=self, kind=kind, text=text, actor=actor, data=data)
+        return batch.add(Activity(case=self, kind=kind, text=text, actor=actor, data=data))
 
     def save_changes(self, *fields: str) -> None:
         """Save the named fields and stamp `updated_at`."""

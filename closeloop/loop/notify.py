@@ -22,7 +22,7 @@ from closeloop.delivery.models import Channel, Delivery
 from closeloop.surveys.models import Response
 from closeloop.team.models import Role, User
 
-from . import outreach
+from . import batch, outreach
 from .models import Activity, FollowUpCase, InboundMessage, Notification
 
 NOREPLY = re.compile(r"no[-_.]?reply|do[-_.]?not[-_.]?reply", re.IGNORECASE)
@@ -139,7 +139,8 @@ def _channels_for(case: FollowUpCase, event: str) -> list[Channel]:
     if case.loop != FollowUpCase.Loop.DETRACTOR:
         return []
     found = []
-    for channel in Channel.objects.filter(active=True):
+    channels = batch.cached("channels", lambda: list(Channel.objects.filter(active=True)))
+    for channel in channels:
         if event not in channel.subscribed_events:
             continue
         if channel.bands and case.band not in channel.bands:
@@ -176,22 +177,27 @@ def _queue_channel(channel: Channel, event: str, case: FollowUpCase) -> None:
     }
     if channel.kind == Channel.Kind.WEBHOOK:
         payload = _event_payload(event, event_id, {"case": case_json(case)})
-        Delivery.objects.create(
-            kind=Delivery.Kind.WEBHOOK, to=channel.url, payload=payload, **common
-        )
+        batch.add(Delivery(kind=Delivery.Kind.WEBHOOK, to=channel.url, payload=payload, **common))
     elif channel.kind == Channel.Kind.SLACK:
-        Delivery.objects.create(
-            kind=Delivery.Kind.SLACK, to=channel.url, payload=slack_message(case, event), **common
+        batch.add(
+            Delivery(
+                kind=Delivery.Kind.SLACK,
+                to=channel.url,
+                payload=slack_message(case, event),
+                **common,
+            )
         )
     else:
         subject, body = alert_email(case, event)
-        Delivery.objects.create(
-            kind=Delivery.Kind.EMAIL,
-            to=channel.email,
-            from_email=settings.DEFAULT_FROM_EMAIL,
-            subject=subject,
-            body=body,
-            **common,
+        batch.add(
+            Delivery(
+                kind=Delivery.Kind.EMAIL,
+                to=channel.email,
+                from_email=settings.DEFAULT_FROM_EMAIL,
+                subject=subject,
+                body=body,
+                **common,
+            )
         )
 
 
@@ -305,25 +311,33 @@ def alert_email(case: FollowUpCase, event: str) -> tuple[str, str]:
 def owner_alert(case: FollowUpCase, reason: str = "new") -> None:
     """Tell the owner (email and in-app); an unassigned case is announced to the managers."""
     if case.owner is None:
-        for user in User.objects.filter(is_active=True).filter(
-            Q(role__in=[Role.MANAGER, Role.ADMIN]) | Q(is_superuser=True)
-        ):
-            Notification.objects.create(user=user, case=case, text=f"Unassigned: {_headline(case)}")
+        managers = batch.cached(
+            "managers",
+            lambda: list(
+                User.objects.filter(is_active=True).filter(
+                    Q(role__in=[Role.MANAGER, Role.ADMIN]) | Q(is_superuser=True)
+                )
+            ),
+        )
+        for user in managers:
+            batch.add(Notification(user=user, case=case, text=f"Unassigned: {_headline(case)}"))
         return
     verb = {"new": "New", "assigned": "Assigned to you", "reply": "Reply on"}.get(reason, reason)
-    Notification.objects.create(user=case.owner, case=case, text=f"{verb}: {_headline(case)}")
+    batch.add(Notification(user=case.owner, case=case, text=f"{verb}: {_headline(case)}"))
     if case.owner.email:
         subject, body = alert_email(case, "case.created")
         if reason == "assigned":
             subject = f"Assigned to you: {subject}"
-        Delivery.objects.create(
-            kind=Delivery.Kind.EMAIL,
-            purpose=Delivery.Purpose.OWNER_ALERT,
-            case=case,
-            to=case.owner.email,
-            from_email=settings.DEFAULT_FROM_EMAIL,
-            subject=subject,
-            body=body,
+        batch.add(
+            Delivery(
+                kind=Delivery.Kind.EMAIL,
+                purpose=Delivery.Purpose.OWNER_ALERT,
+                case=case,
+                to=case.owner.email,
+                from_email=settings.DEFAULT_FROM_EMAIL,
+                subject=subject,
+                body=body,
+            )
         )
 
 
@@ -335,36 +349,42 @@ def reply_alert(case: FollowUpCase, inbound: InboundMessage) -> None:
         owner_alert(case)
         return
     for user in recipients:
-        Notification.objects.create(user=user, case=case, text=text)
+        batch.add(Notification(user=user, case=case, text=text))
         if user.email:
-            Delivery.objects.create(
-                kind=Delivery.Kind.EMAIL,
-                purpose=Delivery.Purpose.OWNER_ALERT,
-                case=case,
-                to=user.email,
-                from_email=settings.DEFAULT_FROM_EMAIL,
-                subject=f"{text}: {inbound.subject}"[:300],
-                body=f"{inbound.from_address} wrote:\n\n{inbound.text}\n\nOpen the case: "
-                f"{case_url(case)}",
+            batch.add(
+                Delivery(
+                    kind=Delivery.Kind.EMAIL,
+                    purpose=Delivery.Purpose.OWNER_ALERT,
+                    case=case,
+                    to=user.email,
+                    from_email=settings.DEFAULT_FROM_EMAIL,
+                    subject=f"{text}: {inbound.subject}"[:300],
+                    body=f"{inbound.from_address} wrote:\n\n{inbound.text}\n\nOpen the case: "
+                    f"{case_url(case)}",
+                )
             )
 
 
 def escalation(case: FollowUpCase, recipients: Iterable[User]) -> None:
     """Tell the people a case escalated to (email and in-app), and the channels."""
     for user in recipients:
-        Notification.objects.create(
-            user=user, case=case, text=f"Escalated to you: {_headline(case)} (overdue)"
+        batch.add(
+            Notification(
+                user=user, case=case, text=f"Escalated to you: {_headline(case)} (overdue)"
+            )
         )
         if user.email:
             subject, body = alert_email(case, "case.escalated")
-            Delivery.objects.create(
-                kind=Delivery.Kind.EMAIL,
-                purpose=Delivery.Purpose.ESCALATION,
-                case=case,
-                to=user.email,
-                from_email=settings.DEFAULT_FROM_EMAIL,
-                subject=subject,
-                body=body,
+            batch.add(
+                Delivery(
+                    kind=Delivery.Kind.EMAIL,
+                    purpose=Delivery.Purpose.ESCALATION,
+                    case=case,
+                    to=user.email,
+                    from_email=settings.DEFAULT_FROM_EMAIL,
+                    subject=subject,
+                    body=body,
+                )
             )
     case_event(case, "case.escalated")
 
@@ -403,15 +423,17 @@ def customer_email(
         )
         return None
     assert to is not None and sender is not None
-    return Delivery.objects.create(
-        kind=Delivery.Kind.EMAIL,
-        purpose=purpose,
-        case=case,
-        to=to,
-        from_email=sender,
-        reply_to=case.reply_address,
-        subject=subject,
-        body=body,
+    return batch.add(
+        Delivery(
+            kind=Delivery.Kind.EMAIL,
+            purpose=purpose,
+            case=case,
+            to=to,
+            from_email=sender,
+            reply_to=case.reply_address,
+            subject=subject,
+            body=body,
+        )
     )
 
 

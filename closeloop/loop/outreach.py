@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 
+from . import batch
 from .policy import Action
 
 if TYPE_CHECKING:
@@ -240,7 +241,10 @@ def template_for(action: Action, locale: str) -> Draft:
 
 def render_for(case: FollowUpCase) -> tuple[str, str]:
     """Subject and body of the case's first email, in the customer's language."""
-    draft = template_for(case.action_enum, case.person.locale or "en")
+    locale = case.person.locale or "en"
+    draft = batch.cached(
+        f"template:{case.action}:{locale}", lambda: template_for(case.action_enum, locale)
+    )
     values = values_for(case)
     return fill(draft.subject, values, "subject"), fill(draft.body, values, "body")
 

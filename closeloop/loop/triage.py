@@ -26,25 +26,38 @@ from datetime import datetime, timedelta
 
 from django.utils import timezone
 
+from closeloop.db import bulk_insert
 from closeloop.insights import nps
 from closeloop.surveys.models import Response, SurveyRequest
+from closeloop.team.models import User
 
-from . import notify, priority, routing, sla
+from . import batch, notify, priority, routing, sla
 from .models import Activity, FollowUpCase, RoutingRule, Task, TriagePolicy
 from .policy import Action, Value
 
 
 def follow_up(responses: Sequence[Response]) -> list[FollowUpCase]:
-    """Open or update cases for newly stored answers; returns the cases touched."""
+    """Open or update cases for newly stored answers; returns the cases touched.
+
+    Decisions are made answer by answer (in time order), then the new cases are
+    inserted together and their timeline, tasks and outbox rows written per
+    table, so a batch of a thousand answers costs a handful of statements.
+    """
     if not responses:
         return []
-    notify.responses_created(responses)
+    with batch.collecting():
+        notify.responses_created(responses)
+        return _follow_up(responses)
+
+
+def _follow_up(responses: Sequence[Response]) -> list[FollowUpCase]:
     policy = TriagePolicy.current()
     now = timezone.now()
     cutoff = now - timedelta(hours=policy.rules.fresh_within_hours)
     fresh = sorted((r for r in responses if r.created_at >= cutoff), key=lambda r: r.created_at)
     if not fresh:
         return []
+    _load_owners(fresh)
     people = {r.person_id for r in fresh}
     open_by_person = {
         c.person_id: c
@@ -55,26 +68,49 @@ def follow_up(responses: Sequence[Response]) -> list[FollowUpCase]:
     }
     previous = _previous_scores(fresh)
     rules = list(RoutingRule.objects.filter(active=True).select_related("team"))
+    # New cases, each with the answers it gathers in this batch (the opener first).
+    opened: dict[int, tuple[FollowUpCase, list[Response]]] = {}
     touched: list[FollowUpCase] = []
     for response in fresh:
         case = open_by_person.get(response.person_id)
         detractor = response.category == nps.Category.DETRACTOR
         if case is not None and (case.loop == FollowUpCase.Loop.DETRACTOR or not detractor):
-            join(case, response)
-        else:
-            if case is not None:
-                case.close(
-                    FollowUpCase.Resolution.SUPERSEDED,
-                    "a detractor answer opened a new case",
-                    f"new answer {response.score}/10 (response {response.pk})",
-                    None,
-                )
-            case = open_case(response, policy, previous.get(response.pk), rules, now)
-            if case is None:
-                continue
-            open_by_person[response.person_id] = case
-        touched.append(case)
-    return touched
+            if case.pk is None:
+                _join_unsaved(case, response, opened[id(case)][1])
+            else:
+                join(case, response)
+                touched.append(case)
+            continue
+        if case is not None and case.pk is not None:
+            case.close(
+                FollowUpCase.Resolution.SUPERSEDED,
+                "a detractor answer opened a new case",
+                f"new answer {response.score}/10 (response {response.pk})",
+                None,
+            )
+        elif case is not None:
+            # A promoter/passive loop decided earlier in this batch: it never starts.
+            del opened[id(case)]
+        new = triage(response, policy, previous.get(response.pk), rules, now)
+        if new is None:
+            continue
+        opened[id(new)] = (new, [response])
+        open_by_person[response.person_id] = new
+    cases = [case for case, _ in opened.values()]
+    bulk_insert(cases)
+    for case, answers in opened.values():
+        start(case, answers)
+    return touched + cases
+
+
+def _load_owners(fresh: Sequence[Response]) -> None:
+    """Fetch the accounts' owners in one query instead of one per answer."""
+    accounts = [r.account for r in fresh if r.account is not None and r.account.owner_id]
+    owners = User.objects.in_bulk({a.owner_id for a in accounts})
+    for account in accounts:
+        owner = owners.get(account.owner_id)
+        if owner is not None:
+            account.owner = owner
 
 
 def _previous_scores(fresh: Sequence[Response]) -> dict[int, int]:
@@ -99,14 +135,14 @@ def _previous_scores(fresh: Sequence[Response]) -> dict[int, int]:
     return found
 
 
-def open_case(
+def triage(
     response: Response,
     policy: TriagePolicy,
     previous_score: int | None,
     rules: Sequence[RoutingRule],
     now: datetime,
 ) -> FollowUpCase | None:
-    """Triage one answer into a new case; None when the policy has no loop for it."""
+    """Decide one answer's case (not yet saved); None when the policy has no loop for it."""
     config = policy.rules
     account = response.account
     person = response.person
@@ -126,7 +162,7 @@ def open_case(
             config.business_hours,
             decided.owner.time_zone if decided.owner else None,
         )
-    case = FollowUpCase.objects.create(
+    return FollowUpCase(
         loop=loop,
         person=person,
         account=account,
@@ -155,47 +191,78 @@ def open_case(
         updated_at=now,
         priority_refreshed_at=now,
     )
-    case.responses.add(response)
+
+
+def _join_unsaved(case: FollowUpCase, response: Response, answers: list[Response]) -> None:
+    """A second answer in the same batch joins the case decided for the first."""
+    case.previous_score = case.score
+    case.score = response.score
+    case.response = response
+    answers.append(response)
+
+
+def start(case: FollowUpCase, answers: Sequence[Response]) -> None:
+    """Everything a new (just saved) case sets going: timeline, tasks, alerts, outreach."""
+    action = case.action_enum
+    opener = answers[0]
+    for response in answers:
+        batch.add(FollowUpCase.responses.through(followupcase=case, response=response))
     case.log(
         Activity.Kind.CREATED,
-        f"{category.value} {response.score}/10 → {action.label} "
-        f"(rule {case.rule}, policy v{policy.version})"
-        + (f"; due {due_at:%Y-%m-%d %H:%M} UTC" if due_at else ""),
-        response=response.pk,
+        f"{case.loop} {opener.score}/10 → {action.label} "
+        f"(rule {case.rule}, policy v{case.policy.version})"
+        + (f"; due {case.due_at:%Y-%m-%d %H:%M} UTC" if case.due_at else ""),
+        response=opener.pk,
     )
     case.log(
         Activity.Kind.ASSIGNED,
-        f"routed to {decided.owner.display_name if decided.owner else 'the unassigned queue'}"
-        f" ({decided.why})",
-        owner=decided.owner.pk if decided.owner else None,
+        f"routed to {case.owner.display_name if case.owner else 'the unassigned queue'}"
+        f" ({case.routed_by})",
+        owner=case.owner_id,
     )
-    if action == Action.CALL and due_at is not None:
-        Task.objects.create(
-            case=case,
-            kind=Task.Kind.CALL,
-            title=f"Call {person.name or person.email or person} about their {response.score}/10",
-            owner=decided.owner,
-            due_at=due_at,
+    for response in answers[1:]:
+        case.log(
+            Activity.Kind.ANSWER_JOINED,
+            f"new answer {response.score}/10" + _quoted(response),
+            response=response.pk,
+        )
+    person = case.person
+    if action == Action.CALL and case.due_at is not None:
+        batch.add(
+            Task(
+                case=case,
+                kind=Task.Kind.CALL,
+                title=f"Call {person.name or person.email or person} about their {opener.score}/10",
+                owner=case.owner,
+                due_at=case.due_at,
+            )
         )
     if action.automated:
         notify.first_outreach(case)
     if action == Action.AUTOMATED_EMAIL_SURVEY:
-        SurveyRequest.objects.create(
-            person=person,
-            survey=response.survey,
-            scheduled_at=now + timedelta(days=config.follow_up_survey_days),
-            status_reason=f"follow-up survey for case {case.pk}",
+        batch.add(
+            SurveyRequest(
+                person=person,
+                survey=opener.survey,
+                scheduled_at=case.created_at
+                + timedelta(days=case.policy.rules.follow_up_survey_days),
+                status_reason=f"follow-up survey for case {case.pk}",
+            )
         )
-    if loop == FollowUpCase.Loop.DETRACTOR:
+    if case.loop == FollowUpCase.Loop.DETRACTOR:
         notify.owner_alert(case)
         notify.case_event(case, "case.created")
-    return case
+
+
+def _quoted(response: Response) -> str:
+    comment = response.comment.strip()
+    return f": “{comment}”" if comment else ""
 
 
 def join(case: FollowUpCase, response: Response) -> None:
     """A newer answer from the same person lands on their open case."""
     old = case.score
-    case.responses.add(response)
+    batch.add(FollowUpCase.responses.through(followupcase=case, response=response))
     case.previous_score = old
     case.score = response.score
     case.response = response
@@ -204,8 +271,7 @@ def join(case: FollowUpCase, response: Response) -> None:
     case.save_changes("previous_score", "score", "response", "priority", "priority_refreshed_at")
     case.log(
         Activity.Kind.ANSWER_JOINED,
-        f"new answer {response.score}/10 (was {old})"
-        + (f": “{response.comment.strip()}”" if response.comment.strip() else ""),
+        f"new answer {response.score}/10 (was {old})" + _quoted(response),
         response=response.pk,
     )
     if case.loop == FollowUpCase.Loop.DETRACTOR:
