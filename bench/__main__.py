@@ -358,6 +358,12 @@ def main() -> None:
             )
         )
 
+        # 4. The closed loop: answer → alert and outreach, and delivery throughput.
+        if os.environ.get("BENCH_LOOP", "1") != "0":
+            from bench import loop
+
+            results.extend(loop.run(DB_URL, conn, manage, lambda: Client(port, key)))
+
     header = ("figure", "closeloop", "baseline (same run)", "ratio", "goal")
     widths = [max(len(r[i]) for r in [header, *results]) for i in range(5)]
     print()
