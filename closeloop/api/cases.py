@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -28,6 +28,8 @@ from closeloop.loop.models import (
     OutreachTemplate,
     RoutingRule,
     TriagePolicy,
+    open_filter,
+    overdue_filter,
 )
 from closeloop.loop.outreach import lint, template_for
 from closeloop.loop.policy import Action, PolicyConfig
@@ -170,9 +172,9 @@ def _cases() -> QuerySet[FollowUpCase]:
 
 
 def filter_cases(qs: QuerySet[FollowUpCase], f: CaseFilter) -> QuerySet[FollowUpCase]:
-    """Apply list filters; shared by the API and the inbox pages."""
+    """Apply the list filters of GET /cases."""
     if f.status == "active":
-        qs = qs.exclude(status=FollowUpCase.Status.CLOSED)
+        qs = qs.filter(open_filter())
     elif f.status:
         qs = qs.filter(status=f.status)
     if f.loop:
@@ -183,12 +185,10 @@ def filter_cases(qs: QuerySet[FollowUpCase], f: CaseFilter) -> QuerySet[FollowUp
         qs = qs.filter(owner__email__iexact=f.owner)
     if f.unassigned is not None:
         qs = qs.filter(owner__isnull=f.unassigned)
-    now = timezone.now()
-    overdue = Q(first_touch_at__isnull=True, due_at__lte=now) & ~Q(status="closed")
     if f.overdue is True:
-        qs = qs.filter(overdue)
+        qs = qs.filter(overdue_filter())
     elif f.overdue is False:
-        qs = qs.exclude(overdue)
+        qs = qs.exclude(overdue_filter())
     if f.escalated is not None:
         qs = qs.filter(escalation_level__gt=0) if f.escalated else qs.filter(escalation_level=0)
     if f.band:

@@ -583,12 +583,19 @@ class OutreachTemplate(models.Model):
         return f"{self.action} ({self.locale})"
 
 
-def open_cases() -> models.QuerySet[FollowUpCase]:
-    return FollowUpCase.objects.exclude(status=FollowUpCase.Status.CLOSED)
+def open_filter() -> Q:
+    """Cases not closed (open, contacted or in conversation)."""
+    return ~Q(status=FollowUpCase.Status.CLOSED)
 
 
 def overdue_filter() -> Q:
-    """Cases past their deadline with no first touch."""
-    return Q(first_touch_at__isnull=True, due_at__lte=timezone.now()) & ~Q(
-        status=FollowUpCase.Status.CLOSED
-    )
+    """Open cases past their deadline with no first touch (what `is_overdue` says of one)."""
+    return Q(first_touch_at__isnull=True, due_at__lte=timezone.now()) & open_filter()
+
+
+def revenue_at_risk(cases: models.QuerySet[FollowUpCase]) -> int:
+    """ARR in cents of the distinct accounts behind `cases`, each counted once."""
+    total = Account.objects.filter(
+        pk__in=cases.filter(account__isnull=False).values("account")
+    ).aggregate(total=models.Sum("arr_cents"))["total"]
+    return int(total or 0)

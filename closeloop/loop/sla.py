@@ -19,7 +19,7 @@ from django.utils import timezone
 from closeloop.team.models import Role, User
 
 from . import notify, priority
-from .models import Activity, FollowUpCase
+from .models import Activity, FollowUpCase, open_filter
 from .policy import BusinessHours
 
 log = logging.getLogger("closeloop.loop")
@@ -92,11 +92,9 @@ def handle_one_escalation() -> bool:
     """Worker step: escalate one case whose escalation time has passed without a first touch."""
     now = timezone.now()
     with transaction.atomic():
-        due = (
-            FollowUpCase.objects.filter(next_escalation_at__lte=now, first_touch_at__isnull=True)
-            .exclude(status=FollowUpCase.Status.CLOSED)
-            .order_by("next_escalation_at")
-        )
+        due = FollowUpCase.objects.filter(
+            open_filter(), next_escalation_at__lte=now, first_touch_at__isnull=True
+        ).order_by("next_escalation_at")
         if connection.features.has_select_for_update_skip_locked:
             due = due.select_for_update(skip_locked=True)
         found = due.values_list("pk", "escalation_level").first()
@@ -131,8 +129,7 @@ def handle_priority_refresh() -> bool:
     """Worker step: recompute the priority of open cases not refreshed in the last hour."""
     now = timezone.now()
     stale = list(
-        FollowUpCase.objects.exclude(status=FollowUpCase.Status.CLOSED)
-        .filter(priority_refreshed_at__lt=now - PRIORITY_REFRESH)
+        FollowUpCase.objects.filter(open_filter(), priority_refreshed_at__lt=now - PRIORITY_REFRESH)
         .select_related("account", "person", "response")
         .order_by("priority_refreshed_at")[:PRIORITY_BATCH]
     )

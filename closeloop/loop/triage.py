@@ -32,7 +32,7 @@ from closeloop.surveys.models import Response, SurveyRequest
 from closeloop.team.models import User
 
 from . import batch, notify, priority, routing, sla
-from .models import Activity, FollowUpCase, RoutingRule, Task, TriagePolicy
+from .models import Activity, FollowUpCase, RoutingRule, Task, TriagePolicy, open_filter
 from .policy import Action, Value
 
 
@@ -61,8 +61,7 @@ def _follow_up(responses: Sequence[Response]) -> list[FollowUpCase]:
     people = {r.person_id for r in fresh}
     open_by_person = {
         c.person_id: c
-        for c in FollowUpCase.objects.exclude(status=FollowUpCase.Status.CLOSED)
-        .filter(person_id__in=people)
+        for c in FollowUpCase.objects.filter(open_filter(), person_id__in=people)
         .select_related("owner", "account", "person", "response", "policy")
         .order_by("created_at")
     }

@@ -13,7 +13,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -28,6 +28,9 @@ from closeloop.loop.models import (
     FollowUpCase,
     InboundMessage,
     Notification,
+    open_filter,
+    overdue_filter,
+    revenue_at_risk,
 )
 from closeloop.surveys.models import Response
 from closeloop.team.models import Role, User
@@ -45,25 +48,18 @@ VIEWS = {
 }
 
 
-def _overdue() -> Q:
-    return Q(first_touch_at__isnull=True, due_at__lte=timezone.now())
-
-
-def _view(qs: QuerySet[FollowUpCase], view: str, user: User) -> QuerySet[FollowUpCase]:
+def _view(view: str, user: User) -> Q:
+    """Which cases a queue holds."""
     if view == "closed":
-        return qs.filter(status=FollowUpCase.Status.CLOSED)
-    qs = qs.exclude(status=FollowUpCase.Status.CLOSED)
-    if view == "mine":
-        return qs.filter(owner=user)
-    if view == "team":
-        return qs.filter(owner__in=user.team())
-    if view == "overdue":
-        return qs.filter(_overdue())
-    if view == "escalated":
-        return qs.filter(escalation_level__gt=0)
-    if view == "unassigned":
-        return qs.filter(owner__isnull=True)
-    return qs
+        return ~open_filter()
+    where = {
+        "mine": Q(owner=user),
+        "team": Q(owner__in=user.team()),
+        "overdue": overdue_filter(),
+        "escalated": Q(escalation_level__gt=0),
+        "unassigned": Q(owner__isnull=True),
+    }.get(view, Q())
+    return open_filter() & where
 
 
 @login_required
@@ -80,14 +76,13 @@ def inbox(request: HttpRequest) -> HttpResponse:
     base = FollowUpCase.objects.filter(loop=loop)
     if band in ("severe", "moderate", "mild"):
         base = base.filter(band=band)
-    counts = {key: _view(base, key, user).count() for key in VIEWS}
+    counts = base.aggregate(**{key: Count("pk", filter=_view(key, user)) for key in VIEWS})
     cases = (
-        _view(base, view, user)
+        base.filter(_view(view, user))
         .select_related("owner", "person", "account", "response")
         .order_by("-priority", "-id")[:200]
     )
-    open_detractors = FollowUpCase.objects.filter(loop="detractor").exclude(status="closed")
-    at_risk = _revenue_at_risk(open_detractors)
+    open_detractors = FollowUpCase.objects.filter(open_filter(), loop="detractor")
     return render(
         request,
         "web/inbox.html",
@@ -97,22 +92,12 @@ def inbox(request: HttpRequest) -> HttpResponse:
             cases=cases,
             loop=loop,
             band=band,
-            at_risk=notify.money(at_risk),
+            at_risk=notify.money(revenue_at_risk(open_detractors)),
             open_count=open_detractors.count(),
-            overdue_count=open_detractors.filter(_overdue()).count(),
+            overdue_count=open_detractors.filter(overdue_filter()).count(),
             now=timezone.now(),
         ),
     )
-
-
-def _revenue_at_risk(cases: QuerySet[FollowUpCase]) -> int:
-    """ARR of the distinct accounts with an open detractor case."""
-    from closeloop.surveys.models import Account
-
-    total = Account.objects.filter(
-        pk__in=cases.filter(account__isnull=False).values("account")
-    ).aggregate(total=Sum("arr_cents"))["total"]
-    return int(total or 0)
 
 
 def _case(pk: int) -> FollowUpCase:
