@@ -16,7 +16,6 @@ from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema, Status
-from ninja.errors import HttpError
 from pydantic import field_validator
 
 from closeloop.delivery.models import EVENTS, Channel
@@ -36,16 +35,9 @@ from closeloop.loop.policy import Action, PolicyConfig
 from closeloop.surveys.schemas import StrictSchema
 from closeloop.team.models import Membership, Team, User
 
-from .models import ApiKey
+from .access import require_write
 
 router = Router(tags=["follow-up"])
-
-
-def _write(request: HttpRequest) -> ApiKey:
-    key: ApiKey = request.auth  # type: ignore[attr-defined]
-    if not key.can_write:
-        raise HttpError(403, "this API key is read-only")
-    return key
 
 
 class In(StrictSchema):
@@ -257,7 +249,7 @@ def _user(email: str, field: str) -> User:
 
 @router.post("/cases/{case_id}/assign", response=CaseDetailOut, summary="Reassign a case")
 def assign_case(request: HttpRequest, case_id: int, payload: AssignIn) -> dict[str, Any]:
-    _write(request)
+    require_write(request)
     with transaction.atomic():
         case = _case(case_id)
         owner = _user(payload.owner, "owner") if payload.owner else None
@@ -271,7 +263,7 @@ class NoteIn(In):
 
 @router.post("/cases/{case_id}/notes", response=CaseDetailOut, summary="Add a note")
 def add_note(request: HttpRequest, case_id: int, payload: NoteIn) -> dict[str, Any]:
-    _write(request)
+    require_write(request)
     with transaction.atomic():
         case = _case(case_id)
         case.add_note(payload.text, None)
@@ -292,7 +284,7 @@ class CallIn(In):
 
 @router.post("/cases/{case_id}/calls", response=CaseDetailOut, summary="Log a call")
 def log_call(request: HttpRequest, case_id: int, payload: CallIn) -> dict[str, Any]:
-    _write(request)
+    require_write(request)
     with transaction.atomic():
         case = _case(case_id)
         case.log_call(payload.outcome, payload.note, None)
@@ -307,7 +299,7 @@ class CloseIn(In):
 
 @router.post("/cases/{case_id}/close", response=CaseDetailOut, summary="Close with a reason")
 def close_case(request: HttpRequest, case_id: int, payload: CloseIn) -> dict[str, Any]:
-    _write(request)
+    require_write(request)
     with transaction.atomic():
         case = _case(case_id)
         case.close(payload.resolution, payload.reason, payload.note, None)
@@ -320,7 +312,7 @@ class ReopenIn(In):
 
 @router.post("/cases/{case_id}/reopen", response=CaseDetailOut, summary="Reopen a closed case")
 def reopen_case(request: HttpRequest, case_id: int, payload: ReopenIn) -> dict[str, Any]:
-    _write(request)
+    require_write(request)
     with transaction.atomic():
         case = _case(case_id)
         case.reopen(payload.reason, None)
@@ -336,7 +328,7 @@ class CommitIn(In):
     "/cases/{case_id}/commitments", response=CaseDetailOut, summary="Record a promise and its date"
 )
 def commit(request: HttpRequest, case_id: int, payload: CommitIn) -> dict[str, Any]:
-    _write(request)
+    require_write(request)
     due = payload.due_at
     if timezone.is_naive(due):
         raise CaseError("due_at", "give a time zone offset, e.g. 2026-12-01T17:00:00Z")
@@ -427,7 +419,7 @@ def list_channels(request: HttpRequest) -> QuerySet[Channel]:
 @router.post("/channels", response={201: ChannelOut}, summary="Add a notification channel")
 def create_channel(request: HttpRequest, payload: ChannelIn) -> Status[Channel]:
     """Slack (incoming-webhook URL), signed webhook (URL) or email; no filter = every detractor."""
-    _write(request)
+    require_write(request)
     _check_target(payload)
     channel = Channel.objects.create(
         kind=payload.kind,
@@ -444,7 +436,7 @@ def create_channel(request: HttpRequest, payload: ChannelIn) -> Status[Channel]:
 
 @router.delete("/channels/{channel_id}", response={204: None}, summary="Remove a channel")
 def delete_channel(request: HttpRequest, channel_id: int) -> Status[None]:
-    _write(request)
+    require_write(request)
     get_object_or_404(Channel, pk=channel_id).delete()
     return Status(204, None)
 
@@ -474,7 +466,7 @@ def list_teams(request: HttpRequest) -> QuerySet[Team]:
 
 @router.put("/teams", response=TeamOut, summary="Create or replace a team by name")
 def put_team(request: HttpRequest, payload: TeamIn) -> Team:
-    _write(request)
+    require_write(request)
     members = [_user(email, f"members.{i}") for i, email in enumerate(payload.members)]
     with transaction.atomic():
         team, _ = Team.objects.get_or_create(name=payload.name)
@@ -516,7 +508,7 @@ def list_rules(request: HttpRequest) -> QuerySet[RoutingRule]:
 @router.post("/routing-rules", response={201: RuleOut}, summary="Add a routing rule")
 def create_rule(request: HttpRequest, payload: RuleIn) -> Status[RoutingRule]:
     """Cases of accounts without an owner go to the first matching rule's team, round-robin."""
-    _write(request)
+    require_write(request)
     team = _team(payload.team, "team")
     assert team is not None
     rule = RoutingRule.objects.create(
@@ -532,7 +524,7 @@ def create_rule(request: HttpRequest, payload: RuleIn) -> Status[RoutingRule]:
 
 @router.delete("/routing-rules/{rule_id}", response={204: None}, summary="Remove a rule")
 def delete_rule(request: HttpRequest, rule_id: int) -> Status[None]:
-    _write(request)
+    require_write(request)
     get_object_or_404(RoutingRule, pk=rule_id).delete()
     return Status(204, None)
 
@@ -555,7 +547,7 @@ def get_policy(request: HttpRequest) -> dict[str, Any]:
 @router.put("/triage-policy", response=PolicyOut, summary="Save a new policy version")
 def put_policy(request: HttpRequest, payload: PolicyConfig) -> dict[str, Any]:
     """The whole policy; saved as the next version. Existing cases keep theirs."""
-    _write(request)
+    require_write(request)
     policy = TriagePolicy.save_new_version(payload, None)
     return {"version": policy.version, "created_at": policy.created_at, "config": policy.rules}
 
@@ -598,7 +590,7 @@ def put_template(
 ) -> dict[str, Any]:
     """Automated templates must pass the linter (422 lists what to fix); personal ones get
     the findings back as advice."""
-    _write(request)
+    require_write(request)
     if not 2 <= len(locale) <= 16:
         raise CaseError("locale", "must be 2–16 characters, e.g. en or pt-BR")
     findings = lint(payload.subject, payload.body, locale)

@@ -37,6 +37,7 @@ from closeloop.surveys.ingest import upsert_people as _upsert_people
 from closeloop.surveys.models import Account, Person, Response, Survey
 from closeloop.surveys.schemas import AccountIn, PersonIn, ResponseIn
 
+from .access import require_write
 from .cases import TemplateLintError
 from .cases import router as follow_up_router
 from .models import ApiKey, IdempotencyRecord
@@ -106,13 +107,6 @@ def _bad_item(request: HttpRequest, exc: IngestError) -> HttpResponse:
     return _error(422, ["body", *exc.field.split(".")], exc.reason)
 
 
-def _require_write(request: HttpRequest) -> ApiKey:
-    key: ApiKey = request.auth  # type: ignore[attr-defined]
-    if not key.can_write:
-        raise HttpError(403, "this API key is read-only")
-    return key
-
-
 def _idempotent(request: HttpRequest, key: ApiKey, run: Any) -> HttpResponse:
     """Run a write once per Idempotency-Key: a retry gets the first answer back.
 
@@ -160,7 +154,7 @@ def _response_json(response: Response) -> dict[str, Any]:
 @api.post("/responses", response={200: ResponseOut, 201: ResponseOut}, summary="Record an answer")
 def create_response(request: HttpRequest, payload: ResponseIn) -> HttpResponse:
     """Store one answer. A repeat with the same `external_id` returns the original with 200."""
-    key = _require_write(request)
+    key = require_write(request)
 
     def run() -> tuple[int, dict[str, Any]]:
         (outcome,) = record_responses([payload.to_data()])
@@ -180,7 +174,7 @@ def create_responses_batch(request: HttpRequest, payload: BatchIn) -> HttpRespon
     `ids[i]` is the stored id of item i (null when rejected). Items whose
     `external_id` is already stored are accepted and point at the original.
     """
-    key = _require_write(request)
+    key = require_write(request)
     known_surveys = set(Survey.objects.values_list("slug", flat=True))
 
     def run() -> tuple[int, dict[str, Any]]:
@@ -292,7 +286,7 @@ def metrics(request: HttpRequest) -> dict[str, Any]:
 @api.post("/people", response={200: PersonOut, 201: PersonOut}, summary="Create or update a person")
 def upsert_person(request: HttpRequest, payload: PersonIn) -> Status[Person]:
     """Found by email, else external_id; given fields replace, properties merge."""
-    _require_write(request)
+    require_write(request)
     data = payload.to_data()
     existed = Person.objects.filter(**{data.key()[0]: data.key()[1]}).exists()
     with transaction.atomic():
@@ -312,7 +306,7 @@ def get_person(request: HttpRequest, person_id: int) -> Person:
 )
 def upsert_account(request: HttpRequest, payload: AccountIn) -> Status[Account]:
     """Found by external_id, else name; given fields replace, properties merge."""
-    _require_write(request)
+    require_write(request)
     data = payload.to_data()
     field, value = data.key()
     lookup = {field: value} if field == "external_id" else {field: value, "external_id": None}
