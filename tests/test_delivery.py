@@ -218,3 +218,15 @@ def test_it_refuses_a_non_http_url_for_good(api: ApiClient, enterprise: Account)
     drain()
     delivery = Delivery.objects.get(kind="slack")
     assert delivery.status == "failed" and "not an http(s) URL" in delivery.last_error
+
+
+def test_it_emails_a_channel_address_about_new_cases(
+    api: ApiClient, enterprise: Account, smtp: SmtpServer
+) -> None:
+    Channel.objects.create(kind="email", email="cs-team@example.com")
+    case = detractor(api, enterprise, score=2)
+    drain()
+    (mail,) = smtp.inbox.to("cs-team@example.com")
+    assert str(mail["Subject"]).strip().startswith("Detractor 2/10")
+    assert f"/cases/{case.pk}/" in mail.get_content()
+    assert Delivery.objects.get(to="cs-team@example.com").event == "case.created"

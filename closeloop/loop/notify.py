@@ -168,20 +168,26 @@ def case_event(case: FollowUpCase, event: str) -> None:
 
 def _queue_channel(channel: Channel, event: str, case: FollowUpCase) -> None:
     event_id = uuid.uuid4()
-    common = {
-        "purpose": Delivery.Purpose.CHANNEL,
-        "case": case,
-        "channel": channel,
-        "event": event,
-        "event_id": event_id,
-    }
+    purpose = Delivery.Purpose.CHANNEL
+    common = {"channel": channel, "event": event, "event_id": event_id}
     if channel.kind == Channel.Kind.WEBHOOK:
         payload = _event_payload(event, event_id, {"case": case_json(case)})
-        batch.add(Delivery(kind=Delivery.Kind.WEBHOOK, to=channel.url, payload=payload, **common))
+        batch.add(
+            Delivery(
+                kind=Delivery.Kind.WEBHOOK,
+                purpose=purpose,
+                case=case,
+                to=channel.url,
+                payload=payload,
+                **common,
+            )
+        )
     elif channel.kind == Channel.Kind.SLACK:
         batch.add(
             Delivery(
                 kind=Delivery.Kind.SLACK,
+                purpose=purpose,
+                case=case,
                 to=channel.url,
                 payload=slack_message(case, event),
                 **common,
@@ -189,16 +195,7 @@ def _queue_channel(channel: Channel, event: str, case: FollowUpCase) -> None:
         )
     else:
         subject, body = alert_email(case, event)
-        batch.add(
-            Delivery(
-                kind=Delivery.Kind.EMAIL,
-                to=channel.email,
-                from_email=settings.DEFAULT_FROM_EMAIL,
-                subject=subject,
-                body=body,
-                **common,
-            )
-        )
+        _alert_mail(case, channel.email, subject, body, purpose, **common)
 
 
 def responses_created(responses: Sequence[Response]) -> None:
@@ -308,6 +305,31 @@ def alert_email(case: FollowUpCase, event: str) -> tuple[str, str]:
     return subject, "\n".join(lines)
 
 
+def _alert_mail(
+    case: FollowUpCase, to: str, subject: str, body: str, purpose: str, **extra: Any
+) -> None:
+    """Queue an alert email to one of our users (or a channel's address)."""
+    batch.add(
+        Delivery(
+            kind=Delivery.Kind.EMAIL,
+            purpose=purpose,
+            case=case,
+            to=to,
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            subject=subject,
+            body=body,
+            **extra,
+        )
+    )
+
+
+def _tell(user: User, case: FollowUpCase, notice: str, mail: tuple[str, str], purpose: str) -> None:
+    """An in-app notice for `user`, and the email `mail` (subject, body) if they have an address."""
+    batch.add(Notification(user=user, case=case, text=notice))
+    if user.email:
+        _alert_mail(case, user.email, *mail, purpose)
+
+
 def owner_alert(case: FollowUpCase, reason: str = "new") -> None:
     """Tell the owner (email and in-app); an unassigned case is announced to the managers."""
     if case.owner is None:
@@ -322,70 +344,41 @@ def owner_alert(case: FollowUpCase, reason: str = "new") -> None:
         for user in managers:
             batch.add(Notification(user=user, case=case, text=f"Unassigned: {_headline(case)}"))
         return
-    verb = {"new": "New", "assigned": "Assigned to you", "reply": "Reply on"}.get(reason, reason)
-    batch.add(Notification(user=case.owner, case=case, text=f"{verb}: {_headline(case)}"))
-    if case.owner.email:
-        subject, body = alert_email(case, "case.created")
-        if reason == "assigned":
-            subject = f"Assigned to you: {subject}"
-        batch.add(
-            Delivery(
-                kind=Delivery.Kind.EMAIL,
-                purpose=Delivery.Purpose.OWNER_ALERT,
-                case=case,
-                to=case.owner.email,
-                from_email=settings.DEFAULT_FROM_EMAIL,
-                subject=subject,
-                body=body,
-            )
-        )
+    verb = {"new": "New", "assigned": "Assigned to you"}.get(reason, reason)
+    subject, body = alert_email(case, "case.created")
+    if reason == "assigned":
+        subject = f"Assigned to you: {subject}"
+    _tell(
+        case.owner,
+        case,
+        f"{verb}: {_headline(case)}",
+        (subject, body),
+        Delivery.Purpose.OWNER_ALERT,
+    )
 
 
 def reply_alert(case: FollowUpCase, inbound: InboundMessage) -> None:
-    """Tell the owner the customer wrote back, with what they said."""
-    text = f"Reply on {_headline(case)}"
-    recipients = [case.owner] if case.owner else []
-    if not recipients:
+    """Tell the owner the customer wrote back, with what they said (managers if unowned)."""
+    if case.owner is None:
         owner_alert(case)
         return
-    for user in recipients:
-        batch.add(Notification(user=user, case=case, text=text))
-        if user.email:
-            batch.add(
-                Delivery(
-                    kind=Delivery.Kind.EMAIL,
-                    purpose=Delivery.Purpose.OWNER_ALERT,
-                    case=case,
-                    to=user.email,
-                    from_email=settings.DEFAULT_FROM_EMAIL,
-                    subject=f"{text}: {inbound.subject}"[:300],
-                    body=f"{inbound.from_address} wrote:\n\n{inbound.text}\n\nOpen the case: "
-                    f"{case_url(case)}",
-                )
-            )
+    text = f"Reply on {_headline(case)}"
+    body = f"{inbound.from_address} wrote:\n\n{inbound.text}\n\nOpen the case: {case_url(case)}"
+    _tell(
+        case.owner,
+        case,
+        text,
+        (f"{text}: {inbound.subject}"[:300], body),
+        Delivery.Purpose.OWNER_ALERT,
+    )
 
 
 def escalation(case: FollowUpCase, recipients: Iterable[User]) -> None:
     """Tell the people a case escalated to (email and in-app), and the channels."""
+    mail = alert_email(case, "case.escalated")
+    notice = f"Escalated to you: {_headline(case)} (overdue)"
     for user in recipients:
-        batch.add(
-            Notification(
-                user=user, case=case, text=f"Escalated to you: {_headline(case)} (overdue)"
-            )
-        )
-        if user.email:
-            subject, body = alert_email(case, "case.escalated")
-            batch.add(
-                Delivery(
-                    kind=Delivery.Kind.EMAIL,
-                    purpose=Delivery.Purpose.ESCALATION,
-                    case=case,
-                    to=user.email,
-                    from_email=settings.DEFAULT_FROM_EMAIL,
-                    subject=subject,
-                    body=body,
-                )
-            )
+        _tell(user, case, notice, mail, Delivery.Purpose.ESCALATION)
     case_event(case, "case.escalated")
 
 
