@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from closeloop.team.models import Role, User
@@ -101,21 +101,21 @@ def handle_one_escalation() -> bool:
         if found is None:
             return False
         pk, level = found
-        policy_hours = FollowUpCase.objects.get(pk=pk).policy.rules.escalation
-        # The conditional update is the claim: of two workers, one sees the old level.
-        claimed = FollowUpCase.objects.filter(pk=pk, escalation_level=level).update(
-            escalation_level=F("escalation_level") + 1,
-            escalated_at=now,
-            next_escalation_at=(
-                now + timedelta(hours=policy_hours.second_level_after_hours) if level == 0 else None
-            ),
-            updated_at=now,
-        )
-        if not claimed:
-            return True
         case = FollowUpCase.objects.select_related(
             "owner__manager__manager", "person", "account", "response", "policy"
         ).get(pk=pk)
+        second_level = timedelta(hours=case.policy.rules.escalation.second_level_after_hours)
+        changes = {
+            "escalation_level": level + 1,
+            "escalated_at": now,
+            "next_escalation_at": now + second_level if level == 0 else None,
+            "updated_at": now,
+        }
+        # The conditional update is the claim: of two workers, one sees the old level.
+        if not FollowUpCase.objects.filter(pk=pk, escalation_level=level).update(**changes):
+            return True
+        for name, value in changes.items():
+            setattr(case, name, value)
         escalate(case, now)
     log.info("case %s escalated to level %s", pk, level + 1)
     return True
