@@ -32,7 +32,7 @@ from closeloop.loop.models import (
 )
 from closeloop.loop.outreach import lint, template_for
 from closeloop.loop.policy import Action, PolicyConfig
-from closeloop.surveys.schemas import StrictSchema
+from closeloop.surveys.schemas import StrictSchema, has_nul
 from closeloop.team.models import Membership, Team, User
 
 from .access import require_write
@@ -140,7 +140,7 @@ class CaseFilter(Schema):
     @field_validator("*", mode="after")
     @classmethod
     def _no_nul(cls, value: Any) -> Any:
-        if isinstance(value, str) and "\x00" in value:
+        if has_nul(value):
             raise ValueError("must not contain the NUL character")
         return value
 

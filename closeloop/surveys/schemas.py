@@ -32,7 +32,7 @@ class StrictSchema(BaseModel):
     @classmethod
     def _no_nul(cls, value: Any) -> Any:
         # PostgreSQL cannot store NUL in text or JSON; refuse it here, by field, on every database.
-        if _has_nul(value):
+        if has_nul(value):
             raise ValueError("must not contain the NUL character (\\u0000)")
         return value
 
@@ -40,7 +40,8 @@ class StrictSchema(BaseModel):
 _JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 
-def _has_nul(value: Any) -> bool:
+def has_nul(value: Any) -> bool:
+    """Whether a text, or any key or value of a JSON object or array, holds NUL."""
     if isinstance(value, str):
         return "\x00" in value
     if isinstance(value, dict | list):
