@@ -294,12 +294,12 @@ class FollowUpCase(models.Model):
             self.touch()
             if not self.is_closed:
                 self.set_status(self.Status.IN_CONVERSATION, actor)
+            # Reaching the customer is what the matrix's call task asked for.
+            for task in self.tasks.filter(kind=Task.Kind.CALL, done_at__isnull=True):
+                task.complete(actor)
         elif outcome in CALL_ATTEMPTED and self.status == self.Status.OPEN:
             self.touch()
             self.set_status(self.Status.CONTACTED, actor)
-        for task in self.tasks.filter(kind=Task.Kind.CALL, done_at__isnull=True):
-            if outcome in CALL_REACHED:
-                task.complete(actor)
         notify.case_event(self, "case.updated")
         return activity
 
