@@ -17,7 +17,6 @@ import http.client
 import json
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,6 +29,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import psycopg
+
+from bench.common import free_port, pct
 
 ROOT = Path(__file__).resolve().parent.parent
 DB_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/closeloop_bench")
@@ -61,12 +62,6 @@ def manage(*args: str) -> str:
         text=True,
     )
     return out.stdout.strip()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager
@@ -161,11 +156,6 @@ def run_clients(
     if errors:
         raise SystemExit(f"benchmark requests failed: {errors[:3]}")
     return elapsed, latencies
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 COMMENTS = [

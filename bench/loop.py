@@ -24,13 +24,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.parser import BytesParser
-from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from aiosmtpd.controller import Controller
+
+from bench.common import free_port, pct
 
 ROOT = Path(__file__).resolve().parent.parent
 ANSWERS = int(os.environ.get("BENCH_LOOP_ANSWERS", "1000"))
@@ -48,12 +48,10 @@ class Arrivals:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         now = time.time()
-        message = BytesParser(policy=default_policy).parsebytes(envelope.content)
         with self.lock:
             self.count += 1
             for rcpt in envelope.rcpt_tos:
                 self.emails.setdefault(rcpt.lower(), now)
-        del message
         return "250 OK"
 
 
@@ -127,11 +125,6 @@ class Workers:
             proc.send_signal(signal.SIGTERM)
         for proc in self.procs:
             proc.wait(timeout=60)
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def wait_until(check: Any, timeout: float) -> None:
@@ -282,7 +275,6 @@ def run(
     db_url: str, conn: psycopg.Connection, manage: Any, client_factory: Any
 ) -> list[tuple[str, ...]]:
     """All closed-loop figures, as table rows (figure, closeloop, baseline, ratio, goal)."""
-    from bench.__main__ import free_port
 
     tmp = ROOT / "var" / "bench"
     tmp.mkdir(parents=True, exist_ok=True)
