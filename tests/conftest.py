@@ -9,6 +9,7 @@ import pytest
 from django.test import Client
 
 from closeloop.api.models import ApiKey
+from closeloop.loop.models import FollowUpCase
 from closeloop.surveys.models import Account
 from closeloop.team.models import Role, User
 from closeloop.worker import default_steps
@@ -104,6 +105,29 @@ def answer(email: str = "pat@example.com", score: int = 3, **extra: Any) -> dict
     body: dict[str, Any] = {"person": {"email": email}, "score": score}
     body.update(extra)
     return body
+
+
+def answer_at(
+    account: Account,
+    score: int,
+    email: str = "pat@example.com",
+    name: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """An answer body from a person of `account`."""
+    person: dict[str, Any] = {"email": email, "account": {"external_id": account.external_id}}
+    if name is not None:
+        person["name"] = name
+    return answer(score=score, person=person, **extra)
+
+
+def open_case(
+    api: ApiClient, account: Account, score: int, email: str = "pat@example.com", **extra: Any
+) -> FollowUpCase:
+    """Post a fresh answer from a person of `account` and return the case it opened."""
+    body = answer_at(account, score, email, **extra)
+    assert api.post_json("/api/v1/responses", body).status_code == 201
+    return FollowUpCase.objects.get(person__email=email)
 
 
 def drain(rounds: int = 50) -> int:

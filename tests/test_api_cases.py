@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from closeloop.loop.models import FollowUpCase, TriagePolicy
+from closeloop.loop.models import TriagePolicy
 from closeloop.surveys.models import Account
 from closeloop.team.models import User
 
-from .conftest import ApiClient, answer
+from .conftest import ApiClient, open_case
 
 pytestmark = pytest.mark.django_db
 
@@ -20,9 +20,7 @@ pytestmark = pytest.mark.django_db
 def detractor(
     api: ApiClient, account: Account, email: str = "pat@example.com", score: int = 3
 ) -> int:
-    person = {"email": email, "account": {"external_id": account.external_id}}
-    assert api.post_json("/api/v1/responses", answer(score=score, person=person)).status_code == 201
-    return FollowUpCase.objects.get(person__email=email).pk
+    return open_case(api, account, score, email).pk
 
 
 def test_it_finds_a_persons_cases_by_email(api: ApiClient, enterprise: Account) -> None:

@@ -16,7 +16,7 @@ from closeloop.loop.models import Activity, FollowUpCase
 from closeloop.surveys.models import Account, Person
 from closeloop.team.models import User
 
-from .conftest import ApiClient, answer, drain
+from .conftest import ApiClient, drain, open_case
 from .loopback import Receiver, SmtpServer, free_port
 
 pytestmark = pytest.mark.django_db
@@ -25,14 +25,7 @@ pytestmark = pytest.mark.django_db
 def detractor(
     api: ApiClient, account: Account, score: int = 4, email: str = "pat@example.com"
 ) -> FollowUpCase:
-    person = {"email": email, "name": "Pat Lee", "account": {"external_id": account.external_id}}
-    assert (
-        api.post_json(
-            "/api/v1/responses", answer(score=score, person=person, comment="Exports time out")
-        ).status_code
-        == 201
-    )
-    return FollowUpCase.objects.get(person__email=email)
+    return open_case(api, account, score, email, name="Pat Lee", comment="Exports time out")
 
 
 def test_it_sends_the_first_outreach_from_the_owner_and_marks_the_case_contacted(

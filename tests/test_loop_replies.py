@@ -20,7 +20,7 @@ from closeloop.loop.inbound import strip_reply
 from closeloop.loop.models import Activity, FollowUpCase, InboundMessage
 from closeloop.surveys.models import Account
 
-from .conftest import ApiClient, answer
+from .conftest import ApiClient, open_case
 from .loopback import free_port
 
 pytestmark = pytest.mark.django_db
@@ -35,13 +35,7 @@ def inbound_secret(settings: Any) -> None:
 
 @pytest.fixture
 def case(api: ApiClient, smb: Account) -> FollowUpCase:
-    person = {
-        "email": "pat@example.com",
-        "name": "Pat Lee",
-        "account": {"external_id": "acc-initech"},
-    }
-    api.post_json("/api/v1/responses", answer(score=4, person=person))
-    return FollowUpCase.objects.get()
+    return open_case(api, smb, 4, name="Pat Lee")
 
 
 def mime(

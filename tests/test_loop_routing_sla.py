@@ -15,7 +15,7 @@ from closeloop.loop.sla import deadline, handle_one_escalation
 from closeloop.surveys.models import Account
 from closeloop.team.models import Membership, Role, Team, User
 
-from .conftest import ApiClient, answer, drain
+from .conftest import ApiClient, answer, drain, open_case
 
 pytestmark = pytest.mark.django_db
 
@@ -71,12 +71,7 @@ def test_it_puts_a_case_nobody_matches_in_the_unassigned_queue_and_tells_manager
 def test_it_logs_a_reassignment_and_alerts_the_new_owner(
     api: ApiClient, enterprise: Account, manager: User, agent: User
 ) -> None:
-    api.post_json(
-        "/api/v1/responses",
-        answer(
-            score=4, person={"email": "p@example.com", "account": {"external_id": "acc-globex"}}
-        ),
-    )
+    open_case(api, enterprise, 4, "p@example.com")
     case = FollowUpCase.objects.get()
     case.assign(manager, actor=agent, why="on holiday")
     log = case.activities.filter(kind=Activity.Kind.ASSIGNED).last()
@@ -100,12 +95,7 @@ def test_it_counts_only_business_hours_in_the_owners_time_zone() -> None:
 def test_it_escalates_an_untouched_case_to_the_managers_at_the_deadline_once(
     api: ApiClient, enterprise: Account, manager: User, admin_user: User
 ) -> None:
-    api.post_json(
-        "/api/v1/responses",
-        answer(
-            score=4, person={"email": "p@example.com", "account": {"external_id": "acc-globex"}}
-        ),
-    )
+    open_case(api, enterprise, 4, "p@example.com")
     case = FollowUpCase.objects.get()
     assert handle_one_escalation() is False
     with time_machine.travel(case.due_at + timedelta(minutes=1), tick=False):
@@ -129,12 +119,7 @@ def test_it_escalates_an_untouched_case_to_the_managers_at_the_deadline_once(
 def test_it_does_not_escalate_a_case_touched_in_time(
     api: ApiClient, enterprise: Account, manager: User, agent: User
 ) -> None:
-    api.post_json(
-        "/api/v1/responses",
-        answer(
-            score=4, person={"email": "p@example.com", "account": {"external_id": "acc-globex"}}
-        ),
-    )
+    open_case(api, enterprise, 4, "p@example.com")
     case = FollowUpCase.objects.get()
     case.log_call("talked", "Walked through the export problem", agent)
     with time_machine.travel(case.due_at + timedelta(hours=1), tick=False):  # type: ignore[operator]
@@ -148,12 +133,7 @@ def test_it_does_not_escalate_a_case_touched_in_time(
 def test_it_escalates_through_the_worker_loop_and_sends_the_mail(
     api: ApiClient, enterprise: Account, manager: User, smtp: object
 ) -> None:
-    api.post_json(
-        "/api/v1/responses",
-        answer(
-            score=4, person={"email": "p@example.com", "account": {"external_id": "acc-globex"}}
-        ),
-    )
+    open_case(api, enterprise, 4, "p@example.com")
     case = FollowUpCase.objects.get()
     drain()
     with time_machine.travel(case.due_at + timedelta(seconds=5), tick=False):  # type: ignore[operator]

@@ -14,7 +14,7 @@ from closeloop.loop.policy import Action, PolicyConfig
 from closeloop.surveys.models import Account, Response, SurveyRequest
 from closeloop.team.models import User
 
-from .conftest import ApiClient, answer
+from .conftest import ApiClient, answer, answer_at
 
 pytestmark = pytest.mark.django_db
 
@@ -22,8 +22,7 @@ pytestmark = pytest.mark.django_db
 def at(
     account: Account, score: int, email: str = "pat@example.com", **extra: Any
 ) -> dict[str, Any]:
-    person = {"email": email, "name": "Pat Lee", "account": {"external_id": account.external_id}}
-    return answer(score=score, person=person, **extra)
+    return answer_at(account, score, email, name="Pat Lee", **extra)
 
 
 def the_case(email: str = "pat@example.com") -> FollowUpCase:

@@ -14,19 +14,14 @@ from closeloop.surveys.models import Account
 from closeloop.team.models import User
 
 from .browser import log_in
-from .conftest import ApiClient, answer
+from .conftest import ApiClient, open_case
 
 pytestmark = pytest.mark.django_db
 
 
 def detractor(api: ApiClient, account: Account, email: str, score: int = 3) -> FollowUpCase:
-    person = {
-        "email": email,
-        "name": email.split("@")[0].title(),
-        "account": {"external_id": account.external_id},
-    }
-    api.post_json("/api/v1/responses", answer(score=score, person=person, comment="Exports fail"))
-    return FollowUpCase.objects.get(person__email=email)
+    name = email.split("@")[0].title()
+    return open_case(api, account, score, email, name=name, comment="Exports fail")
 
 
 def logged_in(user: User, password: str) -> Client:
