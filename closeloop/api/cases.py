@@ -30,7 +30,7 @@ from closeloop.loop.models import (
     open_filter,
     overdue_filter,
 )
-from closeloop.loop.outreach import lint, template_for
+from closeloop.loop.outreach import Draft, Finding, lint, template_for
 from closeloop.loop.policy import Action, PolicyConfig
 from closeloop.surveys.schemas import StrictSchema, has_nul
 from closeloop.team.models import Membership, Team, User
@@ -571,17 +571,23 @@ class TemplateOut(Schema):
     findings: list[FindingOut]
 
 
-@router.get("/templates/{action}/{locale}", response=TemplateOut, summary="An outreach template")
-def get_template(request: HttpRequest, action: Action, locale: str) -> dict[str, Any]:
-    draft = template_for(action, locale)
+def _template_json(
+    action: Action, locale: str, draft: Draft, findings: list[Finding]
+) -> dict[str, Any]:
     return {
         "action": action.value,
         "locale": locale,
         "subject": draft.subject,
         "body": draft.body,
         "automated": action.automated,
-        "findings": [f.__dict__ for f in lint(draft.subject, draft.body, locale)],
+        "findings": [f.__dict__ for f in findings],
     }
+
+
+@router.get("/templates/{action}/{locale}", response=TemplateOut, summary="An outreach template")
+def get_template(request: HttpRequest, action: Action, locale: str) -> dict[str, Any]:
+    draft = template_for(action, locale)
+    return _template_json(action, locale, draft, lint(draft.subject, draft.body, locale))
 
 
 @router.put("/templates/{action}/{locale}", response=TemplateOut, summary="Save a template")
@@ -601,17 +607,10 @@ def put_template(
         locale=locale,
         defaults={"subject": payload.subject, "body": payload.body, "updated_at": timezone.now()},
     )
-    return {
-        "action": action.value,
-        "locale": locale,
-        "subject": payload.subject,
-        "body": payload.body,
-        "automated": action.automated,
-        "findings": [f.__dict__ for f in findings],
-    }
+    return _template_json(action, locale, Draft(payload.subject, payload.body), findings)
 
 
 class TemplateLintError(Exception):
-    def __init__(self, findings: list[Any]) -> None:
+    def __init__(self, findings: list[Finding]) -> None:
         super().__init__("template breaks outreach rules")
         self.findings = findings
