@@ -239,12 +239,17 @@ def template_for(action: Action, locale: str) -> Draft:
     return DEFAULTS[(action, "en")]
 
 
-def render_for(case: FollowUpCase) -> tuple[str, str]:
-    """Subject and body of the case's first email, in the customer's language."""
+def draft_for(case: FollowUpCase) -> Draft:
+    """The template of the case's action in the customer's language (once per batch)."""
     locale = case.person.locale or "en"
-    draft = batch.cached(
+    return batch.cached(
         f"template:{case.action}:{locale}", lambda: template_for(case.action_enum, locale)
     )
+
+
+def render_for(case: FollowUpCase, draft: Draft | None = None) -> tuple[str, str]:
+    """Subject and body of the case's first email, from `draft` or the case's template."""
+    draft = draft or draft_for(case)
     values = values_for(case)
     return fill(draft.subject, values, "subject"), fill(draft.body, values, "body")
 

@@ -118,8 +118,8 @@ def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
     previous_cases = (
         FollowUpCase.objects.filter(person=person).exclude(pk=case.pk).order_by("-created_at")[:10]
     )
-    subject, body = outreach.render_for(case)
-    template = outreach.template_for(case.action_enum, person.locale or "en")
+    template = outreach.draft_for(case)
+    subject, body = outreach.render_for(case, template)
     return render(
         request,
         "web/case.html",
