@@ -40,6 +40,8 @@ BATCHES = int(os.environ.get("BENCH_BATCHES", "30"))
 BIG_ROWS = int(os.environ.get("BENCH_METRICS_ROWS", "1000000"))
 # Extra gunicorn arguments, e.g. "--worker-class gthread --threads 4" (measured: no faster).
 GUNICORN_ARGS = os.environ.get("BENCH_GUNICORN_ARGS", "").split()
+# Which parts to run (1 single POSTs, 2 batch ingest, 3 metrics, 4 closed loop); default all.
+PARTS = set(os.environ.get("BENCH_PARTS", "1,2,3,4").replace(" ", "").split(","))
 
 
 def recreate_database() -> None:
@@ -209,147 +211,11 @@ def main() -> None:
     results: list[tuple[str, str, str, str, str]] = []
 
     with gunicorn(port), psycopg.connect(DB_URL) as conn:
-        # 1. Single POSTs against a no-op request on the same server and clients.
-        per = SINGLE_REQUESTS // CLIENTS
-        run_clients(CLIENTS, 20, port, key, lambda c, i: ("GET", "/health", None))  # warm-up
-        base_s, base_lat = run_clients(
-            CLIENTS, per, port, key, lambda c, i: ("GET", "/health", None)
-        )
-        items = [item(n, rng) for n in range(CLIENTS * per)]
-        post_s, post_lat = run_clients(
-            CLIENTS,
-            per,
-            port,
-            key,
-            lambda c, i: ("POST", "/api/v1/responses", items[c * per + i]),
-        )
-        n = CLIENTS * per
-        results.append(
-            (
-                "single POST /responses (8 clients)",
-                f"{n / post_s:,.0f} req/s",
-                f"GET /health {n / base_s:,.0f} req/s",
-                f"{(n / post_s) / (n / base_s):.2f}",
-                "—",
-            )
-        )
-        results.append(
-            (
-                "  latency p50 / p99",
-                f"{pct(post_lat, 0.5) * 1000:.1f} / {pct(post_lat, 0.99) * 1000:.1f} ms",
-                f"{pct(base_lat, 0.5) * 1000:.1f} / {pct(base_lat, 0.99) * 1000:.1f} ms",
-                f"{pct(post_lat, 0.5) / pct(base_lat, 0.5):.2f}",
-                "—",
-            )
-        )
-
-        # 2. Batch ingest, then the same rows by raw COPY.
-        offset = 100_000
-        batches = [[item(offset + b * 1000 + k, rng) for k in range(1000)] for b in range(BATCHES)]
-        batch_s, _ = run_clients(
-            2,
-            BATCHES // 2,
-            port,
-            key,
-            lambda c, i: (
-                "POST",
-                "/api/v1/responses/batch",
-                {"responses": batches[c * (BATCHES // 2) + i]},
-            ),
-        )
-        rows_sent = (BATCHES // 2) * 2 * 1000
-        with conn.cursor() as cur:
-            cur.execute(
-                "SELECT person_id, survey_id, account_id, score, comment, source, properties::text,"
-                " tags::text, notes, is_demo, created_at, updated_at FROM surveys_response"
-                " WHERE external_id LIKE 'bench-1%%' AND length(external_id) >= 11"
-            )
-            same_rows = cur.fetchall()
-        copy_s = copy_rows(conn, same_rows)
-        batch_rate, copy_rate = rows_sent / batch_s, len(same_rows) / copy_s
-        results.append(
-            (
-                "batch ingest (2 clients × 1,000 rows)",
-                f"{batch_rate:,.0f} rows/s",
-                f"COPY {copy_rate:,.0f} rows/s",
-                f"{batch_rate / copy_rate:.2f}",
-                "≥ 0.25",
-            )
-        )
-
-        # 3. Metrics over a million answers against the hand-written aggregate.
-        with conn.cursor() as cur:
-            cur.execute("SELECT id FROM surveys_person")
-            people = [r[0] for r in cur.fetchall()]
-            cur.execute("SELECT id FROM surveys_survey LIMIT 1")
-            survey = cur.fetchone()[0]  # type: ignore[index]
-        now = datetime.now(UTC)
-        existing = conn.execute("SELECT count(*) FROM surveys_response").fetchone()[0]  # type: ignore[index]
-        big = [
-            (
-                rng.choice(people),
-                survey,
-                None,
-                rng.randint(0, 10),
-                "",
-                "import",
-                "{}",
-                "[]",
-                "",
-                False,
-                now - timedelta(seconds=rng.randint(0, 365 * 86400)),
-                now,
-            )
-            for _ in range(max(0, BIG_ROWS - existing))
-        ]
-        copy_rows(conn, big)
-        conn.execute("ANALYZE surveys_response")
-        conn.commit()
-        total = conn.execute("SELECT count(*) FROM surveys_response").fetchone()[0]  # type: ignore[index]
-        until = now.date()
-        since = until - timedelta(days=89)
-        prev = since - timedelta(days=90)
-        day = lambda d: datetime(d.year, d.month, d.day, tzinfo=UTC)  # noqa: E731
-        sql = (
-            "SELECT"
-            " count(*) FILTER (WHERE created_at >= %(mid)s AND score >= 9),"
-            " count(*) FILTER (WHERE created_at >= %(mid)s AND score BETWEEN 7 AND 8),"
-            " count(*) FILTER (WHERE created_at >= %(mid)s AND score <= 6),"
-            " count(*) FILTER (WHERE created_at < %(mid)s AND score >= 9),"
-            " count(*) FILTER (WHERE created_at < %(mid)s AND score BETWEEN 7 AND 8),"
-            " count(*) FILTER (WHERE created_at < %(mid)s AND score <= 6)"
-            " FROM surveys_response WHERE created_at >= %(start)s AND created_at < %(end)s"
-        )
-        params = {"start": day(prev), "mid": day(since), "end": day(until + timedelta(days=1))}
-        sql_times, api_times = [], []
-        client = Client(port, key)
-        path = f"/api/v1/metrics?since={since}&until={until}"
-        for _ in range(7):
-            start = time.perf_counter()
-            expected = conn.execute(sql, params).fetchone()
-            sql_times.append(time.perf_counter() - start)
-            start = time.perf_counter()
-            status, body = client.call("GET", path)
-            api_times.append(time.perf_counter() - start)
-            got = json.loads(body)
-            assert status == 200 and expected is not None
-            assert (got["promoters"], got["passives"], got["detractors"]) == tuple(expected[:3]), (
-                got,
-                expected,
-            )
-        sql_med, api_med = statistics.median(sql_times), statistics.median(api_times)
-        results.append(
-            (
-                f"GET /metrics over {total:,} responses",
-                f"{api_med * 1000:.0f} ms",
-                f"hand SQL {sql_med * 1000:.0f} ms",
-                f"{api_med / sql_med:.2f}",
-                "≤ 2.00",
-            )
-        )
+        if PARTS & {"1", "2", "3"}:
+            ingest_and_metrics(port, key, conn, rng, results)
 
         # 4. The closed loop: answer → alert and outreach, and delivery throughput.
-        if os.environ.get("BENCH_LOOP", "1") != "0":
+        if "4" in PARTS and os.environ.get("BENCH_LOOP", "1") != "0":
             from bench import loop
 
             results.extend(loop.run(DB_URL, conn, manage, lambda: Client(port, key)))
@@ -359,6 +225,152 @@ def main() -> None:
     print()
     for row in [header, tuple("-" * w for w in widths), *results]:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
+
+
+def ingest_and_metrics(
+    port: int,
+    key: str,
+    conn: psycopg.Connection,
+    rng: random.Random,
+    results: list[tuple[str, str, str, str, str]],
+) -> None:
+    """Parts 1–3, which build on each other's rows: single POSTs, batches, then metrics."""
+    # 1. Single POSTs against a no-op request on the same server and clients.
+    per = SINGLE_REQUESTS // CLIENTS
+    run_clients(CLIENTS, 20, port, key, lambda c, i: ("GET", "/health", None))  # warm-up
+    base_s, base_lat = run_clients(CLIENTS, per, port, key, lambda c, i: ("GET", "/health", None))
+    items = [item(n, rng) for n in range(CLIENTS * per)]
+    post_s, post_lat = run_clients(
+        CLIENTS,
+        per,
+        port,
+        key,
+        lambda c, i: ("POST", "/api/v1/responses", items[c * per + i]),
+    )
+    n = CLIENTS * per
+    results.append(
+        (
+            "single POST /responses (8 clients)",
+            f"{n / post_s:,.0f} req/s",
+            f"GET /health {n / base_s:,.0f} req/s",
+            f"{(n / post_s) / (n / base_s):.2f}",
+            "—",
+        )
+    )
+    results.append(
+        (
+            "  latency p50 / p99",
+            f"{pct(post_lat, 0.5) * 1000:.1f} / {pct(post_lat, 0.99) * 1000:.1f} ms",
+            f"{pct(base_lat, 0.5) * 1000:.1f} / {pct(base_lat, 0.99) * 1000:.1f} ms",
+            f"{pct(post_lat, 0.5) / pct(base_lat, 0.5):.2f}",
+            "—",
+        )
+    )
+
+    # 2. Batch ingest, then the same rows by raw COPY.
+    offset = 100_000
+    batches = [[item(offset + b * 1000 + k, rng) for k in range(1000)] for b in range(BATCHES)]
+    batch_s, _ = run_clients(
+        2,
+        BATCHES // 2,
+        port,
+        key,
+        lambda c, i: (
+            "POST",
+            "/api/v1/responses/batch",
+            {"responses": batches[c * (BATCHES // 2) + i]},
+        ),
+    )
+    rows_sent = (BATCHES // 2) * 2 * 1000
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT person_id, survey_id, account_id, score, comment, source, properties::text,"
+            " tags::text, notes, is_demo, created_at, updated_at FROM surveys_response"
+            " WHERE external_id LIKE 'bench-1%%' AND length(external_id) >= 11"
+        )
+        same_rows = cur.fetchall()
+    copy_s = copy_rows(conn, same_rows)
+    batch_rate, copy_rate = rows_sent / batch_s, len(same_rows) / copy_s
+    results.append(
+        (
+            "batch ingest (2 clients × 1,000 rows)",
+            f"{batch_rate:,.0f} rows/s",
+            f"COPY {copy_rate:,.0f} rows/s",
+            f"{batch_rate / copy_rate:.2f}",
+            "≥ 0.25",
+        )
+    )
+
+    # 3. Metrics over a million answers against the hand-written aggregate.
+    with conn.cursor() as cur:
+        cur.execute("SELECT id FROM surveys_person")
+        people = [r[0] for r in cur.fetchall()]
+        cur.execute("SELECT id FROM surveys_survey LIMIT 1")
+        survey = cur.fetchone()[0]  # type: ignore[index]
+    now = datetime.now(UTC)
+    existing = conn.execute("SELECT count(*) FROM surveys_response").fetchone()[0]  # type: ignore[index]
+    big = [
+        (
+            rng.choice(people),
+            survey,
+            None,
+            rng.randint(0, 10),
+            "",
+            "import",
+            "{}",
+            "[]",
+            "",
+            False,
+            now - timedelta(seconds=rng.randint(0, 365 * 86400)),
+            now,
+        )
+        for _ in range(max(0, BIG_ROWS - existing))
+    ]
+    copy_rows(conn, big)
+    conn.execute("ANALYZE surveys_response")
+    conn.commit()
+    total = conn.execute("SELECT count(*) FROM surveys_response").fetchone()[0]  # type: ignore[index]
+    until = now.date()
+    since = until - timedelta(days=89)
+    prev = since - timedelta(days=90)
+    day = lambda d: datetime(d.year, d.month, d.day, tzinfo=UTC)  # noqa: E731
+    sql = (
+        "SELECT"
+        " count(*) FILTER (WHERE created_at >= %(mid)s AND score >= 9),"
+        " count(*) FILTER (WHERE created_at >= %(mid)s AND score BETWEEN 7 AND 8),"
+        " count(*) FILTER (WHERE created_at >= %(mid)s AND score <= 6),"
+        " count(*) FILTER (WHERE created_at < %(mid)s AND score >= 9),"
+        " count(*) FILTER (WHERE created_at < %(mid)s AND score BETWEEN 7 AND 8),"
+        " count(*) FILTER (WHERE created_at < %(mid)s AND score <= 6)"
+        " FROM surveys_response WHERE created_at >= %(start)s AND created_at < %(end)s"
+    )
+    params = {"start": day(prev), "mid": day(since), "end": day(until + timedelta(days=1))}
+    sql_times, api_times = [], []
+    client = Client(port, key)
+    path = f"/api/v1/metrics?since={since}&until={until}"
+    for _ in range(7):
+        start = time.perf_counter()
+        expected = conn.execute(sql, params).fetchone()
+        sql_times.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        status, body = client.call("GET", path)
+        api_times.append(time.perf_counter() - start)
+        got = json.loads(body)
+        assert status == 200 and expected is not None
+        assert (got["promoters"], got["passives"], got["detractors"]) == tuple(expected[:3]), (
+            got,
+            expected,
+        )
+    sql_med, api_med = statistics.median(sql_times), statistics.median(api_times)
+    results.append(
+        (
+            f"GET /metrics over {total:,} responses",
+            f"{api_med * 1000:.0f} ms",
+            f"hand SQL {sql_med * 1000:.0f} ms",
+            f"{api_med / sql_med:.2f}",
+            "≤ 2.00",
+        )
+    )
 
 
 if __name__ == "__main__":

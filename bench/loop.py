@@ -12,6 +12,7 @@ loopback SMTP server (aiosmtpd) and a loopback Slack receiver, then times:
 from __future__ import annotations
 
 import http.server
+import multiprocessing
 import os
 import signal
 import smtplib
@@ -35,48 +36,68 @@ from bench.common import free_port, pct
 ROOT = Path(__file__).resolve().parent.parent
 ANSWERS = int(os.environ.get("BENCH_LOOP_ANSWERS", "1000"))
 THROUGHPUT_EMAILS = int(os.environ.get("BENCH_LOOP_EMAILS", "2000"))
+ROUNDS = [int(w) for w in os.environ.get("BENCH_LOOP_WORKERS", "1,2").split(",")]
 
 
 class Arrivals:
-    """Wall-clock arrival time of each message, by recipient (email) or by text (Slack)."""
+    """Wall-clock arrival time of each message, by recipient (email) or by marker (Slack).
 
-    def __init__(self) -> None:
+    The receivers run in a process of their own (`sinks`), as a real mail
+    server would, so the API clients of this process do not slow them down;
+    they log one line per message, which `refresh` reads.
+    """
+
+    def __init__(self, log: Path) -> None:
+        self.log = log
         self.emails: dict[str, float] = {}
         self.slack: dict[str, float] = {}
         self.count = 0
-        self.lock = threading.Lock()
+        self._offset = 0
+        self._partial = ""
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        now = time.time()
-        with self.lock:
-            self.count += 1
-            for rcpt in envelope.rcpt_tos:
-                self.emails.setdefault(rcpt.lower(), now)
-        return "250 OK"
+    def refresh(self) -> Arrivals:
+        with self.log.open() as f:
+            f.seek(self._offset)
+            data = self._partial + f.read()
+            self._offset = f.tell()
+        *lines, self._partial = data.split("\n")
+        for line in lines:
+            kind, key, at = line.split("\t")
+            if kind == "email":
+                self.count += 1
+                for rcpt in key.split(","):
+                    self.emails.setdefault(rcpt, float(at))
+            else:
+                self.slack.setdefault(key, float(at))
+        return self
 
 
-@contextmanager
-def smtp_server(arrivals: Arrivals, port: int) -> Iterator[None]:
-    controller = Controller(arrivals, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield
-    finally:
-        controller.stop()
+def _sink_process(smtp_port: int, log: str, ready: Any) -> None:
+    """The loopback SMTP server and Slack receiver, logging each arrival's time."""
+    out = open(log, "a", buffering=1)  # open for the life of the process
+    lock = threading.Lock()
 
+    def note(kind: str, key: str) -> None:
+        with lock:
+            out.write(f"{kind}\t{key}\t{time.time()}\n")
 
-@contextmanager
-def slack_receiver(arrivals: Arrivals) -> Iterator[int]:
+    class Mail:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            note("email", ",".join(r.lower() for r in envelope.rcpt_tos))
+            return "250 OK"
+
     class Handler(http.server.BaseHTTPRequestHandler):
+        # One write per answer, sent at once: no Nagle/delayed-ACK stalls between header and body.
+        wbufsize = -1
+        disable_nagle_algorithm = True
+
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            now = time.time()
             text = body.decode(errors="replace")
             marker = (
                 text.split("loop-bench-", 1)[1].split("@", 1)[0] if "loop-bench-" in text else ""
             )
-            with arrivals.lock:
-                arrivals.slack.setdefault(marker, now)
+            note("slack", marker)
             self.send_response(200)
             self.send_header("Content-Length", "2")
             self.end_headers()
@@ -85,14 +106,26 @@ def slack_receiver(arrivals: Arrivals) -> Iterator[int]:
         def log_message(self, *args: Any) -> None:
             pass
 
+    Controller(Mail(), hostname="127.0.0.1", port=smtp_port).start()
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    ready.put(int(server.server_address[1]))
+    server.serve_forever()
+
+
+@contextmanager
+def sinks(arrivals: Arrivals, smtp_port: int) -> Iterator[int]:
+    """Start the receivers' process; yields the Slack receiver's port."""
+    arrivals.log.write_text("")
+    ctx = multiprocessing.get_context("spawn")
+    ready = ctx.Queue()
+    proc = ctx.Process(target=_sink_process, args=(smtp_port, str(arrivals.log), ready))
+    proc.start()
     try:
-        yield int(server.server_address[1])
+        yield int(ready.get(timeout=60))
     finally:
-        server.shutdown()
+        proc.terminate()
+        proc.join(timeout=10)
 
 
 class Workers:
@@ -114,7 +147,7 @@ class Workers:
                 cwd=ROOT,
                 env=env,
                 stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+                stderr=open(tmp / "worker.log", "a"),  # kept for reading after a run
             )
             for _ in range(count)
         ]
@@ -179,7 +212,7 @@ def latency_round(
     tags = list(answered)
     wait_until(
         lambda: (
-            all(t in arrivals.slack for t in tags)
+            all(t in arrivals.refresh().slack for t in tags)
             and all(f"loop-bench-{t}@customer.example" in arrivals.emails for t in tags)
         ),
         timeout=600,
@@ -244,10 +277,10 @@ def throughput(
 ) -> float:
     """Deliveries/s for `workers` workers sending THROUGHPUT_EMAILS queued emails."""
     pool = Workers(workers, db_url, port, tmp)
-    before = arrivals.count
+    before = arrivals.refresh().count
     start = time.perf_counter()
     queue_emails(conn, THROUGHPUT_EMAILS)
-    wait_until(lambda: arrivals.count - before >= THROUGHPUT_EMAILS, timeout=600)
+    wait_until(lambda: arrivals.refresh().count - before >= THROUGHPUT_EMAILS, timeout=600)
     elapsed = time.perf_counter() - start
     pool.stop()
     return THROUGHPUT_EMAILS / elapsed
@@ -255,7 +288,7 @@ def throughput(
 
 def plain_smtplib(port: int, arrivals: Arrivals) -> float:
     """The same messages through one smtplib connection: the ceiling for the server."""
-    before = arrivals.count
+    before = arrivals.refresh().count
     start = time.perf_counter()
     with smtplib.SMTP("127.0.0.1", port) as smtp:
         for i in range(THROUGHPUT_EMAILS):
@@ -267,7 +300,7 @@ def plain_smtplib(port: int, arrivals: Arrivals) -> float:
             msg["Message-ID"] = f"<plain-{i}@bench.example>"
             msg.set_content(BODY)
             smtp.send_message(msg)
-    wait_until(lambda: arrivals.count - before >= THROUGHPUT_EMAILS, timeout=60)
+    wait_until(lambda: arrivals.refresh().count - before >= THROUGHPUT_EMAILS, timeout=60)
     return THROUGHPUT_EMAILS / (time.perf_counter() - start)
 
 
@@ -278,10 +311,10 @@ def run(
 
     tmp = ROOT / "var" / "bench"
     tmp.mkdir(parents=True, exist_ok=True)
-    arrivals = Arrivals()
+    arrivals = Arrivals(tmp / "arrivals.log")
     smtp_port = free_port()
     rows: list[tuple[str, ...]] = []
-    with smtp_server(arrivals, smtp_port), slack_receiver(arrivals) as slack_port:
+    with sinks(arrivals, smtp_port) as slack_port:
         manage(
             "shell",
             "-c",
@@ -303,10 +336,10 @@ def run(
         client.call(
             "POST", "/api/v1/channels", {"kind": "slack", "url": f"http://127.0.0.1:{slack_port}/"}
         )
-        for workers in (1, 2):
+        for run, workers in enumerate(ROUNDS, start=1):
             clear_outbox(conn)
             alert, outreach = latency_round(
-                workers, workers, db_url, client_factory, arrivals, smtp_port, tmp
+                workers, run, db_url, client_factory, arrivals, smtp_port, tmp
             )
             rows.append(
                 (

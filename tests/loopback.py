@@ -132,6 +132,10 @@ class Receiver:
 
 def _handler(receiver_ref: list[Receiver]) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        # One write per answer, sent at once: no Nagle/delayed-ACK stalls between header and body.
+        wbufsize = -1
+        disable_nagle_algorithm = True
+
         def do_POST(self) -> None:
             receiver = receiver_ref[0]
             length = int(self.headers.get("Content-Length") or 0)

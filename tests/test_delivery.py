@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import socket
+import threading
 from datetime import timedelta
 from typing import Any
 
@@ -223,3 +225,48 @@ def test_it_emails_a_channel_address_about_new_cases(
     assert str(mail["Subject"]).strip().startswith("Detractor 2/10")
     assert f"/cases/{case.pk}/" in mail.get_content()
     assert Delivery.objects.get(to="cs-team@example.com").event == "case.created"
+
+
+def test_it_fails_a_webhook_for_good_when_its_channel_was_deleted(
+    api: ApiClient, enterprise: Account, receiver: Receiver
+) -> None:
+    channel = Channel.objects.create(kind="webhook", url=receiver.url)
+    case = detractor(api, enterprise)
+    channel.delete()
+    drain()
+    assert receiver.requests == []
+    delivery = Delivery.objects.get(case=case, kind="webhook", event="case.created")
+    assert delivery.status == "failed" and delivery.permanent_failure
+    assert "channel was deleted" in delivery.last_error
+
+
+def test_it_gives_up_on_the_rest_of_a_batch_when_the_mail_server_is_down(
+    api: ApiClient, smb: Account, agent: User, settings: Any
+) -> None:
+    # A server that accepts connections and hangs up at once: each connect is counted.
+    listener = socket.create_server(("127.0.0.1", 0))
+    connects = []
+
+    def hang_up() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            connects.append(1)
+            conn.close()
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", listener.getsockname()[1]
+    try:
+        for n in range(3):
+            detractor(api, smb, email=f"down{n}@example.com")
+        drain()
+    finally:
+        listener.close()
+    emails = Delivery.objects.filter(kind="email")
+    assert emails.count() == 6
+    assert all(d.status == "pending" and d.attempts == 1 for d in emails)
+    assert Attempt.objects.filter(ok=False).count() == 6
+    assert len(connects) == 1

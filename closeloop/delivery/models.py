@@ -94,6 +94,13 @@ class Delivery(models.Model):
         related_name="deliveries",
     )
     channel = models.ForeignKey(Channel, null=True, blank=True, on_delete=models.SET_NULL)
+    announcement = models.ForeignKey(
+        "loop.Announcement",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="deliveries",
+    )
     to = models.CharField(max_length=500, help_text="an email address or a URL")
     from_email = models.CharField(max_length=300, blank=True)
     reply_to = models.CharField(max_length=300, blank=True)
@@ -114,8 +121,12 @@ class Delivery(models.Model):
     class Meta:
         verbose_name_plural = "deliveries"
         indexes = [
-            models.Index(fields=["status", "next_attempt_at"], name="delivery_due"),
-            models.Index(fields=["claim_token"], name="delivery_claim"),
+            # Only rows still to send are indexed, so the index stays small however many were sent.
+            models.Index(
+                fields=["next_attempt_at", "id"],
+                condition=models.Q(status__in=["pending", "sending"]),
+                name="delivery_due_open",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -15,13 +15,16 @@ import secrets
 import socket
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 
 from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from closeloop.loop import notify
+from closeloop.loop import batch, notify
 
 from .models import MAX_ATTEMPTS, Attempt, Delivery, retry_delay
 from .transports import TransportError, mailer, send_http
@@ -29,7 +32,8 @@ from .transports import TransportError, mailer, send_http
 log = logging.getLogger("closeloop.delivery")
 
 EMAIL_BATCH = 25
-HTTP_BATCH = 10
+HTTP_BATCH = 16
+HTTP_THREADS = 8
 LEASE = timedelta(minutes=5)
 
 
@@ -61,39 +65,77 @@ def claim(kinds: Iterable[str], limit: int) -> list[Delivery]:
             status=Delivery.Status.SENDING, claim_token=token, claimed_until=now + LEASE
         )
     return list(
-        Delivery.objects.filter(claim_token=token, status=Delivery.Status.SENDING)
-        .select_related("channel")
+        Delivery.objects.filter(id__in=ids, claim_token=token, status=Delivery.Status.SENDING)
+        .select_related("channel", "case__person")
         .order_by("next_attempt_at", "id")
     )
 
 
-def record_success(delivery: Delivery, started: float) -> None:
-    """Mark a claimed delivery sent, and tell its case."""
+@dataclass
+class Outcome:
+    """How one send went: `error` is None on success."""
+
+    delivery: Delivery
+    error: TransportError | None
+    ms: int
+
+
+def record(outcomes: list[Outcome]) -> None:
+    """Write a batch's results in one transaction: statuses, attempts, and the cases' timelines.
+
+    Only rows still held under their claim token are written: a worker whose
+    lease ran out (it stalled for longer than LEASE) records nothing for rows
+    another worker has since taken.
+    """
+    if not outcomes:
+        return
     now = timezone.now()
-    with transaction.atomic():
-        updated = Delivery.objects.filter(
-            pk=delivery.pk, claim_token=delivery.claim_token, status=Delivery.Status.SENDING
-        ).update(
-            status=Delivery.Status.SENT,
-            sent_at=now,
-            attempts=F("attempts") + 1,
-            claim_token="",
-            last_error="",
+    who = worker_name()
+    with transaction.atomic(), batch.collecting():
+        held = set(
+            Delivery.objects.filter(
+                pk__in=[o.delivery.pk for o in outcomes],
+                claim_token__in={o.delivery.claim_token for o in outcomes},
+                status=Delivery.Status.SENDING,
+            )
+            .select_for_update()
+            .values_list("pk", "claim_token")
         )
-        if not updated:
-            log.warning("delivery %s: claim lost before recording success", delivery.pk)
-            return
-        Attempt.objects.create(
-            delivery=delivery, at=now, ok=True, duration_ms=_ms(started), worker=worker_name()
-        )
-        delivery.status = Delivery.Status.SENT
-        delivery.sent_at = now
-        notify.delivery_sent(delivery)
+        mine = [o for o in outcomes if (o.delivery.pk, o.delivery.claim_token) in held]
+        if len(mine) < len(outcomes):
+            log.warning("%d deliveries: claim lost before recording", len(outcomes) - len(mine))
+        sent = [o.delivery for o in mine if o.error is None]
+        if sent:
+            Delivery.objects.filter(pk__in=[d.pk for d in sent]).update(
+                status=Delivery.Status.SENT,
+                sent_at=now,
+                attempts=F("attempts") + 1,
+                claim_token="",
+                last_error="",
+            )
+        for outcome in mine:
+            delivery, error = outcome.delivery, outcome.error
+            batch.add(
+                Attempt(
+                    delivery=delivery,
+                    at=now,
+                    ok=error is None,
+                    permanent=bool(error and error.permanent),
+                    error=str(error or ""),
+                    duration_ms=outcome.ms,
+                    worker=who,
+                )
+            )
+            if error is None:
+                delivery.status = Delivery.Status.SENT
+                delivery.sent_at = now
+                notify.delivery_sent(delivery)
+            else:
+                _failed(delivery, error, now)
 
 
-def record_failure(delivery: Delivery, error: TransportError, started: float) -> None:
+def _failed(delivery: Delivery, error: TransportError, now: datetime) -> None:
     """Schedule a retry with backoff, or fail for good on a permanent error or too many tries."""
-    now = timezone.now()
     attempts = delivery.attempts + 1
     final = error.permanent or attempts >= MAX_ATTEMPTS
     delay = retry_delay(attempts)
@@ -102,65 +144,54 @@ def record_failure(delivery: Delivery, error: TransportError, started: float) ->
     message = str(error)
     if final and not error.permanent:
         message = f"gave up after {attempts} attempts; last: {message}"
-    with transaction.atomic():
-        updated = Delivery.objects.filter(
-            pk=delivery.pk, claim_token=delivery.claim_token, status=Delivery.Status.SENDING
-        ).update(
-            status=Delivery.Status.FAILED if final else Delivery.Status.PENDING,
-            attempts=attempts,
-            next_attempt_at=now if final else now + delay,
-            claim_token="",
-            last_error=message,
-            permanent_failure=error.permanent,
-        )
-        if not updated:
-            return
-        Attempt.objects.create(
-            delivery=delivery,
-            at=now,
-            ok=False,
-            permanent=error.permanent,
-            error=str(error),
-            duration_ms=_ms(started),
-            worker=worker_name(),
-        )
-        if final:
-            delivery.status = Delivery.Status.FAILED
-            delivery.last_error = message
-            delivery.permanent_failure = error.permanent
-            notify.delivery_failed(delivery)
+    Delivery.objects.filter(pk=delivery.pk).update(
+        status=Delivery.Status.FAILED if final else Delivery.Status.PENDING,
+        attempts=attempts,
+        next_attempt_at=now if final else now + delay,
+        claim_token="",
+        last_error=message,
+        permanent_failure=error.permanent,
+    )
     log.info("delivery %s failed (%s): %s", delivery.pk, "final" if final else "retry", error)
+    if final:
+        delivery.status = Delivery.Status.FAILED
+        delivery.last_error = message
+        delivery.permanent_failure = error.permanent
+        notify.delivery_failed(delivery)
 
 
-def _ms(started: float) -> int:
-    return int((time.monotonic() - started) * 1000)
-
-
-def _run(batch: list[Delivery], send: Callable[[Delivery], None]) -> None:
-    for delivery in batch:
-        started = time.monotonic()
-        try:
-            send(delivery)
-        except TransportError as error:
-            record_failure(delivery, error, started)
-        else:
-            record_success(delivery, started)
+def _attempt(delivery: Delivery, send: Callable[[Delivery], None]) -> Outcome:
+    started = time.monotonic()
+    error = None
+    try:
+        send(delivery)
+    except TransportError as exc:
+        error = exc
+    return Outcome(delivery, error, int((time.monotonic() - started) * 1000))
 
 
 def handle_email_batch() -> bool:
     """Worker step: send due emails over one SMTP session."""
-    batch = claim([Delivery.Kind.EMAIL], EMAIL_BATCH)
-    if not batch:
+    claimed = claim([Delivery.Kind.EMAIL], EMAIL_BATCH)
+    if not claimed:
         return False
     with mailer() as m:
-        _run(batch, m.send)
+        outcomes = [_attempt(d, m.send) for d in claimed]
+    record(outcomes)
     return True
 
 
 def handle_http_batch() -> bool:
     """Worker step: post due Slack messages and webhooks."""
-    batch = claim([Delivery.Kind.SLACK, Delivery.Kind.WEBHOOK], HTTP_BATCH)
-    if not batch:
+    claimed = claim([Delivery.Kind.SLACK, Delivery.Kind.WEBHOOK], HTTP_BATCH)
+    if not claimed:
         return False
-    _run(batch, lambda d: send_http(d, d.channel.secret if d.channel else ""))
+    # Receivers answer slowly compared with our CPU; post a batch side by side.
+    outcomes = list(_http_pool().map(lambda d: _attempt(d, send_http), claimed))
+    record(outcomes)
     return True
+
+
+@cache
+def _http_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=HTTP_THREADS, thread_name_prefix="closeloop-http")

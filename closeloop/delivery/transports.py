@@ -77,20 +77,29 @@ def _smtp_error(exc: Exception) -> TransportError:
 
 
 class Mailer:
-    """One SMTP session reused across a batch; reconnects after the server drops it."""
+    """One SMTP session reused across a batch; reconnects after the server drops it.
+
+    If the server cannot be reached at all, the rest of the batch fails at once
+    with the same (temporary) error instead of waiting out a timeout per message.
+    """
 
     def __init__(self) -> None:
         self.connection: BaseEmailBackend | None = None
+        self.unreachable: TransportError | None = None
 
     def send(self, delivery: Delivery) -> None:
         """Send one email delivery or raise TransportError."""
+        if self.unreachable is not None:
+            # The server could not be reached for this batch; retry the rest later, not now.
+            raise self.unreachable
         if self.connection is None:
             self.connection = get_connection(fail_silently=False)
             try:
                 self.connection.open()
             except (OSError, smtplib.SMTPException) as exc:
                 self.connection = None
-                raise _smtp_error(exc) from exc
+                self.unreachable = _smtp_error(exc)
+                raise self.unreachable from exc
         try:
             self.connection.send_messages([build_email(delivery, self.connection)])
         except (OSError, smtplib.SMTPException) as exc:
@@ -189,8 +198,12 @@ def send_webhook(delivery: Delivery, secret: str) -> None:
     )
 
 
-def send_http(delivery: Delivery, secret: str) -> None:
+def send_http(delivery: Delivery) -> None:
+    """Post a Slack message or a signed webhook (with its channel's current secret)."""
     if delivery.kind == Delivery.Kind.SLACK:
         send_slack(delivery)
+    elif delivery.channel is None:
+        # Without its channel there is no secret to sign with; an unsigned call is worthless.
+        raise TransportError("its webhook channel was deleted", permanent=True)
     else:
-        send_webhook(delivery, secret)
+        send_webhook(delivery, delivery.channel.secret)

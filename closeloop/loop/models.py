@@ -7,6 +7,8 @@ changes, and each leaves an Activity row, so the timeline is complete.
 
 from __future__ import annotations
 
+import json
+import re
 import secrets
 from datetime import datetime
 from typing import Any
@@ -20,7 +22,7 @@ from closeloop.insights import nps
 from closeloop.surveys.models import Account, Person, Response
 from closeloop.team.models import Team, User
 
-from . import batch
+from . import batch, outreach
 from .policy import Action, PolicyConfig
 
 
@@ -240,12 +242,26 @@ class FollowUpCase(models.Model):
         self.updated_at = timezone.now()
         self.save(update_fields=[*fields, "updated_at"])
 
-    def touch(self, at: datetime | None = None) -> None:
-        """Record the first contact with the customer: the SLA is met and escalation stops."""
+    def touch(
+        self, at: datetime | None = None, status: str | None = None, actor: User | None = None
+    ) -> None:
+        """Record contact with the customer, moving to `status` (an open state) in the same write.
+
+        The first contact meets the SLA and stops escalation.
+        """
+        fields = []
         if self.first_touch_at is None:
             self.first_touch_at = at or timezone.now()
             self.next_escalation_at = None
-            self.save_changes("first_touch_at", "next_escalation_at")
+            fields += ["first_touch_at", "next_escalation_at"]
+        old = self.status
+        if status is not None and status != old:
+            self.status = status
+            fields.append("status")
+        if fields:
+            self.save_changes(*fields)
+        if self.status != old:
+            self._log_status(old, actor)
 
     def set_status(self, status: str, actor: User | None = None) -> None:
         """Move to an open state; closing goes through `close`."""
@@ -254,7 +270,11 @@ class FollowUpCase(models.Model):
         old = self.status
         self.status = status
         self.save_changes("status")
-        self.log(Activity.Kind.STATUS_CHANGE, f"{old} → {status}", actor, old=old, new=status)
+        self._log_status(old, actor)
+
+    def _log_status(self, old: str, actor: User | None) -> None:
+        new = self.status
+        self.log(Activity.Kind.STATUS_CHANGE, f"{old} → {new}", actor, old=old, new=new)
 
     def assign(self, owner: User | None, actor: User | None, why: str = "") -> None:
         """Give the case to someone (None: back to the unassigned queue)."""
@@ -291,15 +311,12 @@ class FollowUpCase(models.Model):
 
         activity = self.log(Activity.Kind.CALL_LOGGED, note, actor, outcome=outcome)
         if outcome in CALL_REACHED:
-            self.touch()
-            if not self.is_closed:
-                self.set_status(self.Status.IN_CONVERSATION, actor)
+            self.touch(None, None if self.is_closed else self.Status.IN_CONVERSATION, actor)
             # Reaching the customer is what the matrix's call task asked for.
             for task in self.tasks.filter(kind=Task.Kind.CALL, done_at__isnull=True):
                 task.complete(actor)
         elif outcome in CALL_ATTEMPTED and self.status == self.Status.OPEN:
-            self.touch()
-            self.set_status(self.Status.CONTACTED, actor)
+            self.touch(None, self.Status.CONTACTED, actor)
         notify.case_event(self, "case.updated")
         return activity
 
@@ -599,3 +616,165 @@ def revenue_at_risk(cases: models.QuerySet[FollowUpCase]) -> int:
         pk__in=cases.filter(account__isnull=False).values("account")
     ).aggregate(total=models.Sum("arr_cents"))["total"]
     return int(total or 0)
+
+
+class Announcement(models.Model):
+    """A fix that shipped, told personally to each customer whose case asked for it.
+
+    It starts as a draft: what shipped, a few words more, the message, and the
+    cases it goes to (picked by hand, by a response tag, or both). Sending
+    queues one email per person from their case's owner ("you told us X; we
+    shipped Y"), logs it on every chosen case, and can close the open ones as
+    resolved.
+    """
+
+    class Status(models.TextChoices):
+        DRAFT = "draft"
+        SENT = "sent"
+
+    title = models.CharField(max_length=200, help_text="what shipped, in a line")
+    details = models.TextField(blank=True, help_text="a few words more for customers")
+    tag = models.CharField(max_length=50, blank=True, help_text="the response tag it answers")
+    subject = models.CharField(max_length=300, default=outreach.FIX_SHIPPED.subject)
+    body = models.TextField(default=outreach.FIX_SHIPPED.body)
+    resolve = models.BooleanField(default=False, help_text="close open cases as resolved")
+    cases = models.ManyToManyField(FollowUpCase, related_name="announcements", blank=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.DRAFT)
+    emailed = models.PositiveIntegerField(default=0, help_text="people an email was queued for")
+    not_emailed = models.PositiveIntegerField(default=0, help_text="people who could not be")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.title
+
+    def validate_draft(self) -> None:
+        """Refuse a draft that cannot be sent as written (names the field)."""
+        if not self.title.strip():
+            raise CaseError("title", "say what shipped")
+        if not self.subject.strip():
+            raise CaseError("subject", "an email needs a subject")
+        if not self.body.strip():
+            raise CaseError("body", "an email needs a body")
+        try:
+            outreach.check_fix_template(self.subject, self.body)
+        except outreach.TemplateError as exc:
+            raise CaseError(exc.field, exc.reason) from exc
+
+    @staticmethod
+    def tagged_cases(tag: str) -> models.QuerySet[FollowUpCase]:
+        """Every case one of whose answers carries `tag` (any letter case)."""
+        wanted = tag.strip().lower()
+        if not wanted:
+            return FollowUpCase.objects.none()
+        candidates = Response.objects.filter(tags__icontains=json.dumps(wanted)[1:-1])
+        ids = [
+            pk
+            for pk, tags in candidates.values_list("pk", "tags")
+            if wanted in {str(t).lower() for t in tags}
+        ]
+        return FollowUpCase.objects.filter(Q(response__in=ids) | Q(responses__in=ids)).distinct()
+
+    def choose(self, case_ids: list[int] | None = None, by_tag: bool = False) -> None:
+        """Set the cases: the listed ids (all must exist), plus the tag's cases if `by_tag`."""
+        if self.status == self.Status.SENT:
+            raise CaseError("status", "this announcement was already sent")
+        chosen: set[int] = set()
+        if case_ids:
+            wanted = set(case_ids)
+            found = set(FollowUpCase.objects.filter(pk__in=wanted).values_list("pk", flat=True))
+            missing = sorted(wanted - found)
+            if missing:
+                raise CaseError("case_ids", f"no case with id {', '.join(map(str, missing))}")
+            chosen |= found
+        if by_tag:
+            if not self.tag.strip():
+                raise CaseError("tag", "name a tag to choose cases by")
+            chosen |= set(self.tagged_cases(self.tag).values_list("pk", flat=True))
+        self.cases.set(chosen)
+
+    def comment_for(self, case: FollowUpCase) -> str:
+        """What the customer told us: the tagged answer's comment, else their latest comment."""
+        answers = sorted(
+            {case.response, *case.responses.all()}, key=lambda r: r.created_at, reverse=True
+        )
+        tag = self.tag.strip().lower()
+        with_comment = [r for r in answers if r.comment.strip()]
+        for response in with_comment:
+            if tag and tag in {str(t).lower() for t in response.tags}:
+                return response.comment
+        return with_comment[0].comment if with_comment else ""
+
+    def render(self, case: FollowUpCase) -> tuple[str, str]:
+        """Subject and body of this announcement's email to the case's customer."""
+        values = outreach.fix_values(case, self.title, self.details, self.comment_for(case))
+        body = outreach.fill(self.body, values, "body")
+        # An empty {details} would leave a blank line of its own; fold it away.
+        body = re.sub(r"\n{3,}", "\n\n", body)
+        return outreach.fill(self.subject, values, "subject"), body
+
+    def send(self, actor: User | None) -> None:
+        """Tell every chosen customer, once per person, and log it on each case."""
+        from closeloop.delivery.models import Delivery
+
+        from . import notify
+
+        self.validate_draft()
+        with transaction.atomic():
+            if (
+                Announcement.objects.select_for_update().filter(pk=self.pk).get().status
+                == self.Status.SENT
+            ):
+                raise CaseError("status", "this announcement was already sent")
+            cases = list(
+                self.cases.select_related("person", "owner", "account", "response")
+                .prefetch_related("responses")
+                .order_by("-created_at")
+            )
+            if not cases:
+                raise CaseError("case_ids", "choose at least one case")
+            told: dict[int, FollowUpCase] = {}
+            with batch.collecting():
+                for case in cases:
+                    first = told.get(case.person_id)
+                    if first is None:
+                        told[case.person_id] = case
+                        subject, body = self.render(case)
+                        queued = notify.customer_email(
+                            case,
+                            subject,
+                            body,
+                            Delivery.Purpose.FIX_SHIPPED,
+                            actor,
+                            announcement=self,
+                        )
+                        if queued is None:
+                            self.not_emailed += 1
+                            text = f"Fix shipped: {self.title} (the customer could not be emailed)"
+                        else:
+                            self.emailed += 1
+                            text = f"Fix shipped: {self.title}; the customer is being told"
+                    else:
+                        text = f"Fix shipped: {self.title}; told by email on case #{first.pk}"
+                    case.log(Activity.Kind.FIX_SHIPPED, text, actor, announcement=self.pk)
+                    if self.resolve and not case.is_closed:
+                        note = f"{self.title}. {self.details}".strip()
+                        case.close(FollowUpCase.Resolution.RESOLVED, "fix shipped", note, actor)
+            self.status = self.Status.SENT
+            self.sent_by = actor
+            self.sent_at = timezone.now()
+            self.save(update_fields=["status", "sent_by", "sent_at", "emailed", "not_emailed"])

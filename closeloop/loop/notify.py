@@ -23,7 +23,7 @@ from closeloop.surveys.models import Response
 from closeloop.team.models import Role, User
 
 from . import batch, outreach
-from .models import Activity, FollowUpCase, InboundMessage, Notification
+from .models import Activity, Announcement, FollowUpCase, InboundMessage, Notification
 
 NOREPLY = re.compile(r"no[-_.]?reply|do[-_.]?not[-_.]?reply", re.IGNORECASE)
 
@@ -398,7 +398,12 @@ def sender_for(case: FollowUpCase, actor: User | None = None) -> str | None:
 
 
 def customer_email(
-    case: FollowUpCase, subject: str, body: str, purpose: str, actor: User | None = None
+    case: FollowUpCase,
+    subject: str,
+    body: str,
+    purpose: str,
+    actor: User | None = None,
+    announcement: Announcement | None = None,
 ) -> Delivery | None:
     """Queue an email to the customer from a real person, replies coming back to the case."""
     to = case.person.email
@@ -426,6 +431,7 @@ def customer_email(
             reply_to=case.reply_address,
             subject=subject,
             body=body,
+            announcement=announcement,
         )
     )
 
@@ -452,9 +458,8 @@ def delivery_sent(delivery: Delivery) -> None:
             to=delivery.to,
         )
         if delivery.purpose == Delivery.Purpose.OUTREACH:
-            case.touch(delivery.sent_at)
-            if case.status == FollowUpCase.Status.OPEN:
-                case.set_status(FollowUpCase.Status.CONTACTED)
+            opened = case.status == FollowUpCase.Status.OPEN
+            case.touch(delivery.sent_at, FollowUpCase.Status.CONTACTED if opened else None)
     elif delivery.purpose in (Delivery.Purpose.OWNER_ALERT, Delivery.Purpose.ESCALATION):
         case.log(Activity.Kind.NOTIFIED, f"emailed {delivery.to}", to=delivery.to)
     elif delivery.kind == Delivery.Kind.SLACK:
