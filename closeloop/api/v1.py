@@ -38,6 +38,7 @@ from closeloop.surveys.models import Account, Person, Response, Survey
 from closeloop.surveys.schemas import AccountIn, PersonIn, ResponseIn
 
 from .access import require_write
+from .announcements import router as announcements_router
 from .cases import TemplateLintError
 from .cases import router as follow_up_router
 from .models import ApiKey, IdempotencyRecord
@@ -323,3 +324,4 @@ def get_account(request: HttpRequest, account_id: int) -> Account:
 
 
 api.add_router("", follow_up_router)
+api.add_router("", announcements_router)

@@ -157,7 +157,7 @@ class TemplateError(Exception):
         self.reason = reason
 
 
-def variables_in(text: str, field: str = "body") -> set[str]:
+def variables_in(text: str, field: str = "body", allowed: dict[str, str] = VARIABLES) -> set[str]:
     """The {names} a template uses; refuses unknown names, attribute access and bad braces."""
     names: set[str] = set()
     try:
@@ -167,18 +167,18 @@ def variables_in(text: str, field: str = "body") -> set[str]:
     for _, name, spec, conversion in parsed:
         if name is None:
             continue
-        if name not in VARIABLES or spec or conversion:
+        if name not in allowed or spec or conversion:
             raise TemplateError(
                 field,
                 f"unknown variable {{{name}}}; use one of "
-                + ", ".join(f"{{{v}}}" for v in VARIABLES),
+                + ", ".join(f"{{{v}}}" for v in allowed),
             )
         names.add(name)
     return names
 
 
 def fill(text: str, values: dict[str, str], field: str = "body") -> str:
-    variables_in(text, field)
+    variables_in(text, field, values)
     return text.format_map(values)
 
 
@@ -332,3 +332,43 @@ def lint(subject: str, body: str, locale: str = "en") -> list[Finding]:
     if SCORE_BEGGING.search(fill(subject, SAMPLE) + "\n" + text):
         findings.append(Finding("score-begging", "never ask for a 9 or 10"))
     return findings
+
+
+# --- "you told us X; we shipped Y" -------------------------------------------------------------
+
+FIX_VARIABLES = {
+    **VARIABLES,
+    "fix": "what shipped, in a line (the announcement's title)",
+    "details": "a few words more about the change (may be empty)",
+    "told_us": 'what they told us: told us "<their comment>" (or: gave us a <score> out of 10)',
+}
+
+FIX_SHIPPED = Draft(
+    subject="You told us, we fixed it: {fix}",
+    body=(
+        "Hi {first_name},\n\n"
+        "When you answered our survey, you {told_us}. You were right, and it stayed with us.\n\n"
+        "We have just shipped a change: {fix}.\n{details}\n\n"
+        "Thank you for telling us; it made {product} better. If anything still isn't right, "
+        "reply to this email and it comes straight to me.\n\n"
+        "{owner_name}"
+    ),
+)
+
+
+def fix_values(case: FollowUpCase, fix: str, details: str, comment: str) -> dict[str, str]:
+    """The outreach variables plus the fix; `comment` is the answer the customer wrote."""
+    values = values_for(case)
+    said = " ".join(comment.split())
+    if said:
+        excerpt = said[:200] + ("…" if len(said) > 200 else "")
+        told = f'told us "{excerpt}"'
+    else:
+        told = f"gave us a {case.score} out of 10"
+    return {**values, "fix": fix.strip().rstrip("."), "details": details.strip(), "told_us": told}
+
+
+def check_fix_template(subject: str, body: str) -> None:
+    """Refuse a fix-shipped template with unknown variables or bad braces."""
+    variables_in(subject, "subject", FIX_VARIABLES)
+    variables_in(body, "body", FIX_VARIABLES)

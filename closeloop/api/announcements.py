@@ -1,0 +1,158 @@
+"""API v1 for "fix shipped" announcements: tell every customer who raised an issue it is fixed.
+
+A draft is created with what shipped and the cases it answers (by id, by
+response tag, or both); sending queues one personal email per person and logs
+it on every case. The model (`loop.models.Announcement`) holds the rules.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Count, Q
+from django.http import HttpRequest
+from django.shortcuts import get_object_or_404
+from ninja import Field, Router, Schema, Status
+
+from closeloop.delivery.models import Delivery
+from closeloop.loop.models import Announcement, CaseError
+from closeloop.loop.outreach import FIX_SHIPPED, FIX_VARIABLES
+
+from .access import require_write
+from .cases import In
+
+router = Router(tags=["announcements"])
+
+
+class AnnouncementIn(In):
+    title: str = Field(..., min_length=1, max_length=200, description="what shipped, in a line")
+    details: str = Field("", max_length=2000)
+    tag: str = Field("", max_length=50, description="choose the cases whose answers carry it")
+    case_ids: list[int] = Field(default_factory=list, max_length=10_000)
+    subject: str = Field(FIX_SHIPPED.subject, min_length=1, max_length=300)
+    body: str = Field(FIX_SHIPPED.body, min_length=1, max_length=10_000)
+    resolve: bool = Field(False, description="close open cases as resolved when sent")
+
+
+class CasesIn(In):
+    case_ids: list[int] = Field(default_factory=list, max_length=10_000)
+    by_tag: bool = Field(False, description="add every case of the announcement's tag")
+
+
+class PreviewOut(Schema):
+    case_id: int
+    to: str | None
+    subject: str
+    body: str
+
+
+class AnnouncementOut(Schema):
+    id: int
+    title: str
+    details: str
+    tag: str
+    subject: str
+    body: str
+    resolve: bool
+    status: str
+    case_ids: list[int]
+    emailed: int
+    not_emailed: int
+    deliveries: dict[str, int] = Field(description="the emails' states: pending, sent, failed")
+    created_at: datetime
+    sent_at: datetime | None
+    preview: PreviewOut | None
+    variables: dict[str, str]
+
+
+def _json(a: Announcement) -> dict[str, Any]:
+    cases = list(
+        a.cases.select_related("person", "owner", "account", "response")
+        .prefetch_related("responses")
+        .order_by("-created_at")
+    )
+    preview = None
+    if cases:
+        subject, body = a.render(cases[0])
+        preview = {"case_id": cases[0].pk, "to": cases[0].person.email, "subject": subject}
+        preview["body"] = body
+    states = dict(
+        Delivery.objects.filter(announcement=a).values_list("status").annotate(n=Count("id"))
+    )
+    return {
+        **{f: getattr(a, f) for f in ("id", "title", "details", "tag", "subject", "body")},
+        **{f: getattr(a, f) for f in ("resolve", "status", "emailed", "not_emailed")},
+        "case_ids": sorted(c.pk for c in cases),
+        "deliveries": {s: states.get(s, 0) for s in ("pending", "sending", "sent", "failed")},
+        "created_at": a.created_at,
+        "sent_at": a.sent_at,
+        "preview": preview,
+        "variables": FIX_VARIABLES,
+    }
+
+
+def _announcement(announcement_id: int) -> Announcement:
+    return get_object_or_404(Announcement, pk=announcement_id)
+
+
+@router.get("/announcements", response=list[AnnouncementOut], summary="Fix-shipped announcements")
+def list_announcements(request: HttpRequest, status: str = "") -> list[dict[str, Any]]:
+    """Newest first; `status=draft` or `status=sent` narrows the list."""
+    qs = Announcement.objects.order_by("-created_at")
+    if status:
+        if status not in Announcement.Status.values:
+            raise CaseError("status", "must be draft or sent")
+        qs = qs.filter(Q(status=status))
+    return [_json(a) for a in qs[:200]]
+
+
+@router.post(
+    "/announcements", response={201: AnnouncementOut}, summary="Draft a fix-shipped announcement"
+)
+def create_announcement(request: HttpRequest, payload: AnnouncementIn) -> Status[dict[str, Any]]:
+    """A draft: with `tag`, the cases whose answers carry it are chosen; `case_ids` adds more.
+    Nothing is sent until `POST /announcements/{id}/send`."""
+    require_write(request)
+    with transaction.atomic():
+        a = Announcement(**payload.model_dump(exclude={"case_ids"}))
+        a.validate_draft()
+        a.save()
+        a.choose(payload.case_ids, by_tag=bool(payload.tag.strip()))
+    return Status(201, _json(a))
+
+
+@router.get(
+    "/announcements/{announcement_id}", response=AnnouncementOut, summary="One announcement"
+)
+def get_announcement(request: HttpRequest, announcement_id: int) -> dict[str, Any]:
+    """With the first customer's email as it will read, and how the sent emails are doing."""
+    return _json(_announcement(announcement_id))
+
+
+@router.put(
+    "/announcements/{announcement_id}/cases",
+    response=AnnouncementOut,
+    summary="Replace a draft's cases",
+)
+def set_cases(request: HttpRequest, announcement_id: int, payload: CasesIn) -> dict[str, Any]:
+    require_write(request)
+    with transaction.atomic():
+        a = _announcement(announcement_id)
+        a.choose(payload.case_ids, by_tag=payload.by_tag)
+    return _json(a)
+
+
+@router.post(
+    "/announcements/{announcement_id}/send",
+    response={202: AnnouncementOut},
+    summary="Send a draft to its customers",
+)
+def send_announcement(request: HttpRequest, announcement_id: int) -> Status[dict[str, Any]]:
+    """Queues one email per person from their case's owner and logs it on every case; 422 if
+    it was already sent or has no cases. The worker delivers the emails."""
+    require_write(request)
+    a = _announcement(announcement_id)
+    a.send(None)
+    return Status(202, _json(a))
