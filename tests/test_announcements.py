@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.test import Client
 
 from closeloop.delivery.models import Delivery
 from closeloop.loop.models import Activity, Announcement, FollowUpCase
@@ -125,3 +126,50 @@ def test_it_refuses_bad_drafts_and_second_sends_by_field(api: ApiClient, smb: Ac
     assert Delivery.objects.filter(purpose="fix_shipped").count() == 1
     change = api.client_put(f"/api/v1/announcements/{a['id']}/cases", {"case_ids": []})
     assert change.status_code == 422
+
+
+def test_it_drafts_previews_and_sends_an_announcement_from_the_pages(
+    api: ApiClient, smb: Account, agent: User, viewer: User
+) -> None:
+    pat = tagged(api, smb, "pat@example.com", "Exports keep timing out", ["exports"])
+    kim = tagged(api, smb, "kim@example.com", "Too slow", [])
+    client = Client()
+    assert client.login(username=agent.username, password="pw-alex-123")
+    bad = client.post("/announcements/", {"title": "", "tag": "exports"})
+    assert bad.status_code == 422 and "title: say what shipped" in bad.content.decode()
+    made = client.post("/announcements/", {"title": "Exports stream", "tag": "exports"})
+    a = Announcement.objects.get()
+    assert made["Location"] == f"/announcements/{a.pk}/"
+    page = client.get(made["Location"]).content.decode()
+    assert "Exports keep timing out" in page and "Send to 1 customer(s)" in page
+    client.post(made["Location"], {"action": "add", "case_ids": f"#{kim.pk}"})
+    assert set(a.cases.all()) == {pat, kim}
+    wrong = client.post(made["Location"], {"action": "add", "case_ids": "twelve"}, follow=True)
+    assert "case_ids: &#x27;twelve&#x27; is not a case number" in wrong.content.decode()
+    client.post(made["Location"], {"action": "remove", "case": [str(kim.pk)]})
+    assert list(a.cases.all()) == [pat]
+    viewer_client = Client()
+    assert viewer_client.login(username=viewer.username, password="pw-vic-123")
+    assert viewer_client.post(made["Location"], {"action": "send"}).status_code == 403
+    client.post(made["Location"], {"action": "send"})
+    a.refresh_from_db()
+    assert a.status == "sent" and a.emailed == 1
+    listing = client.get("/announcements/").content.decode()
+    assert "Exports stream" in listing and "1 emailed" in listing
+
+
+def test_it_adds_a_case_to_a_draft_from_the_case_page(
+    api: ApiClient, smb: Account, agent: User
+) -> None:
+    case = tagged(api, smb, "pat@example.com", "Slow", [])
+    a = draft(api)
+    client = Client()
+    assert client.login(username=agent.username, password="pw-alex-123")
+    page = client.get(f"/cases/{case.pk}/").content.decode()
+    assert "Add to announcement" in page and "CSV exports finish in seconds" in page
+    client.post(f"/cases/{case.pk}/act", {"action": "announce", "announcement": str(a["id"])})
+    assert list(Announcement.objects.get().cases.all()) == [case]
+    refused = client.post(
+        f"/cases/{case.pk}/act", {"action": "announce", "announcement": "x"}, follow=True
+    )
+    assert "announcement: no such draft announcement" in refused.content.decode()

@@ -31,7 +31,8 @@ from .transports import TransportError, mailer, send_http
 
 log = logging.getLogger("closeloop.delivery")
 
-EMAIL_BATCH = 25
+EMAIL_BATCH = 40
+SMTP_SESSIONS = 4
 HTTP_BATCH = 16
 HTTP_THREADS = 8
 LEASE = timedelta(minutes=5)
@@ -43,9 +44,14 @@ def worker_name() -> str:
 
 
 def _claimable(now: datetime) -> Q:
-    return Q(status=Delivery.Status.PENDING, next_attempt_at__lte=now) | Q(
-        status=Delivery.Status.SENDING, claimed_until__lt=now
-    )
+    """Due and pending, or claimed by a worker whose lease has run out.
+
+    Written so the partial index on (next_attempt_at) serves it: a claimed row
+    keeps the due time it had when it was claimed.
+    """
+    return Q(
+        status__in=[Delivery.Status.PENDING, Delivery.Status.SENDING], next_attempt_at__lte=now
+    ) & (Q(status=Delivery.Status.PENDING) | Q(claimed_until__lt=now))
 
 
 def claim(kinds: Iterable[str], limit: int) -> list[Delivery]:
@@ -175,10 +181,16 @@ def handle_email_batch() -> bool:
     claimed = claim([Delivery.Kind.EMAIL], EMAIL_BATCH)
     if not claimed:
         return False
-    with mailer() as m:
-        outcomes = [_attempt(d, m.send) for d in claimed]
+    # A few SMTP sessions side by side: each waits on the server most of the time.
+    chunks = [claimed[i::SMTP_SESSIONS] for i in range(SMTP_SESSIONS)]
+    outcomes = [o for part in _pool().map(_send_emails, [c for c in chunks if c]) for o in part]
     record(outcomes)
     return True
+
+
+def _send_emails(deliveries: list[Delivery]) -> list[Outcome]:
+    with mailer() as m:
+        return [_attempt(d, m.send) for d in deliveries]
 
 
 def handle_http_batch() -> bool:
@@ -187,11 +199,12 @@ def handle_http_batch() -> bool:
     if not claimed:
         return False
     # Receivers answer slowly compared with our CPU; post a batch side by side.
-    outcomes = list(_http_pool().map(lambda d: _attempt(d, send_http), claimed))
+    outcomes = list(_pool().map(lambda d: _attempt(d, send_http), claimed))
     record(outcomes)
     return True
 
 
 @cache
-def _http_pool() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=HTTP_THREADS, thread_name_prefix="closeloop-http")
+def _pool() -> ThreadPoolExecutor:
+    """Threads for sending only; they never touch the database."""
+    return ThreadPoolExecutor(max_workers=HTTP_THREADS, thread_name_prefix="closeloop-send")

@@ -24,6 +24,7 @@ from closeloop.delivery.models import Delivery
 from closeloop.loop import guide, notify, outreach
 from closeloop.loop.models import (
     CALL_OUTCOMES,
+    Announcement,
     CaseError,
     FollowUpCase,
     InboundMessage,
@@ -145,6 +146,9 @@ def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
             assignees=User.objects.filter(is_active=True).exclude(role=Role.VIEWER),
             arr=notify.money(case.arr_cents, case.account.currency if case.account else "USD"),
             default_commit=(timezone.now() + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M"),
+            drafts=Announcement.objects.filter(status=Announcement.Status.DRAFT)
+            .exclude(cases=case)
+            .order_by("-created_at")[:20],
         ),
     )
 
@@ -224,6 +228,15 @@ def _act(case: FollowUpCase, action: str, post: Any, user: User) -> str:
             raise CaseError("task", "no such task on this case")
         task.complete(user)
         return "Task done."
+    if action == "announce":
+        raw = post.get("announcement", "")
+        draft = Announcement.objects.filter(
+            pk=int(raw) if raw.isdigit() else 0, status=Announcement.Status.DRAFT
+        ).first()
+        if draft is None:
+            raise CaseError("announcement", "no such draft announcement")
+        draft.cases.add(case)
+        return f"Added to “{draft.title}”; the customer hears when it is sent."
     raise CaseError("action", f"unknown action {action!r}")
 
 

@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import cases, views
+from . import announcements, cases, views
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(template_name="web/login.html"), name="login"),
@@ -20,5 +20,7 @@ urlpatterns = [
     path("cases/<int:pk>/", cases.case_detail, name="case"),
     path("cases/<int:pk>/act", cases.case_act, name="case-act"),
     path("notifications/", cases.notifications, name="notifications"),
+    path("announcements/", announcements.announcements, name="announcements"),
+    path("announcements/<int:pk>/", announcements.announcement, name="announcement"),
     path("settings/quarantine/", cases.quarantine, name="quarantine"),
 ]
