@@ -420,8 +420,13 @@ def list_channels(request: HttpRequest) -> QuerySet[Channel]:
 def create_channel(request: HttpRequest, payload: ChannelIn) -> Status[Channel]:
     """Slack (incoming-webhook URL), signed webhook (URL) or email; no filter = every detractor."""
     require_write(request)
+    return Status(201, add_channel(payload))
+
+
+def add_channel(payload: ChannelIn) -> Channel:
+    """Create a channel from a validated request (the API's and the settings page's)."""
     _check_target(payload)
-    channel = Channel.objects.create(
+    return Channel.objects.create(
         kind=payload.kind,
         name=payload.name,
         url=payload.url or "",
@@ -431,7 +436,6 @@ def create_channel(request: HttpRequest, payload: ChannelIn) -> Status[Channel]:
         tiers=payload.tiers,
         team=_team(payload.team, "team"),
     )
-    return Status(201, channel)
 
 
 @router.delete("/channels/{channel_id}", response={204: None}, summary="Remove a channel")
@@ -467,6 +471,11 @@ def list_teams(request: HttpRequest) -> QuerySet[Team]:
 @router.put("/teams", response=TeamOut, summary="Create or replace a team by name")
 def put_team(request: HttpRequest, payload: TeamIn) -> Team:
     require_write(request)
+    return save_team(payload)
+
+
+def save_team(payload: TeamIn) -> Team:
+    """Create the team or replace its members (the API's and the settings page's)."""
     members = [_user(email, f"members.{i}") for i, email in enumerate(payload.members)]
     with transaction.atomic():
         team, _ = Team.objects.get_or_create(name=payload.name)
@@ -509,9 +518,14 @@ def list_rules(request: HttpRequest) -> QuerySet[RoutingRule]:
 def create_rule(request: HttpRequest, payload: RuleIn) -> Status[RoutingRule]:
     """Cases of accounts without an owner go to the first matching rule's team, round-robin."""
     require_write(request)
+    return Status(201, add_rule(payload))
+
+
+def add_rule(payload: RuleIn) -> RoutingRule:
+    """Create a routing rule (the API's and the settings page's)."""
     team = _team(payload.team, "team")
     assert team is not None
-    rule = RoutingRule.objects.create(
+    return RoutingRule.objects.create(
         name=payload.name,
         position=payload.position,
         tiers=payload.tiers,
@@ -519,7 +533,6 @@ def create_rule(request: HttpRequest, payload: RuleIn) -> Status[RoutingRule]:
         property_value=payload.property_value,
         team=team,
     )
-    return Status(201, rule)
 
 
 @router.delete("/routing-rules/{rule_id}", response={204: None}, summary="Remove a rule")

@@ -33,7 +33,7 @@ log = logging.getLogger("closeloop.delivery")
 
 EMAIL_BATCH = 40
 SMTP_SESSIONS = 4
-HTTP_BATCH = 16
+HTTP_BATCH = 24
 HTTP_THREADS = 8
 LEASE = timedelta(minutes=5)
 

@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import announcements, cases, views
+from . import announcements, cases, settings_pages, views
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(template_name="web/login.html"), name="login"),
@@ -23,4 +23,13 @@ urlpatterns = [
     path("announcements/", announcements.announcements, name="announcements"),
     path("announcements/<int:pk>/", announcements.announcement, name="announcement"),
     path("settings/quarantine/", cases.quarantine, name="quarantine"),
+    path("settings/follow-up/", settings_pages.follow_up_settings, name="settings-follow-up"),
+    path("settings/routing/", settings_pages.routing_settings, name="settings-routing"),
+    path("settings/channels/", settings_pages.channel_settings, name="settings-channels"),
+    path("settings/templates/", settings_pages.template_settings, name="settings-templates"),
+    path(
+        "settings/templates/<str:action>/<str:locale>/",
+        settings_pages.template_edit,
+        name="settings-template",
+    ),
 ]

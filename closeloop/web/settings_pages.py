@@ -1,0 +1,299 @@
+"""Admin pages for the follow-up: triage policy, routing and teams, channels, templates.
+
+Each form is validated by the same schema as its API endpoint (the policy by
+`PolicyConfig`, channels/teams/rules by the API's request schemas) and saved
+by the same function, so the page and the API cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from pydantic import ValidationError
+
+from closeloop.api.cases import (
+    ChannelIn,
+    RuleIn,
+    TeamIn,
+    add_channel,
+    add_rule,
+    save_team,
+)
+from closeloop.delivery.models import EVENTS, Channel
+from closeloop.insights.nps import Band
+from closeloop.loop.models import CaseError, OutreachTemplate, RoutingRule, TriagePolicy
+from closeloop.loop.outreach import DEFAULTS, VARIABLES, lint, template_for
+from closeloop.loop.policy import DEFAULT_PLAYBOOKS, Action, PolicyConfig
+from closeloop.team.models import Team, User
+
+from .views import _base
+
+WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+
+
+def _admin(request: HttpRequest) -> User:
+    user: User = request.user  # type: ignore[assignment]
+    if not user.is_admin():
+        raise PermissionDenied("admins only")
+    return user
+
+
+def _errors(exc: ValidationError) -> list[str]:
+    """Each problem as 'field.path: message', the way the API names fields."""
+    return [
+        ".".join(str(p) for p in e["loc"]) + ": " + e["msg"].removeprefix("Value error, ")
+        for e in exc.errors()
+    ]
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _words(text: str) -> list[str]:
+    return [w.strip() for w in text.replace(",", " ").split() if w.strip()]
+
+
+def policy_from_post(post: QueryDict) -> PolicyConfig:
+    """The policy form as a PolicyConfig; ValidationError names the field at fault."""
+    arr = post.get("arr_at_least", "").strip()
+    data: dict[str, Any] = {
+        "high_value": {
+            "tiers": _words(post.get("tiers", "")),
+            "arr_at_least": arr.replace(",", "") if arr else None,
+        },
+        "matrix": {
+            band.value: {
+                "high_value": post.get(f"matrix.{band.value}.high_value", ""),
+                "standard": post.get(f"matrix.{band.value}.standard", ""),
+            }
+            for band in Band
+        },
+        "passive_action": post.get("passive_action") or None,
+        "promoter_action": post.get("promoter_action") or None,
+        "playbooks": {s: _lines(post.get(f"playbook.{s}", "")) for s in DEFAULT_PLAYBOOKS},
+        "sla_hours": {
+            "default": post.get("sla_default", ""),
+            "severe_high_value": post.get("sla_severe_high_value", ""),
+        },
+        "escalation": {"second_level_after_hours": post.get("second_level_after_hours", "")},
+        "business_hours": {
+            "enabled": post.get("bh_enabled") == "on",
+            "start": post.get("bh_start", ""),
+            "end": post.get("bh_end", ""),
+            "weekdays": [int(d) for d in post.getlist("bh_weekdays") if d.isdigit()],
+        },
+        "fresh_within_hours": post.get("fresh_within_hours", ""),
+        "follow_up_survey_days": post.get("follow_up_survey_days", ""),
+    }
+    return PolicyConfig.model_validate(data)
+
+
+@login_required
+def follow_up_settings(request: HttpRequest) -> HttpResponse:
+    """The triage policy as a form; saving makes a new version (cases keep theirs)."""
+    user = _admin(request)
+    policy = TriagePolicy.current()
+    rules = policy.rules
+    status = 200
+    if request.method == "POST":
+        try:
+            rules = policy_from_post(request.POST)
+        except ValidationError as exc:
+            for problem in _errors(exc):
+                messages.error(request, problem)
+            status = 422
+        else:
+            saved = TriagePolicy.save_new_version(rules, user)
+            messages.success(request, f"Saved as policy version {saved.version}.")
+            return redirect("settings-follow-up")
+    actions = [(a.value, a.label) for a in Action if a != Action.AUTOMATED_THANKS_REVIEW]
+    context = _base(
+        policy=policy,
+        rules=rules,
+        bands=[(b.value, rules.matrix[b]) for b in Band if b in rules.matrix],
+        actions=actions,
+        loop_actions=[(a.value, a.label) for a in Action],
+        playbooks=[(s, "\n".join(rules.playbooks.get(s, []))) for s in DEFAULT_PLAYBOOKS],
+        weekdays=list(enumerate(WEEKDAYS)),
+        versions=TriagePolicy.objects.select_related("created_by").order_by("-version")[:10],
+        tab="policy",
+    )
+    return render(request, "web/settings_policy.html", context, status=status)
+
+
+@login_required
+def routing_settings(request: HttpRequest) -> HttpResponse:
+    """Routing rules (tier/property → team, round-robin) and the teams they name."""
+    _admin(request)
+    if request.method == "POST":
+        post = request.POST
+        action = post.get("action", "")
+        try:
+            with transaction.atomic():
+                if action == "add_rule":
+                    add_rule(
+                        RuleIn(
+                            name=post.get("name", "").strip(),
+                            position=post.get("position", "0") or 0,  # type: ignore[arg-type]
+                            tiers=_words(post.get("tiers", "")),
+                            property_key=post.get("property_key", "").strip(),
+                            property_value=post.get("property_value", "").strip(),
+                            team=post.get("team", ""),
+                        )
+                    )
+                    messages.success(request, "Rule added.")
+                elif action == "delete_rule":
+                    get_object_or_404(RoutingRule, pk=post.get("rule", "0") or 0).delete()
+                    messages.success(request, "Rule removed.")
+                elif action == "save_team":
+                    team = save_team(
+                        TeamIn(name=post.get("name", "").strip(), members=post.getlist("members"))
+                    )
+                    messages.success(request, f"Team {team.name} saved.")
+                else:
+                    raise CaseError("action", f"unknown action {action!r}")
+        except ValidationError as exc:
+            for problem in _errors(exc):
+                messages.error(request, problem)
+        except CaseError as exc:
+            messages.error(request, f"{exc.field}: {exc.reason}")
+        return redirect("settings-routing")
+    return render(
+        request,
+        "web/settings_routing.html",
+        _base(
+            rules=RoutingRule.objects.select_related("team"),
+            teams=Team.objects.prefetch_related("members").order_by("name"),
+            users=User.objects.filter(is_active=True).order_by("first_name", "username"),
+            tab="routing",
+        ),
+    )
+
+
+@login_required
+def channel_settings(request: HttpRequest) -> HttpResponse:
+    """Where alerts go: Slack, signed webhooks, email addresses; with their filters."""
+    _admin(request)
+    if request.method == "POST":
+        post = request.POST
+        try:
+            with transaction.atomic():
+                if post.get("action") == "delete":
+                    get_object_or_404(Channel, pk=post.get("channel", "0") or 0).delete()
+                    messages.success(request, "Channel removed.")
+                else:
+                    kind = post.get("kind", "")
+                    target = post.get("target", "").strip()
+                    add_channel(
+                        ChannelIn(
+                            kind=kind,  # type: ignore[arg-type]
+                            name=post.get("name", "").strip(),
+                            url=target if kind != "email" else None,
+                            email=target if kind == "email" else None,
+                            events=post.getlist("events"),
+                            bands=post.getlist("bands"),  # type: ignore[arg-type]
+                            tiers=_words(post.get("tiers", "")),
+                            team=post.get("team") or None,
+                        )
+                    )
+                    messages.success(request, "Channel added.")
+        except ValidationError as exc:
+            for problem in _errors(exc):
+                messages.error(request, problem)
+        except CaseError as exc:
+            messages.error(request, f"{exc.field}: {exc.reason}")
+        return redirect("settings-channels")
+    return render(
+        request,
+        "web/settings_channels.html",
+        _base(
+            channels=Channel.objects.select_related("team").order_by("id"),
+            teams=Team.objects.order_by("name"),
+            events=EVENTS,
+            bands=[b.value for b in Band],
+            tab="channels",
+        ),
+    )
+
+
+@login_required
+def template_settings(request: HttpRequest) -> HttpResponse:
+    """Every action's first email per language: shipped default or saved, with lint findings."""
+    _admin(request)
+    wanted, locale = request.GET.get("action_", ""), request.GET.get("locale", "").strip()
+    if wanted in {a.value for a in Action} and 2 <= len(locale) <= 16:
+        return redirect("settings-template", wanted, locale)
+    saved = {(t.action, t.locale): t for t in OutreachTemplate.objects.all()}
+    keys = sorted({(a.value, loc) for a, loc in DEFAULTS} | set(saved))
+    rows = []
+    for action, locale in keys:
+        draft = template_for(Action(action), locale)
+        rows.append(
+            {
+                "action": Action(action),
+                "locale": locale,
+                "subject": draft.subject,
+                "saved": saved.get((action, locale)),
+                "findings": lint(draft.subject, draft.body, locale),
+            }
+        )
+    return render(request, "web/settings_templates.html", _base(rows=rows, tab="templates"))
+
+
+@login_required
+def template_edit(request: HttpRequest, action: str, locale: str) -> HttpResponse:
+    """Edit one template; an automated one that breaks the outreach rules is not saved."""
+    user = _admin(request)
+    if action not in {a.value for a in Action} or not 2 <= len(locale) <= 16:
+        raise PermissionDenied("no such template")
+    act = Action(action)
+    draft = template_for(act, locale)
+    subject, body = draft.subject, draft.body
+    findings = lint(subject, body, locale)
+    status = 200
+    if request.method == "POST":
+        subject = request.POST.get("subject", "").strip()
+        body = request.POST.get("body", "").replace("\r\n", "\n").strip()
+        findings = lint(subject, body, locale) if subject and body else []
+        blocked = any(f.rule == "variables" for f in findings) or (act.automated and findings)
+        if not subject or not body:
+            messages.error(request, "subject and body are both required")
+            status = 422
+        elif blocked:
+            messages.error(request, "Not saved: an automated email must pass every rule below.")
+            status = 422
+        else:
+            OutreachTemplate.objects.update_or_create(
+                action=act.value,
+                locale=locale,
+                defaults={
+                    "subject": subject,
+                    "body": body,
+                    "updated_by": user,
+                    "updated_at": timezone.now(),
+                },
+            )
+            messages.success(request, "Template saved.")
+            return redirect("settings-template", act.value, locale)
+    return render(
+        request,
+        "web/settings_template.html",
+        _base(
+            action=act,
+            locale=locale,
+            subject=subject,
+            body=body,
+            findings=findings,
+            variables=VARIABLES,
+            tab="templates",
+        ),
+        status=status,
+    )
