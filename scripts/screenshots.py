@@ -18,9 +18,15 @@ PAGES = [
     ("cases", "/cases/?view=all"),
     ("quarantine", "/settings/quarantine/"),
     ("notifications", "/notifications/"),
+    ("announcements", "/announcements/"),
+    ("settings-policy", "/settings/follow-up/"),
+    ("settings-routing", "/settings/routing/"),
+    ("settings-channels", "/settings/channels/"),
+    ("settings-templates", "/settings/templates/"),
+    ("settings-template", "/settings/templates/automated_email_survey/en/"),
 ]
-# A case page, when the first argument after OUT_DIR names one: e.g. /cases/17/
-PAGES += [(f"case-{p.strip('/').split('/')[-1]}", p) for p in sys.argv[5:]]
+# Further pages named after OUT_DIR: e.g. /cases/17/ /announcements/1/
+PAGES += [(p.strip("/").replace("/", "-"), p) for p in sys.argv[5:]]
 
 
 def main() -> None:
