@@ -89,6 +89,8 @@ def test_it_saves_the_policy_form_as_a_new_version_unchanged_or_edited(
     assert same.version == before.version + 1 and same.rules == before.rules
     data["matrix.moderate.standard"] = Action.PERSONAL_EMAIL_QUESTIONS.value
     data["sla_default"] = "36"
+    data["sponsor_arr_at_least"] = ""
+    data["sponsor_tiers"] = "enterprise, strategic"
     data["playbook.4"] = "Acknowledge.\n\nAsk for specifics.\n"
     client.post("/settings/follow-up/", data)
     rules = TriagePolicy.current().rules
@@ -97,6 +99,8 @@ def test_it_saves_the_policy_form_as_a_new_version_unchanged_or_edited(
         "Acknowledge.",
         "Ask for specifics.",
     ]
+    assert rules.executive_sponsor.arr_at_least is None
+    assert rules.executive_sponsor.tiers == ["enterprise", "strategic"]
     assert TriagePolicy.current().created_by == admin_user
 
 

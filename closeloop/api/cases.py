@@ -132,6 +132,7 @@ class CaseDetailOut(CaseOut):
     close_reason: str
     close_note: str
     routed_by: str
+    watchers: list[str] = Field(description="emails of people also told of replies")
     activities: list[ActivityOut]
     tasks: list[TaskOut]
 
@@ -207,6 +208,7 @@ def _detail(case: FollowUpCase) -> dict[str, Any]:
         close_reason=case.close_reason,
         close_note=case.close_note,
         routed_by=case.routed_by,
+        watchers=sorted(u.email for u in case.watchers.all()),
         activities=[
             {
                 "id": a.pk,
@@ -316,6 +318,24 @@ def reopen_case(request: HttpRequest, case_id: int, payload: ReopenIn) -> dict[s
     with transaction.atomic():
         case = _case(case_id)
         case.reopen(payload.reason, None)
+    return _detail(case)
+
+
+class WatcherIn(In):
+    email: str = Field(..., max_length=254, description="a closeloop user's email")
+
+
+@router.post(
+    "/cases/{case_id}/watchers",
+    response=CaseDetailOut,
+    summary="Add someone who hears of the customer's replies",
+)
+def add_watcher(request: HttpRequest, case_id: int, payload: WatcherIn) -> dict[str, Any]:
+    """E.g. the account's executive sponsor or a senior leader writing a recovery note."""
+    require_write(request)
+    with transaction.atomic():
+        case = _case(case_id)
+        case.watch(_user(payload.email, "email"), None)
     return _detail(case)
 
 

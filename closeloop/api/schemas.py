@@ -39,11 +39,21 @@ class AccountOut(Schema):
     company_size: str
     industry: str
     customer_since: date | None
+    owner_email: str | None
+    executive_sponsor_email: str | None
     properties: dict[str, Any]
 
     @staticmethod
     def resolve_arr(obj: Account) -> float:
         return obj.arr
+
+    @staticmethod
+    def resolve_owner_email(obj: Account) -> str | None:
+        return obj.owner.email if obj.owner else None
+
+    @staticmethod
+    def resolve_executive_sponsor_email(obj: Account) -> str | None:
+        return obj.executive_sponsor.email if obj.executive_sponsor else None
 
 
 class PersonOut(Schema):

@@ -161,6 +161,12 @@ class FollowUpCase(models.Model):
         related_name="cases",
     )
     team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL)
+    watchers = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        related_name="watched_cases",
+        blank=True,
+        help_text="also told of replies (e.g. the account's executive sponsor)",
+    )
     routed_by = models.CharField(max_length=100, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
     resolution = models.CharField(max_length=16, choices=Resolution.choices, blank=True)
@@ -392,6 +398,17 @@ class FollowUpCase(models.Model):
         self.set_status(self.Status.IN_CONVERSATION)
         notify.reply_alert(self, inbound)
         notify.case_event(self, "case.updated")
+
+    def watch(self, user: User, actor: User | None) -> None:
+        """Add someone (a senior leader, the executive sponsor) who hears of replies."""
+        if not user.is_active:
+            raise CaseError("user", "is not an active user")
+        if self.watchers.filter(pk=user.pk).exists():
+            return
+        self.watchers.add(user)
+        self.log(
+            Activity.Kind.NOTE, f"{user.display_name} added to the case", actor, watcher=user.pk
+        )
 
     def set_detractor_type(self, kind: str, actor: User | None) -> None:
         if kind not in self.DetractorType.values:

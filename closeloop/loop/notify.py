@@ -357,20 +357,42 @@ def owner_alert(case: FollowUpCase, reason: str = "new") -> None:
     )
 
 
+def sponsor_alert(case: FollowUpCase) -> None:
+    """At the highest-value accounts, the executive sponsor hears of a detractor and watches it."""
+    account = case.account
+    sponsor = account.executive_sponsor if account else None
+    if account is None or sponsor is None or not sponsor.is_active or sponsor == case.owner:
+        return
+    if not case.policy.rules.tell_sponsor(account.tier, account.arr_cents):
+        return
+    batch.add(FollowUpCase.watchers.through(followupcase=case, user=sponsor))
+    subject, body = alert_email(case, "case.created")
+    _tell(
+        sponsor,
+        case,
+        f"Your account {account.name}: {_headline(case)}",
+        (f"Executive sponsor: {subject}"[:300], body),
+        Delivery.Purpose.OWNER_ALERT,
+    )
+    case.log(
+        Activity.Kind.NOTIFIED,
+        f"executive sponsor {sponsor.display_name} told and added to the case",
+        sponsor=sponsor.pk,
+    )
+
+
 def reply_alert(case: FollowUpCase, inbound: InboundMessage) -> None:
-    """Tell the owner the customer wrote back, with what they said (managers if unowned)."""
+    """Tell the owner and the watchers the customer wrote back, with what they said."""
+    text = f"Reply on {_headline(case)}"
+    body = f"{inbound.from_address} wrote:\n\n{inbound.text}\n\nOpen the case: {case_url(case)}"
+    mail = (f"{text}: {inbound.subject}"[:300], body)
+    for watcher in case.watchers.filter(is_active=True):
+        if watcher.pk != case.owner_id:
+            _tell(watcher, case, text, mail, Delivery.Purpose.OWNER_ALERT)
     if case.owner is None:
         owner_alert(case)
         return
-    text = f"Reply on {_headline(case)}"
-    body = f"{inbound.from_address} wrote:\n\n{inbound.text}\n\nOpen the case: {case_url(case)}"
-    _tell(
-        case.owner,
-        case,
-        text,
-        (f"{text}: {inbound.subject}"[:300], body),
-        Delivery.Purpose.OWNER_ALERT,
-    )
+    _tell(case.owner, case, text, mail, Delivery.Purpose.OWNER_ALERT)
 
 
 def escalation(case: FollowUpCase, recipients: Iterable[User]) -> None:

@@ -87,6 +87,15 @@ class HighValue(_Strict):
     )
 
 
+class Sponsor(_Strict):
+    """The highest-value accounts, whose executive sponsor hears of every detractor case."""
+
+    tiers: list[Annotated[str, Field(min_length=1, max_length=40)]] = []
+    arr_at_least: int | None = Field(
+        default=100_000, ge=0, description="ARR in currency units; null turns the ARR test off"
+    )
+
+
 class Row(_Strict):
     high_value: Action
     standard: Action
@@ -153,6 +162,7 @@ class PolicyConfig(_Strict):
     """Everything an admin can tune about triage, validated field by field."""
 
     high_value: HighValue = Field(default_factory=lambda: HighValue())
+    executive_sponsor: Sponsor = Field(default_factory=lambda: Sponsor())
     matrix: dict[Band, Row] = Field(
         default_factory=lambda: {
             Band.SEVERE: Row(high_value=Action.CALL, standard=Action.PERSONAL_EMAIL_CALL),
@@ -208,6 +218,13 @@ class PolicyConfig(_Strict):
         if hv.arr_at_least is not None and arr_cents >= hv.arr_at_least * 100:
             return Value.HIGH
         return Value.STANDARD
+
+    def tell_sponsor(self, tier: str, arr_cents: int) -> bool:
+        """Whether an account is among the highest-value, whose sponsor is told."""
+        rule = self.executive_sponsor
+        if tier and tier.lower() in {t.lower() for t in rule.tiers}:
+            return True
+        return rule.arr_at_least is not None and arr_cents >= rule.arr_at_least * 100
 
     def action_for(self, category: Category, band: Band | None, value: Value) -> Action | None:
         """The matrix cell (detractors) or the promoter/passive loop; None means no follow-up."""

@@ -103,13 +103,16 @@ def _follow_up(responses: Sequence[Response]) -> list[FollowUpCase]:
 
 
 def _load_owners(fresh: Sequence[Response]) -> None:
-    """Fetch the accounts' owners in one query instead of one per answer."""
-    accounts = [r.account for r in fresh if r.account is not None and r.account.owner_id]
-    owners = User.objects.in_bulk({a.owner_id for a in accounts})
+    """Fetch the accounts' owners and sponsors in one query instead of one per answer."""
+    accounts = [r.account for r in fresh if r.account is not None]
+    wanted = {a.owner_id for a in accounts} | {a.executive_sponsor_id for a in accounts}
+    users = User.objects.in_bulk({pk for pk in wanted if pk is not None})
     for account in accounts:
-        owner = owners.get(account.owner_id)
-        if owner is not None:
-            account.owner = owner
+        # Set even when None, so reading it later makes no query.
+        account.owner = users.get(account.owner_id) if account.owner_id else None
+        account.executive_sponsor = (
+            users.get(account.executive_sponsor_id) if account.executive_sponsor_id else None
+        )
 
 
 def _previous_scores(fresh: Sequence[Response]) -> dict[int, int]:
@@ -250,6 +253,7 @@ def start(case: FollowUpCase, answers: Sequence[Response]) -> None:
         )
     if case.loop == FollowUpCase.Loop.DETRACTOR:
         notify.owner_alert(case)
+        notify.sponsor_alert(case)
         notify.case_event(case, "case.created")
 
 

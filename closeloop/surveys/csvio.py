@@ -67,6 +67,7 @@ ACCOUNTS_FILE_COLUMNS: dict[str, tuple[str, ...]] = {
     "external_id": ("external_id",),
     "name": ("name",),
     "owner_email": ("owner_email",),
+    "executive_sponsor_email": ("executive_sponsor_email",),
 }
 # Columns the responses export writes that describe the stored row rather than the answer;
 # the import skips them so a re-imported export does not grow them as custom properties.
@@ -253,9 +254,10 @@ def _unknown_reference(item: BaseModel, known: dict[str, set[str]]) -> tuple[str
     survey = getattr(item, "survey", None)
     if survey and survey not in known.get("survey", set()):
         return "survey", f"no survey with slug {survey!r}"
-    owner = getattr(item, "owner_email", None)
-    if owner and owner.lower() not in known.get("owner_email", set()):
-        return "owner_email", f"no closeloop user has the email {owner}"
+    for column in ("owner_email", "executive_sponsor_email"):
+        email = getattr(item, column, None)
+        if email and email.lower() not in known.get("owner_email", set()):
+            return column, f"no closeloop user has the email {email}"
     return None
 
 
@@ -404,6 +406,7 @@ ACCOUNT_EXPORT_HEADER = [
     "industry",
     "customer_since",
     "owner_email",
+    "executive_sponsor_email",
 ]
 
 
@@ -421,4 +424,5 @@ def account_rows(qs: Iterable[Account]) -> Iterator[list[Any]]:
             a.industry,
             a.customer_since.isoformat() if a.customer_since else "",
             a.owner.email if a.owner else "",
+            a.executive_sponsor.email if a.executive_sponsor else "",
         ]

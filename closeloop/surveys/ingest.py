@@ -60,6 +60,7 @@ class AccountData:
     industry: str | None = None
     customer_since: date | None = None
     owner_email: str | None = None
+    sponsor_email: str | None = None
     properties: dict[str, Any] = field(default_factory=dict)
 
     def key(self) -> tuple[str, str]:
@@ -174,6 +175,10 @@ def upsert_accounts(items: Sequence[AccountData]) -> dict[tuple[str, str], Accou
             found.setdefault(("name", acc.name), acc)
 
     owners = _owners_by_email({d.owner_email for d in wanted.values() if d.owner_email})
+    sponsors = _owners_by_email(
+        {d.sponsor_email for d in wanted.values() if d.sponsor_email},
+        "account.executive_sponsor_email",
+    )
     new: list[Account] = []
     changed: list[Account] = []
     for key, data in wanted.items():
@@ -187,6 +192,9 @@ def upsert_accounts(items: Sequence[AccountData]) -> dict[tuple[str, str], Accou
         if data.owner_email and acc.owner_id != owners[data.owner_email].pk:
             acc.owner = owners[data.owner_email]
             dirty = True
+        if data.sponsor_email and acc.executive_sponsor_id != sponsors[data.sponsor_email].pk:
+            acc.executive_sponsor = sponsors[data.sponsor_email]
+            dirty = True
         if is_new:
             new.append(acc)
         elif dirty:
@@ -197,12 +205,13 @@ def upsert_accounts(items: Sequence[AccountData]) -> dict[tuple[str, str], Accou
         for acc in changed:
             acc.updated_at = now
         Account.objects.bulk_update(
-            changed, [*_ACCOUNT_FIELDS, "owner", "properties", "updated_at"]
+            changed,
+            [*_ACCOUNT_FIELDS, "owner", "executive_sponsor", "properties", "updated_at"],
         )
     return found
 
 
-def _owners_by_email(emails: set[str]) -> dict[str, User]:
+def _owners_by_email(emails: set[str], field: str = "account.owner_email") -> dict[str, User]:
     if not emails:
         return {}
     match = Q()
@@ -211,7 +220,7 @@ def _owners_by_email(emails: set[str]) -> dict[str, User]:
     owners = {u.email.lower(): u for u in User.objects.filter(match)}
     missing = sorted(emails - owners.keys())
     if missing:
-        raise IngestError("account.owner_email", f"no closeloop user has the email {missing[0]}")
+        raise IngestError(field, f"no closeloop user has the email {missing[0]}")
     return owners
 
 

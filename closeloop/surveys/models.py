@@ -35,6 +35,14 @@ class Account(models.Model):
         on_delete=models.SET_NULL,
         related_name="owned_accounts",
     )
+    executive_sponsor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="sponsored_accounts",
+        help_text="told of detractors at the highest-value accounts (see the triage policy)",
+    )
     properties = models.JSONField(default=dict, blank=True)
     churned_at = models.DateTimeField(null=True, blank=True)
     is_demo = models.BooleanField(default=False, help_text="Created by seed_demo.")

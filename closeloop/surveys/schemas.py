@@ -64,6 +64,12 @@ class AccountIn(StrictSchema):
     industry: str | None = Field(None, max_length=100)
     customer_since: date | None = None
     owner_email: str | None = Field(None, max_length=254, description="A closeloop user's email")
+    executive_sponsor_email: str | None = Field(
+        None,
+        max_length=254,
+        description="A closeloop user told of detractors when the account is among the "
+        "highest-value (triage policy: executive_sponsor)",
+    )
     properties: Properties = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -84,6 +90,9 @@ class AccountIn(StrictSchema):
             industry=self.industry,
             customer_since=self.customer_since,
             owner_email=self.owner_email.lower() if self.owner_email else None,
+            sponsor_email=(
+                self.executive_sponsor_email.lower() if self.executive_sponsor_email else None
+            ),
             properties=dict(self.properties),
         )
 

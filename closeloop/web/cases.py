@@ -104,7 +104,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
 def _case(pk: int) -> FollowUpCase:
     return get_object_or_404(
         FollowUpCase.objects.select_related(
-            "owner", "person", "account", "response", "policy", "team"
+            "owner", "person", "account__executive_sponsor", "response", "policy", "team"
         ),
         pk=pk,
     )
@@ -228,6 +228,13 @@ def _act(case: FollowUpCase, action: str, post: Any, user: User) -> str:
             raise CaseError("task", "no such task on this case")
         task.complete(user)
         return "Task done."
+    if action == "watch":
+        raw = post.get("user", "")
+        watcher = User.objects.filter(pk=int(raw) if raw.isdigit() else 0, is_active=True).first()
+        if watcher is None:
+            raise CaseError("user", "no such user")
+        case.watch(watcher, user)
+        return f"{watcher.display_name} added; they hear of the customer's replies."
     if action == "announce":
         raw = post.get("announcement", "")
         draft = Announcement.objects.filter(

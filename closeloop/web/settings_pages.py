@@ -64,10 +64,15 @@ def _words(text: str) -> list[str]:
 def policy_from_post(post: QueryDict) -> PolicyConfig:
     """The policy form as a PolicyConfig; ValidationError names the field at fault."""
     arr = post.get("arr_at_least", "").strip()
+    sponsor_arr = post.get("sponsor_arr_at_least", "").strip()
     data: dict[str, Any] = {
         "high_value": {
             "tiers": _words(post.get("tiers", "")),
             "arr_at_least": arr.replace(",", "") if arr else None,
+        },
+        "executive_sponsor": {
+            "tiers": _words(post.get("sponsor_tiers", "")),
+            "arr_at_least": sponsor_arr.replace(",", "") if sponsor_arr else None,
         },
         "matrix": {
             band.value: {

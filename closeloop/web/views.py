@@ -144,7 +144,7 @@ def export_people(request: HttpRequest) -> StreamingHttpResponse:
 @login_required
 def export_accounts(request: HttpRequest) -> StreamingHttpResponse:
     """Every account as CSV."""
-    qs = Account.objects.select_related("owner").order_by("pk").iterator(2000)
+    qs = Account.objects.select_related("owner", "executive_sponsor").order_by("pk").iterator(2000)
     return _stream("accounts.csv", csvio.ACCOUNT_EXPORT_HEADER, csvio.account_rows(qs))
 
 
