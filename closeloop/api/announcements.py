@@ -68,16 +68,12 @@ class AnnouncementOut(Schema):
 
 
 def _json(a: Announcement) -> dict[str, Any]:
-    cases = list(
-        a.cases.select_related("person", "owner", "account", "response")
-        .prefetch_related("responses")
-        .order_by("-created_at")
-    )
+    cases = a.chosen_cases()
+    first = a.preview(cases)
     preview = None
-    if cases:
-        subject, body = a.render(cases[0])
-        preview = {"case_id": cases[0].pk, "to": cases[0].person.email, "subject": subject}
-        preview["body"] = body
+    if first is not None:
+        case, subject, body = first
+        preview = {"case_id": case.pk, "to": case.person.email, "subject": subject, "body": body}
     states = dict(
         Delivery.objects.filter(announcement=a).values_list("status").annotate(n=Count("id"))
     )

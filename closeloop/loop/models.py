@@ -724,6 +724,20 @@ class Announcement(models.Model):
             chosen |= set(self.tagged_cases(self.tag).values_list("pk", flat=True))
         self.cases.set(chosen)
 
+    def chosen_cases(self) -> list[FollowUpCase]:
+        """The cases it answers, newest first, with what rendering their emails reads."""
+        return list(
+            self.cases.select_related("person", "owner", "account", "response")
+            .prefetch_related("responses")
+            .order_by("-created_at")
+        )
+
+    def preview(self, cases: list[FollowUpCase]) -> tuple[FollowUpCase, str, str] | None:
+        """The first case's email (subject, body) as its customer will read it."""
+        if not cases:
+            return None
+        return (cases[0], *self.render(cases[0]))
+
     def comment_for(self, case: FollowUpCase) -> str:
         """What the customer told us: the tagged answer's comment, else their latest comment."""
         answers = sorted(
@@ -757,11 +771,7 @@ class Announcement(models.Model):
                 == self.Status.SENT
             ):
                 raise CaseError("status", "this announcement was already sent")
-            cases = list(
-                self.cases.select_related("person", "owner", "account", "response")
-                .prefetch_related("responses")
-                .order_by("-created_at")
-            )
+            cases = self.chosen_cases()
             if not cases:
                 raise CaseError("case_ids", "choose at least one case")
             told: dict[int, FollowUpCase] = {}

@@ -83,15 +83,11 @@ def announcement(request: HttpRequest, pk: int) -> HttpResponse:
         except CaseError as exc:
             messages.error(request, f"{exc.field}: {exc.reason}")
         return redirect("announcement", item.pk)
-    cases = list(
-        item.cases.select_related("person", "owner", "account", "response")
-        .prefetch_related("responses")
-        .order_by("-created_at")
-    )
+    cases = item.chosen_cases()
+    first = item.preview(cases)
     preview = None
-    if cases:
-        subject, body = item.render(cases[0])
-        preview = {"case": cases[0], "subject": subject, "body": body}
+    if first is not None:
+        preview = dict(zip(("case", "subject", "body"), first, strict=True))
     by_case = {
         d.case_id: d for d in Delivery.objects.filter(announcement=item).order_by("created_at")
     }

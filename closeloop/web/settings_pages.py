@@ -7,6 +7,8 @@ by the same function, so the page and the API cannot drift apart.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.contrib import messages
@@ -51,6 +53,19 @@ def _errors(exc: ValidationError) -> list[str]:
         ".".join(str(p) for p in e["loc"]) + ": " + e["msg"].removeprefix("Value error, ")
         for e in exc.errors()
     ]
+
+
+@contextmanager
+def _reported(request: HttpRequest) -> Iterator[None]:
+    """Run a change in a transaction; a refusal becomes a message naming the field."""
+    try:
+        with transaction.atomic():
+            yield
+    except ValidationError as exc:
+        for problem in _errors(exc):
+            messages.error(request, problem)
+    except CaseError as exc:
+        messages.error(request, f"{exc.field}: {exc.reason}")
 
 
 def _lines(text: str) -> list[str]:
@@ -141,35 +156,29 @@ def routing_settings(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         post = request.POST
         action = post.get("action", "")
-        try:
-            with transaction.atomic():
-                if action == "add_rule":
-                    add_rule(
-                        RuleIn(
-                            name=post.get("name", "").strip(),
-                            position=post.get("position", "0") or 0,  # type: ignore[arg-type]
-                            tiers=_words(post.get("tiers", "")),
-                            property_key=post.get("property_key", "").strip(),
-                            property_value=post.get("property_value", "").strip(),
-                            team=post.get("team", ""),
-                        )
+        with _reported(request):
+            if action == "add_rule":
+                add_rule(
+                    RuleIn(
+                        name=post.get("name", "").strip(),
+                        position=post.get("position", "0") or 0,  # type: ignore[arg-type]
+                        tiers=_words(post.get("tiers", "")),
+                        property_key=post.get("property_key", "").strip(),
+                        property_value=post.get("property_value", "").strip(),
+                        team=post.get("team", ""),
                     )
-                    messages.success(request, "Rule added.")
-                elif action == "delete_rule":
-                    get_object_or_404(RoutingRule, pk=post.get("rule", "0") or 0).delete()
-                    messages.success(request, "Rule removed.")
-                elif action == "save_team":
-                    team = save_team(
-                        TeamIn(name=post.get("name", "").strip(), members=post.getlist("members"))
-                    )
-                    messages.success(request, f"Team {team.name} saved.")
-                else:
-                    raise CaseError("action", f"unknown action {action!r}")
-        except ValidationError as exc:
-            for problem in _errors(exc):
-                messages.error(request, problem)
-        except CaseError as exc:
-            messages.error(request, f"{exc.field}: {exc.reason}")
+                )
+                messages.success(request, "Rule added.")
+            elif action == "delete_rule":
+                get_object_or_404(RoutingRule, pk=post.get("rule", "0") or 0).delete()
+                messages.success(request, "Rule removed.")
+            elif action == "save_team":
+                team = save_team(
+                    TeamIn(name=post.get("name", "").strip(), members=post.getlist("members"))
+                )
+                messages.success(request, f"Team {team.name} saved.")
+            else:
+                raise CaseError("action", f"unknown action {action!r}")
         return redirect("settings-routing")
     return render(
         request,
@@ -189,32 +198,26 @@ def channel_settings(request: HttpRequest) -> HttpResponse:
     _admin(request)
     if request.method == "POST":
         post = request.POST
-        try:
-            with transaction.atomic():
-                if post.get("action") == "delete":
-                    get_object_or_404(Channel, pk=post.get("channel", "0") or 0).delete()
-                    messages.success(request, "Channel removed.")
-                else:
-                    kind = post.get("kind", "")
-                    target = post.get("target", "").strip()
-                    add_channel(
-                        ChannelIn(
-                            kind=kind,  # type: ignore[arg-type]
-                            name=post.get("name", "").strip(),
-                            url=target if kind != "email" else None,
-                            email=target if kind == "email" else None,
-                            events=post.getlist("events"),
-                            bands=post.getlist("bands"),  # type: ignore[arg-type]
-                            tiers=_words(post.get("tiers", "")),
-                            team=post.get("team") or None,
-                        )
+        with _reported(request):
+            if post.get("action") == "delete":
+                get_object_or_404(Channel, pk=post.get("channel", "0") or 0).delete()
+                messages.success(request, "Channel removed.")
+            else:
+                kind = post.get("kind", "")
+                target = post.get("target", "").strip()
+                add_channel(
+                    ChannelIn(
+                        kind=kind,  # type: ignore[arg-type]
+                        name=post.get("name", "").strip(),
+                        url=target if kind != "email" else None,
+                        email=target if kind == "email" else None,
+                        events=post.getlist("events"),
+                        bands=post.getlist("bands"),  # type: ignore[arg-type]
+                        tiers=_words(post.get("tiers", "")),
+                        team=post.get("team") or None,
                     )
-                    messages.success(request, "Channel added.")
-        except ValidationError as exc:
-            for problem in _errors(exc):
-                messages.error(request, problem)
-        except CaseError as exc:
-            messages.error(request, f"{exc.field}: {exc.reason}")
+                )
+                messages.success(request, "Channel added.")
         return redirect("settings-channels")
     return render(
         request,
