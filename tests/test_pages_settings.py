@@ -11,7 +11,10 @@ from django.test import Client
 from closeloop.delivery.models import Channel
 from closeloop.loop.models import OutreachTemplate, RoutingRule, TriagePolicy
 from closeloop.loop.policy import Action
+from closeloop.surveys.models import Account
 from closeloop.team.models import Team, User
+
+from .conftest import ApiClient, open_case
 
 pytestmark = pytest.mark.django_db
 
@@ -173,3 +176,31 @@ def test_it_keeps_the_settings_pages_to_admins(agent: User) -> None:
     client = as_user(agent, "pw-alex-123")
     for path in ("/settings/follow-up/", "/settings/routing/", "/settings/channels/"):
         assert client.get(path).status_code == 403
+
+
+def test_it_answers_garbage_ids_in_forms_without_a_server_error(
+    admin_user: User, api: ApiClient, smb: Account
+) -> None:
+    client = as_user(admin_user, "pw-admin-123")
+    case = open_case(api, smb, 3)
+    huge, word = "9" * 30, "abc"
+    for bad in (huge, word):
+        assert (
+            client.post("/settings/routing/", {"action": "delete_rule", "rule": bad}).status_code
+            == 404
+        )
+        assert (
+            client.post("/settings/channels/", {"action": "delete", "channel": bad}).status_code
+            == 404
+        )
+        assert client.post("/settings/quarantine/", {"message": bad}).status_code == 404
+        for form in (
+            {"action": "task_done", "task": bad},
+            {"action": "assign", "owner": bad},
+            {"action": "watch", "user": bad},
+            {"action": "announce", "announcement": bad},
+        ):
+            reply = client.post(f"/cases/{case.pk}/act", form)
+            assert reply.status_code == 302, (form, reply.status_code)
+        made = client.post("/announcements/", {"title": "x", "case_ids": huge})
+        assert made.status_code == 422

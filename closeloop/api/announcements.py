@@ -8,7 +8,7 @@ it on every case. The model (`loop.models.Announcement`) holds the rules.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from django.db import transaction
 from django.db.models import Count, Q
@@ -26,18 +26,21 @@ from .cases import In
 router = Router(tags=["announcements"])
 
 
+CaseId = Annotated[int, Field(ge=1, le=2**63 - 1)]
+
+
 class AnnouncementIn(In):
     title: str = Field(..., min_length=1, max_length=200, description="what shipped, in a line")
     details: str = Field("", max_length=2000)
     tag: str = Field("", max_length=50, description="choose the cases whose answers carry it")
-    case_ids: list[int] = Field(default_factory=list, max_length=10_000)
+    case_ids: list[CaseId] = Field(default_factory=list, max_length=10_000)
     subject: str = Field(FIX_SHIPPED.subject, min_length=1, max_length=300)
     body: str = Field(FIX_SHIPPED.body, min_length=1, max_length=10_000)
     resolve: bool = Field(False, description="close open cases as resolved when sent")
 
 
 class CasesIn(In):
-    case_ids: list[int] = Field(default_factory=list, max_length=10_000)
+    case_ids: list[CaseId] = Field(default_factory=list, max_length=10_000)
     by_tag: bool = Field(False, description="add every case of the announcement's tag")
 
 

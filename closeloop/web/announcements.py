@@ -19,7 +19,7 @@ from closeloop.loop.models import Announcement, CaseError
 from closeloop.loop.outreach import FIX_VARIABLES
 from closeloop.team.models import User
 
-from .views import _base
+from .views import _base, form_pk
 
 
 def _writer(request: HttpRequest) -> User:
@@ -34,7 +34,7 @@ def _ids(raw: str) -> list[int]:
     ids = []
     for part in raw.replace(",", " ").split():
         part = part.lstrip("#")
-        if not part.isdigit():
+        if not part.isdigit() or len(part) > 18:
             raise CaseError("case_ids", f"{part!r} is not a case number")
         ids.append(int(part))
     return ids
@@ -127,7 +127,7 @@ def _act(item: Announcement, request: HttpRequest, user: User) -> str:
         item.choose(current + _ids(post.get("case_ids", "")), by_tag=post.get("by_tag") == "on")
         return "Cases added."
     if action == "remove":
-        gone = {int(v) for v in post.getlist("case") if v.isdigit()}
+        gone = {form_pk(v) for v in post.getlist("case")}
         item.choose([pk for pk in current if pk not in gone])
         return f"{len(gone)} case(s) removed."
     if action == "send":

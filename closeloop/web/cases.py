@@ -36,7 +36,7 @@ from closeloop.loop.models import (
 from closeloop.surveys.models import Response
 from closeloop.team.models import Role, User
 
-from .views import _base
+from .views import _base, form_pk
 
 VIEWS = {
     "mine": "My cases",
@@ -214,7 +214,7 @@ def _act(case: FollowUpCase, action: str, post: Any, user: User) -> str:
         return "Case reopened."
     if action == "assign":
         raw = post.get("owner", "")
-        owner = User.objects.filter(pk=int(raw), is_active=True).first() if raw.isdigit() else None
+        owner = User.objects.filter(pk=form_pk(raw), is_active=True).first()
         if raw and owner is None:
             raise CaseError("owner", "no such user")
         case.assign(owner, user, post.get("why", "").strip())
@@ -223,14 +223,14 @@ def _act(case: FollowUpCase, action: str, post: Any, user: User) -> str:
         case.set_detractor_type(post.get("detractor_type", ""), user)
         return "Detractor type recorded."
     if action == "task_done":
-        task = case.tasks.filter(pk=post.get("task", "0") or 0).first()
+        task = case.tasks.filter(pk=form_pk(post.get("task"))).first()
         if task is None:
             raise CaseError("task", "no such task on this case")
         task.complete(user)
         return "Task done."
     if action == "watch":
         raw = post.get("user", "")
-        watcher = User.objects.filter(pk=int(raw) if raw.isdigit() else 0, is_active=True).first()
+        watcher = User.objects.filter(pk=form_pk(raw), is_active=True).first()
         if watcher is None:
             raise CaseError("user", "no such user")
         case.watch(watcher, user)
@@ -238,7 +238,7 @@ def _act(case: FollowUpCase, action: str, post: Any, user: User) -> str:
     if action == "announce":
         raw = post.get("announcement", "")
         draft = Announcement.objects.filter(
-            pk=int(raw) if raw.isdigit() else 0, status=Announcement.Status.DRAFT
+            pk=form_pk(raw), status=Announcement.Status.DRAFT
         ).first()
         if draft is None:
             raise CaseError("announcement", "no such draft announcement")
@@ -265,16 +265,14 @@ def quarantine(request: HttpRequest) -> HttpResponse:
     if not (user.is_admin() or user.role == Role.MANAGER):
         raise PermissionDenied("managers and admins only")
     if request.method == "POST":
-        message = get_object_or_404(InboundMessage, pk=request.POST.get("message", "0") or 0)
+        message = get_object_or_404(InboundMessage, pk=form_pk(request.POST.get("message")))
         try:
             with transaction.atomic():
                 if request.POST.get("action") == "dismiss":
                     message.dismiss(user)
                 else:
                     raw = request.POST.get("case", "")
-                    case = (
-                        FollowUpCase.objects.filter(pk=int(raw)).first() if raw.isdigit() else None
-                    )
+                    case = FollowUpCase.objects.filter(pk=form_pk(raw)).first()
                     if case is None:
                         raise CaseError("case", "no case with that number")
                     message.attach_to(case, user)

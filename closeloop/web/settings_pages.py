@@ -35,7 +35,7 @@ from closeloop.loop.outreach import DEFAULTS, VARIABLES, lint, template_for
 from closeloop.loop.policy import DEFAULT_PLAYBOOKS, Action, PolicyConfig
 from closeloop.team.models import Team, User
 
-from .views import _base
+from .views import _base, form_pk
 
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 
@@ -170,7 +170,7 @@ def routing_settings(request: HttpRequest) -> HttpResponse:
                 )
                 messages.success(request, "Rule added.")
             elif action == "delete_rule":
-                get_object_or_404(RoutingRule, pk=post.get("rule", "0") or 0).delete()
+                get_object_or_404(RoutingRule, pk=form_pk(post.get("rule"))).delete()
                 messages.success(request, "Rule removed.")
             elif action == "save_team":
                 team = save_team(
@@ -200,7 +200,7 @@ def channel_settings(request: HttpRequest) -> HttpResponse:
         post = request.POST
         with _reported(request):
             if post.get("action") == "delete":
-                get_object_or_404(Channel, pk=post.get("channel", "0") or 0).delete()
+                get_object_or_404(Channel, pk=form_pk(post.get("channel"))).delete()
                 messages.success(request, "Channel removed.")
             else:
                 kind = post.get("kind", "")

@@ -39,6 +39,12 @@ def _filters(request: HttpRequest) -> tuple[ResponseFilterForm, ResponseFilter, 
         return form, ResponseFilter(), f"{exc.field}: {exc.reason}"
 
 
+def form_pk(value: str | None) -> int:
+    """A row id typed or posted in a form; 0 (which no row has) for anything else."""
+    value = (value or "").strip()
+    return int(value) if value.isdigit() and len(value) <= 18 else 0
+
+
 def _base(**extra: Any) -> dict[str, Any]:
     """What every page shows: the demo banner and the survey list for filters."""
     return {"demo": has_demo_data(), "surveys": Survey.objects.all(), **extra}
@@ -201,10 +207,10 @@ def api_keys(request: HttpRequest) -> HttpResponse:
     new_key = None
     form = ApiKeyForm()
     if request.method == "POST" and "revoke" in request.POST:
-        pk = request.POST["revoke"]
-        if not pk.isdigit():
+        pk = form_pk(request.POST["revoke"])
+        if not pk:
             return HttpResponse("revoke: not a key id", status=400, content_type="text/plain")
-        key = ApiKey.objects.filter(pk=int(pk), revoked_at__isnull=True).first()
+        key = ApiKey.objects.filter(pk=pk, revoked_at__isnull=True).first()
         if key is not None:
             key.revoke()
         return redirect("api-keys")
