@@ -135,9 +135,9 @@ def record(outcomes: list[Outcome]) -> None:
             if error is None:
                 delivery.status = Delivery.Status.SENT
                 delivery.sent_at = now
-                notify.delivery_sent(delivery)
             else:
                 _failed(delivery, error, now)
+        notify.deliveries_sent(sent)
 
 
 def _failed(delivery: Delivery, error: TransportError, now: datetime) -> None:

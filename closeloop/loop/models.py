@@ -269,6 +269,30 @@ class FollowUpCase(models.Model):
         if self.status != old:
             self._log_status(old, actor)
 
+    @classmethod
+    def contacted(cls, cases: list[FollowUpCase], at: datetime) -> None:
+        """Our first emails reached these customers: SLA met, and open → contacted.
+
+        Two UPDATEs for any number of cases, so a worker's batch costs the same
+        as one email; each status change is still logged on its case.
+        """
+        now = timezone.now()
+        untouched = [c for c in cases if c.first_touch_at is None]
+        opened = [c for c in cases if c.status == cls.Status.OPEN]
+        if untouched:
+            cls.objects.filter(
+                pk__in=[c.pk for c in untouched], first_touch_at__isnull=True
+            ).update(first_touch_at=at, next_escalation_at=None, updated_at=now)
+        if opened:
+            cls.objects.filter(pk__in=[c.pk for c in opened], status=cls.Status.OPEN).update(
+                status=cls.Status.CONTACTED, updated_at=now
+            )
+        for case in untouched:
+            case.first_touch_at, case.next_escalation_at = at, None
+        for case in opened:
+            case.status = cls.Status.CONTACTED
+            case._log_status(cls.Status.OPEN, None)
+
     def set_status(self, status: str, actor: User | None = None) -> None:
         """Move to an open state; closing goes through `close`."""
         if status == self.status:

@@ -2,7 +2,7 @@
 
 Every function here writes Delivery (or Notification) rows inside the caller's
 transaction; the worker sends them after commit. The worker reports back
-through `delivery_sent` and `delivery_failed`, which put the outcome on the
+through `deliveries_sent` and `delivery_failed`, which put the outcome on the
 case's timeline.
 """
 
@@ -467,29 +467,36 @@ def first_outreach(case: FollowUpCase) -> Delivery | None:
 # --- the worker reports back -------------------------------------------------------------------
 
 
-def delivery_sent(delivery: Delivery) -> None:
-    """Put a sent message on its case's timeline; customer mail is the first touch."""
-    case = delivery.case
-    if case is None:
-        return
-    if delivery.purpose in (Delivery.Purpose.OUTREACH, Delivery.Purpose.FIX_SHIPPED):
-        case.log(
-            Activity.Kind.EMAIL_SENT,
-            f"Subject: {delivery.subject}\n\n{delivery.body}",
-            delivery=delivery.pk,
-            to=delivery.to,
-        )
-        if delivery.purpose == Delivery.Purpose.OUTREACH:
-            opened = case.status == FollowUpCase.Status.OPEN
-            case.touch(delivery.sent_at, FollowUpCase.Status.CONTACTED if opened else None)
-    elif delivery.purpose in (Delivery.Purpose.OWNER_ALERT, Delivery.Purpose.ESCALATION):
-        case.log(Activity.Kind.NOTIFIED, f"emailed {delivery.to}", to=delivery.to)
-    elif delivery.kind == Delivery.Kind.SLACK:
-        case.log(
-            Activity.Kind.NOTIFIED,
-            f"posted to Slack ({delivery.event})",
-            channel=delivery.channel_id,
-        )
+def deliveries_sent(deliveries: Sequence[Delivery]) -> None:
+    """Put sent messages on their cases' timelines; customer outreach is the first touch.
+
+    The first touches of a whole batch are written together (`FollowUpCase.contacted`).
+    """
+    reached: dict[int, FollowUpCase] = {}
+    for delivery in deliveries:
+        case = delivery.case
+        if case is None:
+            continue
+        if delivery.purpose in (Delivery.Purpose.OUTREACH, Delivery.Purpose.FIX_SHIPPED):
+            case.log(
+                Activity.Kind.EMAIL_SENT,
+                f"Subject: {delivery.subject}\n\n{delivery.body}",
+                delivery=delivery.pk,
+                to=delivery.to,
+            )
+            if delivery.purpose == Delivery.Purpose.OUTREACH:
+                reached.setdefault(case.pk, case)
+        elif delivery.purpose in (Delivery.Purpose.OWNER_ALERT, Delivery.Purpose.ESCALATION):
+            case.log(Activity.Kind.NOTIFIED, f"emailed {delivery.to}", to=delivery.to)
+        elif delivery.kind == Delivery.Kind.SLACK:
+            case.log(
+                Activity.Kind.NOTIFIED,
+                f"posted to Slack ({delivery.event})",
+                channel=delivery.channel_id,
+            )
+    if reached:
+        sent = [d.sent_at for d in deliveries if d.sent_at is not None]
+        FollowUpCase.contacted(list(reached.values()), min(sent) if sent else timezone.now())
 
 
 def delivery_failed(delivery: Delivery) -> None:
