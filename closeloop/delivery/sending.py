@@ -177,7 +177,7 @@ def _attempt(delivery: Delivery, send: Callable[[Delivery], None]) -> Outcome:
 
 
 def handle_email_batch() -> bool:
-    """Worker step: send due emails over one SMTP session."""
+    """Worker step: send due emails over a few SMTP sessions at once."""
     claimed = claim([Delivery.Kind.EMAIL], EMAIL_BATCH)
     if not claimed:
         return False
