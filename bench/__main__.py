@@ -40,6 +40,7 @@ BATCHES = int(os.environ.get("BENCH_BATCHES", "30"))
 BIG_ROWS = int(os.environ.get("BENCH_METRICS_ROWS", "1000000"))
 # Extra gunicorn arguments, e.g. "--worker-class gthread --threads 4" (measured: no faster).
 GUNICORN_ARGS = os.environ.get("BENCH_GUNICORN_ARGS", "").split()
+WEB_NICE = os.environ.get("WEB_NICE", "5")
 # Which parts to run (1 single POSTs, 2 batch ingest, 3 metrics, 4 closed loop); default all.
 PARTS = set(os.environ.get("BENCH_PARTS", "1,2,3,4").replace(" ", "").split(","))
 
@@ -76,6 +77,10 @@ def gunicorn(port: int) -> Iterator[None]:
     }
     proc = subprocess.Popen(
         [
+            # As `make run` starts it (scripts/run.sh): the web yields the CPU to the worker.
+            "nice",
+            "-n",
+            WEB_NICE,
             sys.executable,
             "-m",
             "gunicorn",

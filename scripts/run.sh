@@ -7,8 +7,10 @@ PORT=${PORT:-8000}
 
 "$PY" manage.py runworker &
 worker=$!
-"$PY" -m gunicorn closeloop.wsgi --bind "$HOST:$PORT" --workers "${WEB_WORKERS:-2}" \
-  --access-logfile - &
+# The web server yields the CPU to the worker when both want it, so a flood of API calls
+# cannot hold back owner alerts and outreach (WEB_NICE=0 turns this off).
+nice -n "${WEB_NICE:-5}" "$PY" -m gunicorn closeloop.wsgi --bind "$HOST:$PORT" \
+  --workers "${WEB_WORKERS:-2}" --access-logfile - &
 web=$!
 
 stop() { kill -TERM "$worker" "$web" 2>/dev/null || true; }
