@@ -36,6 +36,8 @@ from bench.common import free_port, pct
 ROOT = Path(__file__).resolve().parent.parent
 ANSWERS = int(os.environ.get("BENCH_LOOP_ANSWERS", "1000"))
 THROUGHPUT_EMAILS = int(os.environ.get("BENCH_LOOP_EMAILS", "2000"))
+# The loopback mail server runs as this many processes on one port, like a real MTA.
+SMTP_PROCESSES = int(os.environ.get("BENCH_SMTP_PROCESSES", "2"))
 ROUNDS = [int(w) for w in os.environ.get("BENCH_LOOP_WORKERS", "1,2").split(",")]
 
 
@@ -72,8 +74,18 @@ class Arrivals:
         return self
 
 
-def _sink_process(smtp_port: int, log: str, ready: Any) -> None:
-    """The loopback SMTP server and Slack receiver, logging each arrival's time."""
+class SharedPortController(Controller):
+    """An SMTP server that shares its port with its siblings (SO_REUSEPORT), as a
+    multi-process mail server would; the kernel spreads connections among them."""
+
+    def _create_server(self) -> Any:
+        return self.loop.create_server(
+            self._factory_invoker, host=self.hostname, port=self.port, reuse_port=True
+        )
+
+
+def _sink_process(smtp_port: int, log: str, ready: Any, first: bool) -> None:
+    """A loopback SMTP server (and, in the first, the Slack receiver), logging arrival times."""
     out = open(log, "a", buffering=1)  # open for the life of the process
     lock = threading.Lock()
 
@@ -106,7 +118,10 @@ def _sink_process(smtp_port: int, log: str, ready: Any) -> None:
         def log_message(self, *args: Any) -> None:
             pass
 
-    Controller(Mail(), hostname="127.0.0.1", port=smtp_port).start()
+    SharedPortController(Mail(), hostname="127.0.0.1", port=smtp_port).start()
+    if not first:
+        ready.put(0)
+        threading.Event().wait()
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     ready.put(int(server.server_address[1]))
@@ -115,17 +130,23 @@ def _sink_process(smtp_port: int, log: str, ready: Any) -> None:
 
 @contextmanager
 def sinks(arrivals: Arrivals, smtp_port: int) -> Iterator[int]:
-    """Start the receivers' process; yields the Slack receiver's port."""
+    """Start the receivers' processes; yields the Slack receiver's port."""
     arrivals.log.write_text("")
     ctx = multiprocessing.get_context("spawn")
-    ready = ctx.Queue()
-    proc = ctx.Process(target=_sink_process, args=(smtp_port, str(arrivals.log), ready))
-    proc.start()
+    procs, ports = [], []
+    for n in range(SMTP_PROCESSES):
+        ready = ctx.Queue()
+        proc = ctx.Process(target=_sink_process, args=(smtp_port, str(arrivals.log), ready, n == 0))
+        proc.start()
+        procs.append(proc)
+        ports.append(int(ready.get(timeout=60)))
     try:
-        yield int(ready.get(timeout=60))
+        yield ports[0]
     finally:
-        proc.terminate()
-        proc.join(timeout=10)
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.join(timeout=10)
 
 
 class Workers:
