@@ -38,6 +38,15 @@ class Inbox:
         self.messages: list[EmailMessage] = []
         self.refuse: set[str] = set()
         self.lock = threading.Lock()
+        self.sessions = 0  # SMTP sessions opened (EHLO/HELO seen)
+
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: Any
+    ) -> Any:
+        with self.lock:
+            self.sessions += 1
+        session.host_name = hostname
+        return responses
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
@@ -92,9 +101,10 @@ def smtp(settings: Any) -> Iterator[SmtpServer]:
     settings.EMAIL_HOST_PASSWORD = ""
     settings.EMAIL_TIMEOUT = 5
     try:
-        yield SmtpServer(inbox, port, controller)
+        server = SmtpServer(inbox, port, controller)
+        yield server
     finally:
-        controller.stop()
+        server.controller.stop()
 
 
 @dataclass

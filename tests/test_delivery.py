@@ -11,10 +11,12 @@ from typing import Any
 
 import pytest
 import time_machine
+from aiosmtpd.controller import Controller
 from django.utils import timezone
 
 from closeloop.delivery.models import MAX_ATTEMPTS, Attempt, Channel, Delivery
 from closeloop.delivery.sending import SMTP_SESSIONS
+from closeloop.delivery.transports import kept_mailer
 from closeloop.loop.models import Activity, FollowUpCase
 from closeloop.surveys.models import Account, Person
 from closeloop.team.models import User
@@ -271,3 +273,22 @@ def test_it_gives_up_on_the_rest_of_a_batch_when_the_mail_server_is_down(
     assert all(d.status == "pending" and d.attempts == 1 for d in emails)
     assert Attempt.objects.filter(ok=False).count() == 20
     assert len(connects) <= SMTP_SESSIONS  # one try per session, not one per message
+
+
+def test_it_keeps_smtp_sessions_between_batches_and_replaces_one_the_server_dropped(
+    api: ApiClient, smb: Account, smtp: SmtpServer
+) -> None:
+    kept_mailer().close()  # start from no session in this thread
+    for n in range(3):
+        detractor(api, smb, email=f"first{n}@example.com")
+        drain()
+    assert len(smtp.inbox.messages) == 6
+    assert smtp.inbox.sessions <= SMTP_SESSIONS  # not one per batch
+    # The server drops every session (as after its idle timeout); the next email still goes.
+    smtp.controller.stop()
+    smtp.controller = Controller(smtp.inbox, hostname="127.0.0.1", port=smtp.port)
+    smtp.controller.start()
+    detractor(api, smb, email="after@example.com")
+    drain()
+    assert len(smtp.inbox.to("after@example.com")) == 1
+    assert Delivery.objects.filter(status="sent").count() == 8

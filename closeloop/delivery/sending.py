@@ -27,7 +27,7 @@ from django.utils import timezone
 from closeloop.loop import batch, notify
 
 from .models import MAX_ATTEMPTS, Attempt, Delivery, retry_delay
-from .transports import TransportError, mailer, send_http
+from .transports import TransportError, kept_mailer, send_http
 
 log = logging.getLogger("closeloop.delivery")
 
@@ -189,8 +189,8 @@ def handle_email_batch() -> bool:
 
 
 def _send_emails(deliveries: list[Delivery]) -> list[Outcome]:
-    with mailer() as m:
-        return [_attempt(d, m.send) for d in deliveries]
+    m = kept_mailer()  # one session per sending thread, kept between batches
+    return [_attempt(d, m.send) for d in deliveries]
 
 
 def handle_http_batch() -> bool:

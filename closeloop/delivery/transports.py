@@ -10,12 +10,11 @@ import hashlib
 import hmac
 import json
 import smtplib
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from email.utils import formatdate
 
 from django.conf import settings
@@ -77,37 +76,64 @@ def _smtp_error(exc: Exception) -> TransportError:
 
 
 class Mailer:
-    """One SMTP session reused across a batch; reconnects after the server drops it.
+    """An SMTP session kept across batches; reconnects after the server drops it.
 
-    If the server cannot be reached at all, the rest of the batch fails at once
-    with the same (temporary) error instead of waiting out a timeout per message.
+    A session idle for longer than KEEP_IDLE, or opened under other mail
+    settings, is closed before use. A kept session the server has meanwhile
+    dropped is replaced once, at once, without failing the message. If the
+    server cannot be reached at all, the rest of the batch fails at once with
+    the same (temporary) error instead of waiting out a timeout per message.
     """
+
+    KEEP_IDLE = 30.0
 
     def __init__(self) -> None:
         self.connection: BaseEmailBackend | None = None
         self.unreachable: TransportError | None = None
+        self.settings_key: tuple[object, ...] = ()
+        self.last_used = 0.0
+
+    def start_batch(self) -> None:
+        """Forget the last batch's outage; drop a session too old or for other settings."""
+        self.unreachable = None
+        if self.connection is not None and (
+            time.monotonic() - self.last_used > self.KEEP_IDLE
+            or self.settings_key != _mail_settings()
+        ):
+            self.close()
 
     def send(self, delivery: Delivery) -> None:
         """Send one email delivery or raise TransportError."""
-        if self.unreachable is not None:
-            # The server could not be reached for this batch; retry the rest later, not now.
-            raise self.unreachable
-        if self.connection is None:
-            self.connection = get_connection(fail_silently=False)
+        for again in (True, False):
+            if self.unreachable is not None:
+                # The server could not be reached for this batch; retry the rest later.
+                raise self.unreachable
+            kept = self.connection is not None
+            connection = self.connection or self._open()
             try:
-                self.connection.open()
+                connection.send_messages([build_email(delivery, connection)])
             except (OSError, smtplib.SMTPException) as exc:
-                self.connection = None
-                self.unreachable = _smtp_error(exc)
-                raise self.unreachable from exc
-        try:
-            self.connection.send_messages([build_email(delivery, self.connection)])
-        except (OSError, smtplib.SMTPException) as exc:
-            error = _smtp_error(exc)
-            if not error.permanent:
-                # The session may be broken; start a fresh one for the next message.
+                error = _smtp_error(exc)
+                if error.permanent:
+                    raise error from exc
+                # The session may be broken; the next message starts a fresh one.
                 self.close()
-            raise error from exc
+                if again and kept and isinstance(exc, smtplib.SMTPServerDisconnected):
+                    continue  # a kept session the server had closed: once more, new session
+                raise error from exc
+            self.last_used = time.monotonic()
+            return
+
+    def _open(self) -> BaseEmailBackend:
+        connection: BaseEmailBackend = get_connection(fail_silently=False)
+        try:
+            connection.open()
+        except (OSError, smtplib.SMTPException) as exc:
+            self.unreachable = _smtp_error(exc)
+            raise self.unreachable from exc
+        self.connection = connection
+        self.settings_key = _mail_settings()
+        return connection
 
     def close(self) -> None:
         if self.connection is not None:
@@ -118,13 +144,27 @@ class Mailer:
             self.connection = None
 
 
-@contextmanager
-def mailer() -> Iterator[Mailer]:
-    m = Mailer()
-    try:
-        yield m
-    finally:
-        m.close()
+def _mail_settings() -> tuple[object, ...]:
+    return (
+        settings.EMAIL_BACKEND,
+        getattr(settings, "EMAIL_HOST", ""),
+        getattr(settings, "EMAIL_PORT", 0),
+        getattr(settings, "EMAIL_HOST_USER", ""),
+        getattr(settings, "EMAIL_USE_TLS", False),
+        getattr(settings, "EMAIL_USE_SSL", False),
+    )
+
+
+_kept = threading.local()
+
+
+def kept_mailer() -> Mailer:
+    """This thread's SMTP session, kept between batches (see Mailer)."""
+    mailer: Mailer | None = getattr(_kept, "mailer", None)
+    if mailer is None:
+        mailer = _kept.mailer = Mailer()
+    mailer.start_batch()
+    return mailer
 
 
 # --- HTTP (Slack and webhooks) ---------------------------------------------------------
