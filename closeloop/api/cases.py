@@ -632,15 +632,31 @@ def put_template(
     require_write(request)
     if not 2 <= len(locale) <= 16:
         raise CaseError("locale", "must be 2–16 characters, e.g. en or pt-BR")
-    findings = lint(payload.subject, payload.body, locale)
+    findings = save_template(action, locale, payload.subject, payload.body, None)
+    return _template_json(action, locale, Draft(payload.subject, payload.body), findings)
+
+
+def save_template(
+    action: Action, locale: str, subject: str, body: str, by: User | None
+) -> list[Finding]:
+    """Lint and save a template (the API's and the settings page's); returns the findings.
+
+    Raises TemplateLintError for unknown variables, or any finding on an automated one.
+    """
+    findings = lint(subject, body, locale)
     if any(f.rule == "variables" for f in findings) or (action.automated and findings):
         raise TemplateLintError(findings)
     OutreachTemplate.objects.update_or_create(
         action=action.value,
         locale=locale,
-        defaults={"subject": payload.subject, "body": payload.body, "updated_at": timezone.now()},
+        defaults={
+            "subject": subject,
+            "body": body,
+            "updated_by": by,
+            "updated_at": timezone.now(),
+        },
     )
-    return _template_json(action, locale, Draft(payload.subject, payload.body), findings)
+    return findings
 
 
 class TemplateLintError(Exception):

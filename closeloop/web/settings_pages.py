@@ -17,16 +17,17 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone
 from pydantic import ValidationError
 
 from closeloop.api.cases import (
     ChannelIn,
     RuleIn,
     TeamIn,
+    TemplateLintError,
     add_channel,
     add_rule,
     save_team,
+    save_template,
 )
 from closeloop.delivery.models import EVENTS, Channel
 from closeloop.insights.nps import Band
@@ -270,27 +271,20 @@ def template_edit(request: HttpRequest, action: str, locale: str) -> HttpRespons
     if request.method == "POST":
         subject = request.POST.get("subject", "").strip()
         body = request.POST.get("body", "").replace("\r\n", "\n").strip()
-        findings = lint(subject, body, locale) if subject and body else []
-        blocked = any(f.rule == "variables" for f in findings) or (act.automated and findings)
+        findings = []
         if not subject or not body:
             messages.error(request, "subject and body are both required")
             status = 422
-        elif blocked:
-            messages.error(request, "Not saved: an automated email must pass every rule below.")
-            status = 422
         else:
-            OutreachTemplate.objects.update_or_create(
-                action=act.value,
-                locale=locale,
-                defaults={
-                    "subject": subject,
-                    "body": body,
-                    "updated_by": user,
-                    "updated_at": timezone.now(),
-                },
-            )
-            messages.success(request, "Template saved.")
-            return redirect("settings-template", act.value, locale)
+            try:
+                save_template(act, locale, subject, body, user)
+            except TemplateLintError as exc:
+                findings = exc.findings
+                messages.error(request, "Not saved: an automated email must pass every rule below.")
+                status = 422
+            else:
+                messages.success(request, "Template saved.")
+                return redirect("settings-template", act.value, locale)
     return render(
         request,
         "web/settings_template.html",
