@@ -115,10 +115,7 @@ def create_announcement(request: HttpRequest, payload: AnnouncementIn) -> Status
     Nothing is sent until `POST /announcements/{id}/send`."""
     require_write(request)
     with transaction.atomic():
-        a = Announcement(**payload.model_dump(exclude={"case_ids"}))
-        a.validate_draft()
-        a.save()
-        a.choose(payload.case_ids, by_tag=bool(payload.tag.strip()))
+        a = Announcement.draft(payload.case_ids, **payload.model_dump(exclude={"case_ids"}))
     return Status(201, _json(a))
 
 

@@ -716,6 +716,15 @@ class Announcement(models.Model):
         except outreach.TemplateError as exc:
             raise CaseError(exc.field, exc.reason) from exc
 
+    @classmethod
+    def draft(cls, case_ids: list[int], **fields: Any) -> Announcement:
+        """Check and save a new draft; its cases are `case_ids` plus those of its tag."""
+        announcement = cls(**fields)
+        announcement.validate_draft()
+        announcement.save()
+        announcement.choose(case_ids, by_tag=bool(announcement.tag.strip()))
+        return announcement
+
     @staticmethod
     def tagged_cases(tag: str) -> models.QuerySet[FollowUpCase]:
         """Every case one of whose answers carries `tag` (any letter case)."""

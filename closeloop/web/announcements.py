@@ -46,17 +46,15 @@ def announcements(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         user = _writer(request)
         post = request.POST
-        draft = Announcement(
-            title=post.get("title", "").strip(),
-            details=post.get("details", "").strip(),
-            tag=post.get("tag", "").strip()[:50],
-            created_by=user,
-        )
         try:
             with transaction.atomic():
-                draft.validate_draft()
-                draft.save()
-                draft.choose(_ids(post.get("case_ids", "")), by_tag=bool(draft.tag))
+                draft = Announcement.draft(
+                    _ids(post.get("case_ids", "")),
+                    title=post.get("title", "").strip(),
+                    details=post.get("details", "").strip(),
+                    tag=post.get("tag", "").strip()[:50],
+                    created_by=user,
+                )
         except CaseError as exc:
             messages.error(request, f"{exc.field}: {exc.reason}")
             return render(
