@@ -9,7 +9,6 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -19,7 +18,7 @@ from closeloop.loop.models import Announcement, CaseError
 from closeloop.loop.outreach import FIX_VARIABLES
 from closeloop.team.models import User
 
-from .views import _base, form_pk
+from .views import _base, form_pk, reported
 
 
 def _writer(request: HttpRequest) -> User:
@@ -46,17 +45,15 @@ def announcements(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         user = _writer(request)
         post = request.POST
-        try:
-            with transaction.atomic():
-                draft = Announcement.draft(
-                    _ids(post.get("case_ids", "")),
-                    title=post.get("title", "").strip(),
-                    details=post.get("details", "").strip(),
-                    tag=post.get("tag", "").strip()[:50],
-                    created_by=user,
-                )
-        except CaseError as exc:
-            messages.error(request, f"{exc.field}: {exc.reason}")
+        with reported(request) as outcome:
+            draft = Announcement.draft(
+                _ids(post.get("case_ids", "")),
+                title=post.get("title", "").strip(),
+                details=post.get("details", "").strip(),
+                tag=post.get("tag", "").strip()[:50],
+                created_by=user,
+            )
+        if outcome.refused:
             return render(
                 request, "web/announcements.html", _base(items=_items(), form=post), status=422
             )
@@ -74,12 +71,8 @@ def announcement(request: HttpRequest, pk: int) -> HttpResponse:
     item = get_object_or_404(Announcement, pk=pk)
     if request.method == "POST":
         user = _writer(request)
-        try:
-            with transaction.atomic():
-                done = _act(item, request, user)
-            messages.success(request, done)
-        except CaseError as exc:
-            messages.error(request, f"{exc.field}: {exc.reason}")
+        with reported(request):
+            messages.success(request, _act(item, request, user))
         return redirect("announcement", item.pk)
     cases = item.chosen_cases()
     first = item.preview(cases)

@@ -12,7 +12,6 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -36,7 +35,7 @@ from closeloop.loop.models import (
 from closeloop.surveys.models import Response
 from closeloop.team.models import Role, User
 
-from .views import _base, form_pk
+from .views import _base, form_pk, reported
 
 VIEWS = {
     "mine": "My cases",
@@ -171,14 +170,9 @@ def case_act(request: HttpRequest, pk: int) -> HttpResponse:
         raise PermissionDenied("viewers cannot change cases")
     post = request.POST
     action = post.get("action", "")
-    try:
-        with transaction.atomic():
-            case = _case(pk)
-            done = _act(case, action, post, user)
-    except CaseError as exc:
-        messages.error(request, f"{exc.field}: {exc.reason}")
-    else:
-        messages.success(request, done)
+    with reported(request):
+        case = _case(pk)
+        messages.success(request, _act(case, action, post, user))
     return redirect("case", pk=pk)
 
 
@@ -266,18 +260,15 @@ def quarantine(request: HttpRequest) -> HttpResponse:
         raise PermissionDenied("managers and admins only")
     if request.method == "POST":
         message = get_object_or_404(InboundMessage, pk=form_pk(request.POST.get("message")))
-        try:
-            with transaction.atomic():
-                if request.POST.get("action") == "dismiss":
-                    message.dismiss(user)
-                else:
-                    raw = request.POST.get("case", "")
-                    case = FollowUpCase.objects.filter(pk=form_pk(raw)).first()
-                    if case is None:
-                        raise CaseError("case", "no case with that number")
-                    message.attach_to(case, user)
-        except CaseError as exc:
-            messages.error(request, f"{exc.field}: {exc.reason}")
+        with reported(request):
+            if request.POST.get("action") == "dismiss":
+                message.dismiss(user)
+            else:
+                raw = request.POST.get("case", "")
+                case = FollowUpCase.objects.filter(pk=form_pk(raw)).first()
+                if case is None:
+                    raise CaseError("case", "no case with that number")
+                message.attach_to(case, user)
         return redirect("quarantine")
     held = InboundMessage.objects.filter(status=InboundMessage.Status.QUARANTINED).order_by(
         "-received_at"

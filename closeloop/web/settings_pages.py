@@ -7,14 +7,11 @@ by the same function, so the page and the API cannot drift apart.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from pydantic import ValidationError
@@ -36,7 +33,7 @@ from closeloop.loop.outreach import DEFAULTS, VARIABLES, lint, template_for
 from closeloop.loop.policy import DEFAULT_PLAYBOOKS, Action, PolicyConfig
 from closeloop.team.models import Team, User
 
-from .views import _base, form_pk
+from .views import _base, field_errors, form_pk, reported
 
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 
@@ -46,27 +43,6 @@ def _admin(request: HttpRequest) -> User:
     if not user.is_admin():
         raise PermissionDenied("admins only")
     return user
-
-
-def _errors(exc: ValidationError) -> list[str]:
-    """Each problem as 'field.path: message', the way the API names fields."""
-    return [
-        ".".join(str(p) for p in e["loc"]) + ": " + e["msg"].removeprefix("Value error, ")
-        for e in exc.errors()
-    ]
-
-
-@contextmanager
-def _reported(request: HttpRequest) -> Iterator[None]:
-    """Run a change in a transaction; a refusal becomes a message naming the field."""
-    try:
-        with transaction.atomic():
-            yield
-    except ValidationError as exc:
-        for problem in _errors(exc):
-            messages.error(request, problem)
-    except CaseError as exc:
-        messages.error(request, f"{exc.field}: {exc.reason}")
 
 
 def _lines(text: str) -> list[str]:
@@ -128,7 +104,7 @@ def follow_up_settings(request: HttpRequest) -> HttpResponse:
         try:
             rules = policy_from_post(request.POST)
         except ValidationError as exc:
-            for problem in _errors(exc):
+            for problem in field_errors(exc):
                 messages.error(request, problem)
             status = 422
         else:
@@ -157,7 +133,7 @@ def routing_settings(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         post = request.POST
         action = post.get("action", "")
-        with _reported(request):
+        with reported(request):
             if action == "add_rule":
                 add_rule(
                     RuleIn(
@@ -199,7 +175,7 @@ def channel_settings(request: HttpRequest) -> HttpResponse:
     _admin(request)
     if request.method == "POST":
         post = request.POST
-        with _reported(request):
+        with reported(request):
             if post.get("action") == "delete":
                 get_object_or_404(Channel, pk=form_pk(post.get("channel"))).delete()
                 messages.success(request, "Channel removed.")

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, connection, transaction
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
+from pydantic import ValidationError
 
 from closeloop.api.models import ApiKey
 from closeloop.insights.metrics import (
@@ -21,6 +26,7 @@ from closeloop.insights.metrics import (
     monthly_trend,
     score_distribution,
 )
+from closeloop.loop.models import CaseError
 from closeloop.surveys import csvio
 from closeloop.surveys.demo import has_demo_data
 from closeloop.surveys.filters import FilterError, ResponseFilter
@@ -37,6 +43,38 @@ def _filters(request: HttpRequest) -> tuple[ResponseFilterForm, ResponseFilter, 
         return form, ResponseFilter.from_params(params), None
     except FilterError as exc:
         return form, ResponseFilter(), f"{exc.field}: {exc.reason}"
+
+
+@dataclass
+class Outcome:
+    """Whether a change made through `reported` was refused."""
+
+    refused: bool = False
+
+
+@contextmanager
+def reported(request: HttpRequest) -> Iterator[Outcome]:
+    """Make a change from a form in one transaction; a refusal (CaseError, or a schema's
+    ValidationError) writes nothing and becomes an error message naming the field."""
+    outcome = Outcome()
+    try:
+        with transaction.atomic():
+            yield outcome
+    except ValidationError as exc:
+        outcome.refused = True
+        for problem in field_errors(exc):
+            messages.error(request, problem)
+    except CaseError as exc:
+        outcome.refused = True
+        messages.error(request, f"{exc.field}: {exc.reason}")
+
+
+def field_errors(exc: ValidationError) -> list[str]:
+    """Each problem as 'field.path: message', the way the API names fields."""
+    return [
+        ".".join(str(p) for p in e["loc"]) + ": " + e["msg"].removeprefix("Value error, ")
+        for e in exc.errors()
+    ]
 
 
 def form_pk(value: str | None) -> int:
