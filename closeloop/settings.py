@@ -173,6 +173,11 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "closeloop@localhost")
 REPLY_ADDRESS = os.environ.get("REPLY_ADDRESS", f"replies@{_site_host}")
 # Your product's name, as outreach templates say it ({product}).
 PRODUCT_NAME = os.environ.get("PRODUCT_NAME", "our product")
+# Survey emails: who they come from and the name their footer gives.
+SURVEY_FROM_EMAIL = os.environ.get("SURVEY_FROM_EMAIL", DEFAULT_FROM_EMAIL)
+SURVEY_SENDER_NAME = os.environ.get("SURVEY_SENDER_NAME", "")
+# The Delighted-compatible API's rate limit per API key and web process; 0 turns it off.
+DELIGHTED_RATE_LIMIT_PER_MINUTE = int(os.environ.get("DELIGHTED_RATE_LIMIT_PER_MINUTE", "3000"))
 # Customer replies forwarded to POST /inbound/email must be signed with this secret.
 INBOUND_EMAIL_SECRET = os.environ.get("INBOUND_EMAIL_SECRET", "")
 INBOUND_EMAIL_MAX_BYTES = int(os.environ.get("INBOUND_EMAIL_MAX_BYTES", str(25 * 1024 * 1024)))

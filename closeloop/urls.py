@@ -5,10 +5,19 @@ from django.urls import include, path
 
 from closeloop.api.inbound import inbound_email
 from closeloop.api.v1 import api
+from closeloop.surveys import pages as survey_pages
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
+    # Delighted's v1 API, for integrations written against it (docs/delighted.md).
+    path("v1/", include("closeloop.api.delighted_urls")),
     path("inbound/email", inbound_email, name="inbound-email"),
+    # What customers open from survey emails and links.
+    path("s/a/<str:value>/", survey_pages.answer, name="survey-answer"),
+    path("s/o/<str:value>.gif", survey_pages.opened, name="survey-opened"),
+    path("s/<str:value>/", survey_pages.page, name="survey-page"),
+    path("u/<str:value>/", survey_pages.unsubscribe, name="survey-unsubscribe"),
+    path("l/<slug:slug>/", survey_pages.link_survey, name="survey-link"),
     path("", include("closeloop.web.urls")),
 ]

@@ -25,10 +25,13 @@ def default_steps() -> list[Step]:
     from closeloop.delivery.sending import handle_email_batch, handle_http_batch
     from closeloop.loop.imap import handle_imap_poll
     from closeloop.loop.sla import handle_one_escalation, handle_priority_refresh
+    from closeloop.surveys.sending import handle_due_surveys, handle_reminders
 
     return [
         handle_email_batch,
         handle_http_batch,
+        handle_due_surveys,
+        handle_reminders,
         handle_one_escalation,
         handle_imap_poll,
         handle_priority_refresh,

@@ -14,6 +14,8 @@ from django.utils import timezone
 KEY_PREFIX = "cl_"
 # last_used_at is written at most this often, so reads do not turn into writes.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+# Keys made elsewhere (Delighted's are 32 characters) must be at least this long.
+MIN_ADOPTED_LENGTH = 20
 
 
 def _digest(secret: str) -> str:
@@ -30,7 +32,7 @@ class ApiKey(models.Model):
 
     name = models.CharField(max_length=100)
     prefix = models.CharField(max_length=16, unique=True, help_text="Shown to tell keys apart.")
-    hashed_key = models.CharField(max_length=64)
+    hashed_key = models.CharField(max_length=64, db_index=True)
     scope = models.CharField(max_length=16, choices=Scope.choices, default=Scope.READ_WRITE)
     created_at = models.DateTimeField(default=timezone.now)
     last_used_at = models.DateTimeField(null=True, blank=True)
@@ -57,10 +59,35 @@ class ApiKey(models.Model):
         return key, plain
 
     @classmethod
+    def adopt(cls, name: str, plain: str, *, read_only: bool = False) -> ApiKey:
+        """Accept a key made elsewhere (a Delighted API key), so integrations keep their key."""
+        if (
+            len(plain) < MIN_ADOPTED_LENGTH
+            or plain.startswith(KEY_PREFIX)
+            or plain != plain.strip()
+        ):
+            raise ValueError(
+                f"an adopted key needs at least {MIN_ADOPTED_LENGTH} characters, no colon, "
+                f"no spaces around it, and must not start with {KEY_PREFIX!r}"
+            )
+        if cls.objects.filter(hashed_key=_digest(plain)).exists():
+            raise ValueError("this key is already known")
+        return cls.objects.create(
+            name=name,
+            prefix=f"x{secrets.token_hex(4)}",
+            hashed_key=_digest(plain),
+            scope=cls.Scope.READ if read_only else cls.Scope.READ_WRITE,
+        )
+
+    @classmethod
     def authenticate(cls, plain: str) -> ApiKey | None:
         """The live key matching this plain text, or None; records when it was last used."""
         if not plain.startswith(KEY_PREFIX) or "_" not in plain[len(KEY_PREFIX) :]:
-            return None
+            if len(plain) < MIN_ADOPTED_LENGTH:
+                return None
+            # An adopted key: found by its hash, which only the true key produces.
+            key = cls.objects.filter(hashed_key=_digest(plain), revoked_at__isnull=True).first()
+            return key._used() if key is not None else None
         prefix = plain[len(KEY_PREFIX) :].split("_", 1)[0]
         try:
             key = cls.objects.get(prefix=prefix, revoked_at__isnull=True)
@@ -68,9 +95,14 @@ class ApiKey(models.Model):
             return None
         if not hmac.compare_digest(key.hashed_key, _digest(plain)):
             return None
+        return key._used()
+
+    def _used(self) -> ApiKey:
+        """Record the use (at most once a minute) and return the key."""
+        key = self
         now = timezone.now()
         if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
-            cls.objects.filter(pk=key.pk).update(last_used_at=now)
+            ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
             key.last_used_at = now
         return key
 

@@ -16,7 +16,14 @@ from django.db import models
 from django.utils import timezone
 
 # The events a channel can subscribe to; payloads are documented in docs/webhooks.md.
-EVENTS = ("response.created", "case.created", "case.updated", "case.escalated", "case.closed")
+EVENTS = (
+    "response.created",
+    "response.updated",
+    "case.created",
+    "case.updated",
+    "case.escalated",
+    "case.closed",
+)
 # What Slack and email channels get when they name no events: the moments a person must act.
 ALERT_EVENTS = ["case.created", "case.escalated"]
 
@@ -82,6 +89,8 @@ class Delivery(models.Model):
         ESCALATION = "escalation"
         CHANNEL = "channel", "Channel event"
         FIX_SHIPPED = "fix_shipped", "Fix shipped"
+        SURVEY = "survey", "Survey invitation"
+        REMINDER = "reminder", "Survey reminder"
 
     kind = models.CharField(max_length=8, choices=Kind.choices)
     purpose = models.CharField(max_length=12, choices=Purpose.choices)
@@ -101,11 +110,20 @@ class Delivery(models.Model):
         on_delete=models.SET_NULL,
         related_name="deliveries",
     )
+    survey_request = models.ForeignKey(
+        "surveys.SurveyRequest",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="deliveries",
+    )
     to = models.CharField(max_length=500, help_text="an email address or a URL")
     from_email = models.CharField(max_length=300, blank=True)
     reply_to = models.CharField(max_length=300, blank=True)
     subject = models.CharField(max_length=300, blank=True)
     body = models.TextField(blank=True)
+    html = models.TextField(blank=True, help_text="an HTML alternative to the text body")
+    headers = models.JSONField(default=dict, blank=True, help_text="extra email headers")
     payload = models.JSONField(default=dict, blank=True, help_text="JSON body for Slack/webhooks")
     event = models.CharField(max_length=40, blank=True)
     event_id = models.UUIDField(default=uuid.uuid4, unique=True)

@@ -25,6 +25,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from closeloop.loop import batch, notify
+from closeloop.surveys import sending as survey_sending
 
 from .models import MAX_ATTEMPTS, Attempt, Delivery, retry_delay
 from .transports import TransportError, kept_mailer, send_http
@@ -72,7 +73,7 @@ def claim(kinds: Iterable[str], limit: int) -> list[Delivery]:
         )
     return list(
         Delivery.objects.filter(id__in=ids, claim_token=token, status=Delivery.Status.SENDING)
-        .select_related("channel", "case__person")
+        .select_related("channel", "case__person", "survey_request")
         .order_by("next_attempt_at", "id")
     )
 
@@ -163,7 +164,10 @@ def _failed(delivery: Delivery, error: TransportError, now: datetime) -> None:
         delivery.status = Delivery.Status.FAILED
         delivery.last_error = message
         delivery.permanent_failure = error.permanent
-        notify.delivery_failed(delivery)
+        if delivery.survey_request_id is not None:
+            survey_sending.delivery_failed(delivery)
+        else:
+            notify.delivery_failed(delivery)
 
 
 def _attempt(delivery: Delivery, send: Callable[[Delivery], None]) -> Outcome:

@@ -18,7 +18,7 @@ import urllib.request
 from email.utils import formatdate
 
 from django.conf import settings
-from django.core.mail import EmailMessage, get_connection
+from django.core.mail import EmailMessage, EmailMultiAlternatives, get_connection
 from django.core.mail.backends.base import BaseEmailBackend
 
 from .models import Delivery
@@ -38,12 +38,39 @@ class TransportError(Exception):
 # --- email ------------------------------------------------------------------------------
 
 
+_TO_CUSTOMERS = (
+    Delivery.Purpose.OUTREACH,
+    Delivery.Purpose.FIX_SHIPPED,
+    Delivery.Purpose.SURVEY,
+    Delivery.Purpose.REMINDER,
+)
+
+
 def build_email(delivery: Delivery, connection: BaseEmailBackend | None = None) -> EmailMessage:
-    """The message for an email delivery, with a stable Message-ID and the case's Reply-To."""
-    headers = {"Message-ID": delivery.message_id, "Date": formatdate(localtime=False)}
-    if delivery.purpose != Delivery.Purpose.OUTREACH:
+    """The message for an email delivery, with a stable Message-ID and the case's Reply-To.
+
+    A delivery with `html` becomes multipart/alternative (text first, as RFC 2046 asks).
+    """
+    headers = {
+        **delivery.headers,
+        "Message-ID": delivery.message_id,
+        "Date": formatdate(localtime=False),
+    }
+    if delivery.purpose not in _TO_CUSTOMERS:
         # Alerts to our own users are machine mail; auto-responders should stay quiet.
         headers["Auto-Submitted"] = "auto-generated"
+    if delivery.html:
+        message = EmailMultiAlternatives(
+            subject=delivery.subject,
+            body=delivery.body,
+            from_email=delivery.from_email or None,
+            to=[delivery.to],
+            reply_to=[delivery.reply_to] if delivery.reply_to else None,
+            headers=headers,
+            connection=connection,
+        )
+        message.attach_alternative(delivery.html, "text/html")
+        return message
     return EmailMessage(
         subject=delivery.subject,
         body=delivery.body,

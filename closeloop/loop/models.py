@@ -495,6 +495,7 @@ class Activity(models.Model):
         ESCALATED = "escalated"
         REOPENED = "reopened"
         ANSWER_JOINED = "answer_joined", "New answer"
+        ANSWER_CHANGED = "answer_changed", "Answer changed"
         COMMITTED = "committed", "Commitment"
         TASK_DONE = "task_done", "Task done"
         FIX_SHIPPED = "fix_shipped", "Fix shipped"

@@ -200,10 +200,15 @@ def _queue_channel(channel: Channel, event: str, case: FollowUpCase) -> None:
 
 def responses_created(responses: Sequence[Response]) -> None:
     """Queue response.created for webhook channels that subscribe to it."""
+    response_event(responses, "response.created")
+
+
+def response_event(responses: Sequence[Response], event: str) -> None:
+    """Queue a response event (created, updated) for webhook channels that subscribe to it."""
     channels = [
         c
         for c in Channel.objects.filter(active=True, kind=Channel.Kind.WEBHOOK)
-        if "response.created" in c.subscribed_events
+        if event in c.subscribed_events
     ]
     if not channels:
         return
@@ -222,11 +227,9 @@ def responses_created(responses: Sequence[Response]) -> None:
                     purpose=Delivery.Purpose.CHANNEL,
                     channel=channel,
                     to=channel.url,
-                    event="response.created",
+                    event=event,
                     event_id=event_id,
-                    payload=_event_payload(
-                        "response.created", event_id, {"response": response_json(response)}
-                    ),
+                    payload=_event_payload(event, event_id, {"response": response_json(response)}),
                 )
             )
     Delivery.objects.bulk_create(rows)

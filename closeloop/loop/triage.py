@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from django.db.models import Q
 from django.utils import timezone
 
 from closeloop.db import bulk_insert
@@ -248,6 +249,7 @@ def start(case: FollowUpCase, answers: Sequence[Response]) -> None:
                 survey=opener.survey,
                 scheduled_at=case.created_at
                 + timedelta(days=case.policy.rules.follow_up_survey_days),
+                purpose=SurveyRequest.Purpose.FOLLOW_UP,
                 status_reason=f"follow-up survey for case {case.pk}",
             )
         )
@@ -255,6 +257,39 @@ def start(case: FollowUpCase, answers: Sequence[Response]) -> None:
         notify.owner_alert(case)
         notify.sponsor_alert(case)
         notify.case_event(case, "case.created")
+
+
+def answer_changed(response: Response, old_score: int, old_comment: str) -> None:
+    """A person changed an answer (a second click, an edited comment, an API update).
+
+    The change lands on the case that holds the answer, with the owner told
+    when the case is an open detractor case. An answer without a case is
+    triaged as if new (within the freshness window), so a 9 changed to a 2
+    gets the follow-up any 2 gets.
+    """
+    with batch.collecting():
+        notify.response_event([response], "response.updated")
+        case = (
+            FollowUpCase.objects.filter(Q(response=response) | Q(responses=response))
+            .select_related("owner", "account", "person", "response", "policy")
+            .order_by("-created_at")
+            .first()
+        )
+        if case is None:
+            _follow_up([response])
+            return
+        if case.response_id == response.pk:
+            case.score = response.score
+            case.priority = sla.compute_priority(case)
+            case.priority_refreshed_at = timezone.now()
+            case.save_changes("score", "priority", "priority_refreshed_at")
+        what = f"changed their answer from {old_score}/10 to {response.score}/10"
+        if response.comment != old_comment:
+            what += _quoted(response) if response.comment.strip() else " and removed the comment"
+        case.log(Activity.Kind.ANSWER_CHANGED, what, response=response.pk)
+        if case.closed_at is None and case.loop == FollowUpCase.Loop.DETRACTOR:
+            notify.owner_alert(case, reason="Answer changed on")
+            notify.case_event(case, "case.updated")
 
 
 def _quoted(response: Response) -> str:

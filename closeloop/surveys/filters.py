@@ -2,7 +2,7 @@
 
 The API, the metrics and the pages all take the same parameters, read here:
 since/until (dates, until inclusive), score, band, category, account, tier,
-survey, q (text in the comment) and property.<key>=<value>.
+survey, person (email or id), q (text in the comment) and property.<key>=<value>.
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ class ResponseFilter:
     account: str | None = None
     tier: str | None = None
     survey: str | None = None
+    person: str | None = None
     q: str | None = None
     properties: dict[str, str] = field(default_factory=dict)
 
@@ -91,7 +92,7 @@ class ResponseFilter:
                 flt.category = Category(params["category"])
             except ValueError:
                 raise FilterError("category", "must be promoter, passive or detractor") from None
-        for name in ("account", "tier", "survey", "q"):
+        for name in ("account", "tier", "survey", "person", "q"):
             if params.get(name):
                 setattr(flt, name, params[name].strip())
         for key, value in params.items():
@@ -128,6 +129,10 @@ class ResponseFilter:
             qs = qs.filter(account__tier=self.tier)
         if self.survey:
             qs = qs.filter(survey__slug=self.survey)
+        if self.person:
+            by_email = Q(person__email=self.person.lower())
+            by_id = self.person.isdigit() and int(self.person) <= MAX_ID
+            qs = qs.filter(by_email | Q(person_id=int(self.person)) if by_id else by_email)
         if self.q:
             qs = qs.filter(comment__icontains=self.q)
         for index, (key, value) in enumerate(self.properties.items()):

@@ -21,7 +21,7 @@ from closeloop.db import bulk_insert
 from closeloop.loop import triage
 from closeloop.team.models import User
 
-from .models import Account, Person, Response, Survey
+from .models import Account, Person, Response, ResponseEdit, Survey, SurveyRequest
 
 
 class IngestError(Exception):
@@ -106,6 +106,9 @@ class ResponseData:
     survey: str | None = None
     tags: list[str] = field(default_factory=list)
     notes: str = ""
+    request: SurveyRequest | None = None
+    # Answer-only properties (e.g. a link's query string), laid over the person's snapshot.
+    properties: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -335,12 +338,13 @@ def _record(items: Sequence[ResponseData], surveys: dict[str | None, Survey]) ->
             response = Response(
                 person=person,
                 survey=surveys[item.survey],
+                request=item.request,
                 account=person.account,
                 score=item.score,
                 comment=item.comment,
                 source=item.source,
                 external_id=item.external_id,
-                properties=person.snapshot(),
+                properties={**person.snapshot(), **item.properties},
                 tags=item.tags,
                 notes=item.notes,
                 created_at=item.created_at or now,
@@ -351,6 +355,11 @@ def _record(items: Sequence[ResponseData], surveys: dict[str | None, Survey]) ->
                 by_ext[item.external_id] = response
             outcomes.append(Outcome(response, created=True))
         bulk_insert(to_create)
+        answered = [r.request_id for r in to_create if r.request_id is not None]
+        if answered:
+            SurveyRequest.objects.filter(pk__in=answered).update(
+                status=SurveyRequest.Status.ANSWERED, answered_at=now
+            )
         # The follow-up starts in the same transaction: no answer is saved without it.
         triage.follow_up(to_create)
     return outcomes
@@ -366,3 +375,81 @@ def _surveys(slugs: set[str | None]) -> dict[str | None, Survey]:
     if None in slugs:
         found[None] = found.get(Survey.DEFAULT_SLUG) or Survey.default()
     return found
+
+
+def answer_request(
+    request: SurveyRequest, score: int, comment: str | None, source: str
+) -> tuple[Response, bool]:
+    """A person answered through their survey email or page; returns the answer and if it is new.
+
+    The first answer is recorded like any other (and triaged); later ones
+    change it, keeping the history. `comment=None` leaves the comment as it is.
+    """
+    with transaction.atomic():
+        locked = SurveyRequest.objects.select_for_update().select_related("person", "survey")
+        request = locked.get(pk=request.pk)
+        existing = Response.objects.filter(request=request).order_by("pk").first()
+        if existing is not None:
+            return change_response(existing, score=score, comment=comment, via=source), False
+        person = request.person
+        who = (
+            PersonData(email=person.email)
+            if person.email
+            else PersonData(external_id=person.external_id)
+        )
+        data = ResponseData(
+            person=who,
+            score=score,
+            comment=comment or "",
+            source=source,
+            survey=request.survey.slug,
+            request=request,
+        )
+        return record_responses([data])[0].response, True
+
+
+def change_response(
+    response: Response,
+    *,
+    score: int | None = None,
+    comment: str | None = None,
+    via: str,
+    notes: str | None = None,
+    properties: dict[str, Any] | None = None,
+) -> Response:
+    """Change an answer, keeping what it was; its case (or a new one) hears of a new score.
+
+    None leaves a field as it is. Properties given are merged into the answer's.
+    """
+    with transaction.atomic():
+        current = Response.objects.select_for_update().select_related("person", "account", "survey")
+        answer = current.get(pk=response.pk)
+        old_score, old_comment = answer.score, answer.comment
+        new_score = old_score if score is None else score
+        new_comment = old_comment if comment is None else comment
+        fields_changed: list[str] = []
+        if notes is not None and notes != answer.notes:
+            answer.notes = notes
+            fields_changed.append("notes")
+        if properties and {**answer.properties, **properties} != answer.properties:
+            answer.properties = {**answer.properties, **properties}
+            fields_changed.append("properties")
+        changed = (new_score, new_comment) != (old_score, old_comment)
+        if changed:
+            ResponseEdit.objects.create(
+                response=answer,
+                score_before=old_score,
+                score_after=new_score,
+                comment_before=old_comment,
+                comment_after=new_comment,
+                via=via,
+            )
+            answer.score, answer.comment = new_score, new_comment
+            fields_changed += ["score", "comment"]
+        if not fields_changed:
+            return answer
+        answer.updated_at = timezone.now()
+        answer.save(update_fields=[*fields_changed, "updated_at"])
+        if changed:
+            triage.answer_changed(answer, old_score, old_comment)
+    return answer

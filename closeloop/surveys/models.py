@@ -111,7 +111,7 @@ class Person(models.Model):
 
 
 class Survey(models.Model):
-    """An NPS question asked of people, with its own throttle."""
+    """An NPS question asked of people, with its own throttle, reminder and email wording."""
 
     DEFAULT_QUESTION = "How likely are you to recommend {product} to a friend or colleague?"
     DEFAULT_SLUG = "nps"
@@ -119,15 +119,43 @@ class Survey(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=100, unique=True)
     question = models.CharField(max_length=500, default=DEFAULT_QUESTION)
+    product_name = models.CharField(
+        max_length=100, blank=True, help_text="{product} in the question; empty = PRODUCT_NAME"
+    )
+    subject = models.CharField(
+        max_length=200, blank=True, help_text="Email subject; empty = the question"
+    )
+    intro = models.TextField(
+        blank=True, max_length=2000, help_text="A line above the question in the email"
+    )
+    thank_you = models.CharField(max_length=500, blank=True)
     throttle_days = models.PositiveSmallIntegerField(
         default=30,
         validators=[MinValueValidator(7), MaxValueValidator(365)],
         help_text="At most one survey per person in this many days.",
     )
+    reminder_days = models.PositiveSmallIntegerField(
+        default=3,
+        validators=[MaxValueValidator(30)],
+        help_text="One reminder this many days after sending if unanswered; 0 = none.",
+    )
+    link_days = models.PositiveSmallIntegerField(
+        default=30,
+        validators=[MinValueValidator(1), MaxValueValidator(365)],
+        help_text="Links in the email work for this many days.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def product(self) -> str:
+        return self.product_name or settings.PRODUCT_NAME
+
+    def question_text(self, product: str | None = None) -> str:
+        """The question as people read it, with {product} filled in."""
+        return self.question.replace("{product}", product or self.product)
 
     @classmethod
     def default(cls) -> Survey:
@@ -142,8 +170,31 @@ def _new_token() -> str:
     return secrets.token_urlsafe(24)
 
 
+class Wave(models.Model):
+    """People added to a survey together, sent at once or spread over days."""
+
+    survey = models.ForeignKey(Survey, on_delete=models.CASCADE, related_name="waves")
+    name = models.CharField(max_length=200)
+    starts_at = models.DateTimeField(default=timezone.now)
+    spread_days = models.PositiveSmallIntegerField(
+        default=0, validators=[MaxValueValidator(60)], help_text="0 = everyone at once"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class SurveyRequest(models.Model):
-    """One invitation of one person to one survey, from scheduling to answer."""
+    """One invitation of one person to one survey, from scheduling to answer.
+
+    A request is `scheduled` until the worker sends it (`sent`), or finds it may
+    not: the person unsubscribed, bounced or was surveyed too recently
+    (`skipped`, with the reason). Nothing blocked is ever queued for later.
+    """
 
     class Status(models.TextChoices):
         SCHEDULED = "scheduled"
@@ -153,17 +204,39 @@ class SurveyRequest(models.Model):
         FAILED = "failed"
         CANCELLED = "cancelled"
 
+    class Purpose(models.TextChoices):
+        SURVEY = "survey"
+        FOLLOW_UP = "follow_up", "Follow-up survey after a case"
+
     person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="survey_requests")
     survey = models.ForeignKey(Survey, on_delete=models.CASCADE, related_name="requests")
+    wave = models.ForeignKey(
+        Wave, null=True, blank=True, on_delete=models.SET_NULL, related_name="requests"
+    )
+    purpose = models.CharField(max_length=10, choices=Purpose.choices, default=Purpose.SURVEY)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.SCHEDULED)
     scheduled_at = models.DateTimeField(default=timezone.now)
     sent_at = models.DateTimeField(null=True, blank=True)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    reminded_at = models.DateTimeField(null=True, blank=True)
     answered_at = models.DateTimeField(null=True, blank=True)
     token = models.CharField(max_length=64, unique=True, default=_new_token)
     status_reason = models.CharField(max_length=200, blank=True)
+    options = models.JSONField(
+        default=dict, blank=True, help_text="Per-request wording: subject, intro, product"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        indexes = [models.Index(fields=["status", "scheduled_at"])]
+        indexes = [
+            models.Index(fields=["status", "scheduled_at"]),
+            models.Index(fields=["person", "sent_at"], name="request_person_sent"),
+            models.Index(
+                fields=["survey", "sent_at"],
+                condition=Q(status="sent", reminded_at__isnull=True),
+                name="request_remind_due",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.survey} for {self.person} ({self.status})"
@@ -225,3 +298,18 @@ class Response(models.Model):
     @property
     def band(self) -> nps.Band | None:
         return nps.band(self.score)
+
+
+class ResponseEdit(models.Model):
+    """A change to an answer after it was given: a second click, an edit, an API update."""
+
+    response = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="edits")
+    score_before = models.PositiveSmallIntegerField()
+    score_after = models.PositiveSmallIntegerField()
+    comment_before = models.TextField(blank=True)
+    comment_after = models.TextField(blank=True)
+    via = models.CharField(max_length=20, help_text="email, link, api, delighted_api")
+    at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.score_before} → {self.score_after} via {self.via}"

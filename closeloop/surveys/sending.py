@@ -1,0 +1,251 @@
+"""Sending surveys: schedule people, send due invitations through the outbox, remind once.
+
+Survey hygiene (DOMAIN.md §10) is checked twice, when people are scheduled
+and again when the worker sends: a person who unsubscribed, bounced, has no
+email address or was surveyed within the survey's throttle window is
+*skipped*, with the reason kept on the request. Nothing blocked is queued for
+later. Follow-up surveys that a case's playbook asks for are exempt from the
+throttle (they are part of closing the loop), not from unsubscribes or bounces.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from closeloop.db import bulk_insert
+from closeloop.delivery.models import Delivery
+
+from .mail import invitation
+from .models import Person, Survey, SurveyRequest, Wave
+
+log = logging.getLogger("closeloop.surveys")
+
+BATCH = 200
+
+
+class _Lost(Exception):
+    """Another worker took some of the rows this one read; roll back and read again."""
+
+
+def schedule(
+    people: Sequence[Person],
+    survey: Survey,
+    *,
+    at: datetime | None = None,
+    spread_days: int = 0,
+    wave: Wave | None = None,
+    purpose: str = SurveyRequest.Purpose.SURVEY,
+    options: dict[str, Any] | None = None,
+) -> list[SurveyRequest]:
+    """Invite people to a survey now, at `at`, or spread evenly over `spread_days` from then.
+
+    Returns every request made, blocked ones included (status `skipped`, with why).
+    """
+    now = timezone.now()
+    start = at or now
+    blocked = blocked_reasons(people, survey, purpose, now, pending_too=True)
+    rows = []
+    for i, person in enumerate(people):
+        when = start + timedelta(days=spread_days) * i / len(people) if spread_days else start
+        reason = blocked.get(person.pk)
+        rows.append(
+            SurveyRequest(
+                person=person,
+                survey=survey,
+                wave=wave,
+                purpose=purpose,
+                scheduled_at=when,
+                options=options or {},
+                status=SurveyRequest.Status.SKIPPED if reason else SurveyRequest.Status.SCHEDULED,
+                status_reason=reason or "",
+                created_at=now,
+            )
+        )
+    bulk_insert(rows)
+    return rows
+
+
+def blocked_reasons(
+    people: Sequence[Person],
+    survey: Survey,
+    purpose: str,
+    now: datetime,
+    *,
+    pending_too: bool = False,
+    exclude: Sequence[int] = (),
+) -> dict[int, str]:
+    """Why each person may not be sent this survey now, for those who may not."""
+    reasons: dict[int, str] = {}
+    for person in people:
+        if person.unsubscribed_at is not None:
+            reasons[person.pk] = "unsubscribed"
+        elif person.bounced_at is not None:
+            reasons[person.pk] = "bounced"
+        elif not person.email:
+            reasons[person.pk] = "has no email address"
+    if purpose == SurveyRequest.Purpose.FOLLOW_UP:
+        return reasons
+    rest = [p.pk for p in people if p.pk not in reasons]
+    if not rest:
+        return reasons
+    since = now - timedelta(days=survey.throttle_days)
+    recent = (
+        SurveyRequest.objects.filter(
+            person_id__in=rest, sent_at__gte=since, purpose=SurveyRequest.Purpose.SURVEY
+        )
+        .exclude(pk__in=list(exclude))
+        .values("person_id")
+        .annotate(last=Max("sent_at"))
+    )
+    for row in recent:
+        reasons[row["person_id"]] = (
+            f"throttled: surveyed {row['last']:%Y-%m-%d}, "
+            f"at most once in {survey.throttle_days} days"
+        )
+    if pending_too:
+        pending = (
+            SurveyRequest.objects.filter(
+                person_id__in=rest,
+                status=SurveyRequest.Status.SCHEDULED,
+                purpose=SurveyRequest.Purpose.SURVEY,
+            )
+            .values("person_id")
+            .annotate(first=Max("scheduled_at"))
+        )
+        for row in pending:
+            reasons.setdefault(
+                row["person_id"], f"already scheduled for {row['first']:%Y-%m-%d %H:%M} UTC"
+            )
+    return reasons
+
+
+def _claim(due: Any) -> list[int]:
+    """Lock (PostgreSQL) or read the ids of up to BATCH due rows."""
+    if connection.features.has_select_for_update_skip_locked:
+        due = due.select_for_update(skip_locked=True, of=("self",))
+    ids: list[int] = list(due.values_list("id", flat=True)[:BATCH])
+    return ids
+
+
+def handle_due_surveys() -> bool:
+    """Worker step: send the survey invitations that are due, skipping the blocked."""
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            due = SurveyRequest.objects.filter(
+                status=SurveyRequest.Status.SCHEDULED, scheduled_at__lte=now
+            ).order_by("scheduled_at", "id")
+            ids = _claim(due)
+            if not ids:
+                return False
+            # The first write takes the rows; on SQLite a worker that read the same rows
+            # finds fewer still scheduled and starts over.
+            taken = SurveyRequest.objects.filter(
+                pk__in=ids, status=SurveyRequest.Status.SCHEDULED
+            ).update(status=SurveyRequest.Status.SENT, sent_at=now)
+            if taken != len(ids):
+                raise _Lost()
+            _send(
+                list(
+                    SurveyRequest.objects.filter(pk__in=ids).select_related(
+                        "survey", "person__account"
+                    )
+                ),
+                now,
+            )
+    except _Lost:
+        pass
+    return True
+
+
+def _send(requests: list[SurveyRequest], now: datetime) -> None:
+    by_survey: dict[tuple[int, str], list[SurveyRequest]] = {}
+    for request in requests:
+        by_survey.setdefault((request.survey_id, request.purpose), []).append(request)
+    skipped: list[SurveyRequest] = []
+    deliveries: list[Delivery] = []
+    for (_, purpose), group in by_survey.items():
+        blocked = blocked_reasons(
+            [r.person for r in group],
+            group[0].survey,
+            purpose,
+            now,
+            exclude=[r.pk for r in group],
+        )
+        for request in group:
+            reason = blocked.get(request.person_id)
+            if reason:
+                request.status = SurveyRequest.Status.SKIPPED
+                request.status_reason = reason
+                request.sent_at = None
+                skipped.append(request)
+            else:
+                deliveries.append(invitation(request))
+    if skipped:
+        SurveyRequest.objects.bulk_update(skipped, ["status", "status_reason", "sent_at"])
+    bulk_insert(deliveries)
+    log.info("surveys: %d sent, %d skipped", len(deliveries), len(skipped))
+
+
+def handle_reminders() -> bool:
+    """Worker step: one reminder to people who have not answered after the survey's wait."""
+    now = timezone.now()
+    did = False
+    for survey in Survey.objects.filter(reminder_days__gt=0):
+        try:
+            with transaction.atomic():
+                due = SurveyRequest.objects.filter(
+                    survey=survey,
+                    status=SurveyRequest.Status.SENT,
+                    reminded_at__isnull=True,
+                    purpose=SurveyRequest.Purpose.SURVEY,
+                    sent_at__lte=now - timedelta(days=survey.reminder_days),
+                    # Remind only while the links still work, and only if the invitation left.
+                    sent_at__gte=now - timedelta(days=survey.link_days - 1),
+                    deliveries__purpose=Delivery.Purpose.SURVEY,
+                    deliveries__status=Delivery.Status.SENT,
+                ).order_by("sent_at", "id")
+                ids = _claim(due)
+                if not ids:
+                    continue
+                did = True
+                taken = SurveyRequest.objects.filter(pk__in=ids, reminded_at__isnull=True).update(
+                    reminded_at=now
+                )
+                if taken != len(ids):
+                    raise _Lost()
+                requests = SurveyRequest.objects.filter(pk__in=ids).select_related(
+                    "survey", "person__account"
+                )
+                bulk_insert(
+                    [
+                        invitation(r, reminder=True)
+                        for r in requests
+                        if r.person.unsubscribed_at is None and r.person.bounced_at is None
+                    ]
+                )
+        except _Lost:
+            did = True
+    return did
+
+
+def delivery_failed(delivery: Delivery) -> None:
+    """A survey email failed for good: the request failed; a refused address bounced."""
+    request = delivery.survey_request
+    if request is None:
+        return
+    if delivery.purpose == Delivery.Purpose.SURVEY:
+        SurveyRequest.objects.filter(pk=request.pk, status=SurveyRequest.Status.SENT).update(
+            status=SurveyRequest.Status.FAILED, status_reason=delivery.last_error[:200]
+        )
+    if delivery.permanent_failure:
+        Person.objects.filter(
+            pk=request.person_id, email=delivery.to, bounced_at__isnull=True
+        ).update(bounced_at=timezone.now())

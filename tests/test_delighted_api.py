@@ -1,0 +1,184 @@
+"""The Delighted-compatible API's edges: auth forms, form bodies, suffixes, and bad input."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from closeloop.api.models import ApiKey
+from closeloop.surveys.models import Person, Response
+
+pytestmark = pytest.mark.django_db
+
+
+class Delighted:
+    """Calls /v1/ the way curl -u KEY: does."""
+
+    def __init__(self, key: str, colon: bool = True) -> None:
+        user = f"{key}:" if colon else key
+        self.auth = "Basic " + base64.b64encode(user.encode()).decode()
+        self.http = Client()
+
+    def call(self, method: str, path: str, data: Any = None, json_body: bool = False) -> Any:
+        kwargs: dict[str, Any] = {"HTTP_AUTHORIZATION": self.auth}
+        if method == "get":
+            return self.http.get(path, data or {}, **kwargs)
+        if json_body:
+            body, kind = json.dumps(data), "application/json"
+        else:
+            from urllib.parse import urlencode
+
+            body, kind = urlencode(data or {}, doseq=True), "application/x-www-form-urlencoded"
+        return getattr(self.http, method)(path, body, content_type=kind, **kwargs)
+
+
+@pytest.fixture
+def dl(db: Any) -> Delighted:
+    return Delighted(ApiKey.issue("curl")[1])
+
+
+def error_field(reply: Any) -> str:
+    assert reply.status_code == 422, reply.content
+    return str(reply.json()["errors"][0]["field"])
+
+
+def test_it_takes_form_bodies_with_nested_properties_like_curl(dl: Delighted) -> None:
+    reply = dl.call(
+        "post",
+        "/v1/people.json",
+        {"email": "form@example.com", "properties[plan]": "pro", "send": "false"},
+    )
+    assert reply.status_code == 200
+    assert Person.objects.get().properties == {"plan": "pro"}
+
+
+def test_it_accepts_the_key_with_or_without_a_colon(db: Any) -> None:
+    key = ApiKey.issue("either")[1]
+    for colon in (True, False):
+        assert Delighted(key, colon).call("get", "/v1/metrics").status_code == 200
+
+
+def test_it_answers_401_without_or_with_a_bad_key(dl: Delighted) -> None:
+    assert Client().get("/v1/metrics.json").status_code == 401
+    bad = Delighted("cl_deadbeef_nope")
+    reply = bad.call("get", "/v1/metrics")
+    assert reply.status_code == 401 and reply.json()["message"] == "Invalid API key"
+    garbage = Client().get("/v1/metrics", HTTP_AUTHORIZATION="Basic !!!notbase64")
+    assert garbage.status_code == 401
+
+
+def test_it_refuses_writes_with_a_read_only_key(db: Any) -> None:
+    reader = Delighted(ApiKey.issue("reader", read_only=True)[1])
+    assert reader.call("get", "/v1/survey_responses").status_code == 200
+    assert reader.call("post", "/v1/unsubscribes", {"person_email": "a@b.co"}).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/v1/people", {}, "email"),
+        ("/v1/people", {"email": "not-an-email"}, "email"),
+        ("/v1/people", {"email": "a@b.co", "delay": "soon"}, "delay"),
+        ("/v1/people", {"email": "a@b.co", "delay": "-5"}, "delay"),
+        ("/v1/people", {"email": "a@b.co", "send": "maybe"}, "send"),
+        ("/v1/people", {"email": "a@b.co", "channel": "sms"}, "channel"),
+        ("/v1/people", {"email": "a@b.co", "channel": "fax"}, "channel"),
+        ("/v1/people", {"email": "a@b.co", "last_sent_at": "yesterday"}, "last_sent_at"),
+        ("/v1/survey_responses", {"score": "5"}, "person"),
+        ("/v1/survey_responses", {"person": "999", "score": "5"}, "person"),
+        ("/v1/survey_responses", {"person": "abc", "score": "5"}, "person"),
+        ("/v1/unsubscribes", {}, "person_email"),
+        ("/v1/unsubscribes", {"person_email": "nope"}, "person_email"),
+    ],
+)
+def test_it_names_the_bad_parameter_with_422(
+    dl: Delighted, path: str, body: dict[str, str], field: str
+) -> None:
+    assert error_field(dl.call("post", path, body)) == field
+    assert Person.objects.count() == 0
+
+
+def test_it_names_a_bad_score_and_a_properties_value_that_is_not_flat(dl: Delighted) -> None:
+    pid = dl.call("post", "/v1/people", {"email": "s@example.com", "send": "false"}).json()["id"]
+    for score in ("11", "-1", "seven", "4.5"):
+        assert (
+            error_field(dl.call("post", "/v1/survey_responses", {"person": pid, "score": score}))
+            == "score"
+        )
+    nested = {"person": pid, "score": 3, "person_properties": {"a": {"b": 1}}}
+    assert (
+        error_field(dl.call("post", "/v1/survey_responses", nested, json_body=True))
+        == "person_properties[a]"
+    )
+    assert Response.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"per_page": "0"}, "per_page"),
+        ({"per_page": "101"}, "per_page"),
+        ({"page": "x"}, "page"),
+        ({"since": "2026-01-01"}, "since"),
+        ({"until": "99999999999999999999"}, "until"),
+        ({"order": "sideways"}, "order"),
+        ({"expand[]": "account"}, "expand"),
+        ({"person_email": "bad"}, "person_email"),
+        ({"trend": "0"}, "trend"),
+    ],
+)
+def test_it_names_bad_list_parameters(dl: Delighted, query: dict[str, str], field: str) -> None:
+    assert error_field(dl.call("get", "/v1/survey_responses", query)) == field
+
+
+def test_it_answers_404_for_unknown_things_and_405_for_other_methods(dl: Delighted) -> None:
+    assert dl.call("get", "/v1/survey_responses/424242").status_code == 404
+    assert dl.call("get", "/v1/survey_responses/abc.json").status_code == 404
+    assert dl.call("delete", "/v1/people/email:nobody@example.com").status_code == 404
+    assert dl.call("delete", "/v1/people/99999999999999999999999").status_code == 404
+    assert (
+        dl.call("delete", "/v1/people/nobody%40example.com/survey_requests/pending").status_code
+        == 404
+    )
+    assert dl.call("put", "/v1/metrics").status_code == 405
+    assert error_field(dl.call("delete", "/v1/people/colour:blue")) == "id"
+
+
+def test_it_refuses_malformed_json_and_non_objects(dl: Delighted) -> None:
+    bad = dl.http.post(
+        "/v1/people", "{not json", content_type="application/json", HTTP_AUTHORIZATION=dl.auth
+    )
+    assert bad.status_code == 400
+    listed = dl.call("post", "/v1/people", ["a"], json_body=True)
+    assert error_field(listed) == "body"
+    nul = dl.call("post", "/v1/people", {"email": "a@b.co", "name": "x\x00y"}, json_body=True)
+    assert error_field(nul) == "body"
+
+
+def test_it_keeps_a_response_update_to_its_person(dl: Delighted) -> None:
+    pid = dl.call("post", "/v1/people", {"email": "u@example.com", "send": "false"}).json()["id"]
+    rid = dl.call("post", "/v1/survey_responses", {"person": pid, "score": "8"}).json()["id"]
+    moved = dl.call(
+        "put", f"/v1/survey_responses/{rid}", {"person": "12345", "score": 2}, json_body=True
+    )
+    assert error_field(moved) == "person"
+    bad = dl.call("put", f"/v1/survey_responses/{rid}.json", {"score": 20}, json_body=True)
+    assert error_field(bad) == "score"
+    assert Response.objects.get().score == 8
+
+
+def test_it_changes_an_email_with_email_update(dl: Delighted) -> None:
+    dl.call("post", "/v1/people", {"email": "old@example.com", "send": "false"})
+    dl.call("post", "/v1/people", {"email": "taken@example.com", "send": "false"})
+    clash = {"email": "old@example.com", "email_update": "taken@example.com", "send": "false"}
+    assert error_field(dl.call("post", "/v1/people", clash)) == "email_update"
+    moved = {"email": "old@example.com", "email_update": "new@example.com", "send": "false"}
+    assert dl.call("post", "/v1/people", moved).json()["email"] == "new@example.com"
+    assert set(Person.objects.values_list("email", flat=True)) == {
+        "new@example.com",
+        "taken@example.com",
+    }

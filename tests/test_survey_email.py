@@ -1,0 +1,277 @@
+"""Email surveys: a 0–10 scale in the mail, answered by following its links."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from email.message import EmailMessage
+
+import pytest
+import time_machine
+from django.core import signing
+from django.test import Client
+from django.utils import timezone
+
+from closeloop.loop.models import FollowUpCase
+from closeloop.surveys import sending
+from closeloop.surveys.models import Account, Person, Response, ResponseEdit, Survey, SurveyRequest
+
+from .conftest import drain
+from .loopback import SmtpServer
+
+pytestmark = pytest.mark.django_db
+
+
+def parts(message: EmailMessage) -> tuple[str, str]:
+    """The plain-text and HTML bodies of a received survey email."""
+    text = message.get_body(preferencelist=("plain",))
+    html = message.get_body(preferencelist=("html",))
+    assert text is not None and html is not None
+    return str(text.get_content()), str(html.get_content())
+
+
+def score_links(html: str) -> dict[int, str]:
+    found = re.findall(r'href="(http://[^"]+/s/a/[^"]+/)"[^>]*>(\d+)</a>', html)
+    return {int(n): url for url, n in found}
+
+
+def path_of(url: str) -> str:
+    return "/" + url.split("/", 3)[3]
+
+
+def surveyed(smtp: SmtpServer, email: str = "pat@example.com", **person: object) -> EmailMessage:
+    """Schedule one person into the default survey, run the worker, return their email."""
+    someone = Person.objects.create(email=email, **person)
+    sending.schedule([someone], Survey.default())
+    drain()
+    (message,) = smtp.inbox.to(email)
+    return message
+
+
+def test_it_sends_the_question_with_eleven_signed_numbers_and_a_text_part(smtp: SmtpServer) -> None:
+    message = surveyed(smtp)
+    text, html = parts(message)
+    links = score_links(html)
+    assert sorted(links) == list(range(11))
+    assert "How likely are you to recommend" in message["Subject"]
+    assert "0 (Not at all likely): http" in text and "10 (Extremely likely): http" in text
+    assert "/u/" in message["List-Unsubscribe"]
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    request = SurveyRequest.objects.get()
+    assert request.status == SurveyRequest.Status.SENT and request.sent_at is not None
+
+
+def test_it_records_the_score_a_person_clicks_and_opens_the_comment_page(
+    smtp: SmtpServer, client: Client
+) -> None:
+    links = score_links(parts(surveyed(smtp))[1])
+    reply = client.get(path_of(links[8]))
+    assert reply.status_code == 303
+    response = Response.objects.get()
+    assert (response.score, response.source) == (8, Response.Source.EMAIL)
+    assert SurveyRequest.objects.get().status == SurveyRequest.Status.ANSWERED
+    page = client.get(reply["Location"])
+    assert page.status_code == 200
+    assert b'value="8" checked' in page.content and b"Thank you" in page.content
+
+
+def test_it_keeps_history_when_a_second_click_changes_the_score(
+    smtp: SmtpServer, client: Client, enterprise: Account
+) -> None:
+    links = score_links(parts(surveyed(smtp, account=enterprise))[1])
+    client.get(path_of(links[9]))
+    client.get(path_of(links[2]))
+    client.get(path_of(links[2]))  # a replay changes nothing
+    response = Response.objects.get()
+    assert response.score == 2
+    (edit,) = ResponseEdit.objects.all()
+    assert (edit.score_before, edit.score_after, edit.via) == (9, 2, "email")
+    # 9 opened no case; the change to 2 is a detractor and gets one.
+    assert FollowUpCase.objects.get().score == 2
+
+
+def test_it_saves_a_comment_from_the_page_and_names_a_missing_score(
+    smtp: SmtpServer, client: Client
+) -> None:
+    links = score_links(parts(surveyed(smtp))[1])
+    page = client.get(path_of(links[6]))["Location"]
+    bad = client.post(page, {"score": "11", "comment": "Too slow"})
+    assert bad.status_code == 422 and b"choose a number from 0 to 10" in bad.content
+    assert b"Too slow" in bad.content  # what they typed is kept
+    good = client.post(page, {"score": "6", "comment": "Exports are too slow"})
+    assert good.status_code == 200
+    assert Response.objects.get().comment == "Exports are too slow"
+
+
+def test_it_refuses_tampered_and_expired_links(smtp: SmtpServer, client: Client) -> None:
+    url = path_of(score_links(parts(surveyed(smtp))[1])[7])
+    head, _, signature = url.rstrip("/").rpartition(":")
+    forged = head.replace(".7:", ".1:") + ":" + signature + "/"
+    assert client.get(forged).status_code == 400
+    assert client.get(url.replace("/s/a/", "/s/a/x")).status_code == 400
+    later = timezone.now() + timedelta(days=Survey.default().link_days + 1)
+    with time_machine.travel(later, tick=False):
+        gone = client.get(url)
+    assert gone.status_code == 410 and b"expired" in gone.content
+    assert not Response.objects.exists()
+
+
+def test_it_does_not_answer_on_a_link_checkers_head_request(
+    smtp: SmtpServer, client: Client
+) -> None:
+    url = path_of(score_links(parts(surveyed(smtp))[1])[0])
+    assert client.head(url).status_code == 303
+    assert not Response.objects.exists()
+
+
+def test_it_marks_the_request_opened_by_the_pixel(smtp: SmtpServer, client: Client) -> None:
+    html = parts(surveyed(smtp))[1]
+    pixel = re.search(r'<img src="(http://[^"]+\.gif)"', html)
+    assert pixel is not None
+    reply = client.get(path_of(pixel.group(1)))
+    assert reply["Content-Type"] == "image/gif"
+    assert SurveyRequest.objects.get().opened_at is not None
+
+
+def test_it_speaks_the_persons_language(smtp: SmtpServer) -> None:
+    text, _ = parts(surveyed(smtp, locale="de-AT"))
+    assert "Klicken Sie auf eine Zahl" in text
+
+
+def test_it_unsubscribes_with_one_click_and_cancels_what_is_scheduled(
+    smtp: SmtpServer, client: Client
+) -> None:
+    message = surveyed(smtp)
+    person = Person.objects.get()
+    later = SurveyRequest.objects.create(
+        person=person, survey=Survey.default(), scheduled_at=timezone.now() + timedelta(days=40)
+    )
+    target = path_of(message["List-Unsubscribe"].strip("<>"))
+    # RFC 8058: the mail provider POSTs this body, without cookies or CSRF token.
+    reply = Client(enforce_csrf_checks=True).post(
+        target, "List-Unsubscribe=One-Click", content_type="application/x-www-form-urlencoded"
+    )
+    assert reply.status_code == 200
+    person.refresh_from_db()
+    assert person.unsubscribed_at is not None
+    later.refresh_from_db()
+    assert later.status == SurveyRequest.Status.CANCELLED
+    # The page asks first on a plain visit, and a forged link is refused.
+    assert b"Stop receiving surveys" in client.get(target).content
+    assert client.get(target.replace("/u/", "/u/x")).status_code == 400
+
+
+def test_it_skips_unsubscribed_bounced_and_throttled_people_and_says_why(
+    smtp: SmtpServer,
+) -> None:
+    survey = Survey.default()
+    now = timezone.now()
+    gone = Person.objects.create(email="gone@example.com", unsubscribed_at=now)
+    bounced = Person.objects.create(email="bounced@example.com", bounced_at=now)
+    recent = Person.objects.create(email="recent@example.com")
+    SurveyRequest.objects.create(
+        person=recent,
+        survey=survey,
+        status=SurveyRequest.Status.SENT,
+        sent_at=now - timedelta(days=10),
+    )
+    fine = Person.objects.create(email="fine@example.com")
+    made = sending.schedule([gone, bounced, recent, fine], survey)
+    reasons = {r.person.email: r.status_reason for r in made}
+    assert reasons["gone@example.com"] == "unsubscribed"
+    assert reasons["bounced@example.com"] == "bounced"
+    assert reasons["recent@example.com"].startswith("throttled")
+    assert reasons["fine@example.com"] == ""
+    drain()
+    assert [str(m["To"]) for m in smtp.inbox.messages] == ["fine@example.com"]
+
+
+def test_it_rechecks_the_throttle_when_a_scheduled_survey_falls_due(smtp: SmtpServer) -> None:
+    survey = Survey.default()
+    person = Person.objects.create(email="twice@example.com")
+    sending.schedule([person], survey, at=timezone.now() + timedelta(days=2))
+    # Meanwhile another survey reached them.
+    SurveyRequest.objects.create(
+        person=person, survey=survey, status=SurveyRequest.Status.SENT, sent_at=timezone.now()
+    )
+    with time_machine.travel(timezone.now() + timedelta(days=3), tick=False):
+        drain()
+    assert smtp.inbox.messages == []
+    skipped = SurveyRequest.objects.get(status=SurveyRequest.Status.SKIPPED)
+    assert skipped.status_reason.startswith("throttled")
+
+
+def test_it_marks_a_person_bounced_when_the_server_refuses_the_address(
+    smtp: SmtpServer,
+) -> None:
+    smtp.inbox.refuse.add("nobody@example.com")
+    person = Person.objects.create(email="nobody@example.com")
+    sending.schedule([person], Survey.default())
+    drain()
+    person.refresh_from_db()
+    assert person.bounced_at is not None
+    request = SurveyRequest.objects.get()
+    assert request.status == SurveyRequest.Status.FAILED and "550" in request.status_reason
+
+
+def test_it_reminds_once_after_the_surveys_wait(smtp: SmtpServer, client: Client) -> None:
+    surveyed(smtp)
+    wait = Survey.default().reminder_days
+    with time_machine.travel(timezone.now() + timedelta(days=wait - 1), tick=False):
+        drain()
+    assert len(smtp.inbox.messages) == 1
+    with time_machine.travel(timezone.now() + timedelta(days=wait, hours=1), tick=False):
+        drain()
+    with time_machine.travel(timezone.now() + timedelta(days=wait + 5), tick=False):
+        drain()
+    _, reminder = smtp.inbox.messages
+    assert str(reminder["Subject"]).startswith("Reminder: ")
+    # The reminder's links answer the same request.
+    client.get(path_of(score_links(parts(reminder)[1])[10]))
+    assert SurveyRequest.objects.get().status == SurveyRequest.Status.ANSWERED
+
+
+def test_it_does_not_remind_people_who_answered(smtp: SmtpServer, client: Client) -> None:
+    client.get(path_of(score_links(parts(surveyed(smtp))[1])[9]))
+    with time_machine.travel(timezone.now() + timedelta(days=10), tick=False):
+        drain()
+    subjects = [str(m["Subject"]) for m in smtp.inbox.messages]
+    assert not [s for s in subjects if s.startswith("Reminder")], subjects
+
+
+def test_it_spreads_a_wave_evenly_over_days(db: object) -> None:
+    people = [Person.objects.create(email=f"p{i}@example.com") for i in range(4)]
+    start = timezone.now()
+    made = sending.schedule(people, Survey.default(), at=start, spread_days=2)
+    offsets = [(r.scheduled_at - start).total_seconds() / 3600 for r in made]
+    assert offsets == [0, 12, 24, 36]
+
+
+def test_it_keeps_a_link_survey_answer_with_the_query_string_as_properties(
+    client: Client, db: object
+) -> None:
+    Survey.default()
+    page = client.get("/l/nps/?plan=pro&page=billing&score=4")
+    assert page.status_code == 200 and b'value="4" checked' in page.content
+    saved = client.post("/l/nps/?plan=pro&page=billing", {"score": "4", "comment": "meh"})
+    assert saved.status_code == 200
+    response = Response.objects.get()
+    assert response.source == Response.Source.LINK
+    assert (response.properties["plan"], response.properties["page"]) == ("pro", "billing")
+    assert response.person.external_id.startswith("anonymous-")
+    # The thank-you page's form changes that answer instead of adding one.
+    token = re.search(rb'name="r" value="([^"]+)"', saved.content)
+    assert token is not None
+    client.post("/l/nps/", {"score": "7", "comment": "better", "r": token.group(1).decode()})
+    assert Response.objects.get().score == 7
+
+
+def test_it_identifies_a_link_survey_by_a_signed_token(client: Client, db: object) -> None:
+    from closeloop.surveys.pages import person_token
+
+    Survey.default()
+    person = Person.objects.create(email="inapp@example.com")
+    client.post(f"/l/nps/?t={person_token(person)}", {"score": "10"})
+    assert Response.objects.get().person == person
+    forged = signing.dumps({"p": person.pk}, salt="another")
+    assert client.get(f"/l/nps/?t={forged}").status_code == 400
