@@ -17,6 +17,7 @@ import hashlib
 import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -29,7 +30,7 @@ from .ingest import IngestError, record_responses, upsert_accounts, upsert_peopl
 from .models import Account, Person, Response, Survey
 from .schemas import AccountIn, PersonIn, ResponseIn
 
-KINDS = ("responses", "people", "accounts")
+KINDS = ("responses", "people", "accounts", "delighted")
 
 # CSV column → where its value goes in the API shape. Columns not listed here
 # become properties of the person (or, for the accounts file, of the account).
@@ -59,6 +60,7 @@ RESPONSE_COLUMNS: dict[str, tuple[str, ...]] = {
     "response_id": ("external_id",),
     "survey": ("survey",),
     "tags": ("tags",),
+    "notes": ("notes",),
     **{col: ("person", *path) for col, path in PERSON_COLUMNS.items()},
 }
 # In the accounts file the account's own columns have plain names too.
@@ -110,6 +112,8 @@ class ImportReport:
     created: int = 0
     problems: list[Problem] = field(default_factory=list)
     written: bool = False
+    # What a check found, in words: new vs known rows, how columns were read.
+    preview: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -195,8 +199,96 @@ def _column_for(kind: str, loc: tuple[Any, ...], header: list[str]) -> str:
     return ".".join(path) or "(row)"
 
 
+# Delighted's export headers (responses or people), compared in lower case with spaces,
+# and the columns they stand for here. Columns not listed become person properties;
+# None marks columns that describe Delighted's own record and are dropped.
+DELIGHTED_COLUMNS: dict[str, str | None] = {
+    "response id": "response_id",
+    "score": "score",
+    "nps score": "score",
+    "rating": "score",
+    "comment": "comment",
+    "comments": "comment",
+    "reason": "comment",
+    "name": "name",
+    "person name": "name",
+    "email": "email",
+    "person email": "email",
+    "email address": "email",
+    "phone number": "phone",
+    "phone": "phone",
+    "date": "created_at",
+    "created": "created_at",
+    "created at": "created_at",
+    "response date": "created_at",
+    "response timestamp": "created_at",
+    "timestamp": "created_at",
+    "tags": "tags",
+    "notes": "notes",
+    "locale": "locale",
+    "last updated": None,
+    "updated at": None,
+    "permalink": None,
+    "survey type": None,
+    "person id": None,
+}
+_DELIGHTED_TIMES = (
+    "%Y-%m-%d %H:%M:%S %z",
+    "%Y-%m-%d %H:%M:%S %Z",
+    "%Y-%m-%d %H:%M %z",
+    "%m/%d/%Y %H:%M:%S",
+    "%m/%d/%Y %H:%M",
+    "%m/%d/%Y",
+)
+
+
+def _delighted_header(header: list[str]) -> dict[str, str | None]:
+    """Delighted's column → ours (None: dropped); unlisted columns stay as properties."""
+    return {
+        column: DELIGHTED_COLUMNS.get(" ".join(column.lower().replace("_", " ").split()), column)
+        for column in header
+    }
+
+
+def _delighted_time(value: str) -> str:
+    """Delighted's export times (several shapes over the years) as ISO 8601, if we can read them."""
+    text = value.strip()
+    if text.isdigit():
+        return datetime.fromtimestamp(int(text), tz=UTC).isoformat()
+    if text.endswith(" UTC"):
+        text = text[:-4] + " +0000"
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).isoformat()
+    except ValueError:
+        pass
+    for shape in _DELIGHTED_TIMES:
+        try:
+            return datetime.strptime(text, shape).isoformat()
+        except ValueError:
+            continue
+    return value  # the schema names it
+
+
+def _delighted_row(row: dict[str, str], rename: dict[str, str | None]) -> dict[str, str]:
+    ours: dict[str, str] = {}
+    for column, value in row.items():
+        target = rename.get(column, column)
+        if target is None or column is None:
+            continue
+        ours[target] = value
+    if (ours.get("created_at") or "").strip():
+        ours["created_at"] = _delighted_time(ours["created_at"])
+    if (ours.get("response_id") or "").strip():
+        ours["response_id"] = f"delighted:{ours['response_id'].strip()}"
+    return ours
+
+
 def read(kind: str, text: str) -> tuple[list[tuple[int, BaseModel]], ImportReport]:
-    """Parse and validate every row; returns the valid rows (with row numbers) and a report."""
+    """Parse and validate every row; returns the valid rows (with row numbers) and a report.
+
+    A Delighted export ("delighted") is read as answers when it has a score
+    column and as people otherwise; problems name Delighted's own columns.
+    """
     if kind not in KINDS:
         raise CsvFileError(f"kind must be one of {', '.join(KINDS)}")
     report = ImportReport(kind=kind)
@@ -208,9 +300,33 @@ def read(kind: str, text: str) -> tuple[list[tuple[int, BaseModel]], ImportRepor
     if not header:
         raise CsvFileError("the file is empty: the first line must name the columns")
     reader.fieldnames = header
+    rename: dict[str, str | None] | None = None
+    theirs: dict[str, str] = {}
+    if kind == "delighted":
+        rename = _delighted_header(header)
+        theirs = {ours: col for col, ours in rename.items() if ours is not None}
+        kind = "responses" if "score" in rename.values() else "people"
+        # A column only answers have (a date, tags) is a plain property of a person.
+        rename = {
+            col: ours if ours is None or ours in COLUMNS[kind] else col
+            for col, ours in rename.items()
+        }
+        theirs = {ours: col for col, ours in rename.items() if ours is not None}
+        header = [ours for ours in rename.values() if ours is not None]
+        report.preview.append(f"Read as a Delighted export of {kind}.")
+        own = set(COLUMNS[kind])
+        extra = [c for c, ours in rename.items() if ours is not None and ours not in own]
+        dropped = [c for c, ours in rename.items() if ours is None]
+        if extra:
+            report.preview.append("Kept as person properties: " + ", ".join(extra) + ".")
+        if dropped:
+            report.preview.append(
+                "Not imported (Delighted's own bookkeeping): " + ", ".join(dropped) + "."
+            )
     for group in REQUIRED[kind]:
         if not any(col in header for col in group):
-            report.problems.append(Problem(1, " or ".join(group), "missing column"))
+            names = " or ".join(theirs.get(c, c) for c in group)
+            report.problems.append(Problem(1, names, "missing column"))
     if report.problems:
         return [], report
     valid: list[tuple[int, BaseModel]] = []
@@ -222,13 +338,14 @@ def read(kind: str, text: str) -> tuple[list[tuple[int, BaseModel]], ImportRepor
             if None in row:
                 report.problems.append(Problem(number, "(row)", "more cells than header columns"))
                 continue
+            if rename is not None:
+                row = _delighted_row(row, rename)
             try:
                 item = schema.model_validate(_row_to_body(kind, row))
             except ValidationError as exc:
                 for err in exc.errors():
-                    report.problems.append(
-                        Problem(number, _column_for(kind, err["loc"], header), err["msg"])
-                    )
+                    column = _column_for(kind, err["loc"], header)
+                    report.problems.append(Problem(number, theirs.get(column, column), err["msg"]))
                 continue
             missing = _unknown_reference(item, known)
             if missing:
@@ -266,6 +383,8 @@ def import_text(
 ) -> ImportReport:
     """Validate, then write all rows, or only the valid ones when `valid_only` is set."""
     valid, report = read(kind, text)
+    if valid:
+        report.preview += _preview([item for _, item in valid])
     if dry_run or not valid or (report.problems and not valid_only):
         return report
     items = [item for _, item in valid]
@@ -280,7 +399,27 @@ def import_text(
     return report
 
 
+def _preview(items: list[BaseModel]) -> list[str]:
+    """What importing the valid rows would change: new and already-known answers and people."""
+    lines = []
+    people = [i.person if isinstance(i, ResponseIn) else i for i in items]
+    emails = {p.email for p in people if isinstance(p, PersonIn) and p.email}
+    known = Person.objects.filter(email__in=emails).count() if emails else 0
+    if isinstance(items[0], ResponseIn):
+        ids = {i.external_id for i in items if isinstance(i, ResponseIn) and i.external_id}
+        stored = Response.objects.filter(external_id__in=ids).count() if ids else 0
+        lines.append(
+            f"{len(ids) - stored} new answer{'s' if len(ids) - stored != 1 else ''}, "
+            f"{stored} already imported (left as they are)."
+        )
+    if emails:
+        lines.append(f"{len(emails) - known} new people, {known} already known (updated).")
+    return lines
+
+
 def _write(kind: str, items: list[Any]) -> int:
+    if kind == "delighted":
+        kind = "responses" if isinstance(items[0], ResponseIn) else "people"
     if kind == "responses":
         outcomes = []
         data = [replace(i.to_data(), source=Response.Source.IMPORT) for i in items]

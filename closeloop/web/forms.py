@@ -45,7 +45,12 @@ class ImportForm(forms.Form):
     """A CSV upload with the choice of what it holds and what to do with bad rows."""
 
     kind = forms.ChoiceField(
-        choices=[("responses", "Responses"), ("people", "People"), ("accounts", "Accounts")],
+        choices=[
+            ("responses", "Responses"),
+            ("people", "People"),
+            ("accounts", "Accounts"),
+            ("delighted", "A Delighted export (responses or people)"),
+        ],
         label="The file holds",
     )
     file = forms.FileField(label="CSV file (UTF-8)")

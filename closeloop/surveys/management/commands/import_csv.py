@@ -1,4 +1,8 @@
-"""`manage.py import_csv FILE --kind responses|people|accounts [--valid-only] [--dry-run]`."""
+"""`manage.py import_csv FILE --kind KIND [--valid-only] [--dry-run]`: KIND is responses,
+people, accounts or delighted.
+
+`--kind delighted` reads a Delighted export of responses or people as it is.
+"""
 
 from argparse import ArgumentParser
 from pathlib import Path
