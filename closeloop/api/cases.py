@@ -16,9 +16,9 @@ from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema, Status
-from pydantic import field_validator
+from pydantic import field_validator, model_validator
 
-from closeloop.delivery.models import EVENTS, Channel
+from closeloop.delivery.models import DELIGHTED_EVENTS, EVENTS, Channel
 from closeloop.loop import notify
 from closeloop.loop.models import (
     CALL_OUTCOMES,
@@ -363,6 +363,11 @@ def commit(request: HttpRequest, case_id: int, payload: CommitIn) -> dict[str, A
 
 class ChannelIn(In):
     kind: Literal["slack", "webhook", "email"]
+    format: Literal["closeloop", "delighted"] = Field(
+        "closeloop",
+        description="webhooks: closeloop's events, or Delighted's (survey_response.created, "
+        "survey_response.updated, unsubscribe.created) in Delighted's shape",
+    )
     name: str = Field("", max_length=100)
     url: str | None = Field(None, max_length=500, description="slack and webhook")
     email: str | None = Field(None, max_length=254, description="email")
@@ -371,18 +376,21 @@ class ChannelIn(In):
     tiers: list[str] = Field(default_factory=list, max_length=50)
     team: str | None = Field(None, max_length=100, description="a team's name")
 
-    @field_validator("events")
-    @classmethod
-    def _events(cls, value: list[str]) -> list[str]:
-        unknown = [e for e in value if e not in EVENTS]
+    @model_validator(mode="after")
+    def _events(self) -> ChannelIn:
+        if self.format == "delighted" and self.kind != "webhook":
+            raise ValueError("format: delighted is for webhooks only")
+        known = DELIGHTED_EVENTS if self.format == "delighted" else EVENTS
+        unknown = [e for e in self.events if e not in known]
         if unknown:
-            raise ValueError(f"unknown event {unknown[0]!r}; known: {', '.join(EVENTS)}")
-        return value
+            raise ValueError(f"events: unknown event {unknown[0]!r}; known: {', '.join(known)}")
+        return self
 
 
 class ChannelOut(Schema):
     id: int
     kind: str
+    format: str
     name: str
     url: str
     email: str
@@ -448,6 +456,7 @@ def add_channel(payload: ChannelIn) -> Channel:
     _check_target(payload)
     return Channel.objects.create(
         kind=payload.kind,
+        format=payload.format,
         name=payload.name,
         url=payload.url or "",
         email=payload.email or "",

@@ -33,6 +33,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from closeloop.insights.metrics import summarise
 from closeloop.surveys import sending
+from closeloop.surveys.delighted_shapes import person_json, response_json, unix
 from closeloop.surveys.ingest import (
     ConcurrentWriteError,
     IngestError,
@@ -225,6 +226,8 @@ def _params(request: HttpRequest) -> dict[str, Any]:
             body = _nest(QueryDict(request.body, encoding="utf-8"))
         except UnicodeDecodeError:
             raise invalid("body", "is not valid UTF-8") from None
+    elif content_type == "multipart/form-data" and request.method == "POST":
+        body = _nest(request.POST)
     else:
         raise DelightedError(415, f"Unsupported content type {content_type}")
     if has_nul(body):
@@ -318,24 +321,7 @@ def _page(params: dict[str, Any]) -> tuple[int, int]:
     return page, per_page
 
 
-def _unix(value: datetime | None) -> int | None:
-    return int(value.timestamp()) if value is not None else None
-
-
 # --- people ---------------------------------------------------------------------------------
-
-
-def _person_json(person: Person) -> dict[str, Any]:
-    return {
-        "id": str(person.pk),
-        "name": person.name or None,
-        "email": person.email,
-        "created_at": _unix(person.created_at),
-        "phone_number": person.phone or None,
-        "last_sent_at": _unix(getattr(person, "last_sent_at", None)),
-        "last_responded_at": _unix(getattr(person, "last_responded_at", None)),
-        "next_survey_scheduled_at": _unix(getattr(person, "next_survey_scheduled_at", None)),
-    }
 
 
 def _with_survey_dates(people: QuerySet[Person]) -> QuerySet[Person]:
@@ -404,7 +390,7 @@ def create_person(request: HttpRequest, params: dict[str, Any]) -> HttpResponse:
             "id": str(person.pk),
             "email": person.email,
             "name": person.name or None,
-            "survey_scheduled_at": _unix(scheduled_at),
+            "survey_scheduled_at": unix(scheduled_at),
             "properties": person.properties,
         }
     )
@@ -429,7 +415,7 @@ def list_people(request: HttpRequest, params: dict[str, Any]) -> HttpResponse:
     if after:
         people = people.filter(pk__gt=after)
     found = list(_with_survey_dates(people.order_by("pk"))[: per_page + 1])
-    reply = JsonResponse([_person_json(p) for p in found[:per_page]], safe=False)
+    reply = JsonResponse([person_json(p) for p in found[:per_page]], safe=False)
     if len(found) > per_page:
         query = {k: v for k, v in request.GET.items() if k != "page_info"}
         query["page_info"] = str(found[per_page - 1].pk)
@@ -478,33 +464,7 @@ def delete_pending(request: HttpRequest, params: dict[str, Any], identifier: str
 
 
 def _response_json(response: Response, expand: set[str]) -> dict[str, Any]:
-    person: Any = str(response.person_id)
-    if "person" in expand:
-        person = _person_json(response.person)
-    notes = []
-    if response.notes:
-        notes = [
-            {
-                "id": str(response.pk),
-                "text": response.notes,
-                "user_email": None,
-                "created_at": _unix(response.updated_at),
-            }
-        ]
-    return {
-        "id": str(response.pk),
-        "person": person,
-        "survey_type": "nps",
-        "score": response.score,
-        "comment": response.comment or None,
-        "permalink": f"{settings.SITE_URL}/responses/?person={response.person_id}",
-        "created_at": _unix(response.created_at),
-        "updated_at": _unix(response.updated_at),
-        "person_properties": response.properties,
-        "notes": notes,
-        "tags": list(response.tags),
-        "additional_answers": [],
-    }
+    return response_json(response, expand, settings.SITE_URL)
 
 
 def _expand(params: dict[str, Any]) -> set[str]:
@@ -698,7 +658,7 @@ def _listed(params: dict[str, Any], flag: str, label: str) -> list[dict[str, Any
             "person_id": str(p.pk),
             "email": p.email,
             "name": p.name or None,
-            label: _unix(getattr(p, flag)),
+            label: unix(getattr(p, flag)),
         }
         for p in people.order_by(flag, "pk")[start : start + per_page]
     ]

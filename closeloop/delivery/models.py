@@ -26,6 +26,13 @@ EVENTS = (
 )
 # What Slack and email channels get when they name no events: the moments a person must act.
 ALERT_EVENTS = ["case.created", "case.escalated"]
+# What a Delighted-format webhook can hear, named as Delighted named them (docs/delighted.md).
+DELIGHTED_EVENTS = ("survey_response.created", "survey_response.updated", "unsubscribe.created")
+# Our events that have a Delighted name.
+DELIGHTED_NAMES = {
+    "response.created": "survey_response.created",
+    "response.updated": "survey_response.updated",
+}
 
 
 def _secret() -> str:
@@ -43,7 +50,17 @@ class Channel(models.Model):
         WEBHOOK = "webhook"
         EMAIL = "email"
 
+    class Format(models.TextChoices):
+        CLOSELOOP = "closeloop", "closeloop events"
+        DELIGHTED = "delighted", "Delighted-format webhooks"
+
     kind = models.CharField(max_length=8, choices=Kind.choices)
+    format = models.CharField(
+        max_length=10,
+        choices=Format.choices,
+        default=Format.CLOSELOOP,
+        help_text="webhooks only: our events, or Delighted's for receivers built for Delighted",
+    )
     name = models.CharField(max_length=100, blank=True)
     url = models.URLField(max_length=500, blank=True)
     email = models.EmailField(blank=True)
@@ -62,6 +79,8 @@ class Channel(models.Model):
     def subscribed_events(self) -> list[str]:
         if self.events:
             return list(self.events)
+        if self.format == self.Format.DELIGHTED:
+            return list(DELIGHTED_EVENTS)
         return list(EVENTS) if self.kind == self.Kind.WEBHOOK else list(ALERT_EVENTS)
 
     @property

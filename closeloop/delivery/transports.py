@@ -252,6 +252,12 @@ def send_slack(delivery: Delivery) -> None:
 def send_webhook(delivery: Delivery, secret: str) -> None:
     """A signed webhook: the event id lets the receiver drop duplicates."""
     body = json.dumps(delivery.payload, separators=(",", ":")).encode()
+    channel = delivery.channel
+    if channel is not None and channel.format == channel.Format.DELIGHTED:
+        # As Delighted signed them: HMAC-SHA256 of the raw body with the channel's secret.
+        digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        post_json(delivery.to, body, {"X-Delighted-Webhook-Signature": f"sha256={digest}"})
+        return
     timestamp = int(time.time())
     post_json(
         delivery.to,

@@ -18,8 +18,9 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from closeloop.delivery.models import Channel, Delivery
-from closeloop.surveys.models import Response
+from closeloop.delivery.models import DELIGHTED_NAMES, Channel, Delivery
+from closeloop.surveys import delighted_shapes
+from closeloop.surveys.models import Person, Response
 from closeloop.team.models import Role, User
 
 from . import batch, outreach
@@ -204,11 +205,22 @@ def responses_created(responses: Sequence[Response]) -> None:
 
 
 def response_event(responses: Sequence[Response], event: str) -> None:
-    """Queue a response event (created, updated) for webhook channels that subscribe to it."""
+    """Queue a response event (created, updated) for webhook channels that subscribe to it.
+
+    Delighted-format channels get it under Delighted's name and in Delighted's shape.
+    """
+    webhooks = list(Channel.objects.filter(active=True, kind=Channel.Kind.WEBHOOK))
+    delighted = DELIGHTED_NAMES.get(event)
+    _delighted_event(
+        [c for c in webhooks if c.format == Channel.Format.DELIGHTED],
+        delighted,
+        [
+            delighted_shapes.response_json(r, {"person"}, settings.SITE_URL)
+            for r in (responses if delighted else [])
+        ],
+    )
     channels = [
-        c
-        for c in Channel.objects.filter(active=True, kind=Channel.Kind.WEBHOOK)
-        if event in c.subscribed_events
+        c for c in webhooks if c.format == Channel.Format.CLOSELOOP and event in c.subscribed_events
     ]
     if not channels:
         return
@@ -230,6 +242,46 @@ def response_event(responses: Sequence[Response], event: str) -> None:
                     event=event,
                     event_id=event_id,
                     payload=_event_payload(event, event_id, {"response": response_json(response)}),
+                )
+            )
+    Delivery.objects.bulk_create(rows)
+
+
+def unsubscribed(person: Person) -> None:
+    """Queue unsubscribe.created for Delighted-format webhooks."""
+    webhooks = Channel.objects.filter(
+        active=True, kind=Channel.Kind.WEBHOOK, format=Channel.Format.DELIGHTED
+    )
+    data = {
+        "person": delighted_shapes.person_json(person),
+        "unsubscribed_at": delighted_shapes.unix(person.unsubscribed_at),
+    }
+    _delighted_event(list(webhooks), "unsubscribe.created", [data])
+
+
+def _delighted_event(channels: list[Channel], event: str | None, items: list[Any]) -> None:
+    """One Delighted-shaped webhook per item and subscribed channel."""
+    wanted = [c for c in channels if event and event in c.subscribed_events]
+    if not wanted or event is None:
+        return
+    rows = []
+    for data in items:
+        for channel in wanted:
+            event_id = uuid.uuid4()
+            rows.append(
+                Delivery(
+                    kind=Delivery.Kind.WEBHOOK,
+                    purpose=Delivery.Purpose.CHANNEL,
+                    channel=channel,
+                    to=channel.url,
+                    event=event,
+                    event_id=event_id,
+                    payload={
+                        "event_type": event,
+                        "event_id": str(event_id),
+                        "event_data": data,
+                        "event_creation_time": delighted_shapes.unix(timezone.now()),
+                    },
                 )
             )
     Delivery.objects.bulk_create(rows)

@@ -22,6 +22,8 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from closeloop.loop import notify
+
 from . import links
 from .ingest import (
     IngestError,
@@ -188,6 +190,9 @@ def unsubscribe_person(person: Person) -> bool:
         SurveyRequest.objects.filter(person=person, status=SurveyRequest.Status.SCHEDULED).update(
             status=SurveyRequest.Status.CANCELLED, status_reason="unsubscribed"
         )
+        if done:
+            person.refresh_from_db(fields=["unsubscribed_at"])
+            notify.unsubscribed(person)
     return bool(done)
 
 

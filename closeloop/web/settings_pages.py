@@ -182,9 +182,13 @@ def channel_settings(request: HttpRequest) -> HttpResponse:
             else:
                 kind = post.get("kind", "")
                 target = post.get("target", "").strip()
+                # "Delighted-format webhook" is a webhook that speaks Delighted's events.
+                form = "delighted" if kind == "delighted" else "closeloop"
+                kind = "webhook" if kind == "delighted" else kind
                 add_channel(
                     ChannelIn(
                         kind=kind,  # type: ignore[arg-type]
+                        format=form,  # type: ignore[arg-type]
                         name=post.get("name", "").strip(),
                         url=target if kind != "email" else None,
                         email=target if kind == "email" else None,
