@@ -422,7 +422,9 @@ def change_response(
     None leaves a field as it is. Properties given are merged into the answer's.
     """
     with transaction.atomic():
-        current = Response.objects.select_for_update().select_related("person", "account", "survey")
+        current = Response.objects.select_for_update(of=("self",)).select_related(
+            "person", "account", "survey"
+        )
         answer = current.get(pk=response.pk)
         old_score, old_comment = answer.score, answer.comment
         new_score = old_score if score is None else score
