@@ -41,8 +41,9 @@ BIG_ROWS = int(os.environ.get("BENCH_METRICS_ROWS", "1000000"))
 # Extra gunicorn arguments, e.g. "--worker-class gthread --threads 4" (measured: no faster).
 GUNICORN_ARGS = os.environ.get("BENCH_GUNICORN_ARGS", "").split()
 WEB_NICE = os.environ.get("WEB_NICE", "5")
-# Which parts to run (1 single POSTs, 2 batch ingest, 3 metrics, 4 closed loop); default all.
-PARTS = set(os.environ.get("BENCH_PARTS", "1,2,3,4").replace(" ", "").split(","))
+# Which parts to run (1 single POSTs, 2 batch ingest, 3 metrics, 4 closed loop, 5 surveys);
+# default all.
+PARTS = set(os.environ.get("BENCH_PARTS", "1,2,3,4,5").replace(" ", "").split(","))
 
 
 def recreate_database() -> None:
@@ -74,6 +75,8 @@ def gunicorn(port: int) -> Iterator[None]:
         "DATABASE_URL": DB_URL,
         "DATA_DIR": str(ROOT / "var" / "bench"),
         "LOG_LEVEL": "WARNING",
+        # The bench measures throughput; the Delighted API's per-key limit would cap it.
+        "DELIGHTED_RATE_LIMIT_PER_MINUTE": "0",
     }
     proc = subprocess.Popen(
         [
@@ -224,6 +227,12 @@ def main() -> None:
             from bench import loop
 
             results.extend(loop.run(DB_URL, conn, manage, lambda: Client(port, key)))
+
+        # 5. Surveys: a wave of survey emails, and the Delighted client's people create.
+        if "5" in PARTS:
+            from bench import surveys
+
+            results.extend(surveys.run(DB_URL, conn, manage, port, key))
 
     header = ("figure", "closeloop", "baseline (same run)", "ratio", "goal")
     widths = [max(len(r[i]) for r in [header, *results]) for i in range(5)]
