@@ -59,19 +59,8 @@ def build_email(delivery: Delivery, connection: BaseEmailBackend | None = None) 
     if delivery.purpose not in _TO_CUSTOMERS:
         # Alerts to our own users are machine mail; auto-responders should stay quiet.
         headers["Auto-Submitted"] = "auto-generated"
-    if delivery.html:
-        message = EmailMultiAlternatives(
-            subject=delivery.subject,
-            body=delivery.body,
-            from_email=delivery.from_email or None,
-            to=[delivery.to],
-            reply_to=[delivery.reply_to] if delivery.reply_to else None,
-            headers=headers,
-            connection=connection,
-        )
-        message.attach_alternative(delivery.html, "text/html")
-        return message
-    return EmailMessage(
+    # Without an alternative this is a plain single-part message, as EmailMessage would be.
+    message = EmailMultiAlternatives(
         subject=delivery.subject,
         body=delivery.body,
         from_email=delivery.from_email or None,
@@ -80,6 +69,9 @@ def build_email(delivery: Delivery, connection: BaseEmailBackend | None = None) 
         headers=headers,
         connection=connection,
     )
+    if delivery.html:
+        message.attach_alternative(delivery.html, "text/html")
+    return message
 
 
 def _smtp_error(exc: Exception) -> TransportError:
