@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from email.utils import formataddr, parseaddr
 from typing import Any
 
@@ -173,16 +173,7 @@ def _queue_channel(channel: Channel, event: str, case: FollowUpCase) -> None:
     common = {"channel": channel, "event": event, "event_id": event_id}
     if channel.kind == Channel.Kind.WEBHOOK:
         payload = _event_payload(event, event_id, {"case": case_json(case)})
-        batch.add(
-            Delivery(
-                kind=Delivery.Kind.WEBHOOK,
-                purpose=purpose,
-                case=case,
-                to=channel.url,
-                payload=payload,
-                **common,
-            )
-        )
+        batch.add(_webhook_row(channel, event, event_id, payload, case))
     elif channel.kind == Channel.Kind.SLACK:
         batch.add(
             Delivery(
@@ -210,21 +201,19 @@ def response_event(responses: Sequence[Response], event: str) -> None:
     Delighted-format channels get it under Delighted's name and in Delighted's shape.
     """
     webhooks = list(Channel.objects.filter(active=True, kind=Channel.Kind.WEBHOOK))
+    rows = []
     delighted = DELIGHTED_NAMES.get(event)
-    _delighted_event(
-        [c for c in webhooks if c.format == Channel.Format.DELIGHTED],
-        delighted,
-        [
-            delighted_shapes.response_json(r, {"person"}, settings.SITE_URL)
-            for r in (responses if delighted else [])
-        ],
-    )
+    if delighted is not None:
+        rows += _delighted_rows(
+            [c for c in webhooks if c.format == Channel.Format.DELIGHTED],
+            delighted,
+            lambda: [
+                delighted_shapes.response_json(r, {"person"}, settings.SITE_URL) for r in responses
+            ],
+        )
     channels = [
         c for c in webhooks if c.format == Channel.Format.CLOSELOOP and event in c.subscribed_events
     ]
-    if not channels:
-        return
-    rows = []
     for response in responses:
         for channel in channels:
             if channel.bands and (response.band is None or response.band not in channel.bands):
@@ -233,18 +222,31 @@ def response_event(responses: Sequence[Response], event: str) -> None:
             if channel.tiers and tier not in {t.lower() for t in channel.tiers}:
                 continue
             event_id = uuid.uuid4()
+            data = {"response": response_json(response)}
             rows.append(
-                Delivery(
-                    kind=Delivery.Kind.WEBHOOK,
-                    purpose=Delivery.Purpose.CHANNEL,
-                    channel=channel,
-                    to=channel.url,
-                    event=event,
-                    event_id=event_id,
-                    payload=_event_payload(event, event_id, {"response": response_json(response)}),
-                )
+                _webhook_row(channel, event, event_id, _event_payload(event, event_id, data))
             )
     Delivery.objects.bulk_create(rows)
+
+
+def _webhook_row(
+    channel: Channel,
+    event: str,
+    event_id: uuid.UUID,
+    payload: dict[str, Any],
+    case: FollowUpCase | None = None,
+) -> Delivery:
+    """An outbox row posting `event` (whose payload carries `event_id`) to a webhook channel."""
+    return Delivery(
+        kind=Delivery.Kind.WEBHOOK,
+        case=case,
+        purpose=Delivery.Purpose.CHANNEL,
+        channel=channel,
+        to=channel.url,
+        event=event,
+        event_id=event_id,
+        payload=payload,
+    )
 
 
 def unsubscribed(person: Person) -> None:
@@ -256,35 +258,35 @@ def unsubscribed(person: Person) -> None:
         "person": delighted_shapes.person_json(person),
         "unsubscribed_at": delighted_shapes.unix(person.unsubscribed_at),
     }
-    _delighted_event(list(webhooks), "unsubscribe.created", [data])
+    Delivery.objects.bulk_create(
+        _delighted_rows(list(webhooks), "unsubscribe.created", lambda: [data])
+    )
 
 
-def _delighted_event(channels: list[Channel], event: str | None, items: list[Any]) -> None:
-    """One Delighted-shaped webhook per item and subscribed channel."""
-    wanted = [c for c in channels if event and event in c.subscribed_events]
-    if not wanted or event is None:
-        return
+def _delighted_rows(
+    channels: list[Channel], event: str, items: Callable[[], list[dict[str, Any]]]
+) -> list[Delivery]:
+    """One Delighted-shaped webhook per item and subscribed channel.
+
+    `items` is called only when some channel subscribes, so answers are not turned into
+    Delighted's shape on every ingest when no receiver wants them.
+    """
+    wanted = [c for c in channels if event in c.subscribed_events]
+    if not wanted:
+        return []
+    now = delighted_shapes.unix(timezone.now())
     rows = []
-    for data in items:
+    for data in items():
         for channel in wanted:
             event_id = uuid.uuid4()
-            rows.append(
-                Delivery(
-                    kind=Delivery.Kind.WEBHOOK,
-                    purpose=Delivery.Purpose.CHANNEL,
-                    channel=channel,
-                    to=channel.url,
-                    event=event,
-                    event_id=event_id,
-                    payload={
-                        "event_type": event,
-                        "event_id": str(event_id),
-                        "event_data": data,
-                        "event_creation_time": delighted_shapes.unix(timezone.now()),
-                    },
-                )
-            )
-    Delivery.objects.bulk_create(rows)
+            envelope = {
+                "event_type": event,
+                "event_id": str(event_id),
+                "event_data": data,
+                "event_creation_time": now,
+            }
+            rows.append(_webhook_row(channel, event, event_id, envelope))
+    return rows
 
 
 # --- messages --------------------------------------------------------------------------------
