@@ -497,13 +497,12 @@ def create_response(request: HttpRequest, params: dict[str, Any]) -> HttpRespons
     assert score is not None
     comment = _text(params, "comment", 10_000) or ""
     properties = _properties(params, "person_properties")
-    who = (
-        PersonData(email=person.email)
-        if person.email
-        else PersonData(external_id=person.external_id)
-    )
     data = ResponseData(
-        person=who, score=score, comment=comment, properties=properties, source="api"
+        person=PersonData.of(person),
+        score=score,
+        comment=comment,
+        properties=properties,
+        source="api",
     )
     try:
         (outcome,) = record_responses([data])

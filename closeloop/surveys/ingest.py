@@ -84,6 +84,13 @@ class PersonData:
     properties: dict[str, Any] = field(default_factory=dict)
     account: AccountData | None = None
 
+    @classmethod
+    def of(cls, person: Person) -> PersonData:
+        """Finds a stored person again, changing nothing about them."""
+        if person.email:
+            return cls(email=person.email)
+        return cls(external_id=person.external_id)
+
     def key(self) -> tuple[str, str]:
         """How the person is found: by email, else by external id."""
         if self.email:
@@ -391,14 +398,8 @@ def answer_request(
         existing = Response.objects.filter(request=request).order_by("pk").first()
         if existing is not None:
             return change_response(existing, score=score, comment=comment, via=source), False
-        person = request.person
-        who = (
-            PersonData(email=person.email)
-            if person.email
-            else PersonData(external_id=person.external_id)
-        )
         data = ResponseData(
-            person=who,
+            person=PersonData.of(request.person),
             score=score,
             comment=comment or "",
             source=source,

@@ -258,10 +258,8 @@ def link_survey(request: HttpRequest, slug: str) -> HttpResponse:
     else:
         if person is None:
             who = PersonData(external_id=f"anonymous-{uuid.uuid4().hex}")
-        elif person.email:
-            who = PersonData(email=person.email)
         else:
-            who = PersonData(external_id=person.external_id)
+            who = PersonData.of(person)
         try:
             existing = record_responses(
                 [
