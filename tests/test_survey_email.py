@@ -275,3 +275,16 @@ def test_it_identifies_a_link_survey_by_a_signed_token(client: Client, db: objec
     assert Response.objects.get().person == person
     forged = signing.dumps({"p": person.pk}, salt="another")
     assert client.get(f"/l/nps/?t={forged}").status_code == 400
+
+
+def test_it_names_what_is_wrong_with_a_link_surveys_input(client: Client, db: object) -> None:
+    Survey.default()
+    crowded = "&".join(f"p{i}=x" for i in range(31))
+    refused = client.get(f"/l/nps/?{crowded}")
+    assert refused.status_code == 400 and b"too many properties" in refused.content
+    long_name = client.get(f"/l/nps/?{'k' * 101}=v")
+    assert long_name.status_code == 400 and b"property names are at most 100" in long_name.content
+    no_score = client.post("/l/nps/", {"score": "ten", "comment": "hm"})
+    assert no_score.status_code == 422 and b"choose a number from 0 to 10" in no_score.content
+    assert client.get("/l/unknown-survey/").status_code == 404
+    assert not Response.objects.exists() and not Person.objects.exists()
