@@ -83,6 +83,15 @@ class SharedPortController(Controller):
             self._factory_invoker, host=self.hostname, port=self.port, reuse_port=True
         )
 
+    def _trigger_server(self) -> None:
+        # aiosmtpd's start-up check connects once and waits for *this* server to answer;
+        # on a shared port the kernel may hand that connection to a sibling, so knock
+        # until this one has answered.
+        for _ in range(200):
+            super()._trigger_server()
+            if self._factory_invoked.wait(0.05):
+                return
+
 
 def _sink_process(smtp_port: int, log: str, ready: Any, first: bool) -> None:
     """A loopback SMTP server (and, in the first, the Slack receiver), logging arrival times."""

@@ -42,29 +42,55 @@ def _signer() -> signing.TimestampSigner:
     return signing.TimestampSigner(salt=_SALT)
 
 
-def _absolute(path: str) -> str:
-    return f"{settings.SITE_URL}{path}"
+class LinkMaker:
+    """Makes requests' links. Each route is reversed once, so a batch of emails pays once."""
+
+    ROUTES = ("survey-answer", "survey-page", "survey-unsubscribe", "survey-opened")
+
+    def __init__(self) -> None:
+        self.signer = _signer()
+        self.unsubscribe_signer = signing.Signer(salt=_UNSUBSCRIBE_SALT)
+        self.routes = {name: tuple(reverse(name, args=["~"]).split("~", 1)) for name in self.ROUTES}
+
+    def _url(self, route: str, value: str) -> str:
+        before, after = self.routes[route]
+        return f"{settings.SITE_URL}{before}{value}{after}"
+
+    def score(self, request: SurveyRequest, score: int) -> str:
+        """The link behind one number of the email's 0–10 scale."""
+        return self._url("survey-answer", self.signer.sign(f"{request.token}.{score}"))
+
+    def page(self, request: SurveyRequest) -> str:
+        """The hosted survey page, to answer or to add a comment."""
+        return self._url("survey-page", self.signer.sign(request.token))
+
+    def unsubscribe(self, request: SurveyRequest) -> str:
+        """The unsubscribe page; also the RFC 8058 one-click POST target. It never expires."""
+        return self._url("survey-unsubscribe", self.unsubscribe_signer.sign(request.token))
+
+    def opened(self, request: SurveyRequest) -> str:
+        """A 1×1 image that marks the request opened when the mail client shows pictures."""
+        return self._url("survey-opened", self.signer.sign(request.token))
 
 
 def score_url(request: SurveyRequest, score: int) -> str:
     """The link behind one number of the email's 0–10 scale."""
-    return _absolute(reverse("survey-answer", args=[_signer().sign(f"{request.token}.{score}")]))
+    return LinkMaker().score(request, score)
 
 
 def page_url(request: SurveyRequest) -> str:
     """The hosted survey page, to answer or to add a comment."""
-    return _absolute(reverse("survey-page", args=[_signer().sign(request.token)]))
+    return LinkMaker().page(request)
 
 
 def unsubscribe_url(request: SurveyRequest) -> str:
     """The unsubscribe page; also the RFC 8058 one-click POST target."""
-    value = signing.Signer(salt=_UNSUBSCRIBE_SALT).sign(request.token)
-    return _absolute(reverse("survey-unsubscribe", args=[value]))
+    return LinkMaker().unsubscribe(request)
 
 
 def open_url(request: SurveyRequest) -> str:
     """A 1×1 image that marks the request opened when the mail client shows pictures."""
-    return _absolute(reverse("survey-opened", args=[_signer().sign(request.token)]))
+    return LinkMaker().opened(request)
 
 
 def _request(token: str) -> SurveyRequest:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.html import escape
 
 from closeloop.delivery.models import Delivery
 
 from . import links
-from .models import SurveyRequest
+from .models import Person, Survey, SurveyRequest
 from .texts import texts
 
 
@@ -41,29 +44,105 @@ def context(request: SurveyRequest, reminder: bool = False) -> dict[str, Any]:
     }
 
 
-def invitation(request: SurveyRequest, reminder: bool = False) -> Delivery:
-    """The outbox row for a survey email (or its one reminder), ready to insert."""
+# Stand-ins for the links while the templates render; each email gets its own in their place.
+_SLOTS = [
+    f"https://slot.invalid/{name}.x" for name in [*map(str, range(11)), "page", "unsub", "open"]
+]
+
+
+def _email_context(request: SurveyRequest, reminder: bool, urls: list[str]) -> dict[str, Any]:
     ctx = context(request, reminder)
     ctx.update(
-        scale=[(n, links.score_url(request, n)) for n in range(11)],
-        page_url=links.page_url(request),
-        unsubscribe_url=links.unsubscribe_url(request),
-        open_url=links.open_url(request),
+        scale=list(enumerate(urls[:11])),
+        page_url=urls[11],
+        unsubscribe_url=urls[12],
+        open_url=urls[13],
     )
-    unsubscribe = ctx["unsubscribe_url"]
-    return Delivery(
-        kind=Delivery.Kind.EMAIL,
-        purpose=Delivery.Purpose.REMINDER if reminder else Delivery.Purpose.SURVEY,
-        survey_request=request,
-        to=request.person.email or "",
-        from_email=settings.SURVEY_FROM_EMAIL,
-        subject=ctx["subject"],
-        body=render_to_string("surveys/email.txt", ctx).strip() + "\n",
-        html=render_to_string("surveys/email.html", ctx),
-        headers={
-            # RFC 2369 and RFC 8058: mail clients show an unsubscribe button that POSTs here.
-            "List-Unsubscribe": f"<{unsubscribe}>",
-            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-        },
-        created_at=timezone.now(),
-    )
+    return ctx
+
+
+def sample_request(survey: Survey, locale: str = "en") -> SurveyRequest:
+    """An unsaved request to an example person, to preview a survey's email and page."""
+    person = Person(name="Alex Example", email="alex@customer.example", locale=locale)
+    return SurveyRequest(survey=survey, person=person, sent_at=timezone.now())
+
+
+def preview(survey: Survey, locale: str = "en", reminder: bool = False) -> dict[str, str]:
+    """The survey email as a person would get it (subject, text, HTML), with inert links."""
+    ctx = _email_context(sample_request(survey, locale), reminder, ["#"] * 13 + [""])
+    return {
+        "subject": ctx["subject"],
+        "text": render_to_string("surveys/email.txt", ctx).strip() + "\n",
+        "html": render_to_string("surveys/email.html", ctx),
+    }
+
+
+@dataclass
+class _Shell:
+    subject: str
+    text: str
+    html: str
+
+
+class Invitations:
+    """Builds survey emails for a batch of requests.
+
+    The email differs between two people only in its links, unless survey,
+    language or wording differ: so the templates are rendered once per
+    (survey, locale, wording) with stand-ins for the links, and each email is
+    that render with its own signed links put in.
+    """
+
+    def __init__(self, reminder: bool = False) -> None:
+        self.reminder = reminder
+        self.links = links.LinkMaker()
+        self.shells: dict[tuple[Any, ...], _Shell] = {}
+
+    def _shell(self, request: SurveyRequest) -> _Shell:
+        key = (
+            request.survey_id,
+            request.person.locale,
+            json.dumps(request.options or {}, sort_keys=True),
+        )
+        shell = self.shells.get(key)
+        if shell is None:
+            ctx = _email_context(request, self.reminder, _SLOTS)
+            shell = self.shells[key] = _Shell(
+                ctx["subject"],
+                render_to_string("surveys/email.txt", ctx).strip() + "\n",
+                render_to_string("surveys/email.html", ctx),
+            )
+        return shell
+
+    def __call__(self, request: SurveyRequest) -> Delivery:
+        """The outbox row for one request's email, ready to insert."""
+        shell = self._shell(request)
+        make = self.links
+        urls = [make.score(request, n) for n in range(11)]
+        urls += [make.page(request), make.unsubscribe(request), make.opened(request)]
+        text, html = shell.text, shell.html
+        for slot, url in zip(_SLOTS, urls, strict=True):
+            text = text.replace(slot, url)
+            html = html.replace(slot, escape(url))
+        unsubscribe = urls[12]
+        return Delivery(
+            kind=Delivery.Kind.EMAIL,
+            purpose=Delivery.Purpose.REMINDER if self.reminder else Delivery.Purpose.SURVEY,
+            survey_request=request,
+            to=request.person.email or "",
+            from_email=settings.SURVEY_FROM_EMAIL,
+            subject=shell.subject,
+            body=text,
+            html=html,
+            headers={
+                # RFC 2369 and RFC 8058: mail clients show an unsubscribe button that POSTs here.
+                "List-Unsubscribe": f"<{unsubscribe}>",
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            },
+            created_at=timezone.now(),
+        )
+
+
+def invitation(request: SurveyRequest, reminder: bool = False) -> Delivery:
+    """The outbox row for one survey email (or its one reminder), ready to insert."""
+    return Invitations(reminder)(request)

@@ -22,12 +22,13 @@ from django.utils import timezone
 from closeloop.db import bulk_insert
 from closeloop.delivery.models import Delivery
 
-from .mail import invitation
+from .mail import Invitations
 from .models import Person, Survey, SurveyRequest, Wave
 
 log = logging.getLogger("closeloop.surveys")
 
 BATCH = 200
+ID_SLICE = 5000
 
 
 class _Lost(Exception):
@@ -96,33 +97,36 @@ def blocked_reasons(
     if not rest:
         return reasons
     since = now - timedelta(days=survey.throttle_days)
-    recent = (
-        SurveyRequest.objects.filter(
-            person_id__in=rest, sent_at__gte=since, purpose=SurveyRequest.Purpose.SURVEY
-        )
-        .exclude(pk__in=list(exclude))
-        .values("person_id")
-        .annotate(last=Max("sent_at"))
-    )
-    for row in recent:
-        reasons[row["person_id"]] = (
-            f"throttled: surveyed {row['last']:%Y-%m-%d}, "
-            f"at most once in {survey.throttle_days} days"
-        )
-    if pending_too:
-        pending = (
+    # In slices, so a wave of any size stays under SQLite's limit on query parameters.
+    for start in range(0, len(rest), ID_SLICE):
+        ids = rest[start : start + ID_SLICE]
+        recent = (
             SurveyRequest.objects.filter(
-                person_id__in=rest,
-                status=SurveyRequest.Status.SCHEDULED,
-                purpose=SurveyRequest.Purpose.SURVEY,
+                person_id__in=ids, sent_at__gte=since, purpose=SurveyRequest.Purpose.SURVEY
             )
+            .exclude(pk__in=list(exclude))
             .values("person_id")
-            .annotate(first=Max("scheduled_at"))
+            .annotate(last=Max("sent_at"))
         )
-        for row in pending:
-            reasons.setdefault(
-                row["person_id"], f"already scheduled for {row['first']:%Y-%m-%d %H:%M} UTC"
+        for row in recent:
+            reasons[row["person_id"]] = (
+                f"throttled: surveyed {row['last']:%Y-%m-%d}, "
+                f"at most once in {survey.throttle_days} days"
             )
+        if pending_too:
+            pending = (
+                SurveyRequest.objects.filter(
+                    person_id__in=ids,
+                    status=SurveyRequest.Status.SCHEDULED,
+                    purpose=SurveyRequest.Purpose.SURVEY,
+                )
+                .values("person_id")
+                .annotate(latest=Max("scheduled_at"))
+            )
+            for row in pending:
+                reasons.setdefault(
+                    row["person_id"], f"already scheduled for {row['latest']:%Y-%m-%d %H:%M} UTC"
+                )
     return reasons
 
 
@@ -171,6 +175,7 @@ def _send(requests: list[SurveyRequest], now: datetime) -> None:
         by_survey.setdefault((request.survey_id, request.purpose), []).append(request)
     skipped: list[SurveyRequest] = []
     deliveries: list[Delivery] = []
+    invitation = Invitations()
     for (_, purpose), group in by_survey.items():
         blocked = blocked_reasons(
             [r.person for r in group],
@@ -224,9 +229,10 @@ def handle_reminders() -> bool:
                 requests = SurveyRequest.objects.filter(pk__in=ids).select_related(
                     "survey", "person__account"
                 )
+                reminder = Invitations(reminder=True)
                 bulk_insert(
                     [
-                        invitation(r, reminder=True)
+                        reminder(r)
                         for r in requests
                         if r.person.unsubscribed_at is None and r.person.bounced_at is None
                     ]

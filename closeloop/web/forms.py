@@ -8,6 +8,7 @@ from django import forms
 from django.conf import settings
 
 from closeloop.surveys import csvio
+from closeloop.surveys.models import Account, Survey
 
 
 class ResponseFilterForm(forms.Form):
@@ -83,3 +84,92 @@ class ApiKeyForm(forms.Form):
         widget=forms.TextInput(attrs={"placeholder": "e.g. billing sync"}),
     )
     read_only = forms.BooleanField(required=False, label="Read only (cannot create or change data)")
+
+
+class SurveyForm(forms.ModelForm):  # type: ignore[type-arg]
+    """A survey's question, email wording and sending rules."""
+
+    class Meta:
+        model = Survey
+        fields = [
+            "name",
+            "slug",
+            "question",
+            "product_name",
+            "subject",
+            "intro",
+            "thank_you",
+            "throttle_days",
+            "reminder_days",
+            "link_days",
+        ]
+        widgets = {"intro": forms.Textarea(attrs={"rows": 3})}
+        help_texts = {
+            "slug": "In link-survey addresses (/l/<slug>/) and the API; letters, digits, - and _.",
+            "question": "{product} is replaced by the product name.",
+        }
+
+    def clean_subject(self) -> str:
+        subject = str(self.cleaned_data["subject"])
+        if "\n" in subject or "\r" in subject:
+            raise forms.ValidationError("An email subject is one line.")
+        return subject
+
+    def clean_question(self) -> str:
+        question = str(self.cleaned_data["question"])
+        if "\n" in question or "\r" in question:
+            raise forms.ValidationError("The question is one line.")
+        return question
+
+
+class WaveForm(forms.Form):
+    """Who a wave goes to, and when."""
+
+    name = forms.CharField(
+        required=False,
+        max_length=200,
+        label="Wave name",
+        widget=forms.TextInput(attrs={"placeholder": "e.g. Q4 relationship survey"}),
+    )
+    source = forms.ChoiceField(
+        choices=[
+            ("segment", "A segment of accounts"),
+            ("accounts", "Chosen accounts"),
+            ("csv", "People in a CSV file"),
+        ],
+        widget=forms.RadioSelect,
+        initial="segment",
+        label="Add people from",
+    )
+    accounts = forms.ModelMultipleChoiceField(
+        queryset=Account.objects.order_by("name"),
+        required=False,
+        widget=forms.SelectMultiple(attrs={"size": 8}),
+    )
+    tier = forms.CharField(required=False, max_length=40)
+    plan = forms.CharField(required=False, max_length=100)
+    industry = forms.CharField(required=False, max_length=100)
+    company_size = forms.CharField(required=False, max_length=40, label="Company size")
+    property_key = forms.CharField(required=False, max_length=100, label="Property")
+    property_value = forms.CharField(required=False, max_length=200, label="equals")
+    file = forms.FileField(required=False, label="CSV file (the people import's columns)")
+    csv_text = forms.CharField(required=False, widget=forms.HiddenInput)
+    starts_at = forms.DateTimeField(
+        required=False,
+        label="Send from (UTC; empty = now)",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+    )
+    spread_days = forms.IntegerField(
+        min_value=0,
+        max_value=60,
+        initial=0,
+        label="Spread over days (0 = all at once)",
+    )
+
+    def clean_file(self) -> Any:
+        upload = self.cleaned_data.get("file")
+        if upload is not None and upload.size > settings.CSV_UPLOAD_MAX_BYTES:
+            raise forms.ValidationError(
+                f"The file is larger than {settings.CSV_UPLOAD_MAX_BYTES // (1024 * 1024)} MB."
+            )
+        return upload

@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import announcements, cases, settings_pages, views
+from . import announcements, cases, settings_pages, surveys, views
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(template_name="web/login.html"), name="login"),
@@ -22,6 +22,13 @@ urlpatterns = [
     path("notifications/", cases.notifications, name="notifications"),
     path("announcements/", announcements.announcements, name="announcements"),
     path("announcements/<int:pk>/", announcements.announcement, name="announcement"),
+    path("surveys/", surveys.surveys, name="surveys"),
+    path("surveys/silence/", surveys.silence, name="silence"),
+    path("surveys/silence.csv", surveys.export_silence, name="export-silence"),
+    path("surveys/<slug:slug>/", surveys.survey, name="survey"),
+    path("surveys/<slug:slug>/preview/<str:what>/", surveys.preview, name="survey-preview"),
+    path("surveys/<slug:slug>/waves/new/", surveys.new_wave, name="wave-new"),
+    path("surveys/<slug:slug>/waves/<int:pk>/", surveys.wave, name="wave"),
     path("settings/quarantine/", cases.quarantine, name="quarantine"),
     path("settings/follow-up/", settings_pages.follow_up_settings, name="settings-follow-up"),
     path("settings/routing/", settings_pages.routing_settings, name="settings-routing"),

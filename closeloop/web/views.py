@@ -158,7 +158,7 @@ def responses(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _stream(filename: str, header: list[str], rows: Any) -> StreamingHttpResponse:
+def stream(filename: str, header: list[str], rows: Any) -> StreamingHttpResponse:
     response = StreamingHttpResponse(csvio.csv_lines(header, rows), content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
@@ -171,7 +171,7 @@ def export_responses(request: HttpRequest) -> HttpResponse | StreamingHttpRespon
     if error:
         return HttpResponse(error, status=400, content_type="text/plain")
     qs = flt.apply(Response.objects.select_related("person", "account", "survey"))
-    return _stream(
+    return stream(
         "responses.csv",
         csvio.RESPONSE_EXPORT_HEADER,
         csvio.response_rows(qs.order_by("-created_at", "-id").iterator(2000)),
@@ -182,14 +182,14 @@ def export_responses(request: HttpRequest) -> HttpResponse | StreamingHttpRespon
 def export_people(request: HttpRequest) -> StreamingHttpResponse:
     """Everyone as CSV."""
     qs = Person.objects.select_related("account").order_by("pk").iterator(2000)
-    return _stream("people.csv", csvio.PEOPLE_EXPORT_HEADER, csvio.people_rows(qs))
+    return stream("people.csv", csvio.PEOPLE_EXPORT_HEADER, csvio.people_rows(qs))
 
 
 @login_required
 def export_accounts(request: HttpRequest) -> StreamingHttpResponse:
     """Every account as CSV."""
     qs = Account.objects.select_related("owner", "executive_sponsor").order_by("pk").iterator(2000)
-    return _stream("accounts.csv", csvio.ACCOUNT_EXPORT_HEADER, csvio.account_rows(qs))
+    return stream("accounts.csv", csvio.ACCOUNT_EXPORT_HEADER, csvio.account_rows(qs))
 
 
 @login_required
