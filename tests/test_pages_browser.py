@@ -87,3 +87,28 @@ def test_it_uploads_a_csv_and_reports_problems_by_row(
     page.check("input[name=valid_only]")
     page.click("button.primary")
     assert "Imported 1 row (1 new)" in page.locator(".report").inner_text()
+
+
+def test_it_checks_and_schedules_a_wave_and_shows_its_progress(
+    live_server: Any, page: Any, manager: User, enterprise: Any
+) -> None:
+    from closeloop.surveys.models import Person, Survey, SurveyRequest
+
+    Survey.default()
+    for i in range(3):
+        Person.objects.create(email=f"p{i}@globex.example", account=enterprise)
+    log_in(page, live_server.url, "maria", "pw-maria-123")
+    page.goto(f"{live_server.url}/surveys/")
+    page.click("text=NPS")
+    assert "How likely are you to recommend" in page.locator("h1").inner_text()
+    page.frame_locator("iframe[title='Survey email preview']").locator("text=10").first.wait_for()
+    page.click("text=Add people")
+    page.fill("input[name=tier]", "enterprise")
+    page.click("button[value=check]")
+    assert "would reach 3 people" in page.locator(".help").inner_text()
+    assert SurveyRequest.objects.count() == 0
+    page.click("button[value=schedule]")
+    page.wait_for_selector("ol.funnel")
+    invited = page.locator("ol.funnel li").first.inner_text()
+    assert "Invited" in invited and "3" in invited
+    assert page.locator("table tbody tr").count() == 3

@@ -14,7 +14,7 @@ from closeloop.surveys.ingest import PersonData, ResponseData, record_responses
 from closeloop.surveys.models import Account, Person, Response, Survey, SurveyRequest
 from closeloop.team.models import User
 
-from .conftest import drain
+from .conftest import ApiClient, drain
 from .loopback import SmtpServer
 
 pytestmark = pytest.mark.django_db
@@ -177,3 +177,23 @@ def test_it_groups_silent_people_by_account_with_the_most_arr_first(
     ]
     assert groups[0].detractors == 2
     assert Response.objects.count() == 4
+
+
+def test_it_serves_reach_and_silence_through_the_api(
+    smtp: SmtpServer, api: ApiClient, enterprise: Account
+) -> None:
+    survey = Survey.default()
+    people(2, enterprise)
+    wave = waves.start(survey, waves.Audience(source="accounts", account_ids=[enterprise.pk]))
+    drain()
+    answer(wave.requests.select_related("survey", "person").first())
+    (listed,) = api.get_json("/api/v1/surveys").json()
+    assert listed["slug"] == "nps" and listed["reach"]["delivered"] == 2
+    assert listed["reach"]["answered"] == 1 and listed["reach"]["response_rate"] == 0.5
+    (row,) = api.get_json("/api/v1/surveys/nps/waves").json()
+    assert row["id"] == wave.pk and row["reach"]["invited"] == 2
+    assert api.get_json("/api/v1/surveys/nope/waves").status_code == 404
+    _history("quiet@globex.example", enterprise, True, [90, 40])
+    (silent,) = api.get_json("/api/v1/silence").json()
+    assert silent["email"] == "quiet@globex.example" and silent["account"] == "Globex"
+    assert ApiClient(None).get_json("/api/v1/silence").status_code == 401

@@ -43,6 +43,7 @@ from .cases import TemplateLintError
 from .cases import router as follow_up_router
 from .models import ApiKey, IdempotencyRecord
 from .schemas import AccountOut, BatchIn, BatchOut, MetricsOut, PersonOut, ResponseOut, ResponsePage
+from .surveys import router as surveys_router
 
 
 class BearerKey(HttpBearer):
@@ -325,3 +326,4 @@ def get_account(request: HttpRequest, account_id: int) -> Account:
 
 api.add_router("", follow_up_router)
 api.add_router("", announcements_router)
+api.add_router("", surveys_router)

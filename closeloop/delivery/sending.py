@@ -32,7 +32,7 @@ from .transports import TransportError, kept_mailer, send_http
 
 log = logging.getLogger("closeloop.delivery")
 
-EMAIL_BATCH = 40
+EMAIL_BATCH = 100
 SMTP_SESSIONS = 4
 HTTP_BATCH = 24
 HTTP_THREADS = 8

@@ -10,6 +10,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import smtplib
 import threading
@@ -98,7 +99,12 @@ def _header(name: str, value: str) -> str:
     return Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
 
 
+_BARE_ADDRESS = re.compile(r"[^\s<>\"(),;:@\\\[\]]+@[A-Za-z0-9.\-]+")
+
+
 def _address(name: str, value: str) -> str:
+    if _BARE_ADDRESS.fullmatch(value):
+        return value  # the common case, name@example.com, needs no parsing
     if "\n" in value or "\r" in value:
         raise TransportError(f"header {name} holds a line break", permanent=True)
     if value.isascii():
@@ -123,10 +129,9 @@ def _part(content_type: str, text: str) -> list[str]:
     ]
 
 
-def mime_bytes(delivery: Delivery) -> bytes:
-    """The delivery as an RFC 5322 message, ready for SMTP DATA."""
-    sender = delivery.from_email or settings.DEFAULT_FROM_EMAIL
-    lines = [f"From: {_address('From', sender)}", f"To: {_address('To', delivery.to)}"]
+def mime_bytes(delivery: Delivery, sender: str, to: str) -> bytes:
+    """The delivery as an RFC 5322 message from and to the (header-safe) addresses given."""
+    lines = [f"From: {sender}", f"To: {to}"]
     if delivery.reply_to:
         lines.append(f"Reply-To: {_address('Reply-To', delivery.reply_to)}")
     lines.append(f"Subject: {_header('Subject', delivery.subject)}")
@@ -146,8 +151,9 @@ def mime_bytes(delivery: Delivery) -> bytes:
 def _transmit(backend: BaseEmailBackend, delivery: Delivery) -> None:
     smtp = getattr(backend, "connection", None)
     if isinstance(smtp, smtplib.SMTP):
-        sender = delivery.from_email or settings.DEFAULT_FROM_EMAIL
-        smtp.sendmail(_address("From", sender), [_address("To", delivery.to)], mime_bytes(delivery))
+        sender = _address("From", delivery.from_email or settings.DEFAULT_FROM_EMAIL)
+        to = _address("To", delivery.to)
+        smtp.sendmail(sender, [to], mime_bytes(delivery, sender, to))
     else:
         backend.send_messages([build_email(delivery, backend)])
 
