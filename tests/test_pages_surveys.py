@@ -209,3 +209,13 @@ def test_it_lists_silent_customers_and_exports_them(manager: User, enterprise: A
     assert "Globex" in page and "quiet@globex.example" in page and "detractor" in page
     export = b"".join(client.get("/surveys/silence.csv").streaming_content).decode()
     assert export.splitlines()[1].startswith("Globex,120000.0,enterprise,quiet@globex.example")
+
+
+def test_it_saves_a_surveys_settings_but_keeps_its_slug(manager: User) -> None:
+    Survey.default()
+    reply = logged_in(manager).post(
+        "/surveys/nps/", new_survey(name="Relationship NPS", slug="renamed", reminder_days=0)
+    )
+    assert reply.status_code == 302 and reply["Location"] == "/surveys/nps/"
+    survey = Survey.objects.get()
+    assert (survey.slug, survey.name, survey.reminder_days) == ("nps", "Relationship NPS", 0)

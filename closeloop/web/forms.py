@@ -109,6 +109,13 @@ class SurveyForm(forms.ModelForm):  # type: ignore[type-arg]
             "question": "{product} is replaced by the product name.",
         }
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            # Link surveys already on web pages, and API callers, name the survey by its slug.
+            self.fields["slug"].disabled = True
+            self.fields["slug"].help_text = "Fixed once created: pages and integrations use it."
+
     def clean_subject(self) -> str:
         subject = str(self.cleaned_data["subject"])
         if "\n" in subject or "\r" in subject:
