@@ -41,6 +41,10 @@ class User(AbstractUser):
         """Admins (and Django superusers) change settings and users."""
         return self.is_superuser or self.role == Role.ADMIN
 
+    def can_manage(self) -> bool:
+        """Admins and managers oversee: the mail quarantine, surveys and their waves."""
+        return self.is_admin() or self.role == Role.MANAGER
+
     def team(self) -> models.QuerySet[User]:
         """The user and everyone who reports to them, directly."""
         return User.objects.filter(models.Q(pk=self.pk) | models.Q(manager=self))

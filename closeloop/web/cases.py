@@ -256,7 +256,7 @@ def notifications(request: HttpRequest) -> HttpResponse:
 def quarantine(request: HttpRequest) -> HttpResponse:
     """Inbound mail that matched no case, and failed deliveries: what needs a person."""
     user: User = request.user  # type: ignore[assignment]
-    if not (user.is_admin() or user.role == Role.MANAGER):
+    if not user.can_manage():
         raise PermissionDenied("managers and admins only")
     if request.method == "POST":
         message = get_object_or_404(InboundMessage, pk=form_pk(request.POST.get("message")))

@@ -22,7 +22,7 @@ from closeloop.loop.models import CaseError
 from closeloop.surveys import csvio, mail, reach, waves
 from closeloop.surveys.models import Survey, SurveyRequest, Wave
 from closeloop.surveys.texts import LANGUAGES, texts
-from closeloop.team.models import Role, User
+from closeloop.team.models import User
 
 from .forms import SurveyForm, WaveForm
 from .views import _base, reported, stream
@@ -36,13 +36,9 @@ def _user(request: HttpRequest) -> User:
 def _manager(request: HttpRequest) -> User:
     """Surveys reach customers: admins and managers set them up and send them."""
     user = _user(request)
-    if not (user.is_admin() or user.role == Role.MANAGER):
+    if not user.can_manage():
         raise PermissionDenied("only admins and managers change surveys and send waves")
     return user
-
-
-def _may_manage(user: User) -> bool:
-    return user.is_admin() or user.role == Role.MANAGER
 
 
 @login_required
@@ -71,7 +67,6 @@ def surveys(request: HttpRequest) -> HttpResponse:
             rows=rows,
             form=form,
             median_percent=reach.MEDIAN_PERCENT,
-            may_manage=_may_manage(_user(request)),
         ),
         status=422 if form.errors else 200,
     )
@@ -111,7 +106,6 @@ def survey(request: HttpRequest, slug: str) -> HttpResponse:
             median_percent=reach.MEDIAN_PERCENT,
             languages=[(code, texts(code)["lang_name"]) for code in LANGUAGES],
             lang=_lang(request),
-            may_manage=_may_manage(_user(request)),
         ),
         status=422 if form.errors else 200,
     )
@@ -253,7 +247,6 @@ def wave(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
             status=status,
             statuses=SurveyRequest.Status.choices,
             median_percent=reach.MEDIAN_PERCENT,
-            may_manage=_may_manage(_user(request)),
         ),
     )
 
