@@ -33,7 +33,7 @@ from .ingest import (
     change_response,
     record_responses,
 )
-from .mail import context
+from .mail import context, sample_request
 from .models import Person, Response, Survey, SurveyRequest
 from .schemas import has_nul
 from .texts import texts
@@ -103,6 +103,13 @@ def page(request: HttpRequest, value: str) -> HttpResponse:
             return _form(request, ctx, existing, saved=True)
         return _form(request, ctx, existing, error=wrong, score=score, comment=comment)
     return _form(request, ctx, existing, saved=request.GET.get("saved") == "1" and existing)
+
+
+def preview(request: HttpRequest, survey: Survey, locale: str) -> HttpResponse:
+    """The hosted page as an example person would first see it, its links inert."""
+    ctx = context(sample_request(survey, locale))
+    ctx.update(action="#", unsubscribe_url="#", thank_you=survey.thank_you)
+    return _form(request, ctx, None)
 
 
 def _read_form(post: QueryDict, t: dict[str, str]) -> tuple[int | None, str, str | None]:

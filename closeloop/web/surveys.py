@@ -15,11 +15,10 @@ from django.core.paginator import Paginator
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.template.loader import render_to_string
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 
 from closeloop.loop.models import CaseError
-from closeloop.surveys import csvio, mail, reach, waves
+from closeloop.surveys import csvio, mail, pages, reach, waves
 from closeloop.surveys.models import Survey, SurveyRequest, Wave
 from closeloop.surveys.texts import LANGUAGES, texts
 from closeloop.team.models import User
@@ -130,19 +129,7 @@ def preview(request: HttpRequest, slug: str, what: str) -> HttpResponse:
         return HttpResponse(
             f"Subject: {email['subject']}\n\n{email['text']}", content_type="text/plain"
         )
-    ctx = mail.context(mail.sample_request(item, lang))
-    ctx.update(
-        numbers=range(11),
-        action="#",
-        unsubscribe_url="#",
-        answered=False,
-        saved=False,
-        comment="",
-        score=None,
-        until_text="",
-        thank_you=item.thank_you,
-    )
-    return HttpResponse(render_to_string("surveys/page.html", ctx, request=request))
+    return pages.preview(request, item, lang)
 
 
 def _audience(form: WaveForm) -> waves.Audience:
