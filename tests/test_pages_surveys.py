@@ -219,3 +219,26 @@ def test_it_saves_a_surveys_settings_but_keeps_its_slug(manager: User) -> None:
     assert reply.status_code == 302 and reply["Location"] == "/surveys/nps/"
     survey = Survey.objects.get()
     assert (survey.slug, survey.name, survey.reminder_days) == ("nps", "Relationship NPS", 0)
+
+
+def test_it_keeps_every_column_of_a_checked_csv_for_scheduling(manager: User) -> None:
+    Survey.default()
+    client = logged_in(manager)
+    csv = b"email,account_external_id,account_name,tier\nnew@acme.example,acc-acme,Acme,smb\n"
+    check = client.post(
+        "/surveys/nps/waves/new/",
+        {
+            "source": "csv",
+            "spread_days": 0,
+            "action": "check",
+            "file": SimpleUploadedFile("w.csv", csv),
+        },
+    )
+    kept = check.context["form"]["csv_text"].value()
+    client.post(
+        "/surveys/nps/waves/new/",
+        {"source": "csv", "spread_days": 0, "action": "schedule", "csv_text": kept},
+    )
+    person = Person.objects.select_related("account").get(email="new@acme.example")
+    assert person.account is not None
+    assert (person.account.name, person.account.tier) == ("Acme", "smb")

@@ -99,8 +99,9 @@ class Audience:
         return ", ".join(parts) or "everyone with an email address"
 
 
-def read_csv(raw: bytes) -> list[PersonData]:
-    """People from an uploaded CSV (the people import's columns); a bad row is refused."""
+def read_csv(raw: bytes) -> tuple[list[PersonData], str]:
+    """People from an uploaded CSV (the people import's columns), and the file's text to keep
+    between checking and scheduling; a bad row is refused."""
     try:
         text = csvio.decode(raw)
     except csvio.CsvFileError as exc:
@@ -111,7 +112,7 @@ def read_csv(raw: bytes) -> list[PersonData]:
         more = f" (and {len(report.problems) - 1} more)" if len(report.problems) > 1 else ""
         where = f"row {first.row}, " if first.row else ""
         raise CaseError("file", f"{where}{first.column}: {first.reason}{more}")
-    return [item.to_data() for _, item in valid if isinstance(item, PersonIn)]
+    return [item.to_data() for _, item in valid if isinstance(item, PersonIn)], text
 
 
 @dataclass

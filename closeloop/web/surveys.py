@@ -18,7 +18,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 
 from closeloop.loop.models import CaseError
-from closeloop.surveys import csvio, mail, pages, reach, waves
+from closeloop.surveys import mail, pages, reach, waves
+from closeloop.surveys.ingest import PersonData
 from closeloop.surveys.models import Survey, SurveyRequest, Wave
 from closeloop.surveys.texts import LANGUAGES, texts
 from closeloop.team.models import User
@@ -132,14 +133,16 @@ def preview(request: HttpRequest, slug: str, what: str) -> HttpResponse:
     return pages.preview(request, item, lang)
 
 
-def _audience(form: WaveForm) -> waves.Audience:
+def _audience(form: WaveForm) -> tuple[waves.Audience, str]:
+    """Who the form chose, and the CSV file's text (empty unless the source is a file)."""
     data = form.cleaned_data
-    people = []
+    people: list[PersonData] = []
+    text = ""
     if data["source"] == "csv":
         upload = data.get("file")
         raw = upload.read() if upload is not None else data.get("csv_text", "").encode()
-        people = waves.read_csv(raw)
-    return waves.Audience(
+        people, text = waves.read_csv(raw)
+    audience = waves.Audience(
         source=data["source"],
         account_ids=[a.pk for a in data.get("accounts") or []],
         tier=data.get("tier", ""),
@@ -150,6 +153,7 @@ def _audience(form: WaveForm) -> waves.Audience:
         property_value=data.get("property_value", ""),
         csv_people=people,
     )
+    return audience, text
 
 
 @login_required
@@ -167,7 +171,7 @@ def new_wave(request: HttpRequest, slug: str) -> HttpResponse:
         else:
             data = form.cleaned_data
             with reported(request) as outcome:
-                audience = _audience(form)
+                audience, csv_text = _audience(form)
                 if request.POST.get("action") == "schedule":
                     wave = waves.start(
                         item,
@@ -182,7 +186,7 @@ def new_wave(request: HttpRequest, slug: str) -> HttpResponse:
                 plan = waves.plan(item, audience)
                 if audience.source == "csv":
                     # Keep the file's people for the second step, so it is not uploaded twice.
-                    form = WaveForm({**request.POST.dict(), "csv_text": _csv_text(audience)})
+                    form = WaveForm({**request.POST.dict(), "csv_text": csv_text})
                     form.is_valid()
             if outcome.refused:
                 status = 422
@@ -192,15 +196,6 @@ def new_wave(request: HttpRequest, slug: str) -> HttpResponse:
         _base(item=item, form=form, plan=plan, max_wave=waves.MAX_WAVE),
         status=status,
     )
-
-
-def _csv_text(audience: waves.Audience) -> str:
-    header = ["email", "person_external_id", "name", "locale"]
-    rows = [
-        [p.email or "", p.external_id or "", p.name or "", p.locale or ""]
-        for p in audience.csv_people
-    ]
-    return "".join(csvio.csv_lines(header, rows))
 
 
 @login_required
