@@ -67,21 +67,27 @@ def sample_request(survey: Survey, locale: str = "en") -> SurveyRequest:
     return SurveyRequest(survey=survey, person=person, sent_at=timezone.now())
 
 
-def preview(survey: Survey, locale: str = "en", reminder: bool = False) -> dict[str, str]:
+def preview(survey: Survey, locale: str = "en", reminder: bool = False) -> Rendered:
     """The survey email as a person would get it (subject, text, HTML), with inert links."""
-    ctx = _email_context(sample_request(survey, locale), reminder, ["#"] * 13 + [""])
-    return {
-        "subject": ctx["subject"],
-        "text": render_to_string("surveys/email.txt", ctx).strip() + "\n",
-        "html": render_to_string("surveys/email.html", ctx),
-    }
+    return _render(sample_request(survey, locale), reminder, ["#"] * 13 + [""])
 
 
 @dataclass
-class _Shell:
+class Rendered:
+    """A survey email's subject, plain text and HTML."""
+
     subject: str
     text: str
     html: str
+
+
+def _render(request: SurveyRequest, reminder: bool, urls: list[str]) -> Rendered:
+    ctx = _email_context(request, reminder, urls)
+    return Rendered(
+        ctx["subject"],
+        render_to_string("surveys/email.txt", ctx).strip() + "\n",
+        render_to_string("surveys/email.html", ctx),
+    )
 
 
 class Invitations:
@@ -96,9 +102,9 @@ class Invitations:
     def __init__(self, reminder: bool = False) -> None:
         self.reminder = reminder
         self.links = links.LinkMaker()
-        self.shells: dict[tuple[Any, ...], _Shell] = {}
+        self.shells: dict[tuple[Any, ...], Rendered] = {}
 
-    def _shell(self, request: SurveyRequest) -> _Shell:
+    def _shell(self, request: SurveyRequest) -> Rendered:
         key = (
             request.survey_id,
             request.person.locale,
@@ -106,12 +112,7 @@ class Invitations:
         )
         shell = self.shells.get(key)
         if shell is None:
-            ctx = _email_context(request, self.reminder, _SLOTS)
-            shell = self.shells[key] = _Shell(
-                ctx["subject"],
-                render_to_string("surveys/email.txt", ctx).strip() + "\n",
-                render_to_string("surveys/email.html", ctx),
-            )
+            shell = self.shells[key] = _render(request, self.reminder, _SLOTS)
         return shell
 
     def __call__(self, request: SurveyRequest) -> Delivery:

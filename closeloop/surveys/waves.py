@@ -115,6 +115,11 @@ def read_csv(raw: bytes) -> tuple[list[PersonData], str]:
     return [item.to_data() for _, item in valid if isinstance(item, PersonIn)], text
 
 
+def _within_limit(reached: int) -> None:
+    if reached > MAX_WAVE:
+        raise CaseError("audience", f"a wave reaches at most {MAX_WAVE:,} people; narrow it down")
+
+
 @dataclass
 class Plan:
     """What a wave would do: how many are reached, sent, and skipped for which reason."""
@@ -138,8 +143,7 @@ def plan(survey: Survey, audience: Audience) -> Plan:
         known = {p.email for p in people}
         new_people = len({p.email for p in audience.csv_people if p.email and p.email not in known})
     reached = len(people) + new_people
-    if reached > MAX_WAVE:
-        raise CaseError("audience", f"a wave reaches at most {MAX_WAVE:,} people; narrow it down")
+    _within_limit(reached)
     blocked = blocked_reasons(
         people, survey, SurveyRequest.Purpose.SURVEY, timezone.now(), pending_too=True
     )
@@ -168,10 +172,7 @@ def start(
         people = list(audience.query().select_related("account")[: MAX_WAVE + 1])
         if not people:
             raise CaseError("audience", "nobody with an email address matches this choice")
-        if len(people) > MAX_WAVE:
-            raise CaseError(
-                "audience", f"a wave reaches at most {MAX_WAVE:,} people; narrow it down"
-            )
+        _within_limit(len(people))
         wave = Wave.objects.create(
             survey=survey,
             name=name or audience.describe(),

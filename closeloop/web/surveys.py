@@ -124,12 +124,10 @@ def preview(request: HttpRequest, slug: str, what: str) -> HttpResponse:
     lang = _lang(request)
     reminder = request.GET.get("reminder") == "1"
     if what == "email":
-        return HttpResponse(mail.preview(item, lang, reminder)["html"])
+        return HttpResponse(mail.preview(item, lang, reminder).html)
     if what == "text":
         email = mail.preview(item, lang, reminder)
-        return HttpResponse(
-            f"Subject: {email['subject']}\n\n{email['text']}", content_type="text/plain"
-        )
+        return HttpResponse(f"Subject: {email.subject}\n\n{email.text}", content_type="text/plain")
     return pages.preview(request, item, lang)
 
 
