@@ -53,12 +53,9 @@ def surveys(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"Survey “{survey.name}” created. Add people in a wave.")
             return redirect("survey", survey.slug)
     figures = reach.reach_by(reach.survey_requests(), "survey_id")
-    answers = dict(
-        Survey.objects.annotate(n=Count("responses")).values_list("pk", "n"),
-    )
     rows = [
-        (s, figures.get(s.pk, reach.Reach()), answers.get(s.pk, 0))
-        for s in Survey.objects.order_by("name")
+        (s, figures.get(s.pk, reach.Reach()), s.answers)
+        for s in Survey.objects.annotate(answers=Count("responses")).order_by("name")
     ]
     return render(
         request,
