@@ -25,8 +25,11 @@ PAGES = [
     ("settings-templates", "/settings/templates/"),
     ("settings-template", "/settings/templates/automated_email_survey/en/"),
 ]
-# Further pages named after OUT_DIR: e.g. /cases/17/ /announcements/1/
-PAGES += [(p.strip("/").replace("/", "-"), p) for p in sys.argv[5:]]
+# Further pages named after OUT_DIR: e.g. /cases/17/ /announcements/1/; with --only first,
+# just those.
+EXTRA = [a for a in sys.argv[5:] if a != "--only"]
+PAGES = [] if "--only" in sys.argv[5:] else PAGES
+PAGES += [(p.strip("/").replace("/", "-").split("?")[0] or "home", p) for p in EXTRA]
 
 
 def main() -> None:

@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from django.db.models import Count, Q, QuerySet
-from django.db.models.functions import TruncMonth
 
 from .nps import NpsSummary, change_is_significant
+from .periods import day_start
 
 
-def day_start(day: date) -> datetime:
-    """Midnight UTC at the start of a day: periods are whole UTC days."""
-    return datetime.combine(day, time.min, tzinfo=UTC)
-
-
-def _class_counts(prefix: str = "", extra: Q | None = None) -> dict[str, Count]:
+def class_counts(prefix: str = "", extra: Q | None = None) -> dict[str, Count]:
     base = extra if extra is not None else Q()
     return {
         f"{prefix}promoters": Count("id", filter=base & Q(score__gte=9)),
@@ -26,10 +21,16 @@ def _class_counts(prefix: str = "", extra: Q | None = None) -> dict[str, Count]:
     }
 
 
+def summary_from(row: dict[str, Any], prefix: str = "") -> NpsSummary:
+    """The summary held in a row annotated with `class_counts(prefix)`."""
+    return NpsSummary(
+        row[f"{prefix}promoters"], row[f"{prefix}passives"], row[f"{prefix}detractors"]
+    )
+
+
 def summarise(qs: QuerySet[Any]) -> NpsSummary:
     """Counts per class of a queryset of responses, in one aggregate query."""
-    row = qs.aggregate(**_class_counts())
-    return NpsSummary(row["promoters"], row["passives"], row["detractors"])
+    return summary_from(qs.aggregate(**class_counts()))
 
 
 @dataclass(frozen=True)
@@ -64,14 +65,14 @@ def compare_periods(qs: QuerySet[Any], since: date, until: date) -> PeriodCompar
     prev_since, _ = previous_period(since, until)
     start, middle, end = day_start(prev_since), day_start(since), day_start(until + timedelta(1))
     row = qs.filter(created_at__gte=start, created_at__lt=end).aggregate(
-        **_class_counts("cur_", Q(created_at__gte=middle)),
-        **_class_counts("prev_", Q(created_at__lt=middle)),
+        **class_counts("cur_", Q(created_at__gte=middle)),
+        **class_counts("prev_", Q(created_at__lt=middle)),
     )
     return PeriodComparison(
         since=since,
         until=until,
-        current=NpsSummary(row["cur_promoters"], row["cur_passives"], row["cur_detractors"]),
-        previous=NpsSummary(row["prev_promoters"], row["prev_passives"], row["prev_detractors"]),
+        current=summary_from(row, "cur_"),
+        previous=summary_from(row, "prev_"),
     )
 
 
@@ -81,27 +82,3 @@ def score_distribution(qs: QuerySet[Any]) -> list[int]:
     for row in qs.order_by().values("score").annotate(n=Count("id")):
         counts[row["score"]] = row["n"]
     return counts
-
-
-@dataclass(frozen=True)
-class MonthPoint:
-    month: date
-    summary: NpsSummary
-
-
-def monthly_trend(qs: QuerySet[Any]) -> list[MonthPoint]:
-    """NPS per calendar month (UTC), oldest first, for the months that have answers."""
-    rows = (
-        qs.order_by()
-        .annotate(month=TruncMonth("created_at"))
-        .values("month")
-        .annotate(**_class_counts())
-        .order_by("month")
-    )
-    return [
-        MonthPoint(
-            month=row["month"].date() if hasattr(row["month"], "date") else row["month"],
-            summary=NpsSummary(row["promoters"], row["passives"], row["detractors"]),
-        )
-        for row in rows
-    ]

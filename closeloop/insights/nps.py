@@ -140,3 +140,10 @@ def change_is_significant(before: NpsSummary, after: NpsSummary) -> bool:
     """True when |ΔNPS| / sqrt(SE1² + SE2²) > 1.96: a trend arrow the data can carry."""
     z = change_z(before, after)
     return z is not None and abs(z) > Z_95
+
+
+# Reference points shown beside an organisation's own figures (DOMAIN.md section 1).
+B2B_SAAS_AVERAGE_NPS = 41.0
+HEALTHY_DETRACTOR_SHARE = (10.0, 20.0)
+# Above this share of detractors the problem is structural, not a follow-up problem.
+STRUCTURAL_DETRACTOR_SHARE = 40.0

@@ -8,12 +8,13 @@ the segment views have something real to find.
 from __future__ import annotations
 
 import random
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from django.contrib.auth.hashers import make_password
 from django.db import transaction
 from django.utils import timezone
 
+from closeloop.insights import nps
 from closeloop.team.models import Role, User
 
 from .ingest import AccountData, PersonData, ResponseData, record_responses
@@ -286,7 +287,154 @@ def seed(accounts: int = 200, people: int = 2000, responses: int = 6000, seed: i
     Account.objects.filter(external_id__startswith="demo-acc-").update(is_demo=True)
     Person.objects.filter(account__is_demo=True).update(is_demo=True)
     Response.objects.filter(person__is_demo=True).update(is_demo=True)
+    _case_history(rng, owners)
     return len(items)
+
+
+# How each demo owner works: hours to a first personal touch (median), the chance
+# they never get to a case, and how often the customer then talks to them.
+OWNER_HABITS = [(5.0, 0.02, 0.45), (20.0, 0.05, 0.35), (40.0, 0.12, 0.3), (70.0, 0.25, 0.2)]
+COMMITMENTS = [
+    "Ship SSO with Okta in the next release",
+    "Fix the duplicate-contact sync bug and backfill the data",
+    "Credit the double charge and add PO numbers to invoices",
+    "Run a second training session for their team",
+    "Move them to the annual plan at last year's price",
+    "Add the account to the performance beta",
+]
+
+
+def _case_history(rng: random.Random, owners: list[User]) -> None:
+    """Closed and open follow-up cases for the year's older detractor answers.
+
+    Triage leaves answers older than its freshness window alone (they are history,
+    not news), so a new install would show a program with no past; this writes one
+    the way the owners above would have worked, with replies, outcomes, the odd
+    commitment, and accounts that later churned — more often where nobody followed up.
+    """
+    from closeloop.loop.models import Activity, FollowUpCase, Task, TriagePolicy
+
+    now = timezone.now()
+    policy = TriagePolicy.current()
+    rules = policy.rules
+    habits = {owner.pk: OWNER_HABITS[i % len(OWNER_HABITS)] for i, owner in enumerate(owners)}
+    by_pk = {owner.pk: owner for owner in owners}
+    answers = (
+        Response.objects.filter(is_demo=True, score__lte=6, cases__isnull=True)
+        .exclude(created_at__gte=now - timedelta(days=3))
+        .select_related("account", "person")
+        .order_by("created_at", "id")
+    )
+    cases, activities = [], []
+    churn: dict[int, tuple[float, datetime, str]] = {}
+    promises: list[tuple[FollowUpCase, str, datetime, datetime, datetime | None]] = []
+    for response in answers:
+        account = response.account
+        tier, arr = (account.tier, account.arr_cents) if account else ("", 0)
+        band = nps.band(response.score)
+        action = rules.action_for(nps.Category.DETRACTOR, band, rules.value_of(tier, arr))
+        if action is None:
+            continue
+        owner = by_pk.get(account.owner_id) if account and account.owner_id else None
+        owner = owner or rng.choice(owners)
+        median_hours, never, talks = habits[owner.pk]
+        opened = response.created_at + timedelta(minutes=rng.randrange(1, 10))
+        if action.automated:
+            touch = (
+                None if rng.random() < 0.03 else opened + timedelta(minutes=rng.randrange(2, 30))
+            )
+            talks = 0.15
+        elif rng.random() < never:
+            touch = None
+        else:
+            touch = opened + timedelta(hours=rng.lognormvariate(0, 0.8) * median_hours)
+        replied = touch is not None and touch < now and rng.random() < talks
+        age_days = (now - opened).days
+        if age_days < 10 and rng.random() < 0.6:
+            status, resolution = "in_conversation" if replied else "contacted", ""
+        elif replied:
+            status = "closed"
+            resolution = rng.choices(["resolved", "cant_fix", "no_response"], [55, 35, 10])[0]
+        else:
+            status, resolution = "closed", "no_response"
+        if touch is None and status != "closed":
+            status = "open"
+        case = FollowUpCase(
+            person=response.person,
+            account=account,
+            response=response,
+            score=response.score,
+            band=band.value if band else "",
+            action=action.value,
+            policy=policy,
+            rule="demo history",
+            due_at=opened + timedelta(hours=48),
+            owner=owner,
+            status=status,
+            resolution=resolution,
+            close_reason="demo history" if status == "closed" else "",
+            created_at=opened,
+            updated_at=opened,
+            first_touch_at=touch if touch is None or touch < now else None,
+            closed_at=opened + timedelta(days=rng.randrange(2, 20)) if status == "closed" else None,
+        )
+        cases.append((case, replied))
+        if account is not None:
+            # An account's churn risk is set by its worst-handled case.
+            risk = 0.05 if resolution == "resolved" else 0.12 if touch else 0.35
+            last = churn.get(account.pk, (0.0, opened, tier))
+            churn[account.pk] = (max(risk, last[0]), max(opened, last[1]), tier)
+    made = FollowUpCase.objects.bulk_create([case for case, _ in cases])
+    for case, (_, replied) in zip(made, cases, strict=True):
+        activities.append(Activity(case=case, kind="created", created_at=case.created_at))
+        if replied and case.first_touch_at:
+            at = case.first_touch_at + timedelta(hours=rng.randrange(1, 72))
+            if rng.random() < 0.6:
+                activities.append(
+                    Activity(case=case, kind="reply_received", text="(demo reply)", created_at=at)
+                )
+            else:
+                activities.append(
+                    Activity(
+                        case=case,
+                        kind="call_logged",
+                        data={"outcome": "talked"},
+                        actor=case.owner,
+                        created_at=at,
+                    )
+                )
+            if case.resolution == "resolved" and rng.random() < 0.5:
+                due = at + timedelta(days=rng.randrange(7, 60))
+                done = due - timedelta(days=rng.randrange(0, 5)) if rng.random() < 0.7 else None
+                promises.append((case, rng.choice(COMMITMENTS), at, due, done))
+    tasks = Task.objects.bulk_create(
+        Task(
+            case=case,
+            kind=Task.Kind.COMMITMENT,
+            title=title,
+            due_at=due,
+            owner=case.owner,
+            created_at=at,
+            done_at=done if done and done < timezone.now() else None,
+        )
+        for case, title, at, due, done in promises
+    )
+    activities += [
+        Activity(
+            case=task.case,
+            kind="committed",
+            actor=task.owner,
+            created_at=task.created_at,
+            text=f"promised: {task.title} (by {task.due_at:%Y-%m-%d %H:%M} UTC)",
+            data={"task": task.pk},
+        )
+        for task in tasks
+    ]
+    Activity.objects.bulk_create(activities)
+    for pk, (risk, last_case, tier) in churn.items():
+        when = last_case + timedelta(days=rng.randrange(20, 150))
+        if when < now and rng.random() < risk * (1.5 if tier == "smb" else 1.0):
+            Account.objects.filter(pk=pk).update(churned_at=when)
 
 
 def _owners() -> list[User]:

@@ -2,7 +2,8 @@
 
 The API, the metrics and the pages all take the same parameters, read here:
 since/until (dates, until inclusive), score, band, category, account, tier,
-survey, person (email or id), q (text in the comment) and property.<key>=<value>.
+survey, person (email or id), q (text in the comment), property.<key>=<value>
+and segment=<dimension>&segment_value=<value> (a row of the segments page).
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from django.db.models import Q, QuerySet, TextField
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 
-from closeloop.insights.metrics import day_start
 from closeloop.insights.nps import BAND_RANGES, CATEGORY_RANGES, Band, Category
+from closeloop.insights.periods import day_start
+from closeloop.insights.segments import UnknownDimension, check_dimension, dimension_expr
 
 from .models import Response
 
@@ -63,6 +65,8 @@ class ResponseFilter:
     person: str | None = None
     q: str | None = None
     properties: dict[str, str] = field(default_factory=dict)
+    # One value of a segments-page dimension (see insights.segments), e.g. plan = "Pro".
+    segment: tuple[str, str] | None = None
 
     @classmethod
     def from_params(cls, params: Mapping[str, str]) -> ResponseFilter:
@@ -95,6 +99,14 @@ class ResponseFilter:
         for name in ("account", "tier", "survey", "person", "q"):
             if params.get(name):
                 setattr(flt, name, params[name].strip())
+        if params.get("segment"):
+            try:
+                dimension = check_dimension(params["segment"], "segment")
+            except UnknownDimension as exc:
+                raise FilterError(exc.field, exc.reason) from None
+            if "segment_value" not in params:
+                raise FilterError("segment_value", "is required with segment")
+            flt.segment = (dimension, params["segment_value"])
         for key, value in params.items():
             if key.startswith(PROPERTY_PREFIX):
                 prop = key[len(PROPERTY_PREFIX) :]
@@ -135,6 +147,9 @@ class ResponseFilter:
             qs = qs.filter(by_email | Q(person_id=int(self.person)) if by_id else by_email)
         if self.q:
             qs = qs.filter(comment__icontains=self.q)
+        if self.segment:
+            dimension, value = self.segment
+            qs = qs.alias(_segment=dimension_expr(dimension)).filter(_segment=value)
         for index, (key, value) in enumerate(self.properties.items()):
             # KeyTextTransform takes the key literally, so a key cannot smuggle in a lookup,
             # and compares the value as text, so "3" matches both 3 and "3".

@@ -12,7 +12,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Q
+from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -20,6 +20,8 @@ from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_POST
 
 from closeloop.delivery.models import Delivery
+from closeloop.insights import program
+from closeloop.insights.periods import today
 from closeloop.loop import guide, notify, outreach
 from closeloop.loop.models import (
     CALL_OUTCOMES,
@@ -35,7 +37,7 @@ from closeloop.loop.models import (
 from closeloop.surveys.models import Response
 from closeloop.team.models import Role, User
 
-from .views import _base, form_pk, reported
+from .views import _base, _filters, form_pk, reported
 
 VIEWS = {
     "mine": "My cases",
@@ -62,6 +64,34 @@ def _view(view: str, user: User) -> Q:
     return open_filter() & where
 
 
+def _figure_cases(
+    request: HttpRequest, loop: str
+) -> tuple[QuerySet[FollowUpCase] | None, str, str | None]:
+    """The cases behind a program figure (`?figure=…&since=…&until=…[&owner=…|&team=…]`),
+    open and closed alike; (None, "", None) when the page is not showing one."""
+    figure = request.GET.get("figure")
+    if not figure:
+        return None, "", None
+    if figure not in program.FIGURE_LABELS:
+        return None, "", f"figure: must be one of {', '.join(program.FIGURE_LABELS)}"
+    _, flt, error = _filters(request)
+    if error:
+        return None, "", error
+    until = flt.until or today()
+    since = flt.since or until - timedelta(days=89)
+    qs = program.with_facts(program.cases_opened(since, until, loop)).filter(
+        program.case_filter(figure)
+    )
+    for name in ("owner", "team"):
+        value = request.GET.get(name)
+        if value == "none":
+            qs = qs.filter(**{f"{name}__isnull": True})
+        elif value:
+            qs = qs.filter(**{f"{name}_id": form_pk(value)})
+    heading = f"{program.FIGURE_LABELS[figure]}, opened {since:%-d %b %Y} – {until:%-d %b %Y}"
+    return qs, heading, None
+
+
 @login_required
 def inbox(request: HttpRequest) -> HttpResponse:
     """Cases by priority in tabs with counts, revenue at risk, and simple filters."""
@@ -77,11 +107,11 @@ def inbox(request: HttpRequest) -> HttpResponse:
     if band in ("severe", "moderate", "mild"):
         base = base.filter(band=band)
     counts = base.aggregate(**{key: Count("pk", filter=_view(key, user)) for key in VIEWS})
-    cases = (
-        base.filter(_view(view, user))
-        .select_related("owner", "person", "account", "response")
-        .order_by("-priority", "-id")[:200]
-    )
+    matching, heading, error = _figure_cases(request, loop)
+    chosen = matching if matching is not None else base.filter(_view(view, user))
+    cases = chosen.select_related("owner", "person", "account", "response").order_by(
+        "-priority", "-id"
+    )[:200]
     open_detractors = FollowUpCase.objects.filter(open_filter(), loop="detractor")
     return render(
         request,
@@ -96,6 +126,9 @@ def inbox(request: HttpRequest) -> HttpResponse:
             open_count=open_detractors.count(),
             overdue_count=open_detractors.filter(overdue_filter()).count(),
             now=timezone.now(),
+            figure_heading=heading,
+            figure_count=matching.count() if matching is not None else None,
+            error=error,
         ),
     )
 

@@ -3,13 +3,18 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import announcements, cases, settings_pages, surveys, views
+from . import announcements, cases, insights, settings_pages, surveys, views
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(template_name="web/login.html"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("health", views.health, name="health"),
     path("", views.dashboard, name="dashboard"),
+    path("trend.csv", views.export_trend, name="export-trend"),
+    path("insights/segments/", insights.segments, name="segments"),
+    path("insights/segments.csv", insights.export_segments, name="export-segments"),
+    path("insights/program/", insights.program_page, name="program"),
+    path("insights/program.csv", insights.export_program, name="export-program"),
     path("responses/", views.responses, name="responses"),
     path("responses/export.csv", views.export_responses, name="export-responses"),
     path("people/export.csv", views.export_people, name="export-people"),

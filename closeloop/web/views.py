@@ -7,25 +7,29 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import DatabaseError, connection, transaction
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
-from django.utils import timezone
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from pydantic import ValidationError
 
 from closeloop.api.models import ApiKey
-from closeloop.insights.metrics import (
-    compare_periods,
-    day_start,
-    monthly_trend,
-    score_distribution,
+from closeloop.insights.metrics import compare_periods, score_distribution
+from closeloop.insights.nps import (
+    B2B_SAAS_AVERAGE_NPS,
+    HEALTHY_DETRACTOR_SHARE,
+    STRUCTURAL_DETRACTOR_SHARE,
 )
+from closeloop.insights.periods import Grain, day_start, period_start, today
+from closeloop.insights.trends import TrendPoint, trend
 from closeloop.loop.models import CaseError
 from closeloop.surveys import csvio
 from closeloop.surveys.demo import has_demo_data
@@ -88,49 +92,129 @@ def _base(**extra: Any) -> dict[str, Any]:
     return {"demo": has_demo_data(), "surveys": Survey.objects.all(), **extra}
 
 
+# Parameters of the dashboard itself, not of the segment its figures link to.
+DASHBOARD_ONLY = {"grain", "since", "until", "page"}
+# How far back the dashboard's trend reaches, per grain.
+TREND_SPAN = {Grain.WEEK: 26, Grain.MONTH: 12, Grain.QUARTER: 8}
+
+
+def _grain(request: HttpRequest) -> tuple[Grain, str | None]:
+    """The trend's grain from `?grain=`; a bad value falls back to months and is reported."""
+    value = request.GET.get("grain") or Grain.MONTH.value
+    try:
+        return Grain(value), None
+    except ValueError:
+        return Grain.MONTH, "grain: must be week, month or quarter"
+
+
+def trend_chart(points: list[TrendPoint], query: dict[str, str]) -> list[dict[str, Any]]:
+    """The trend as the chart draws it, each point with a link to its answers."""
+    return [
+        {
+            "label": p.label,
+            "nps": round(p.summary.nps, 1) if p.summary.responses else None,
+            "low": round(p.summary.interval[0], 1) if p.summary.responses else None,
+            "high": round(p.summary.interval[1], 1) if p.summary.responses else None,
+            "n": p.summary.responses,
+            "detractors": round(p.detractor_share, 1) if p.summary.responses else None,
+            "change": round(p.change, 1) if p.change is not None else None,
+            "significant": p.significant,
+            "href": reverse("responses")
+            + "?"
+            + urlencode({**query, "since": p.start.isoformat(), "until": p.end.isoformat()}),
+        }
+        for p in points
+    ]
+
+
+def trend_start(until: date, grain: Grain) -> date:
+    """The first day of a trend of TREND_SPAN periods ending with the one holding `until`."""
+    first = until
+    for _ in range(TREND_SPAN[grain] - 1):
+        first = period_start(first, grain) - timedelta(days=1)
+    return period_start(first, grain)
+
+
+def _trend(segment: QuerySet[Response], until: date, grain: Grain) -> list[TrendPoint]:
+    """The dashboard's trend: TREND_SPAN periods ending with the one holding `until`."""
+    return trend(segment, trend_start(until, grain), until, grain)
+
+
+@login_required
+def export_trend(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
+    """The dashboard's trend table as CSV."""
+    _, flt, error = _filters(request)
+    grain, grain_error = _grain(request)
+    if error or grain_error:
+        return HttpResponse(error or grain_error, status=400, content_type="text/plain")
+    points = _trend(flt.apply_segment(Response.objects.all()), flt.until or today(), grain)
+    header = ["period", "start", "end", "responses", "promoters", "passives", "detractors"]
+    header += ["nps", "ci_low", "ci_high", "change", "change_significant", "detractor_share"]
+    rows = (
+        [
+            p.label,
+            p.start,
+            p.end,
+            p.summary.responses,
+            p.summary.promoters,
+            p.summary.passives,
+            p.summary.detractors,
+            round(p.summary.nps, 2) if p.summary.responses else "",
+            round(p.summary.interval[0], 2) if p.summary.responses else "",
+            round(p.summary.interval[1], 2) if p.summary.responses else "",
+            round(p.change, 2) if p.change is not None else "",
+            "yes" if p.significant else "no",
+            round(p.detractor_share, 2) if p.summary.responses else "",
+        ]
+        for p in points
+    )
+    return stream(f"nps-by-{grain}.csv", header, rows)
+
+
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
     """NPS for a period with its interval and change, the 0–10 distribution and the trend."""
     form, flt, error = _filters(request)
-    until = flt.until or timezone.now().date()
+    grain, grain_error = _grain(request)
+    until = flt.until or today()
     since = flt.since or until - timedelta(days=89)
     form = ResponseFilterForm({**request.GET.dict(), "since": since, "until": until})
     segment = flt.apply_segment(Response.objects.all())
     cmp = compare_periods(segment, since, until)
-    end = day_start(until + timedelta(days=1))
-    # Twelve whole months, the last one holding `until`.
-    first_month = date(until.year, until.month, 1) - timedelta(days=334)
-    trend = monthly_trend(
-        segment.filter(created_at__gte=day_start(first_month.replace(day=1)), created_at__lt=end)
+    points = _trend(segment, until, grain)
+    period = segment.filter(
+        created_at__gte=day_start(since), created_at__lt=day_start(until + timedelta(days=1))
     )
-    period = segment.filter(created_at__gte=day_start(since), created_at__lt=end)
-    chart = {
+    segment_query = {k: str(v) for k, v in request.GET.items() if v and k not in DASHBOARD_ONLY}
+    trend_rows = trend_chart(points, segment_query)
+    chart: dict[str, Any] = {
         "distribution": score_distribution(period),
-        "trend": [
-            {
-                "month": p.month.strftime("%b %Y"),
-                "nps": round(p.summary.nps, 1),
-                "low": round(p.summary.interval[0], 1),
-                "high": round(p.summary.interval[1], 1),
-                "n": p.summary.responses,
-            }
-            for p in trend
-        ],
+        "trend": trend_rows,
+        "benchmark": B2B_SAAS_AVERAGE_NPS,
+        "structural": STRUCTURAL_DETRACTOR_SHARE,
+        "healthy": HEALTHY_DETRACTOR_SHARE,
     }
     return render(
         request,
         "web/dashboard.html",
         _base(
             form=form,
-            error=error,
+            error=error or grain_error,
             cmp=cmp,
             since=since,
             until=until,
             chart=chart,
+            grain=grain,
+            grains=list(Grain),
+            table=list(zip(points, trend_rows, strict=True)),
             current=cmp.current,
             previous=cmp.previous,
+            detractor_share=cmp.current.percent(cmp.current.detractors),
+            structural=STRUCTURAL_DETRACTOR_SHARE,
+            benchmark=B2B_SAAS_AVERAGE_NPS,
             days=(until - since).days + 1,
             query=request.GET.urlencode(),
+            period_query=urlencode({**segment_query, "since": since, "until": until}),
         ),
     )
 

@@ -1,0 +1,315 @@
+"""Program metrics (DOMAIN.md section 7): does the follow-up itself work?
+
+Over the cases opened in a period, per owner, per team or per week/month/quarter:
+- follow-up within 48h, automated and personal apart, against the 100% / 80% targets;
+- the customer's response to the follow-up (warn under 20%);
+- resolution: resolved, acknowledged but can't fix, no response, open;
+- score change: of those who answered again, how many moved up to passive or promoter;
+- churn by follow-up status: accounts churned after the case, followed up or not;
+- median time to first touch.
+
+Each is a SQL aggregate: one grouped query for the counts, one window query for
+the medians. `case_filter` gives the cases behind any figure, for its link.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from django.db.models import (
+    Count,
+    DurationField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Window,
+)
+from django.db.models.functions import RowNumber
+from django.utils import timezone
+
+from closeloop.loop.models import CALL_REACHED, Activity, FollowUpCase
+from closeloop.surveys.models import Response
+
+from .periods import Grain, as_period, day_start, trunc
+
+FOLLOW_UP_HOURS = 48
+TARGET_AUTOMATED = 100.0
+TARGET_PERSONAL = 80.0
+WARN_RESPONSE_RATE = 20.0
+
+AUTOMATED = Q(action__startswith="automated_")
+PERSONAL = ~AUTOMATED
+FOLLOWED = Q(first_touch_at__isnull=False)
+CLOSED = Q(status=FollowUpCase.Status.CLOSED)
+
+
+def _pct(part: int, whole: int) -> float | None:
+    return 100.0 * part / whole if whole else None
+
+
+def _replied() -> Exists:
+    """The customer answered the follow-up: a reply arrived, or a call reached them."""
+    return Exists(
+        Activity.objects.filter(case=OuterRef("pk")).filter(
+            Q(kind=Activity.Kind.REPLY_RECEIVED)
+            | Q(kind=Activity.Kind.CALL_LOGGED, data__outcome__in=sorted(CALL_REACHED))
+        )
+    )
+
+
+def _next_score() -> Subquery:
+    """The person's first answer after the one that opened the case."""
+    later = Response.objects.filter(
+        person_id=OuterRef("person_id"), created_at__gt=OuterRef("response__created_at")
+    ).order_by("created_at", "id")
+    return Subquery(later.values("score")[:1])
+
+
+def _met_deadline() -> Q:
+    return Q(first_touch_at__lte=F("created_at") + timedelta(hours=FOLLOW_UP_HOURS))
+
+
+def _due() -> Q:
+    """Cases old enough for their 48 hours to be over: the newer ones cannot fail yet."""
+    return Q(created_at__lte=timezone.now() - timedelta(hours=FOLLOW_UP_HOURS))
+
+
+def with_facts(qs: QuerySet[FollowUpCase]) -> QuerySet[FollowUpCase]:
+    """Cases with the two facts that need a subquery: replied, and the next score."""
+    return qs.alias(_replied=_replied(), _next_score=_next_score())
+
+
+def _late() -> Q:
+    return Q(first_touch_at__isnull=True) | Q(
+        first_touch_at__gt=F("created_at") + timedelta(hours=FOLLOW_UP_HOURS)
+    )
+
+
+def _figures() -> dict[str, Q]:
+    """Each figure's cases, by name: the counts and the drill-down links share them."""
+    due = _due()
+    churned = Q(account__churned_at__gt=F("created_at"))
+    return {
+        "cases": Q(),
+        "automated_due": AUTOMATED & due,
+        "automated_met": AUTOMATED & due & _met_deadline(),
+        "automated_missed": AUTOMATED & due & _late(),
+        "personal_due": PERSONAL & due,
+        "personal_met": PERSONAL & due & _met_deadline(),
+        "personal_missed": PERSONAL & due & _late(),
+        "followed": FOLLOWED,
+        "not_followed": ~FOLLOWED,
+        "replied": FOLLOWED & Q(_replied=True),
+        "not_replied": FOLLOWED & Q(_replied=False),
+        "resolved": CLOSED & Q(resolution=FollowUpCase.Resolution.RESOLVED),
+        "cant_fix": CLOSED & Q(resolution=FollowUpCase.Resolution.CANT_FIX),
+        "no_response": CLOSED & Q(resolution=FollowUpCase.Resolution.NO_RESPONSE),
+        "superseded": CLOSED & Q(resolution=FollowUpCase.Resolution.SUPERSEDED),
+        "open": ~CLOSED,
+        "answered_again": Q(_next_score__isnull=False),
+        "moved_up": Q(_next_score__gte=7),
+        "followed_answered_again": FOLLOWED & Q(_next_score__isnull=False),
+        "followed_moved_up": FOLLOWED & Q(_next_score__gte=7),
+        "unfollowed_answered_again": ~FOLLOWED & Q(_next_score__isnull=False),
+        "unfollowed_moved_up": ~FOLLOWED & Q(_next_score__gte=7),
+        "followed_churned": FOLLOWED & churned,
+        "unfollowed_churned": ~FOLLOWED & churned,
+    }
+
+
+FIGURE_LABELS = {
+    "cases": "all cases opened",
+    "automated_due": "automated follow-ups at least 48h old",
+    "automated_met": "automated follow-ups sent within 48h",
+    "automated_missed": "automated follow-ups not sent within 48h",
+    "personal_due": "personal follow-ups at least 48h old",
+    "personal_met": "personal follow-ups made within 48h",
+    "personal_missed": "personal follow-ups not made within 48h",
+    "followed": "followed up",
+    "not_followed": "never followed up",
+    "replied": "followed up, and the customer responded",
+    "not_replied": "followed up, no response from the customer",
+    "resolved": "closed as resolved",
+    "cant_fix": "closed as acknowledged, can't fix",
+    "no_response": "closed with no response",
+    "superseded": "closed as superseded",
+    "open": "still open",
+    "answered_again": "the customer answered a later survey",
+    "moved_up": "the customer's next answer was passive or promoter",
+    "followed_answered_again": "followed up, and answered a later survey",
+    "followed_moved_up": "followed up, and moved up on the next survey",
+    "unfollowed_answered_again": "not followed up, and answered a later survey",
+    "unfollowed_moved_up": "not followed up, and moved up on the next survey",
+    "followed_churned": "followed up, and the account churned afterwards",
+    "unfollowed_churned": "not followed up, and the account churned afterwards",
+}
+
+
+def case_filter(figure: str) -> Q:
+    """The condition of a figure's cases (apply to `with_facts(...)`); KeyError if unknown."""
+    return _figures()[figure]
+
+
+@dataclass
+class ProgramFigures:
+    """The counts behind every program metric for one group of cases."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    median_first_touch: timedelta | None = None
+
+    def __getattr__(self, name: str) -> int:
+        # Each count reads as an attribute (figures.resolved); a group without cases has 0.
+        if name in FIGURE_LABELS or name.endswith("_accounts"):
+            return int(self.__dict__.get("counts", {}).get(name, 0))
+        raise AttributeError(name)
+
+    @property
+    def automated_rate(self) -> float | None:
+        return _pct(self.automated_met, self.automated_due)
+
+    @property
+    def personal_rate(self) -> float | None:
+        return _pct(self.personal_met, self.personal_due)
+
+    @property
+    def automated_on_target(self) -> bool:
+        rate = self.automated_rate
+        return rate is None or rate >= TARGET_AUTOMATED
+
+    @property
+    def personal_on_target(self) -> bool:
+        rate = self.personal_rate
+        return rate is None or rate >= TARGET_PERSONAL
+
+    @property
+    def response_rate(self) -> float | None:
+        return _pct(self.replied, self.followed)
+
+    @property
+    def response_low(self) -> bool:
+        rate = self.response_rate
+        return rate is not None and rate < WARN_RESPONSE_RATE
+
+    @property
+    def closed(self) -> int:
+        return self.cases - self.open
+
+    @property
+    def resolution_rate(self) -> float | None:
+        """Resolved among all the period's cases (open ones count against it)."""
+        return _pct(self.resolved, self.cases)
+
+    @property
+    def score_change_rate(self) -> float | None:
+        return _pct(self.moved_up, self.answered_again)
+
+    @property
+    def followed_score_change_rate(self) -> float | None:
+        return _pct(self.followed_moved_up, self.followed_answered_again)
+
+    @property
+    def unfollowed_score_change_rate(self) -> float | None:
+        return _pct(self.unfollowed_moved_up, self.unfollowed_answered_again)
+
+    @property
+    def followed_churn_rate(self) -> float | None:
+        return _pct(self.followed_churned, self.followed_accounts)
+
+    @property
+    def unfollowed_churn_rate(self) -> float | None:
+        return _pct(self.unfollowed_churned, self.unfollowed_accounts)
+
+
+def _count_aggregates() -> dict[str, Any]:
+    figures = _figures()
+    counts: dict[str, Any] = {}
+    for name, condition in figures.items():
+        if name.endswith("_churned"):
+            # Churn is an account's: each account counts once per follow-up status.
+            counts[name] = Count("account", filter=condition, distinct=True)
+        else:
+            counts[name] = Count("id", filter=condition)
+    counts["followed_accounts"] = Count("account", filter=FOLLOWED, distinct=True)
+    counts["unfollowed_accounts"] = Count("account", filter=~FOLLOWED, distinct=True)
+    return counts
+
+
+GROUPS = {"owner": "owner_id", "team": "team_id"}
+
+
+def _group_expr(group: str | Grain | None) -> Any:
+    if isinstance(group, Grain):
+        return trunc(group)
+    if group is None:
+        return None
+    return F(GROUPS[group])
+
+
+def _key(group: str | Grain | None, value: Any) -> Any:
+    return as_period(value) if isinstance(group, Grain) and value is not None else value
+
+
+def program_figures(
+    qs: QuerySet[FollowUpCase], group: str | Grain | None = None
+) -> dict[Any, ProgramFigures]:
+    """Every program metric for `qs`, whole (key None) or per owner id, team id or period start.
+
+    Two queries whatever the number of cases: one GROUP BY with conditional counts,
+    and one window query for the medians.
+    """
+    expr = _group_expr(group)
+    facts = with_facts(qs.order_by())
+    if expr is None:
+        rows = [{"g": None, **facts.aggregate(**_count_aggregates())}]
+    else:
+        rows = list(facts.annotate(g=expr).values("g").annotate(**_count_aggregates()))
+    result = {_key(group, row.pop("g")): ProgramFigures(counts=row) for row in rows}
+    for key, median in median_first_touch(qs, group).items():
+        if key in result:
+            result[key].median_first_touch = median
+    return result
+
+
+def median_first_touch(
+    qs: QuerySet[FollowUpCase], group: str | Grain | None = None
+) -> dict[Any, timedelta]:
+    """The median time from a case's opening to its first touch, per group, in SQL.
+
+    Rows are numbered by wait within each group; only the middle one or two rows
+    of each group leave the database, and two middles are averaged.
+    """
+    expr = _group_expr(group)
+    wait = ExpressionWrapper(F("first_touch_at") - F("created_at"), output_field=DurationField())
+    partition = [expr] if expr is not None else []
+    ranked = (
+        qs.order_by()
+        .filter(first_touch_at__isnull=False)
+        .annotate(
+            g=expr if expr is not None else F("loop"),
+            wait=wait,
+            rn=Window(RowNumber(), partition_by=partition, order_by=[wait.asc(), F("id").asc()]),
+            n=Window(Count("id"), partition_by=partition),
+        )
+        .filter(rn__gte=F("n") / 2.0, rn__lte=F("n") / 2.0 + 1)
+        .values("g", "wait")
+    )
+    middles: dict[Any, list[timedelta]] = {}
+    for row in ranked:
+        key = _key(group, row["g"]) if expr is not None else None
+        middles.setdefault(key, []).append(row["wait"])
+    return {key: sum(waits, timedelta()) / len(waits) for key, waits in middles.items()}
+
+
+def cases_opened(since: date, until: date, loop: str = FollowUpCase.Loop.DETRACTOR) -> Any:
+    """Cases of `loop` opened in [since, until] (organisation's days)."""
+    return FollowUpCase.objects.filter(
+        loop=loop,
+        created_at__gte=day_start(since),
+        created_at__lt=day_start(until + timedelta(days=1)),
+    )

@@ -1,0 +1,308 @@
+"""Insight pages: segments, program metrics, transitions, revenue at risk, incidents,
+the monthly report and the calculators. The figures come from `closeloop.insights`;
+these views read parameters, call it and render (or stream CSV)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+
+from closeloop.insights import program
+from closeloop.insights import segments as seg
+from closeloop.insights.periods import Grain, period_label, period_starts, today
+from closeloop.loop.models import FollowUpCase
+from closeloop.surveys.filters import ResponseFilter
+from closeloop.surveys.models import Response
+from closeloop.team.models import Team, User
+
+from .forms import ResponseFilterForm
+from .views import _base, _filters, _grain, stream, trend_start
+
+# Parameters that belong to an insight page, not to the segment its figures link to.
+PAGE_ONLY = {"since", "until", "by", "sort", "grain", "page", "owner_by"}
+
+
+def _period(flt: ResponseFilter, days: int = 90) -> tuple[date, date]:
+    until = flt.until or today()
+    return flt.since or until - timedelta(days=days - 1), until
+
+
+def _segment_params(request: HttpRequest) -> dict[str, str]:
+    return {k: str(v) for k, v in request.GET.items() if v and k not in PAGE_ONLY}
+
+
+def responses_link(params: dict[str, Any], **more: Any) -> str:
+    """The answers page narrowed to `params` and `more`: where a figure's rows are."""
+    query = {k: str(v) for k, v in {**params, **more}.items() if v not in (None, "")}
+    return reverse("responses") + "?" + urlencode(query)
+
+
+def _segments(request: HttpRequest) -> tuple[seg.SegmentTable, str | None]:
+    _, flt, error = _filters(request)
+    since, until = _period(flt)
+    by = request.GET.get("by") or "tier"
+    try:
+        seg.check_dimension(by)
+    except seg.UnknownDimension as exc:
+        error, by = error or f"{exc.field}: {exc.reason}", "tier"
+    table = seg.segment_table(
+        flt.apply_segment(Response.objects.all()), by, since, until, request.GET.get("sort", "")
+    )
+    return table, error
+
+
+@login_required
+def segments(request: HttpRequest) -> HttpResponse:
+    """NPS per value of a dimension, moving-against-the-trend first, small ones flagged."""
+    table, error = _segments(request)
+    params = _segment_params(request)
+    period = {"since": table.since.isoformat(), "until": table.until.isoformat()}
+    rows = [
+        (row, responses_link(params, **period, **seg.segment_query(table.dimension, row.value)))
+        for row in table.rows
+    ]
+    chart = [
+        {
+            "label": row.value,
+            "nps": round(row.current.nps, 1),
+            "low": round(row.current.interval[0], 1),
+            "high": round(row.current.interval[1], 1),
+            "n": row.current.responses,
+            "small": row.small,
+            "href": href,
+        }
+        for row, href in rows
+    ]
+    form = ResponseFilterForm({**request.GET.dict(), **period})
+    return render(
+        request,
+        "web/segments.html",
+        _base(
+            form=form,
+            error=error,
+            table=table,
+            rows=rows,
+            chart={"segments": chart, "overall": round(table.overall.current.nps, 1)},
+            dimensions=seg.DIMENSIONS,
+            properties=seg.property_names(Response.objects.all()),
+            by=table.dimension,
+            sort=request.GET.get("sort", ""),
+            min_n=seg.MIN_SEGMENT_N,
+            overall_link=responses_link(params, **period),
+            query=urlencode({k: v for k, v in request.GET.items() if k != "sort"}),
+            full_query=request.GET.urlencode(),
+        ),
+    )
+
+
+@login_required
+def export_segments(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
+    """The segments table as CSV, in the order the page shows it."""
+    table, error = _segments(request)
+    if error:
+        return HttpResponse(error, status=400, content_type="text/plain")
+    header = ["dimension", "value", "responses", "promoters", "passives", "detractors", "nps"]
+    header += ["ci_low", "ci_high", "previous_responses", "previous_nps", "change"]
+    header += ["change_significant", "against_overall_trend", "small_sample"]
+    rows = (
+        [
+            table.dimension,
+            r.value,
+            r.current.responses,
+            r.current.promoters,
+            r.current.passives,
+            r.current.detractors,
+            round(r.current.nps, 2),
+            round(r.current.interval[0], 2),
+            round(r.current.interval[1], 2),
+            r.previous.responses,
+            round(r.previous.nps, 2),
+            round(r.change, 2) if r.change is not None else "",
+            "yes" if r.significant else "no",
+            "yes" if r.against_trend else "no",
+            "yes" if r.small else "no",
+        ]
+        for r in table.rows
+    )
+    return stream(f"nps-by-{table.dimension.replace(':', '-')}.csv", header, rows)
+
+
+def _program_params(request: HttpRequest) -> tuple[date, date, str, str, Grain, list[str]]:
+    """Period, loop, grouping and grain of the program page; bad values are named and reset."""
+    errors = []
+    _, flt, error = _filters(request)
+    if error:
+        errors.append(error)
+    since, until = _period(flt)
+    loop = request.GET.get("loop") or FollowUpCase.Loop.DETRACTOR
+    if loop not in FollowUpCase.Loop.values:
+        errors.append("loop: must be detractor, passive or promoter")
+        loop = FollowUpCase.Loop.DETRACTOR
+    by = request.GET.get("by") or "owner"
+    if by not in program.GROUPS:
+        errors.append("by: must be owner or team")
+        by = "owner"
+    grain, grain_error = _grain(request)
+    if grain_error:
+        errors.append(grain_error)
+    return since, until, loop, by, grain, errors
+
+
+def cases_link(figure: str, since: date, until: date, loop: str, **group: Any) -> str:
+    """The cases behind a program figure, on the cases page."""
+    query = {"figure": figure, "since": since, "until": until, "loop": loop, **group}
+    return reverse("inbox") + "?" + urlencode({k: str(v) for k, v in query.items()})
+
+
+def _group_names(by: str, keys: list[Any]) -> dict[Any, str]:
+    if by == "team":
+        names = dict(Team.objects.filter(pk__in=[k for k in keys if k]).values_list("pk", "name"))
+        return {k: names.get(k, "No team") if k else "No team" for k in keys}
+    users = {u.pk: u.display_name for u in User.objects.filter(pk__in=[k for k in keys if k])}
+    return {k: users.get(k, "Unassigned") if k else "Unassigned" for k in keys}
+
+
+def _program(request: HttpRequest) -> dict[str, Any]:
+    since, until, loop, by, grain, errors = _program_params(request)
+    cases = program.cases_opened(since, until, loop)
+    overall = program.program_figures(cases).get(None, program.ProgramFigures())
+    groups = program.program_figures(cases, by)
+    names = _group_names(by, list(groups))
+    rows = sorted(
+        ((names[key], key, figures) for key, figures in groups.items()),
+        key=lambda row: (-row[2].cases, row[0]),
+    )
+    first = trend_start(until, grain)
+    over_time = program.program_figures(program.cases_opened(first, until, loop), grain)
+    periods = period_starts(first, until, grain)
+    return {
+        "since": since,
+        "until": until,
+        "loop": loop,
+        "by": by,
+        "grain": grain,
+        "errors": errors,
+        "overall": overall,
+        "rows": rows,
+        "periods": [(start, over_time.get(start, program.ProgramFigures())) for start in periods],
+    }
+
+
+def _rate(value: float | None) -> float | None:
+    return round(value, 1) if value is not None else None
+
+
+@login_required
+def program_page(request: HttpRequest) -> HttpResponse:
+    """Is the follow-up program working? Each metric against its target, over time and per owner."""
+    ctx = _program(request)
+    since, until, loop, by = ctx["since"], ctx["until"], ctx["loop"], ctx["by"]
+    link = {name: cases_link(name, since, until, loop) for name in program.FIGURE_LABELS}
+    group_param = "owner" if by == "owner" else "team"
+    rows = [
+        (
+            name,
+            figures,
+            {
+                figure: cases_link(figure, since, until, loop, **{group_param: key or "none"})
+                for figure in program.FIGURE_LABELS
+            },
+        )
+        for name, key, figures in ctx["rows"]
+    ]
+    chart = {
+        "labels": [period_label(start, ctx["grain"]) for start, _ in ctx["periods"]],
+        "automated": [_rate(f.automated_rate) for _, f in ctx["periods"]],
+        "personal": [_rate(f.personal_rate) for _, f in ctx["periods"]],
+        "response": [_rate(f.response_rate) for _, f in ctx["periods"]],
+        "resolved": [f.counts.get("resolved", 0) for _, f in ctx["periods"]],
+        "cant_fix": [f.counts.get("cant_fix", 0) for _, f in ctx["periods"]],
+        "no_response": [f.counts.get("no_response", 0) for _, f in ctx["periods"]],
+        "open": [f.counts.get("open", 0) for _, f in ctx["periods"]],
+        "targets": {
+            "automated": program.TARGET_AUTOMATED,
+            "personal": program.TARGET_PERSONAL,
+            "response": program.WARN_RESPONSE_RATE,
+        },
+    }
+    form = ResponseFilterForm({"since": since, "until": until})
+    return render(
+        request,
+        "web/program.html",
+        _base(
+            **ctx,
+            form=form,
+            link=link,
+            table=rows,
+            chart=chart,
+            grains=list(Grain),
+            targets=chart["targets"],
+            loops=FollowUpCase.Loop.values,
+            full_query=request.GET.urlencode(),
+        ),
+    )
+
+
+def _hours(value: timedelta | None) -> str:
+    return f"{value.total_seconds() / 3600:.1f}" if value is not None else ""
+
+
+def _pct_cell(value: float | None) -> str:
+    return f"{value:.1f}" if value is not None else ""
+
+
+PROGRAM_HEADER = [
+    "cases",
+    "automated_due",
+    "automated_met",
+    "automated_48h_rate",
+    "personal_due",
+    "personal_met",
+    "personal_48h_rate",
+    "followed",
+    "replied",
+    "response_rate",
+    "resolved",
+    "cant_fix",
+    "no_response",
+    "superseded",
+    "open",
+    "answered_again",
+    "moved_up",
+    "score_change_rate",
+    "followed_accounts",
+    "followed_churned",
+    "unfollowed_accounts",
+    "unfollowed_churned",
+    "median_hours_to_first_touch",
+]
+
+
+def program_row(f: program.ProgramFigures) -> list[Any]:
+    """One CSV row of program figures, in PROGRAM_HEADER's order."""
+    rates = {
+        "automated_48h_rate": _pct_cell(f.automated_rate),
+        "personal_48h_rate": _pct_cell(f.personal_rate),
+        "response_rate": _pct_cell(f.response_rate),
+        "score_change_rate": _pct_cell(f.score_change_rate),
+        "median_hours_to_first_touch": _hours(f.median_first_touch),
+    }
+    return [rates[h] if h in rates else f.counts.get(h, 0) for h in PROGRAM_HEADER]
+
+
+@login_required
+def export_program(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
+    """Program metrics per owner or team, then per period, as CSV."""
+    ctx = _program(request)
+    if ctx["errors"]:
+        return HttpResponse("; ".join(ctx["errors"]), status=400, content_type="text/plain")
+    rows = [["all", "all cases", *program_row(ctx["overall"])]]
+    rows += [[ctx["by"], name, *program_row(f)] for name, _, f in ctx["rows"]]
+    rows += [[str(ctx["grain"]), start.isoformat(), *program_row(f)] for start, f in ctx["periods"]]
+    return stream("program-metrics.csv", ["group", "name", *PROGRAM_HEADER], rows)

@@ -1,0 +1,154 @@
+"""The insight pages render their figures, link them to their answers, export CSV,
+and name a bad parameter instead of failing."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from closeloop.team.models import User
+
+from .insights_data import World, generate, generate_cases
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def world(db: Any) -> World:
+    return generate(seed=9)
+
+
+@pytest.fixture
+def client(viewer: User) -> Client:
+    c = Client()
+    c.force_login(viewer)
+    return c
+
+
+def _csv(response: Any) -> list[dict[str, str]]:
+    text = b"".join(response.streaming_content).decode()
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_it_shows_the_trend_by_quarter_with_links_to_each_periods_answers(
+    world: World, client: Client
+) -> None:
+    page = client.get("/", {"grain": "quarter", "until": "2026-07-20", "tier": "smb"})
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "NPS by quarter" in html and "Q3 2026" in html
+    assert "/responses/?tier=smb&amp;since=2026-07-01&amp;until=2026-09-30" in html
+
+
+def test_it_exports_the_trend_as_csv(world: World, client: Client) -> None:
+    rows = _csv(client.get("/trend.csv", {"grain": "month", "until": "2026-07-20"}))
+    assert len(rows) == 12 and rows[-1]["period"] == "Jul 2026"
+    assert sum(int(r["responses"]) for r in rows) > 0
+    assert {r["change_significant"] for r in rows} <= {"yes", "no"}
+
+
+def test_it_names_a_bad_grain(world: World, client: Client) -> None:
+    page = client.get("/", {"grain": "fortnight"})
+    assert (
+        page.status_code == 200 and "grain: must be week, month or quarter" in page.content.decode()
+    )
+    assert client.get("/trend.csv", {"grain": "fortnight"}).status_code == 400
+
+
+def test_it_warns_when_detractors_pass_40_percent(world: World, client: Client) -> None:
+    page = client.get("/", {"since": "2025-06-01", "until": "2026-08-01", "category": "detractor"})
+    assert "the problem is structural" in page.content.decode()
+    page = client.get("/", {"since": "2025-06-01", "until": "2026-08-01", "category": "promoter"})
+    assert "the problem is structural" not in page.content.decode()
+
+
+def test_it_lists_segments_with_links_and_property_dimensions(world: World, client: Client) -> None:
+    page = client.get(
+        "/insights/segments/",
+        {"since": "2026-01-01", "until": "2026-06-30", "by": "property:region"},
+    )
+    html = page.content.decode()
+    assert page.status_code == 200 and "emea" in html and "(not set)" in html
+    assert "segment=property%3Aregion&amp;segment_value=emea" in html
+    assert '<option value="property:seats"' in html
+
+
+def test_it_exports_segments_in_page_order(world: World, client: Client) -> None:
+    rows = _csv(
+        client.get(
+            "/insights/segments.csv",
+            {"since": "2026-01-01", "until": "2026-06-30", "by": "industry"},
+        )
+    )
+    assert {r["value"] for r in rows} >= {"Fintech", "Retail", "(not set)", "(no account)"}
+    small = [r["small_sample"] == "yes" for r in rows]
+    assert small == sorted(small)
+
+
+def test_it_names_an_unknown_dimension(world: World, client: Client) -> None:
+    page = client.get("/insights/segments/", {"by": "horoscope"})
+    assert page.status_code == 200 and "by: must be one of tier" in page.content.decode()
+    assert client.get("/insights/segments.csv", {"by": "horoscope"}).status_code == 400
+
+
+@pytest.fixture
+def program_world(world: World, manager: User, agent: User) -> World:
+    from closeloop.team.models import Team
+
+    generate_cases(world, 10, [manager, agent], [Team.objects.create(name="EMEA")])
+    return world
+
+
+def test_it_shows_program_metrics_per_owner_linking_to_their_cases(
+    program_world: World, client: Client, agent: User
+) -> None:
+    page = client.get("/insights/program/", {"since": "2025-06-01", "until": "2026-08-01"})
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert "Follow-up within 48h" in html and "Alex" in html and "Unassigned" in html
+    link = "figure=resolved&amp;since=2025-06-01&amp;until=2026-08-01&amp;loop=detractor"
+    link += f"&amp;owner={agent.pk}"
+    assert link in html
+    cases = client.get(
+        "/cases/",
+        {
+            "figure": "resolved",
+            "since": "2025-06-01",
+            "until": "2026-08-01",
+            "loop": "detractor",
+            "owner": agent.pk,
+        },
+    )
+    from closeloop.loop.models import FollowUpCase
+
+    expected = FollowUpCase.objects.filter(owner=agent, status="closed", resolution="resolved")
+    assert f"{expected.count()} cases: closed as resolved" in cases.content.decode()
+
+
+def test_it_exports_program_metrics_per_team_and_month(
+    program_world: World, client: Client
+) -> None:
+    rows = _csv(
+        client.get(
+            "/insights/program.csv",
+            {"since": "2025-06-01", "until": "2026-08-01", "by": "team", "grain": "month"},
+        )
+    )
+    assert rows[0]["group"] == "all"
+    teams = [r for r in rows if r["group"] == "team"]
+    assert {r["name"] for r in teams} == {"EMEA", "No team"}
+    assert sum(int(r["cases"]) for r in teams) == int(rows[0]["cases"])
+    assert len([r for r in rows if r["group"] == "month"]) == 12
+
+
+def test_it_names_bad_program_parameters(program_world: World, client: Client) -> None:
+    page = client.get("/insights/program/", {"by": "planet", "loop": "x"})
+    html = page.content.decode()
+    assert "by: must be owner or team" in html and "loop: must be detractor" in html
+    assert client.get("/insights/program.csv", {"by": "planet"}).status_code == 400
+    page = client.get("/cases/", {"figure": "vibes"})
+    assert page.status_code == 200 and "figure: must be one of" in page.content.decode()
