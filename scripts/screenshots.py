@@ -3,6 +3,7 @@
 usage: .venv/bin/python scripts/screenshots.py BASE_URL USER PASSWORD OUT_DIR
 """
 
+import os
 import sys
 from pathlib import Path
 
@@ -29,7 +30,9 @@ PAGES = [
 # just those.
 EXTRA = [a for a in sys.argv[5:] if a != "--only"]
 PAGES = [] if "--only" in sys.argv[5:] else PAGES
-PAGES += [(p.strip("/").replace("/", "-").split("?")[0] or "home", p) for p in EXTRA]
+PAGES += [(p.split("?")[0].strip("/").replace("/", "-") or "home", p) for p in EXTRA]
+# SHOTS_HEIGHT=900 keeps each shot to the top of the page (long lists make full pages unreadable).
+FULL_PAGE = not os.environ.get("SHOTS_HEIGHT")
 
 
 def main() -> None:
@@ -37,14 +40,15 @@ def main() -> None:
     Path(out).mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        height = int(os.environ.get("SHOTS_HEIGHT") or 900)
+        page = browser.new_page(viewport={"width": 1280, "height": height})
         page.goto(f"{base}/login/")
         page.screenshot(path=f"{out}/login.png")
         log_in(page, base, user, password)
         for name, path in PAGES:
             page.goto(f"{base}{path}")
             page.wait_for_load_state("networkidle")
-            page.screenshot(path=f"{out}/{name}.png", full_page=True)
+            page.screenshot(path=f"{out}/{name}.png", full_page=FULL_PAGE)
         browser.close()
 
 

@@ -152,3 +152,41 @@ def test_it_names_bad_program_parameters(program_world: World, client: Client) -
     assert client.get("/insights/program.csv", {"by": "planet"}).status_code == 400
     page = client.get("/cases/", {"figure": "vibes"})
     assert page.status_code == 200 and "figure: must be one of" in page.content.decode()
+
+
+def test_it_shows_the_transition_matrix_and_who_is_behind_a_cell(
+    world: World, client: Client
+) -> None:
+    page = client.get(
+        "/insights/transitions/",
+        {"since": "2026-01-01", "until": "2026-06-30", "before": "detractor", "after": "promoter"},
+    )
+    html = page.content.decode()
+    assert page.status_code == 200 and "detractors who became promoters" in html
+    assert "before=passive&amp;after=detractor" in html
+    rows = _csv(
+        client.get("/insights/transitions.csv", {"since": "2026-01-01", "until": "2026-06-30"})
+    )
+    assert len(rows) == 9
+    people = _csv(
+        client.get(
+            "/insights/transitions.csv",
+            {
+                "since": "2026-01-01",
+                "until": "2026-06-30",
+                "before": "detractor",
+                "after": "promoter",
+            },
+        )
+    )
+    cell = next(r for r in rows if (r["before"], r["after"]) == ("detractor", "promoter"))
+    assert len(people) == int(cell["people"]) > 0
+    assert all(int(p["previous_score"]) <= 6 and int(p["score"]) >= 9 for p in people)
+
+
+def test_it_names_a_bad_transition_cell(world: World, client: Client) -> None:
+    page = client.get("/insights/transitions/", {"before": "angry", "after": "promoter"})
+    assert "before: must be detractor, passive or promoter" in page.content.decode()
+    page = client.get("/insights/transitions/", {"before": "passive"})
+    assert "after: give both before and after" in page.content.decode()
+    assert client.get("/insights/transitions.csv", {"after": "x"}).status_code == 400

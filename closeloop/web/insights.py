@@ -9,12 +9,14 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 
-from closeloop.insights import program
+from closeloop.insights import program, transitions
 from closeloop.insights import segments as seg
+from closeloop.insights.nps import Category
 from closeloop.insights.periods import Grain, period_label, period_starts, today
 from closeloop.loop.models import FollowUpCase
 from closeloop.surveys.filters import ResponseFilter
@@ -25,7 +27,7 @@ from .forms import ResponseFilterForm
 from .views import _base, _filters, _grain, stream, trend_start
 
 # Parameters that belong to an insight page, not to the segment its figures link to.
-PAGE_ONLY = {"since", "until", "by", "sort", "grain", "page", "owner_by"}
+PAGE_ONLY = {"since", "until", "by", "sort", "grain", "page", "before", "after"}
 
 
 def _period(flt: ResponseFilter, days: int = 90) -> tuple[date, date]:
@@ -306,3 +308,102 @@ def export_program(request: HttpRequest) -> HttpResponse | StreamingHttpResponse
     rows += [[ctx["by"], name, *program_row(f)] for name, _, f in ctx["rows"]]
     rows += [[str(ctx["grain"]), start.isoformat(), *program_row(f)] for start, f in ctx["periods"]]
     return stream("program-metrics.csv", ["group", "name", *PROGRAM_HEADER], rows)
+
+
+def _cell(request: HttpRequest, name: str) -> Category | None:
+    value = request.GET.get(name)
+    if not value:
+        return None
+    try:
+        return Category(value)
+    except ValueError:
+        raise seg.UnknownDimension(name, "must be detractor, passive or promoter") from None
+
+
+def _transitions(
+    request: HttpRequest,
+) -> tuple[date, date, QuerySet[Response], Category | None, Category | None, str | None]:
+    _, flt, error = _filters(request)
+    since, until = _period(flt)
+    try:
+        before, after = _cell(request, "before"), _cell(request, "after")
+    except seg.UnknownDimension as exc:
+        before, after, error = None, None, error or f"{exc.field}: {exc.reason}"
+    if (before is None) != (after is None):
+        before, after, error = None, None, error or "after: give both before and after"
+    return since, until, flt.apply_segment(Response.objects.all()), before, after, error
+
+
+@login_required
+def transitions_page(request: HttpRequest) -> HttpResponse:
+    """How people moved between classes from one answer to their next, and who moved."""
+    since, until, segment, before, after, error = _transitions(request)
+    grid = transitions.matrix(segment, since, until)
+    params = _segment_params(request)
+    base = {**params, "since": since.isoformat(), "until": until.isoformat()}
+    rows = [
+        (
+            b,
+            [
+                (
+                    a,
+                    grid.count(b, a),
+                    grid.share(b, a),
+                    "?" + urlencode({**base, "before": b, "after": a}),
+                )
+                for a in transitions.CLASSES
+            ],
+            grid.row_total(b),
+        )
+        for b in transitions.CLASSES
+    ]
+    moves = transitions.cell_moves(segment, since, until, before, after) if before and after else []
+    form = ResponseFilterForm({**request.GET.dict(), "since": since, "until": until})
+    return render(
+        request,
+        "web/transitions.html",
+        _base(
+            form=form,
+            error=error,
+            since=since,
+            until=until,
+            grid=grid,
+            rows=rows,
+            classes=transitions.CLASSES,
+            before=before,
+            after=after,
+            moves=moves,
+            limit=transitions.CELL_LIMIT,
+            full_query=request.GET.urlencode(),
+        ),
+    )
+
+
+@login_required
+def export_transitions(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
+    """The matrix as CSV, or with before= and after= every person behind that cell."""
+    since, until, segment, before, after, error = _transitions(request)
+    if error:
+        return HttpResponse(error, status=400, content_type="text/plain")
+    if before and after:
+        header = ["response_id", "email", "name", "previous_score", "previous_at", "score"]
+        rows: Any = (
+            [
+                m.response_id,
+                m.email,
+                m.name,
+                m.previous_score,
+                m.previous_at.isoformat(),
+                m.score,
+                m.answered_at.isoformat(),
+            ]
+            for m in transitions.cell_moves(segment, since, until, before, after, limit=None)
+        )
+        return stream(f"moved-{before}-to-{after}.csv", [*header, "answered_at"], rows)
+    grid = transitions.matrix(segment, since, until)
+    rows = (
+        [b.value, a.value, grid.count(b, a), round(grid.share(b, a) or 0.0, 2)]
+        for b in transitions.CLASSES
+        for a in transitions.CLASSES
+    )
+    return stream("transitions.csv", ["before", "after", "people", "share_of_before"], rows)
