@@ -150,3 +150,34 @@ def generate_cases(world: World, seed: int, owners: list[Any], teams: list[Any])
             )
             account.save(update_fields=["churned_at"])
     return made
+
+
+def generate_silence(world: World, seed: int, now: datetime) -> None:
+    """Invitations after some people's last answers: two ignored ones make them silent,
+    one or a failed one does not."""
+    from closeloop.surveys.models import SurveyRequest
+
+    rng = random.Random(seed)
+    last: dict[int, datetime] = {}
+    for r in world.responses:
+        if r.created_at < now:
+            last[r.person_id] = max(last.get(r.person_id, r.created_at), r.created_at)
+    requests = []
+    for person in world.people:
+        if person.pk not in last or rng.random() < 0.4:
+            continue
+        after = last[person.pk]
+        for n in range(rng.choice([1, 2, 2, 3])):
+            sent = after + timedelta(days=rng.randrange(1, 60) + 30 * n)
+            status = "failed" if rng.random() < 0.1 else "sent"
+            requests.append(
+                SurveyRequest(
+                    person=person,
+                    survey=world.surveys[0],
+                    status=status,
+                    scheduled_at=sent,
+                    sent_at=sent if sent < now else None,
+                    created_at=sent,
+                )
+            )
+    SurveyRequest.objects.bulk_create(requests)

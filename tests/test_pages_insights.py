@@ -190,3 +190,16 @@ def test_it_names_a_bad_transition_cell(world: World, client: Client) -> None:
     page = client.get("/insights/transitions/", {"before": "passive"})
     assert "after: give both before and after" in page.content.decode()
     assert client.get("/insights/transitions.csv", {"after": "x"}).status_code == 400
+
+
+def test_it_shows_revenue_at_risk_with_each_signal(program_world: World, client: Client) -> None:
+    page = client.get("/insights/risk/")
+    html = page.content.decode()
+    assert page.status_code == 200 and "ARR at risk" in html and "open case" in html
+    rows = _csv(client.get("/insights/risk.csv", {"signal": "open_case"}))
+    assert rows and all(r["open_case"] == "yes" for r in rows)
+    assert client.get("/insights/risk/", {"signal": "gloom"}).status_code == 200
+    assert (
+        "signal: must be one of" in client.get("/insights/risk/", {"signal": "x"}).content.decode()
+    )
+    assert client.get("/insights/risk.csv", {"signal": "x"}).status_code == 400

@@ -2,16 +2,18 @@
 
 The API, the metrics and the pages all take the same parameters, read here:
 since/until (dates, until inclusive), score, band, category, account, tier,
-survey, person (email or id), q (text in the comment), property.<key>=<value>
+survey, person (email or id), q (text in the comment), tag, property.<key>=<value>
 and segment=<dimension>&segment_value=<value> (a row of the segments page).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+from django.db import connection
 from django.db.models import Q, QuerySet, TextField
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
@@ -64,6 +66,7 @@ class ResponseFilter:
     survey: str | None = None
     person: str | None = None
     q: str | None = None
+    tag: str | None = None
     properties: dict[str, str] = field(default_factory=dict)
     # One value of a segments-page dimension (see insights.segments), e.g. plan = "Pro".
     segment: tuple[str, str] | None = None
@@ -96,7 +99,7 @@ class ResponseFilter:
                 flt.category = Category(params["category"])
             except ValueError:
                 raise FilterError("category", "must be promoter, passive or detractor") from None
-        for name in ("account", "tier", "survey", "person", "q"):
+        for name in ("account", "tier", "survey", "person", "q", "tag"):
             if params.get(name):
                 setattr(flt, name, params[name].strip())
         if params.get("segment"):
@@ -147,6 +150,11 @@ class ResponseFilter:
             qs = qs.filter(by_email | Q(person_id=int(self.person)) if by_id else by_email)
         if self.q:
             qs = qs.filter(comment__icontains=self.q)
+        if self.tag:
+            # Tags are a JSON list; its text holds each tag as a JSON string, on both databases.
+            ascii_only = connection.vendor != "postgresql"
+            needle = json.dumps(self.tag, ensure_ascii=ascii_only)
+            qs = qs.alias(_tags=Cast("tags", TextField())).filter(_tags__contains=needle)
         if self.segment:
             dimension, value = self.segment
             qs = qs.alias(_segment=dimension_expr(dimension)).filter(_segment=value)

@@ -14,13 +14,13 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 
-from closeloop.insights import program, transitions
+from closeloop.insights import program, risk, transitions
 from closeloop.insights import segments as seg
 from closeloop.insights.nps import Category
 from closeloop.insights.periods import Grain, period_label, period_starts, today
 from closeloop.loop.models import FollowUpCase
 from closeloop.surveys.filters import ResponseFilter
-from closeloop.surveys.models import Response
+from closeloop.surveys.models import Account, Response
 from closeloop.team.models import Team, User
 
 from .forms import ResponseFilterForm
@@ -407,3 +407,71 @@ def export_transitions(request: HttpRequest) -> HttpResponse | StreamingHttpResp
         for a in transitions.CLASSES
     )
     return stream("transitions.csv", ["before", "after", "people", "share_of_before"], rows)
+
+
+RISK_LIST_LIMIT = 200
+
+
+def _risk_accounts(
+    request: HttpRequest,
+) -> tuple[QuerySet[Account], risk.Signal | None, str | None]:
+    signal, error = None, None
+    value = request.GET.get("signal")
+    if value:
+        try:
+            signal = risk.Signal(value)
+        except ValueError:
+            error = "signal: must be one of " + ", ".join(risk.Signal)
+    accounts = risk.at_risk().select_related("owner")
+    if signal is not None:
+        accounts = accounts.filter(risk.signal_filter(signal))
+    return accounts.order_by("-arr_cents", "name"), signal, error
+
+
+@login_required
+def risk_page(request: HttpRequest) -> HttpResponse:
+    """ARR of accounts with open detractor cases, silent detractors or falling scores."""
+    accounts, signal, error = _risk_accounts(request)
+    figures = risk.revenue_at_risk()
+    owners = {u.pk: u.display_name for u in User.objects.all()}
+    return render(
+        request,
+        "web/risk.html",
+        _base(
+            figures=figures,
+            signals=[(s, risk.SIGNAL_LABELS[s], figures.by_signal[s]) for s in risk.Signal],
+            by_owner=[(owners.get(t.key, "No owner"), t) for t in figures.by_owner],
+            accounts=accounts[:RISK_LIST_LIMIT],
+            shown=accounts.count(),
+            limit=RISK_LIST_LIMIT,
+            signal=signal,
+            signal_label=risk.SIGNAL_LABELS.get(signal) if signal else "",
+            labels=risk.SIGNAL_LABELS,
+            error=error,
+            full_query=request.GET.urlencode(),
+        ),
+    )
+
+
+@login_required
+def export_risk(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
+    """Every account at risk (or those with ?signal=) with its signals, as CSV."""
+    accounts, _, error = _risk_accounts(request)
+    if error:
+        return HttpResponse(error, status=400, content_type="text/plain")
+    header = ["account_id", "external_id", "name", "tier", "owner", "arr", "currency"]
+    header += [s.value for s in risk.Signal]
+    rows = (
+        [
+            a.pk,
+            a.external_id or "",
+            a.name,
+            a.tier,
+            a.owner.email if a.owner else "",
+            f"{a.arr_cents / 100:.2f}",
+            a.currency,
+        ]
+        + ["yes" if getattr(a, s.value) else "no" for s in risk.Signal]
+        for a in accounts.iterator(2000)
+    )
+    return stream("revenue-at-risk.csv", header, rows)

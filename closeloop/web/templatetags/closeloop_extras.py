@@ -22,3 +22,9 @@ def duration_short(value: timedelta | None) -> str:
     if hours:
         return f"{hours}h {mins}m"
     return f"{mins}m"
+
+
+@register.filter
+def money(cents: int | None, currency: str = "USD") -> str:
+    """ARR in cents as 'USD 12,400'."""
+    return f"{currency or 'USD'} {(cents or 0) / 100:,.0f}"
