@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "closeloop.surveys",
     "closeloop.loop",
     "closeloop.delivery",
+    "closeloop.insights",
     "closeloop.api",
     "closeloop.web",
 ]

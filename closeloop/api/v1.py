@@ -16,7 +16,6 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
-from django.utils import timezone
 from ninja import NinjaAPI, Status
 from ninja.errors import AuthenticationError, HttpError
 from ninja.security import HttpBearer
@@ -24,6 +23,7 @@ from pydantic import ValidationError
 
 from closeloop.insights.metrics import compare_periods, previous_period
 from closeloop.insights.nps import NpsSummary
+from closeloop.insights.periods import today
 from closeloop.loop.models import CaseError
 from closeloop.surveys.filters import FilterError, ResponseFilter
 from closeloop.surveys.ingest import (
@@ -41,6 +41,7 @@ from .access import require_write
 from .announcements import router as announcements_router
 from .cases import TemplateLintError
 from .cases import router as follow_up_router
+from .insights import router as insights_router
 from .models import ApiKey, IdempotencyRecord
 from .schemas import AccountOut, BatchIn, BatchOut, MetricsOut, PersonOut, ResponseOut, ResponsePage
 from .surveys import router as surveys_router
@@ -266,12 +267,12 @@ def _figures(summary: NpsSummary, since: date, until: date) -> dict[str, Any]:
 
 @api.get("/metrics", response=MetricsOut, summary="NPS for a period and segment")
 def metrics(request: HttpRequest) -> dict[str, Any]:
-    """NPS, counts, percentages and 95% interval for [since, until] (UTC days, until
-    inclusive; default the last 30 days), with the previous period of equal length and
-    whether the change is statistically significant. Takes the segment filters of
-    GET /responses."""
+    """NPS, counts, percentages and 95% interval for [since, until] (days in
+    ORG_TIME_ZONE, until inclusive; default the last 30 days), with the previous period
+    of equal length and whether the change is statistically significant. Takes the
+    segment filters of GET /responses."""
     flt = ResponseFilter.from_params(request.GET)
-    until = flt.until or timezone.now().date()
+    until = flt.until or today()
     since = flt.since or until - timedelta(days=29)
     if since > until:
         raise FilterError("since", "is after until")
@@ -327,3 +328,4 @@ def get_account(request: HttpRequest, account_id: int) -> Account:
 api.add_router("", follow_up_router)
 api.add_router("", announcements_router)
 api.add_router("", surveys_router)
+api.add_router("", insights_router)

@@ -82,6 +82,11 @@ def period_label(start: date, grain: Grain) -> str:
     return f"Q{(start.month - 1) // 3 + 1} {start.year}"
 
 
+def short_label(start: date, grain: Grain) -> str:
+    """A chart axis label: '3 Mar', 'Mar 2026' or 'Q1 2026'."""
+    return f"{start.day} {start:%b}" if grain is Grain.WEEK else period_label(start, grain)
+
+
 def trunc(grain: Grain, field: str = "created_at") -> Expression:
     """SQL that truncates `field` to the start of its period in the organisation's zone."""
     return Trunc(field, grain.value, output_field=DateTimeField(), tzinfo=org_zone())

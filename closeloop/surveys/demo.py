@@ -269,6 +269,8 @@ def seed(accounts: int = 200, people: int = 2000, responses: int = 6000, seed: i
         days_ago = rng.uniform(0, 365)
         tier = person.account.tier if person.account and person.account.tier else "smb"
         score = _score(rng, tier, days_ago / 30.4)
+        if OUTAGE_DAYS_AGO - 14 < days_ago <= OUTAGE_DAYS_AGO and rng.random() < 0.35:
+            score = max(0, score - rng.randint(2, 5))  # the outage's detractor spike
         comment, themes = _comment(rng, score)
         when = now - timedelta(days=days_ago)
         items.append(
@@ -288,7 +290,39 @@ def seed(accounts: int = 200, people: int = 2000, responses: int = 6000, seed: i
     Person.objects.filter(account__is_demo=True).update(is_demo=True)
     Response.objects.filter(person__is_demo=True).update(is_demo=True)
     _case_history(rng, owners)
+    _incidents(now)
     return len(items)
+
+
+# Days before the seed that the demo's outage began; answers soon after it are harsher.
+OUTAGE_DAYS_AGO = 75
+
+
+def _incidents(now: datetime) -> None:
+    """A few events on the timeline: a release, the outage (with its spike), a price change."""
+    from closeloop.insights.models import Incident
+
+    Incident.objects.bulk_create(
+        [
+            Incident(
+                kind=Incident.Kind.RELEASE,
+                title="Release 5.0: the new editor (demo)",
+                started_at=now - timedelta(days=220),
+            ),
+            Incident(
+                kind=Incident.Kind.OUTAGE,
+                title="EU region outage, 9 hours (demo)",
+                description="Database failover stalled; EU customers could not log in.",
+                started_at=now - timedelta(days=OUTAGE_DAYS_AGO),
+                ended_at=now - timedelta(days=OUTAGE_DAYS_AGO, hours=-9),
+            ),
+            Incident(
+                kind=Incident.Kind.PRICE_CHANGE,
+                title="Mid-market list price +12% at renewal (demo)",
+                started_at=now - timedelta(days=150),
+            ),
+        ]
+    )
 
 
 # How each demo owner works: hours to a first personal touch (median), the chance

@@ -8,23 +8,27 @@ from datetime import date, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 
 from closeloop.insights import program, risk, transitions
 from closeloop.insights import segments as seg
+from closeloop.insights.models import SPIKE_MIN_ANSWERS, SPIKE_WINDOW, Incident, with_spikes
 from closeloop.insights.nps import Category
-from closeloop.insights.periods import Grain, period_label, period_starts, today
+from closeloop.insights.periods import Grain, local_date, period_label, period_starts, today
+from closeloop.insights.schemas import IncidentIn
 from closeloop.loop.models import FollowUpCase
 from closeloop.surveys.filters import ResponseFilter
 from closeloop.surveys.models import Account, Response
 from closeloop.team.models import Team, User
 
 from .forms import ResponseFilterForm
-from .views import _base, _filters, _grain, stream, trend_start
+from .views import _base, _filters, _grain, form_pk, reported, stream, trend_start
 
 # Parameters that belong to an insight page, not to the segment its figures link to.
 PAGE_ONLY = {"since", "until", "by", "sort", "grain", "page", "before", "after"}
@@ -475,3 +479,56 @@ def export_risk(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
         for a in accounts.iterator(2000)
     )
     return stream("revenue-at-risk.csv", header, rows)
+
+
+def _writer(request: HttpRequest) -> User:
+    user: User = request.user  # type: ignore[assignment]
+    if not user.can_write():
+        raise PermissionDenied("viewers cannot record incidents")
+    return user
+
+
+def _incident_form(post: Any) -> dict[str, Any]:
+    """The posted form as the schema's fields; empty optional fields are left out."""
+    data = {k: post.get(k, "").strip() for k in ("kind", "title", "description", "started_at")}
+    if post.get("ended_at", "").strip():
+        data["ended_at"] = post["ended_at"].strip()
+    return data
+
+
+@login_required
+def incidents_page(request: HttpRequest) -> HttpResponse:
+    """Incidents, outages, releases and price changes, each with the detractor share around it."""
+    status = 200
+    if request.method == "POST":
+        user = _writer(request)
+        if request.POST.get("delete"):
+            if not user.can_manage():
+                raise PermissionDenied("only admins and managers delete incidents")
+            Incident.objects.filter(pk=form_pk(request.POST.get("delete"))).delete()
+            messages.success(request, "Incident deleted.")
+            return redirect("incidents")
+        with reported(request) as outcome:
+            incident = IncidentIn.model_validate(_incident_form(request.POST)).create(user)
+        if not outcome.refused:
+            messages.success(request, f"Recorded “{incident.title}”.")
+            return redirect("incidents")
+        status = 422
+    rows = []
+    for incident, spike in with_spikes(Incident.objects.all()[:200]):
+        start = local_date(incident.started_at)
+        after = local_date(incident.started_at + SPIKE_WINDOW)
+        link = responses_link({}, since=start, until=after, category="detractor")
+        rows.append((incident, spike, link))
+    return render(
+        request,
+        "web/incidents.html",
+        _base(
+            rows=rows,
+            kinds=Incident.Kind.choices,
+            form=request.POST if request.method == "POST" else {},
+            window=SPIKE_WINDOW.days,
+            min_answers=SPIKE_MIN_ANSWERS,
+        ),
+        status=status,
+    )

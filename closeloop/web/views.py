@@ -23,12 +23,20 @@ from pydantic import ValidationError
 
 from closeloop.api.models import ApiKey
 from closeloop.insights.metrics import compare_periods, score_distribution
+from closeloop.insights.models import Incident, Spike, with_spikes
 from closeloop.insights.nps import (
     B2B_SAAS_AVERAGE_NPS,
     HEALTHY_DETRACTOR_SHARE,
     STRUCTURAL_DETRACTOR_SHARE,
 )
-from closeloop.insights.periods import Grain, day_start, period_start, today
+from closeloop.insights.periods import (
+    Grain,
+    day_start,
+    local_date,
+    period_start,
+    short_label,
+    today,
+)
 from closeloop.insights.trends import TrendPoint, trend
 from closeloop.loop.models import CaseError
 from closeloop.surveys import csvio
@@ -111,7 +119,7 @@ def trend_chart(points: list[TrendPoint], query: dict[str, str]) -> list[dict[st
     """The trend as the chart draws it, each point with a link to its answers."""
     return [
         {
-            "label": p.label,
+            "label": short_label(p.start, p.grain),
             "nps": round(p.summary.nps, 1) if p.summary.responses else None,
             "low": round(p.summary.interval[0], 1) if p.summary.responses else None,
             "high": round(p.summary.interval[1], 1) if p.summary.responses else None,
@@ -138,6 +146,21 @@ def trend_start(until: date, grain: Grain) -> date:
 def _trend(segment: QuerySet[Response], until: date, grain: Grain) -> list[TrendPoint]:
     """The dashboard's trend: TREND_SPAN periods ending with the one holding `until`."""
     return trend(segment, trend_start(until, grain), until, grain)
+
+
+def _events(points: list[TrendPoint], grain: Grain) -> list[tuple[int, Incident, Spike]]:
+    """The incidents inside the trend's periods, each with its period's index and spike test."""
+    if not points:
+        return []
+    starts = [p.start for p in points]
+    inside = Incident.objects.filter(
+        started_at__gte=day_start(starts[0]),
+        started_at__lt=day_start(points[-1].end + timedelta(days=1)),
+    ).order_by("started_at")[:100]
+    return [
+        (starts.index(period_start(local_date(i.started_at), grain)), i, spike)
+        for i, spike in with_spikes(inside)
+    ]
 
 
 @login_required
@@ -187,7 +210,17 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     )
     segment_query = {k: str(v) for k, v in request.GET.items() if v and k not in DASHBOARD_ONLY}
     trend_rows = trend_chart(points, segment_query)
+    events = _events(points, grain)
     chart: dict[str, Any] = {
+        "incidents": [
+            {
+                "index": index,
+                "title": i.title,
+                "kind": i.get_kind_display(),
+                "spike": spike.is_spike,
+            }
+            for index, i, spike in events
+        ],
         "distribution": score_distribution(period),
         "trend": trend_rows,
         "benchmark": B2B_SAAS_AVERAGE_NPS,
@@ -207,6 +240,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             grain=grain,
             grains=list(Grain),
             table=list(zip(points, trend_rows, strict=True)),
+            events=events,
             current=cmp.current,
             previous=cmp.previous,
             detractor_share=cmp.current.percent(cmp.current.detractors),

@@ -26,8 +26,30 @@ document.addEventListener("DOMContentLoaded", () => {
   const rotation = trend.map((p) => (p.significant && p.change < 0 ? 180 : 0));
   const markerColour = trend.map((p) => (!p.significant ? colour("--accent")
     : p.change > 0 ? colour("--promoter") : colour("--detractor")));
+  // Incidents: a dotted vertical line on their period, red when a detractor spike followed.
+  const incidentLines = {
+    id: "incidents",
+    afterDatasetsDraw(chart) {
+      const { ctx, chartArea, scales } = chart;
+      ctx.save();
+      for (const incident of data.incidents) {
+        const x = scales.x.getPixelForValue(incident.index);
+        ctx.strokeStyle = incident.spike ? colour("--detractor") : "#6b7280";
+        ctx.setLineDash([2, 3]);
+        ctx.beginPath();
+        ctx.moveTo(x, chartArea.top);
+        ctx.lineTo(x, chartArea.bottom);
+        ctx.stroke();
+        ctx.fillStyle = ctx.strokeStyle;
+        ctx.font = "11px sans-serif";
+        ctx.fillText("◆", x - 4, chartArea.top + 9);
+      }
+      ctx.restore();
+    },
+  };
   new Chart(document.getElementById("trend"), {
     type: "line",
+    plugins: [incidentLines],
     data: {
       labels,
       datasets: [

@@ -1,0 +1,346 @@
+"""API v1 for insights: trend, segments, program metrics, transitions, revenue at
+risk, and incidents (which can also be recorded and deleted here).
+
+Every read takes the segment filters of GET /responses (since, until, survey, tier,
+property.<key>, segment/segment_value, …); a bad value is a 422 naming it.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from django.http import HttpRequest
+from django.shortcuts import get_object_or_404
+from ninja import Router, Schema, Status
+
+from closeloop.insights import program, risk, transitions
+from closeloop.insights import segments as seg
+from closeloop.insights.models import Incident, with_spikes
+from closeloop.insights.nps import NpsSummary
+from closeloop.insights.periods import Grain, day_start, today
+from closeloop.insights.schemas import IncidentIn
+from closeloop.insights.trends import trend
+from closeloop.loop.models import FollowUpCase
+from closeloop.surveys.filters import FilterError, ResponseFilter
+from closeloop.surveys.models import Response
+from closeloop.team.models import Team, User
+
+from .access import require_write
+
+router = Router(tags=["insights"])
+
+
+class Nps(Schema):
+    responses: int
+    promoters: int
+    passives: int
+    detractors: int
+    nps: float | None
+    ci_low: float | None
+    ci_high: float | None
+
+    @staticmethod
+    def of(s: NpsSummary) -> Nps:
+        some = s.responses > 0
+        return Nps(
+            responses=s.responses,
+            promoters=s.promoters,
+            passives=s.passives,
+            detractors=s.detractors,
+            nps=round(s.nps, 2) if some else None,
+            ci_low=round(s.interval[0], 2) if some else None,
+            ci_high=round(s.interval[1], 2) if some else None,
+        )
+
+
+def _filter(request: HttpRequest, days: int) -> tuple[ResponseFilter, date, date]:
+    flt = ResponseFilter.from_params(request.GET)
+    until = flt.until or today()
+    return flt, flt.since or until - timedelta(days=days - 1), until
+
+
+def _choice(request: HttpRequest, name: str, default: str, choices: list[str]) -> str:
+    value = request.GET.get(name) or default
+    if value not in choices:
+        raise FilterError(name, f"must be one of {', '.join(choices)}")
+    return value
+
+
+class TrendPointOut(Schema):
+    start: date
+    end: date
+    label: str
+    figures: Nps
+    detractor_percent: float | None
+    change: float | None
+    change_significant: bool
+    structural_problem: bool
+
+
+@router.get("/insights/trend", response=list[TrendPointOut], summary="NPS per period")
+def get_trend(request: HttpRequest) -> list[dict[str, Any]]:
+    """NPS per week, month or quarter (`grain`, default month) for every period touching
+    [since, until] (default: the last 365 days), in ORG_TIME_ZONE. `change_significant`
+    is the 95% test against the period before; `structural_problem` marks > 40% detractors."""
+    flt, since, until = _filter(request, 365)
+    grain = Grain(_choice(request, "grain", "month", [g.value for g in Grain]))
+    if (until - since).days > 3660:
+        raise FilterError("since", "at most ten years at a time")
+    points = trend(flt.apply_segment(Response.objects.all()), since, until, grain)
+    return [
+        {
+            "start": p.start,
+            "end": p.end,
+            "label": p.label,
+            "figures": Nps.of(p.summary),
+            "detractor_percent": round(p.detractor_share, 2) if p.summary.responses else None,
+            "change": round(p.change, 2) if p.change is not None else None,
+            "change_significant": p.significant,
+            "structural_problem": p.structural,
+        }
+        for p in points
+    ]
+
+
+class SegmentOut(Schema):
+    value: str
+    current: Nps
+    previous: Nps
+    change: float | None
+    change_significant: bool
+    against_overall_trend: bool
+    small_sample: bool
+
+
+class SegmentsOut(Schema):
+    dimension: str
+    since: date
+    until: date
+    overall: Nps
+    overall_previous: Nps
+    segments: list[SegmentOut]
+
+
+@router.get("/insights/segments", response=SegmentsOut, summary="NPS per segment")
+def get_segments(request: HttpRequest) -> dict[str, Any]:
+    """NPS per value of `by` (tier, plan, tenure, company_size, industry, survey or
+    property:<name>) for [since, until] (default the last 90 days) beside the period before;
+    segments moving against the overall trend first, small ones (n < 30) last."""
+    flt, since, until = _filter(request, 90)
+    by = request.GET.get("by") or "tier"
+    try:
+        seg.check_dimension(by)
+    except seg.UnknownDimension as exc:
+        raise FilterError(exc.field, exc.reason) from None
+    table = seg.segment_table(flt.apply_segment(Response.objects.all()), by, since, until)
+    return {
+        "dimension": by,
+        "since": since,
+        "until": until,
+        "overall": Nps.of(table.overall.current),
+        "overall_previous": Nps.of(table.overall.previous),
+        "segments": [
+            {
+                "value": r.value,
+                "current": Nps.of(r.current),
+                "previous": Nps.of(r.previous),
+                "change": round(r.change, 2) if r.change is not None else None,
+                "change_significant": r.significant,
+                "against_overall_trend": r.against_trend,
+                "small_sample": r.small,
+            }
+            for r in table.rows
+        ],
+    }
+
+
+class ProgramOut(Schema):
+    key: str | None = None
+    name: str
+    counts: dict[str, int]
+    automated_48h_rate: float | None
+    personal_48h_rate: float | None
+    response_rate: float | None
+    resolution_rate: float | None
+    score_change_rate: float | None
+    followed_churn_rate: float | None
+    unfollowed_churn_rate: float | None
+    median_hours_to_first_touch: float | None
+
+
+def _program_json(key: Any, name: str, f: program.ProgramFigures) -> dict[str, Any]:
+    def r(value: float | None) -> float | None:
+        return round(value, 2) if value is not None else None
+
+    median = f.median_first_touch
+    return {
+        "key": str(key) if key is not None else None,
+        "name": name,
+        "counts": f.counts,
+        "automated_48h_rate": r(f.automated_rate),
+        "personal_48h_rate": r(f.personal_rate),
+        "response_rate": r(f.response_rate),
+        "resolution_rate": r(f.resolution_rate),
+        "score_change_rate": r(f.score_change_rate),
+        "followed_churn_rate": r(f.followed_churn_rate),
+        "unfollowed_churn_rate": r(f.unfollowed_churn_rate),
+        "median_hours_to_first_touch": r(median.total_seconds() / 3600) if median else None,
+    }
+
+
+@router.get("/insights/program", response=list[ProgramOut], summary="Program metrics")
+def get_program(request: HttpRequest) -> list[dict[str, Any]]:
+    """The follow-up program's metrics over the cases of `loop` (default detractor) opened
+    in [since, until] (default the last 90 days): the whole first, then per `by` (owner,
+    team, week, month or quarter; default owner)."""
+    _, since, until = _filter(request, 90)
+    loop = _choice(request, "loop", "detractor", list(FollowUpCase.Loop.values))
+    by = _choice(request, "by", "owner", ["owner", "team", *[g.value for g in Grain]])
+    cases = program.cases_opened(since, until, loop)
+    whole = program.program_figures(cases).get(None, program.ProgramFigures())
+    group: str | Grain = Grain(by) if by in Grain.__members__.values() else by
+    groups = program.program_figures(cases, group)
+    names: dict[Any, str] = {}
+    if by == "owner":
+        names = {u.pk: u.email for u in User.objects.filter(pk__in=[k for k in groups if k])}
+    elif by == "team":
+        names = dict(Team.objects.filter(pk__in=[k for k in groups if k]).values_list("pk", "name"))
+    rows = [_program_json(None, "all", whole)]
+    for key in sorted(groups, key=lambda k: (k is None, str(k))):
+        label = key.isoformat() if isinstance(key, date) else names.get(key, "none")
+        rows.append(_program_json(key, label, groups[key]))
+    return rows
+
+
+class TransitionsOut(Schema):
+    since: date
+    until: date
+    cells: dict[str, dict[str, int]]
+    improved: int
+    worsened: int
+    total: int
+
+
+@router.get("/insights/transitions", response=TransitionsOut, summary="Transition matrix")
+def get_transitions(request: HttpRequest) -> dict[str, Any]:
+    """How the period's answers moved from each person's previous answer:
+    cells[before][after] = number of people (default period: the last 90 days)."""
+    flt, since, until = _filter(request, 90)
+    grid = transitions.matrix(flt.apply_segment(Response.objects.all()), since, until)
+    return {
+        "since": since,
+        "until": until,
+        "cells": {
+            b.value: {a.value: grid.count(b, a) for a in transitions.CLASSES}
+            for b in transitions.CLASSES
+        },
+        "improved": grid.improved,
+        "worsened": grid.worsened,
+        "total": grid.total,
+    }
+
+
+class RiskTotalOut(Schema):
+    key: str | None
+    accounts: int
+    arr_cents: int
+
+
+class ThemeRiskOut(Schema):
+    tag: str
+    responses: int
+    accounts: int
+    arr_cents: int
+
+
+class RiskOut(Schema):
+    total: RiskTotalOut
+    by_signal: list[RiskTotalOut]
+    by_owner: list[RiskTotalOut]
+    by_tier: list[RiskTotalOut]
+    by_theme: list[ThemeRiskOut]
+
+
+def _total(t: risk.RiskTotal, key: Any = None) -> dict[str, Any]:
+    return {"key": key, "accounts": t.accounts, "arr_cents": t.arr_cents}
+
+
+@router.get("/insights/revenue-at-risk", response=RiskOut, summary="Revenue at risk")
+def get_risk(request: HttpRequest) -> dict[str, Any]:
+    """ARR of live accounts with an open detractor case, a silent detractor or a falling
+    score, each account once; per signal, owner (email), tier and detractor theme."""
+    figures = risk.revenue_at_risk()
+    emails = dict(User.objects.values_list("pk", "email"))
+    return {
+        "total": _total(figures.total),
+        "by_signal": [_total(t, s.value) for s, t in figures.by_signal.items()],
+        "by_owner": [_total(t, emails.get(t.key)) for t in figures.by_owner],
+        "by_tier": [_total(t, t.key) for t in figures.by_tier],
+        "by_theme": [t.__dict__ for t in figures.by_theme],
+    }
+
+
+class IncidentOut(Schema):
+    id: int
+    kind: str
+    title: str
+    description: str
+    started_at: datetime
+    ended_at: datetime | None
+    detractors_before_percent: float | None
+    detractors_after_percent: float | None
+    answers_before: int
+    answers_after: int
+    detractor_spike: bool
+
+
+def _incident_json(i: Incident, spike: Any) -> dict[str, Any]:
+    def r(value: float | None) -> float | None:
+        return round(value, 2) if value is not None else None
+
+    return {
+        "id": i.pk,
+        "kind": i.kind,
+        "title": i.title,
+        "description": i.description,
+        "started_at": i.started_at,
+        "ended_at": i.ended_at,
+        "detractors_before_percent": r(spike.before_share),
+        "detractors_after_percent": r(spike.after_share),
+        "answers_before": spike.before_answers,
+        "answers_after": spike.after_answers,
+        "detractor_spike": spike.is_spike,
+    }
+
+
+@router.get("/incidents", response=list[IncidentOut], summary="Incidents")
+def list_incidents(request: HttpRequest) -> list[dict[str, Any]]:
+    """Recorded events, newest first (at most 500), each with the detractor share in the
+    14 days before and after its start and whether that rise is a real spike."""
+    flt = ResponseFilter.from_params(
+        {k: str(v) for k, v in request.GET.items() if k in ("since", "until")}
+    )
+    qs = Incident.objects.all()
+    if flt.since:
+        qs = qs.filter(started_at__gte=day_start(flt.since))
+    if flt.until:
+        qs = qs.filter(started_at__lt=day_start(flt.until + timedelta(days=1)))
+    return [_incident_json(i, s) for i, s in with_spikes(qs[:500])]
+
+
+@router.post("/incidents", response={201: IncidentOut}, summary="Record an incident")
+def create_incident(request: HttpRequest, payload: IncidentIn) -> Status[dict[str, Any]]:
+    """An incident, outage, release or price change; a start without a zone is read in
+    ORG_TIME_ZONE."""
+    require_write(request)
+    incident = payload.create()
+    [(saved, spike)] = with_spikes(Incident.objects.filter(pk=incident.pk))
+    return Status(201, _incident_json(saved, spike))
+
+
+@router.delete("/incidents/{incident_id}", response={204: None}, summary="Delete an incident")
+def delete_incident(request: HttpRequest, incident_id: int) -> Status[None]:
+    require_write(request)
+    get_object_or_404(Incident, pk=incident_id).delete()
+    return Status(204, None)
