@@ -110,6 +110,7 @@ class Delivery(models.Model):
         FIX_SHIPPED = "fix_shipped", "Fix shipped"
         SURVEY = "survey", "Survey invitation"
         REMINDER = "reminder", "Survey reminder"
+        REPORT = "report", "Monthly report"
 
     kind = models.CharField(max_length=8, choices=Kind.choices)
     purpose = models.CharField(max_length=12, choices=Purpose.choices)

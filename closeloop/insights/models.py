@@ -120,3 +120,14 @@ def with_spikes(qs: models.QuerySet[Incident]) -> list[tuple[Incident, Spike]]:
         after_d=_window_count(before=False, detractors=True),
     )
     return [(i, Spike(i.before_n, i.before_d, i.after_n, i.after_d)) for i in annotated]
+
+
+class MonthlyReportRun(models.Model):
+    """The monthly report for `month` was sent (one row per month: the worker's claim)."""
+
+    month = models.DateField(unique=True, help_text="the first day of the month reported")
+    recipients = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"report for {self.month:%Y-%m} to {self.recipients}"

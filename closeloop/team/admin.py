@@ -10,5 +10,5 @@ class CloseloopUserAdmin(UserAdmin[User]):
     list_filter = ("role", "is_active")
     fieldsets = (
         *(UserAdmin.fieldsets or ()),
-        ("Role", {"fields": ("role", "manager", "time_zone")}),
+        ("Role", {"fields": ("role", "manager", "time_zone", "monthly_report")}),
     )

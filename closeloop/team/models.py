@@ -27,6 +27,9 @@ class User(AbstractUser):
         help_text="Who is told when this user's cases are overdue.",
     )
     time_zone = models.CharField(max_length=64, default="UTC")
+    monthly_report = models.BooleanField(
+        default=False, help_text="Email this user the monthly report on the 1st."
+    )
 
     @property
     def display_name(self) -> str:

@@ -16,11 +16,18 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
-from closeloop.insights import program, risk, transitions
+from closeloop.insights import program, report, risk, transitions
 from closeloop.insights import segments as seg
 from closeloop.insights.models import SPIKE_MIN_ANSWERS, SPIKE_WINDOW, Incident, with_spikes
 from closeloop.insights.nps import Category
-from closeloop.insights.periods import Grain, local_date, period_label, period_starts, today
+from closeloop.insights.periods import (
+    Grain,
+    local_date,
+    period_label,
+    period_start,
+    period_starts,
+    today,
+)
 from closeloop.insights.schemas import IncidentIn
 from closeloop.loop.models import FollowUpCase
 from closeloop.surveys.filters import ResponseFilter
@@ -531,4 +538,67 @@ def incidents_page(request: HttpRequest) -> HttpResponse:
             min_answers=SPIKE_MIN_ANSWERS,
         ),
         status=status,
+    )
+
+
+def _month(request: HttpRequest) -> tuple[date, str | None]:
+    value = request.GET.get("month")
+    if not value:
+        return report.last_complete_month(), None
+    try:
+        month = date.fromisoformat(f"{value}-01")
+    except ValueError:
+        return report.last_complete_month(), f"month: {value!r} is not a month like 2026-10"
+    if not date(2000, 1, 1) <= month <= date(2999, 12, 1):
+        return report.last_complete_month(), "month: must be between 2000-01 and 2999-12"
+    return month, None
+
+
+@login_required
+def report_page(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
+    """The monthly report; ?format=csv or pdf downloads it. POST toggles the email on the 1st."""
+    user: User = request.user  # type: ignore[assignment]
+    if request.method == "POST":
+        user.monthly_report = request.POST.get("monthly_report") == "on"
+        user.save(update_fields=["monthly_report"])
+        messages.success(
+            request,
+            "You will get this report by email on the 1st of each month."
+            if user.monthly_report
+            else "You will no longer get the monthly report by email.",
+        )
+        return redirect(reverse("report") + "?" + request.GET.urlencode())
+    month, error = _month(request)
+    fmt = request.GET.get("format", "")
+    if fmt and error:
+        return HttpResponse(error, status=400, content_type="text/plain")
+    built = report.build(month)
+    name = f"closeloop-report-{month:%Y-%m}"
+    if fmt == "csv":
+        return stream(f"{name}.csv", ["section", "item", "value", "detail"], report.rows(built))
+    if fmt == "pdf":
+        response = HttpResponse(report.pdf(built), content_type="application/pdf")
+        response["Content-Disposition"] = f'attachment; filename="{name}.pdf"'
+        return response
+    if fmt:
+        error = "format: must be csv or pdf"
+    end = built.last_day
+    period = {"since": month.isoformat(), "until": end.isoformat()}
+    previous = period_start(month - timedelta(days=1), Grain.MONTH)
+    return render(
+        request,
+        "web/report.html",
+        _base(
+            r=built,
+            error=error,
+            month_value=f"{month:%Y-%m}",
+            previous_month=f"{previous:%Y-%m}",
+            next_month=f"{end + timedelta(days=1):%Y-%m}",
+            answers=responses_link({}, **period),
+            detractors=responses_link({}, **period, category="detractor"),
+            cases=cases_link("cases", month, end, FollowUpCase.Loop.DETRACTOR),
+            program_link=reverse("program") + "?" + urlencode(period),
+            period=period,
+            subscribed=user.monthly_report,
+        ),
     )

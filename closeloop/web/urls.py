@@ -20,6 +20,7 @@ urlpatterns = [
     path("insights/risk/", insights.risk_page, name="risk"),
     path("insights/risk.csv", insights.export_risk, name="export-risk"),
     path("insights/incidents/", insights.incidents_page, name="incidents"),
+    path("insights/report/", insights.report_page, name="report"),
     path("responses/", views.responses, name="responses"),
     path("responses/export.csv", views.export_responses, name="export-responses"),
     path("people/export.csv", views.export_people, name="export-people"),
