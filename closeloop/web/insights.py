@@ -16,7 +16,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
-from closeloop.insights import program, report, risk, transitions
+from closeloop.insights import calculators, program, report, risk, transitions
 from closeloop.insights import segments as seg
 from closeloop.insights.models import SPIKE_MIN_ANSWERS, SPIKE_WINDOW, Incident, with_spikes
 from closeloop.insights.nps import Category
@@ -601,4 +601,66 @@ def report_page(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
             period=period,
             subscribed=user.monthly_report,
         ),
+    )
+
+
+def _calculate(get: Any, name: str, run: Any) -> tuple[Any, str | None]:
+    """Run one calculator when its form was submitted (`?calc=name`); errors name the field."""
+    if get.get("calc") != name:
+        return None, None
+    try:
+        return run(), None
+    except calculators.CalculatorError as exc:
+        return None, f"{exc.field}: {exc.reason}"
+
+
+@login_required
+def calculators_page(request: HttpRequest) -> HttpResponse:
+    """NPS from counts, a response rate, and the answers needed to detect a change."""
+    g, c = request.GET, calculators
+    nps_result, nps_error = _calculate(
+        g,
+        "nps",
+        lambda: c.nps_from_counts(
+            c.count("promoters", g.get("promoters")),
+            c.count("passives", g.get("passives")),
+            c.count("detractors", g.get("detractors")),
+        ),
+    )
+    rate_result, rate_error = _calculate(
+        g,
+        "rate",
+        lambda: c.response_rate(
+            c.count("delivered", g.get("delivered")), c.count("answered", g.get("answered"))
+        ),
+    )
+    size_result, size_error = _calculate(
+        g,
+        "size",
+        lambda: c.sample_size(
+            c.number("promoter_share", g.get("promoter_share"), 0, 100),
+            c.number("detractor_share", g.get("detractor_share"), 0, 100),
+            c.number("change", g.get("change"), 0, 200),
+            c.number("power", g.get("power") or "0.8", 0, 1),
+            c.number("expected_rate", g.get("expected_rate"), 0.1, 100)
+            if g.get("expected_rate")
+            else None,
+        ),
+    )
+    status = 422 if nps_error or rate_error or size_error else 200
+    return render(
+        request,
+        "web/calculators.html",
+        _base(
+            g=g,
+            nps=nps_result,
+            nps_error=nps_error,
+            rate=rate_result,
+            rate_error=rate_error,
+            size=size_result,
+            size_error=size_error,
+            median=c.B2B_MEDIAN_RESPONSE_RATE,
+            powers=c.POWERS,
+        ),
+        status=status,
     )

@@ -21,6 +21,7 @@ urlpatterns = [
     path("insights/risk.csv", insights.export_risk, name="export-risk"),
     path("insights/incidents/", insights.incidents_page, name="incidents"),
     path("insights/report/", insights.report_page, name="report"),
+    path("insights/calculators/", insights.calculators_page, name="calculators"),
     path("responses/", views.responses, name="responses"),
     path("responses/export.csv", views.export_responses, name="export-responses"),
     path("people/export.csv", views.export_people, name="export-people"),
