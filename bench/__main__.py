@@ -6,6 +6,7 @@ these machines are noisy: a ratio means more than a raw number.
   single POST /api/v1/responses, 8 keep-alive clients  vs  GET /health, same clients
   POST /api/v1/responses/batch rows/s                  vs  raw COPY of the same rows
   GET /api/v1/metrics over 1,000,000 responses          vs  the same aggregate in hand SQL
+  insight pages over 1,000,000 responses                vs  bare SQL, and DuckDB over Parquet
 
 Set BENCH_DATABASE_URL to use another server (default: local PostgreSQL,
 database closeloop_bench, dropped and re-created).
@@ -41,9 +42,9 @@ BIG_ROWS = int(os.environ.get("BENCH_METRICS_ROWS", "1000000"))
 # Extra gunicorn arguments, e.g. "--worker-class gthread --threads 4" (measured: no faster).
 GUNICORN_ARGS = os.environ.get("BENCH_GUNICORN_ARGS", "").split()
 WEB_NICE = os.environ.get("WEB_NICE", "5")
-# Which parts to run (1 single POSTs, 2 batch ingest, 3 metrics, 4 closed loop, 5 surveys);
-# default all.
-PARTS = set(os.environ.get("BENCH_PARTS", "1,2,3,4,5").replace(" ", "").split(","))
+# Which parts to run (1 single POSTs, 2 batch ingest, 3 metrics, 4 closed loop, 5 surveys,
+# 6 insight pages); default all.
+PARTS = set(os.environ.get("BENCH_PARTS", "1,2,3,4,5,6").replace(" ", "").split(","))
 
 
 def recreate_database() -> None:
@@ -219,6 +220,17 @@ def main() -> None:
     results: list[tuple[str, str, str, str, str]] = []
 
     with gunicorn(port), psycopg.connect(DB_URL) as conn:
+        # 6. Insight pages over their own million answers, cleared afterwards for the others.
+        if "6" in PARTS:
+            from bench import insights
+
+            results.extend(insights.run(conn, manage, port))
+            conn.execute(
+                "TRUNCATE loop_activity, loop_followupcase, surveys_response, surveys_person, "
+                "surveys_account CASCADE"
+            )
+            conn.commit()
+
         if PARTS & {"1", "2", "3"}:
             ingest_and_metrics(port, key, conn, rng, results)
 

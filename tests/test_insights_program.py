@@ -112,6 +112,15 @@ def test_it_counts_every_program_figure_like_a_recount(
     assert any(f.automated_due != f.automated_met for f in figures.values())
 
 
+@pytest.mark.parametrize("group", ["owner", Grain.MONTH])
+def test_it_adds_up_the_groups_to_the_same_whole(cases: list[FollowUpCase], group: Any) -> None:
+    whole, groups = program.program_breakdown(FollowUpCase.objects.all(), group)
+    direct = program.program_figures(FollowUpCase.objects.all())[None]
+    assert whole.counts == direct.counts
+    assert whole.median_first_touch == direct.median_first_touch
+    assert sum(f.cases for f in groups.values()) == whole.cases
+
+
 def test_it_gives_the_cases_behind_each_figure(cases: list[FollowUpCase]) -> None:
     figures = program.program_figures(FollowUpCase.objects.all())[None]
     for name, count in figures.counts.items():

@@ -112,3 +112,36 @@ def test_it_checks_and_schedules_a_wave_and_shows_its_progress(
     invited = page.locator("ol.funnel li").first.inner_text()
     assert "Invited" in invited and "3" in invited
     assert page.locator("table tbody tr").count() == 3
+
+
+def test_it_draws_the_insight_charts_and_opens_a_points_answers(
+    live_server: Any, page: Any, agent: User
+) -> None:
+    from closeloop.insights.models import Incident
+
+    _answers(*[(f"p{i}@x.io", i % 11, "", 3 + i % 40) for i in range(120)])
+    Incident.objects.create(
+        kind="outage", title="EU down", started_at=timezone.now() - timedelta(days=20)
+    )
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    log_in(page, live_server.url, "alex", "pw-alex-123")
+    page.goto(f"{live_server.url}/?grain=week")
+    page.wait_for_function("Chart.getChart('trend') && Chart.getChart('detractors')")
+    labels = page.evaluate("Chart.getChart('trend').data.labels")
+    assert len(labels) == 26
+    assert "EU down" in page.locator("ul.events").inner_text()
+    # Clicking the newest point opens that week's answers.
+    box = page.evaluate(
+        "(() => { const c = Chart.getChart('trend'); const m = c.getDatasetMeta(2).data;"
+        " const p = m[m.length - 1]; const r = c.canvas.getBoundingClientRect();"
+        " return [r.left + p.x, r.top + p.y]; })()"
+    )
+    page.mouse.click(box[0], box[1])
+    page.wait_for_url("**/responses/?**")
+    assert "since=" in page.url
+    page.goto(f"{live_server.url}/insights/segments/?by=survey")
+    page.wait_for_function("Chart.getChart('segments')")
+    page.goto(f"{live_server.url}/insights/program/")
+    page.wait_for_function("Chart.getChart('program-sla') && Chart.getChart('program-outcomes')")
+    assert errors == []

@@ -198,9 +198,8 @@ def get_program(request: HttpRequest) -> list[dict[str, Any]]:
     loop = _choice(request, "loop", "detractor", list(FollowUpCase.Loop.values))
     by = _choice(request, "by", "owner", ["owner", "team", *[g.value for g in Grain]])
     cases = program.cases_opened(since, until, loop)
-    whole = program.program_figures(cases).get(None, program.ProgramFigures())
     group: str | Grain = Grain(by) if by in Grain.__members__.values() else by
-    groups = program.program_figures(cases, group)
+    whole, groups = program.program_breakdown(cases, group)
     names: dict[Any, str] = {}
     if by == "owner":
         names = {u.pk: u.email for u in User.objects.filter(pk__in=[k for k in groups if k])}

@@ -121,6 +121,13 @@ class NpsSummary:
         return max(-100.0, self.nps - margin), min(100.0, self.nps + margin)
 
 
+def change(before: NpsSummary, after: NpsSummary) -> float | None:
+    """Points of NPS gained from `before` to `after`; None when either has no answers."""
+    if not before.responses or not after.responses:
+        return None
+    return after.nps - before.nps
+
+
 def change_z(before: NpsSummary, after: NpsSummary) -> float | None:
     """The z statistic of the change in NPS between two independent periods.
 

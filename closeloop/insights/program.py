@@ -19,6 +19,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from django.db.models import (
+    BooleanField,
     Count,
     DurationField,
     Exists,
@@ -28,6 +29,7 @@ from django.db.models import (
     Q,
     QuerySet,
     Subquery,
+    Value,
     Window,
 )
 from django.db.models.functions import RowNumber
@@ -226,10 +228,29 @@ class ProgramFigures:
         return _pct(self.unfollowed_churned, self.unfollowed_accounts)
 
 
-def _count_aggregates() -> dict[str, Any]:
-    figures = _figures()
+# Figures that depend on the two per-case facts (replied, next score). They are counted
+# by grouping on the facts themselves, so each correlated subquery runs once per case;
+# as FILTER conditions each would be repeated in every clause that mentions it.
+FACT_FIGURES = {
+    "replied",
+    "not_replied",
+    "answered_again",
+    "moved_up",
+    "followed_answered_again",
+    "followed_moved_up",
+    "unfollowed_answered_again",
+    "unfollowed_moved_up",
+}
+DISTINCT_FIGURES = {"followed_churned", "unfollowed_churned", "followed_accounts"}
+DISTINCT_FIGURES |= {"unfollowed_accounts"}
+
+
+def _plain_aggregates() -> dict[str, Any]:
+    """Conditional counts that need no subquery, and the distinct-account churn counts."""
     counts: dict[str, Any] = {}
-    for name, condition in figures.items():
+    for name, condition in _figures().items():
+        if name in FACT_FIGURES:
+            continue
         if name.endswith("_churned"):
             # Churn is an account's: each account counts once per follow-up status.
             counts[name] = Count("account", filter=condition, distinct=True)
@@ -238,6 +259,35 @@ def _count_aggregates() -> dict[str, Any]:
     counts["followed_accounts"] = Count("account", filter=FOLLOWED, distinct=True)
     counts["unfollowed_accounts"] = Count("account", filter=~FOLLOWED, distinct=True)
     return counts
+
+
+def _fact_counts(qs: QuerySet[FollowUpCase], expr: Any) -> dict[Any, dict[str, int]]:
+    """The FACT_FIGURES per group, from one GROUP BY (group, followed, replied, next score)."""
+    rows = (
+        qs.order_by()
+        .annotate(
+            g=expr if expr is not None else Value(0),
+            followed=ExpressionWrapper(FOLLOWED, output_field=BooleanField()),
+            replied=_replied(),
+            next_score=_next_score(),
+        )
+        .values("g", "followed", "replied", "next_score")
+        .annotate(n=Count("id"))
+    )
+    found: dict[Any, dict[str, int]] = {}
+    for row in rows:
+        c = found.setdefault(row["g"] if expr is not None else None, dict.fromkeys(FACT_FIGURES, 0))
+        n, followed, score = row["n"], row["followed"], row["next_score"]
+        status = "followed" if followed else "unfollowed"
+        if followed:
+            c["replied" if row["replied"] else "not_replied"] += n
+        if score is not None:
+            c["answered_again"] += n
+            c[f"{status}_answered_again"] += n
+            if score >= 7:
+                c["moved_up"] += n
+                c[f"{status}_moved_up"] += n
+    return found
 
 
 GROUPS = {"owner": "owner_id", "team": "team_id"}
@@ -260,20 +310,45 @@ def program_figures(
 ) -> dict[Any, ProgramFigures]:
     """Every program metric for `qs`, whole (key None) or per owner id, team id or period start.
 
-    Two queries whatever the number of cases: one GROUP BY with conditional counts,
-    and one window query for the medians.
+    Three queries whatever the number of cases: the plain conditional counts, the
+    counts of the per-case facts, and a window query for the medians.
     """
     expr = _group_expr(group)
-    facts = with_facts(qs.order_by())
+    base = qs.order_by()
     if expr is None:
-        rows = [{"g": None, **facts.aggregate(**_count_aggregates())}]
+        plain = [{"g": None, **base.aggregate(**_plain_aggregates())}]
     else:
-        rows = list(facts.annotate(g=expr).values("g").annotate(**_count_aggregates()))
-    result = {_key(group, row.pop("g")): ProgramFigures(counts=row) for row in rows}
+        plain = list(base.annotate(g=expr).values("g").annotate(**_plain_aggregates()))
+    facts = _fact_counts(base, expr)
+    empty = dict.fromkeys(FACT_FIGURES, 0)
+    result = {}
+    for row in plain:
+        g = row.pop("g")
+        result[_key(group, g)] = ProgramFigures(counts={**row, **facts.get(g, empty)})
     for key, median in median_first_touch(qs, group).items():
         if key in result:
             result[key].median_first_touch = median
     return result
+
+
+def program_breakdown(
+    qs: QuerySet[FollowUpCase], group: str | Grain
+) -> tuple[ProgramFigures, dict[Any, ProgramFigures]]:
+    """The whole and its groups, reading the cases' facts once.
+
+    The whole's counts are the sums of the groups' (every case is in exactly one
+    group); only the distinct-account counts and the median, which do not add up,
+    are read again, without the costly facts.
+    """
+    groups = program_figures(qs, group)
+    counts = {
+        name: sum(f.counts.get(name, 0) for f in groups.values())
+        for name in {n for f in groups.values() for n in f.counts} - DISTINCT_FIGURES
+    }
+    distinct = {name: _plain_aggregates()[name] for name in DISTINCT_FIGURES}
+    counts.update(qs.order_by().aggregate(**distinct))
+    whole = ProgramFigures(counts=counts, median_first_touch=median_first_touch(qs).get(None))
+    return whole, groups
 
 
 def median_first_touch(

@@ -28,6 +28,7 @@ from . import program, risk, tags
 from .metrics import class_counts, summary_from
 from .models import MonthlyReportRun
 from .nps import NpsSummary, change_is_significant
+from .nps import change as nps_change
 from .periods import Grain, day_start, next_period, period_label, period_start, today
 
 TOP = 3
@@ -76,9 +77,7 @@ class MonthlyReport:
 
     @property
     def change(self) -> float | None:
-        if not self.current.responses or not self.previous.responses:
-            return None
-        return self.current.nps - self.previous.nps
+        return nps_change(self.previous, self.current)
 
     @property
     def significant(self) -> bool:

@@ -21,6 +21,7 @@ from django.db.models.lookups import LessThan
 
 from .metrics import PeriodComparison, class_counts, compare_periods, previous_period, summary_from
 from .nps import NpsSummary, change_is_significant, change_z
+from .nps import change as nps_change
 from .periods import day_start, org_zone
 
 # Below this many answers a segment's NPS is too uncertain to rank (its 95%
@@ -138,9 +139,7 @@ class SegmentRow:
 
     @property
     def change(self) -> float | None:
-        if not self.current.responses or not self.previous.responses:
-            return None
-        return self.current.nps - self.previous.nps
+        return nps_change(self.previous, self.current)
 
     @property
     def significant(self) -> bool:

@@ -11,6 +11,7 @@ from django.db.models import QuerySet
 
 from .metrics import class_counts, summary_from
 from .nps import STRUCTURAL_DETRACTOR_SHARE, NpsSummary, change_is_significant
+from .nps import change as nps_change
 from .periods import (
     Grain,
     as_period,
@@ -42,9 +43,7 @@ class TrendPoint:
     @property
     def change(self) -> float | None:
         """Points of NPS gained since the period before; None when either has no answers."""
-        if not self.summary.responses or not self.previous.responses:
-            return None
-        return self.summary.nps - self.previous.nps
+        return nps_change(self.previous, self.summary)
 
     @property
     def significant(self) -> bool:

@@ -193,6 +193,8 @@ class FollowUpCase(models.Model):
             models.Index(fields=["status", "-priority"], name="case_status_priority"),
             models.Index(fields=["owner", "status"], name="case_owner_status"),
             models.Index(fields=["person", "status"], name="case_person_status"),
+            # The program metrics read the cases of one loop opened in a period.
+            models.Index(fields=["loop", "created_at"], name="case_loop_created"),
         ]
 
     def __str__(self) -> str:

@@ -184,8 +184,7 @@ def _group_names(by: str, keys: list[Any]) -> dict[Any, str]:
 def _program(request: HttpRequest) -> dict[str, Any]:
     since, until, loop, by, grain, errors = _program_params(request)
     cases = program.cases_opened(since, until, loop)
-    overall = program.program_figures(cases).get(None, program.ProgramFigures())
-    groups = program.program_figures(cases, by)
+    overall, groups = program.program_breakdown(cases, by)
     names = _group_names(by, list(groups))
     rows = sorted(
         ((names[key], key, figures) for key, figures in groups.items()),
