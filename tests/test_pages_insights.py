@@ -203,3 +203,21 @@ def test_it_shows_revenue_at_risk_with_each_signal(program_world: World, client:
         "signal: must be one of" in client.get("/insights/risk/", {"signal": "x"}).content.decode()
     )
     assert client.get("/insights/risk.csv", {"signal": "x"}).status_code == 400
+
+
+def test_it_exports_risk_breakdowns_and_incidents(program_world: World, client: Client) -> None:
+    from closeloop.insights.models import Incident
+
+    for table, column in (("owner", "owner"), ("tier", "tier"), ("theme", "theme")):
+        response = client.get("/insights/risk.csv", {"table": table})
+        assert response.status_code == 200
+        assert (
+            _csv(response) == []
+            or column in _csv(client.get("/insights/risk.csv", {"table": table}))[0]
+        )
+    assert client.get("/insights/risk.csv", {"table": "moon"}).status_code == 400
+    Incident.objects.create(
+        kind="release", title="5.2", started_at=program_world.responses[0].created_at
+    )
+    rows = _csv(client.get("/insights/incidents.csv"))
+    assert [r["title"] for r in rows] == ["5.2"] and rows[0]["detractor_spike"] in ("yes", "no")

@@ -463,12 +463,38 @@ def risk_page(request: HttpRequest) -> HttpResponse:
     )
 
 
+RISK_TABLES = ("accounts", "owner", "tier", "theme")
+
+
 @login_required
 def export_risk(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
-    """Every account at risk (or those with ?signal=) with its signals, as CSV."""
+    """Every account at risk (or those with ?signal=) with its signals, as CSV; with
+    ?table=owner, tier or theme, that breakdown instead."""
     accounts, _, error = _risk_accounts(request)
+    table = request.GET.get("table") or "accounts"
+    if table not in RISK_TABLES:
+        error = error or "table: must be one of " + ", ".join(RISK_TABLES)
     if error:
         return HttpResponse(error, status=400, content_type="text/plain")
+    if table != "accounts":
+        figures = risk.revenue_at_risk()
+        if table == "theme":
+            themes = (
+                [t.tag, t.responses, t.accounts, f"{t.arr_cents / 100:.2f}"]
+                for t in figures.by_theme
+            )
+            return stream("risk-by-theme.csv", ["theme", "answers", "accounts", "arr"], themes)
+        emails = dict(User.objects.values_list("pk", "email"))
+        totals = figures.by_owner if table == "owner" else figures.by_tier
+        lines = (
+            [
+                emails.get(t.key, "") if table == "owner" else t.key,
+                t.accounts,
+                f"{t.arr_cents / 100:.2f}",
+            ]
+            for t in totals
+        )
+        return stream(f"risk-by-{table}.csv", [table, "accounts", "arr"], lines)
     header = ["account_id", "external_id", "name", "tier", "owner", "arr", "currency"]
     header += [s.value for s in risk.Signal]
     rows = (
@@ -500,6 +526,35 @@ def _incident_form(post: Any) -> dict[str, Any]:
     if post.get("ended_at", "").strip():
         data["ended_at"] = post["ended_at"].strip()
     return data
+
+
+@login_required
+def export_incidents(request: HttpRequest) -> StreamingHttpResponse:
+    """Every incident with the detractor share before and after it, as CSV."""
+    header = ["id", "kind", "title", "started_at", "ended_at", "answers_before"]
+    header += ["detractor_share_before", "answers_after", "detractor_share_after"]
+    header += ["detractor_spike", "description"]
+
+    def share(value: float | None) -> str:
+        return f"{value:.2f}" if value is not None else ""
+
+    rows = (
+        [
+            i.pk,
+            i.kind,
+            i.title,
+            i.started_at.isoformat(),
+            i.ended_at.isoformat() if i.ended_at else "",
+            sp.before_answers,
+            share(sp.before_share),
+            sp.after_answers,
+            share(sp.after_share),
+            "yes" if sp.is_spike else "no",
+            i.description,
+        ]
+        for i, sp in with_spikes(Incident.objects.all())
+    )
+    return stream("incidents.csv", header, rows)
 
 
 @login_required

@@ -20,6 +20,7 @@ urlpatterns = [
     path("insights/risk/", insights.risk_page, name="risk"),
     path("insights/risk.csv", insights.export_risk, name="export-risk"),
     path("insights/incidents/", insights.incidents_page, name="incidents"),
+    path("insights/incidents.csv", insights.export_incidents, name="export-incidents"),
     path("insights/report/", insights.report_page, name="report"),
     path("insights/calculators/", insights.calculators_page, name="calculators"),
     path("responses/", views.responses, name="responses"),
