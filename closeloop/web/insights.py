@@ -91,6 +91,7 @@ def segments(request: HttpRequest) -> HttpResponse:
             "href": href,
         }
         for row, href in rows
+        if row.current.responses  # a value seen only in the period before has nothing to plot
     ]
     form = ResponseFilterForm({**request.GET.dict(), **period})
     return render(
