@@ -131,9 +131,11 @@ def test_it_draws_the_insight_charts_and_opens_a_points_answers(
     labels = page.evaluate("Chart.getChart('trend').data.labels")
     assert len(labels) == 26
     assert "EU down" in page.locator("ul.events").inner_text()
-    # Clicking the newest week with answers opens that week's answers.
+    # Clicking the newest week with answers opens that week's answers (drawn without
+    # animation first, so the point is where it will stay).
     box = page.evaluate(
-        "(() => { const c = Chart.getChart('trend'); const values = c.data.datasets[2].data;"
+        "(() => { const c = Chart.getChart('trend'); c.stop(); c.update('none');"
+        " const values = c.data.datasets[2].data;"
         " let i = values.length - 1; while (values[i] === null) i--;"
         " const p = c.getDatasetMeta(2).data[i]; const r = c.canvas.getBoundingClientRect();"
         " return [r.left + p.x, r.top + p.y]; })()"
