@@ -24,6 +24,7 @@ def default_steps() -> list[Step]:
     """Every step the worker runs, in order: deliveries first, then deadlines."""
     from closeloop.delivery.sending import handle_email_batch, handle_http_batch
     from closeloop.insights.report import handle_monthly_report
+    from closeloop.insights.tagging import handle_theme_batch
     from closeloop.loop.imap import handle_imap_poll
     from closeloop.loop.sla import handle_one_escalation, handle_priority_refresh
     from closeloop.surveys.sending import handle_due_surveys, handle_reminders
@@ -36,6 +37,7 @@ def default_steps() -> list[Step]:
         handle_one_escalation,
         handle_imap_poll,
         handle_priority_refresh,
+        handle_theme_batch,
         handle_monthly_report,
     ]
 

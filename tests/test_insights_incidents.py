@@ -74,6 +74,15 @@ def test_it_records_lists_and_deletes_incidents_by_api(world: World, api: ApiCli
     assert not Incident.objects.exists()
 
 
+def test_it_stores_a_start_with_an_unusual_offset_in_utc(api: ApiClient) -> None:
+    r = api.post_json(
+        "/api/v1/incidents",
+        {"kind": "outage", "title": "far east", "started_at": "2026-11-08T18:09:07+18:01"},
+    )
+    assert r.status_code == 201, r.content
+    assert r.json()["started_at"].startswith("2026-11-08T00:08:07")
+
+
 def test_it_refuses_bad_incidents_naming_the_field(
     api: ApiClient, read_only_api: ApiClient
 ) -> None:
@@ -91,6 +100,7 @@ def test_it_refuses_bad_incidents_naming_the_field(
             "ended_at",
         ),
         ({"kind": "outage", "title": "x\u0000", "started_at": "2026-03-01T09:00:00Z"}, "title"),
+        ({"kind": "outage", "title": "x", "started_at": "3005-03-01T09:00:00Z"}, "started_at"),
     ]
     for body, field in bad:
         r = api.post_json("/api/v1/incidents", body)

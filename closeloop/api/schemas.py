@@ -83,6 +83,16 @@ class AccountBrief(Schema):
     tier: str
 
 
+class ThemeTagOut(Schema):
+    slug: str
+    name: str
+    confidence: float | None = Field(
+        None, description="the classifier's; null when a person tagged it"
+    )
+    source: str = Field(description="model or person")
+    model_version: str
+
+
 class ResponseOut(Schema):
     id: int
     external_id: str | None
@@ -96,9 +106,27 @@ class ResponseOut(Schema):
     account: AccountBrief | None
     properties: dict[str, Any]
     tags: list[str]
+    themes: list[ThemeTagOut] = Field(description="themes found in the comment")
+    themes_status: str = Field(
+        description="pending until the worker has read the comment, then done (or failed); "
+        "empty without a comment"
+    )
     notes: str
     created_at: datetime
     updated_at: datetime
+
+    @staticmethod
+    def resolve_themes(obj: Response) -> list[dict[str, Any]]:
+        return [
+            {
+                "slug": t.theme.slug,
+                "name": t.theme.name,
+                "confidence": t.confidence,
+                "source": t.source,
+                "model_version": t.model_version,
+            }
+            for t in obj.theme_tags.all()
+        ]
 
     @staticmethod
     def resolve_survey(obj: Response) -> str:

@@ -216,7 +216,9 @@ def list_responses(
     if not 1 <= limit <= 500:
         raise FilterError("limit", "must be from 1 to 500")
     qs = ResponseFilter.from_params(request.GET).apply(
-        Response.objects.select_related("person", "account", "survey")
+        Response.objects.select_related("person", "account", "survey").prefetch_related(
+            "theme_tags__theme"
+        )
     )
     if cursor:
         created_at, last_id = _decode_cursor(cursor)

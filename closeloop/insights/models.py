@@ -131,3 +131,59 @@ class MonthlyReportRun(models.Model):
 
     def __str__(self) -> str:
         return f"report for {self.month:%Y-%m} to {self.recipients}"
+
+
+class Theme(models.Model):
+    """A reason customers give (DOMAIN.md section 6). Default slugs never change.
+
+    Retired themes keep their tags readable; a merged theme points at the one it
+    became, and its tags are moved there (`merged_into`).
+    """
+
+    slug = models.SlugField(max_length=60, unique=True)
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True)
+    probes = models.JSONField(default=list, blank=True, help_text="the conversation guide's")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    retired_at = models.DateTimeField(null=True, blank=True)
+    merged_into = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="merged_from"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ThemeTag(models.Model):
+    """A theme found in an answer's comment, by the classifier or by a person."""
+
+    class Source(models.TextChoices):
+        MODEL = "model"
+        PERSON = "person"
+
+    theme = models.ForeignKey(Theme, on_delete=models.PROTECT, related_name="tags")
+    response = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="theme_tags")
+    confidence = models.FloatField(null=True, blank=True, help_text="the model's; none by hand")
+    source = models.CharField(max_length=8, choices=Source.choices)
+    model_version = models.CharField(max_length=80, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["response", "theme"], name="theme_tag_once")]
+        indexes = [models.Index(fields=["theme", "response"], name="theme_tag_theme")]
+
+    def __str__(self) -> str:
+        return f"{self.theme.slug} on {self.response_id}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from pydantic import Field, ValidationInfo, field_validator
 
@@ -11,6 +11,8 @@ from closeloop.team.models import User
 
 from .models import Incident
 from .periods import org_zone
+
+LATEST = datetime(3000, 1, 1, tzinfo=UTC)
 
 
 class IncidentIn(StrictSchema):
@@ -29,7 +31,10 @@ class IncidentIn(StrictSchema):
             value = value.replace(tzinfo=org_zone())
         if value < EARLIEST_ANSWER:
             raise ValueError(f"must be after {EARLIEST_ANSWER:%Y-%m-%d}")
-        return value
+        if value >= LATEST:
+            raise ValueError(f"must be before {LATEST:%Y-%m-%d}")
+        # Stored in UTC: PostgreSQL refuses offsets beyond ±15:59 that Python accepts.
+        return value.astimezone(UTC)
 
     @field_validator("ended_at", mode="after")
     @classmethod

@@ -354,6 +354,7 @@ def _record(items: Sequence[ResponseData], surveys: dict[str | None, Survey]) ->
                 properties={**person.snapshot(), **item.properties},
                 tags=item.tags,
                 notes=item.notes,
+                themes_status="pending" if item.comment.strip() else "",
                 created_at=item.created_at or now,
                 updated_at=now,
             )
@@ -449,6 +450,16 @@ def change_response(
             )
             answer.score, answer.comment = new_score, new_comment
             fields_changed += ["score", "comment"]
+            if new_comment != old_comment:
+                # A new comment is read again for its themes.
+                answer.themes_status = "pending" if new_comment.strip() else ""
+                answer.themes_attempts, answer.themes_next_at, answer.themes_error = 0, None, ""
+                fields_changed += [
+                    "themes_status",
+                    "themes_attempts",
+                    "themes_next_at",
+                    "themes_error",
+                ]
         if not fields_changed:
             return answer
         answer.updated_at = timezone.now()

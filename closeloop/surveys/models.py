@@ -274,6 +274,12 @@ class Response(models.Model):
     is_demo = models.BooleanField(default=False, help_text="Created by seed_demo.")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
+    # Themes are found by the worker after the answer is saved (insights.tagging):
+    # "pending" until then, "done", or "failed" after every retry; "" with no comment.
+    themes_status = models.CharField(max_length=8, blank=True, default="", db_default="")
+    themes_attempts = models.PositiveSmallIntegerField(default=0, db_default=0)
+    themes_next_at = models.DateTimeField(null=True, blank=True)
+    themes_error = models.CharField(max_length=300, blank=True, default="", db_default="")
 
     class Meta:
         constraints = [
@@ -286,6 +292,12 @@ class Response(models.Model):
             models.Index(fields=["survey", "created_at"], name="response_survey_created"),
             models.Index(fields=["account", "created_at"], name="response_account_created"),
             models.Index(fields=["person", "created_at"], name="response_person_created"),
+            # Only answers still waiting for their themes are indexed: the worker's queue.
+            models.Index(
+                fields=["themes_next_at", "id"],
+                condition=Q(themes_status="pending"),
+                name="response_themes_pending",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -1,0 +1,115 @@
+"""The worker tags new comments after they are saved; a failing model leaves them
+pending, retried, and finally failed in plain sight, never lost."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.utils import timezone
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+
+from closeloop.insights import classifier, tagging
+from closeloop.insights.models import Theme, ThemeTag
+from closeloop.surveys.ingest import change_response
+from closeloop.surveys.models import Response
+
+from .conftest import ApiClient, answer, drain
+
+pytestmark = pytest.mark.django_db
+
+
+def _post(api: ApiClient, email: str, comment: str, score: int = 3) -> Response:
+    r = api.post_json("/api/v1/responses", answer(email=email, score=score, comment=comment))
+    assert r.status_code == 201, r.content
+    return Response.objects.get(pk=r.json()["id"])
+
+
+def test_it_ships_the_default_themes_with_their_probes(db: None) -> None:
+    slugs = set(Theme.objects.values_list("slug", flat=True))
+    assert slugs == {
+        "usability",
+        "missing-feature",
+        "bugs",
+        "performance",
+        "support",
+        "onboarding",
+        "pricing",
+        "billing",
+        "integrations",
+        "documentation",
+    }
+    assert all(t.probes and t.description for t in Theme.objects.all())
+
+
+def test_it_tags_a_saved_comment_in_the_worker_with_the_models_version(api: ApiClient) -> None:
+    saved = _post(api, "pat@example.com", "We were charged twice and the invoice has no PO number")
+    silent = _post(api, "sam@example.com", "", score=9)
+    # Saving did not wait for the classifier.
+    assert (saved.themes_status, silent.themes_status) == ("pending", "")
+    assert not ThemeTag.objects.exists()
+    drain()
+    saved.refresh_from_db()
+    assert saved.themes_status == "done"
+    tags = list(saved.theme_tags.select_related("theme"))
+    assert "billing" in {t.theme.slug for t in tags}
+    assert all(t.source == "model" and 0 < t.confidence <= 1 for t in tags)
+    assert {t.model_version for t in tags} == {tagging.current_classifier().version}
+    assert not ThemeTag.objects.filter(response=silent).exists()
+
+
+def test_it_reads_a_changed_comment_again(api: ApiClient) -> None:
+    saved = _post(api, "pat@example.com", "Support never answers our tickets")
+    drain()
+    change_response(saved, comment="Way too expensive for what we use", via="api")
+    saved.refresh_from_db()
+    assert saved.themes_status == "pending"
+    drain()
+    assert {t.theme.slug for t in saved.theme_tags.select_related("theme")} == {"pricing"}
+
+
+@pytest.fixture
+def broken_model() -> Iterator[None]:
+    """A classifier that was never fitted: predicting with it raises, as a broken model would."""
+    working = tagging._current
+    tagging._current = classifier.ThemeClassifier(
+        ["bugs"], TfidfVectorizer(), TfidfVectorizer(), LogisticRegression()
+    )
+    yield
+    tagging._current = working
+
+
+def test_it_keeps_answers_pending_and_retries_when_the_model_fails(
+    api: ApiClient, broken_model: None
+) -> None:
+    saved = _post(api, "pat@example.com", "The export crashes every time")
+    drain()
+    saved.refresh_from_db()
+    assert saved.themes_status == "pending" and saved.themes_attempts == 1
+    assert "NotFitted" in saved.themes_error
+    assert saved.themes_next_at is not None and saved.themes_next_at > timezone.now()
+    for _ in range(tagging.MAX_ATTEMPTS):
+        assert saved.themes_next_at is not None
+        with time_machine.travel(saved.themes_next_at + timedelta(seconds=1), tick=False):
+            drain()
+        saved.refresh_from_db()
+        if saved.themes_status == "failed":
+            break
+    assert saved.themes_status == "failed"
+    assert saved.themes_attempts == tagging.MAX_ATTEMPTS
+    assert Response.objects.filter(pk=saved.pk).exists()
+
+
+def test_it_shows_an_answers_themes_in_the_api(api: ApiClient) -> None:
+    saved = _post(api, "pat@example.com", "Your Salesforce integration keeps dropping fields")
+    body = api.get_json(f"/api/v1/responses/{saved.pk}").json()
+    assert (body["themes_status"], body["themes"]) == ("pending", [])
+    drain()
+    listed = api.get_json("/api/v1/responses").json()["items"][0]
+    assert listed["themes_status"] == "done"
+    slugs = [t["slug"] for t in listed["themes"]]
+    assert "integrations" in slugs
+    assert all(t["source"] == "model" and t["model_version"] for t in listed["themes"])
