@@ -18,6 +18,7 @@ from closeloop.surveys.ingest import change_response
 from closeloop.surveys.models import Response
 
 from .conftest import ApiClient, answer, drain
+from .test_themes_classifier import DEFAULT_THEMES
 
 pytestmark = pytest.mark.django_db
 
@@ -30,18 +31,7 @@ def _post(api: ApiClient, email: str, comment: str, score: int = 3) -> Response:
 
 def test_it_ships_the_default_themes_with_their_probes(db: None) -> None:
     slugs = set(Theme.objects.values_list("slug", flat=True))
-    assert slugs == {
-        "usability",
-        "missing-feature",
-        "bugs",
-        "performance",
-        "support",
-        "onboarding",
-        "pricing",
-        "billing",
-        "integrations",
-        "documentation",
-    }
+    assert slugs == DEFAULT_THEMES
     assert all(t.probes and t.description for t in Theme.objects.all())
 
 

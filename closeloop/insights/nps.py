@@ -128,6 +128,23 @@ def change(before: NpsSummary, after: NpsSummary) -> float | None:
     return after.nps - before.nps
 
 
+class Compared:
+    """Mixed into a figure that holds a `current` and a `previous` summary."""
+
+    current: NpsSummary
+    previous: NpsSummary
+
+    @property
+    def change(self) -> float | None:
+        """Points of NPS gained since the previous summary; None when either is empty."""
+        return change(self.previous, self.current)
+
+    @property
+    def significant(self) -> bool:
+        """True when the change passes the 95% test."""
+        return change_is_significant(self.previous, self.current)
+
+
 def change_z(before: NpsSummary, after: NpsSummary) -> float | None:
     """The z statistic of the change in NPS between two independent periods.
 

@@ -27,8 +27,7 @@ from closeloop.team.models import User
 from . import program, risk, tags
 from .metrics import class_counts, summary_from
 from .models import MonthlyReportRun
-from .nps import NpsSummary, change_is_significant
-from .nps import change as nps_change
+from .nps import Compared, NpsSummary
 from .periods import Grain, day_start, next_period, period_label, period_start, today
 
 TOP = 3
@@ -57,7 +56,7 @@ class Commitment:
 
 
 @dataclass(frozen=True)
-class MonthlyReport:
+class MonthlyReport(Compared):
     month: date
     current: NpsSummary
     previous: NpsSummary
@@ -74,14 +73,6 @@ class MonthlyReport:
     @property
     def last_day(self) -> date:
         return next_period(self.month, Grain.MONTH) - timedelta(days=1)
-
-    @property
-    def change(self) -> float | None:
-        return nps_change(self.previous, self.current)
-
-    @property
-    def significant(self) -> bool:
-        return change_is_significant(self.previous, self.current)
 
 
 def last_complete_month() -> date:

@@ -20,8 +20,7 @@ from django.db.models.functions import Cast, Coalesce, ExtractMonth, ExtractYear
 from django.db.models.lookups import LessThan
 
 from .metrics import PeriodComparison, class_counts, compare_periods, previous_period, summary_from
-from .nps import NpsSummary, change_is_significant, change_z
-from .nps import change as nps_change
+from .nps import Compared, NpsSummary, change_z
 from .periods import day_start, org_zone
 
 # Below this many answers a segment's NPS is too uncertain to rank (its 95%
@@ -124,7 +123,7 @@ def dimension_expr(key: str) -> Combinable:
 
 
 @dataclass(frozen=True)
-class SegmentRow:
+class SegmentRow(Compared):
     """One value of a dimension: its NPS now and in the period before."""
 
     value: str
@@ -136,14 +135,6 @@ class SegmentRow:
     def small(self) -> bool:
         """Too few answers now to rank: shown, flagged, never sorted among the others."""
         return self.current.responses < MIN_SEGMENT_N
-
-    @property
-    def change(self) -> float | None:
-        return nps_change(self.previous, self.current)
-
-    @property
-    def significant(self) -> bool:
-        return change_is_significant(self.previous, self.current)
 
     @property
     def against_trend(self) -> bool:
