@@ -18,7 +18,7 @@ from closeloop.insights import program, risk, transitions
 from closeloop.insights import segments as seg
 from closeloop.insights.models import Incident, with_spikes
 from closeloop.insights.nps import NpsSummary
-from closeloop.insights.periods import Grain, day_start, today
+from closeloop.insights.periods import Grain, day_start
 from closeloop.insights.schemas import IncidentIn
 from closeloop.insights.trends import trend
 from closeloop.loop.models import FollowUpCase
@@ -56,8 +56,8 @@ class Nps(Schema):
 
 def _filter(request: HttpRequest, days: int) -> tuple[ResponseFilter, date, date]:
     flt = ResponseFilter.from_params(request.GET)
-    until = flt.until or today()
-    return flt, flt.since or until - timedelta(days=days - 1), until
+    since, until = flt.period(days)
+    return flt, since, until
 
 
 def _choice(request: HttpRequest, name: str, default: str, choices: list[str]) -> str:

@@ -10,7 +10,7 @@ import base64
 import binascii
 import hashlib
 import json
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -23,7 +23,6 @@ from pydantic import ValidationError
 
 from closeloop.insights.metrics import compare_periods, previous_period
 from closeloop.insights.nps import NpsSummary
-from closeloop.insights.periods import today
 from closeloop.loop.models import CaseError
 from closeloop.surveys.filters import FilterError, ResponseFilter
 from closeloop.surveys.ingest import (
@@ -274,8 +273,7 @@ def metrics(request: HttpRequest) -> dict[str, Any]:
     of equal length and whether the change is statistically significant. Takes the
     segment filters of GET /responses."""
     flt = ResponseFilter.from_params(request.GET)
-    until = flt.until or today()
-    since = flt.since or until - timedelta(days=29)
+    since, until = flt.period(30)
     if since > until:
         raise FilterError("since", "is after until")
     cmp = compare_periods(flt.apply_segment(Response.objects.all()), since, until)

@@ -201,24 +201,13 @@ class ThemeScore:
 
 def evaluate(classifier: ThemeClassifier, held_out: Sequence[Example]) -> list[ThemeScore]:
     """Precision, recall and F1 per theme on examples the classifier never saw."""
-    predicted = classifier.predict([e.text for e in held_out])
+    found = [{theme for theme, _ in p} for p in classifier.predict([e.text for e in held_out])]
     scores = []
     for theme in classifier.themes:
-        tp = sum(
-            1
-            for e, p in zip(held_out, predicted, strict=True)
-            if theme in e.themes and theme in dict(p)
-        )
-        fp = sum(
-            1
-            for e, p in zip(held_out, predicted, strict=True)
-            if theme not in e.themes and theme in dict(p)
-        )
-        fn = sum(
-            1
-            for e, p in zip(held_out, predicted, strict=True)
-            if theme in e.themes and theme not in dict(p)
-        )
+        pairs = [(theme in e.themes, theme in f) for e, f in zip(held_out, found, strict=True)]
+        tp = sum(1 for truth, guess in pairs if truth and guess)
+        fp = sum(1 for truth, guess in pairs if guess and not truth)
+        fn = sum(1 for truth, guess in pairs if truth and not guess)
         precision = tp / (tp + fp) if tp + fp else 0.0
         recall = tp / (tp + fn) if tp + fn else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0

@@ -199,10 +199,6 @@ class ProgramFigures:
         return rate is not None and rate < WARN_RESPONSE_RATE
 
     @property
-    def closed(self) -> int:
-        return self.cases - self.open
-
-    @property
     def resolution_rate(self) -> float | None:
         """Resolved among all the period's cases (open ones count against it)."""
         return _pct(self.resolved, self.cases)
@@ -241,8 +237,12 @@ FACT_FIGURES = {
     "unfollowed_answered_again",
     "unfollowed_moved_up",
 }
-DISTINCT_FIGURES = {"followed_churned", "unfollowed_churned", "followed_accounts"}
-DISTINCT_FIGURES |= {"unfollowed_accounts"}
+DISTINCT_FIGURES = {
+    "followed_churned",
+    "unfollowed_churned",
+    "followed_accounts",
+    "unfollowed_accounts",
+}
 
 
 def _plain_aggregates() -> dict[str, Any]:
@@ -345,7 +345,8 @@ def program_breakdown(
         name: sum(f.counts.get(name, 0) for f in groups.values())
         for name in {n for f in groups.values() for n in f.counts} - DISTINCT_FIGURES
     }
-    distinct = {name: _plain_aggregates()[name] for name in DISTINCT_FIGURES}
+    plain = _plain_aggregates()
+    distinct = {name: plain[name] for name in DISTINCT_FIGURES}
     counts.update(qs.order_by().aggregate(**distinct))
     whole = ProgramFigures(counts=counts, median_first_touch=median_first_touch(qs).get(None))
     return whole, groups

@@ -131,7 +131,7 @@ def build(month: date) -> MonthlyReport:
             )
             for t in promised
         ],
-        at_risk=risk.revenue_at_risk().total,
+        at_risk=risk.total_at_risk(),
     )
 
 

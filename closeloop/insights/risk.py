@@ -103,6 +103,12 @@ def _totals(qs: QuerySet[Account], field: str) -> list[RiskTotal]:
     return [RiskTotal(row[field], row["n"], int(row["arr"] or 0)) for row in rows]
 
 
+def total_at_risk(now: datetime | None = None) -> RiskTotal:
+    """ARR and number of the accounts at risk, each once, without the breakdowns."""
+    row = at_risk(now).aggregate(n=Count("id"), arr=Sum("arr_cents"))
+    return RiskTotal(None, row["n"], int(row["arr"] or 0))
+
+
 @dataclass(frozen=True)
 class RevenueAtRisk:
     total: RiskTotal

@@ -449,7 +449,7 @@ def _case_history(rng: random.Random, owners: list[User]) -> None:
             due_at=due,
             owner=case.owner,
             created_at=at,
-            done_at=done if done and done < timezone.now() else None,
+            done_at=done if done and done < now else None,
         )
         for case, title, at, due, done in promises
     )

@@ -19,7 +19,7 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 
 from closeloop.insights.nps import BAND_RANGES, CATEGORY_RANGES, Band, Category
-from closeloop.insights.periods import day_start
+from closeloop.insights.periods import day_start, today
 from closeloop.insights.segments import UnknownDimension, check_dimension, dimension_expr
 
 from .models import Response
@@ -117,6 +117,11 @@ class ResponseFilter:
                     raise FilterError(key, "needs a property name of 1 to 100 characters")
                 flt.properties[prop] = value
         return flt
+
+    def period(self, days: int) -> tuple[date, date]:
+        """(since, until): the filter's, or the last `days` days up to today (org's calendar)."""
+        until = self.until or today()
+        return self.since or until - timedelta(days=days - 1), until
 
     def apply(self, qs: QuerySet[Response]) -> QuerySet[Response]:
         """Narrow a queryset of answers to this segment (dates aside: see `window`)."""

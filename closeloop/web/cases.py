@@ -21,7 +21,6 @@ from django.views.decorators.http import require_POST
 
 from closeloop.delivery.models import Delivery
 from closeloop.insights import program
-from closeloop.insights.periods import today
 from closeloop.loop import guide, notify, outreach
 from closeloop.loop.models import (
     CALL_OUTCOMES,
@@ -37,7 +36,7 @@ from closeloop.loop.models import (
 from closeloop.surveys.models import Response
 from closeloop.team.models import Role, User
 
-from .views import _base, _filters, form_pk, reported
+from .views import DEFAULT_DAYS, _base, _filters, form_pk, reported
 
 VIEWS = {
     "mine": "My cases",
@@ -77,8 +76,7 @@ def _figure_cases(
     _, flt, error = _filters(request)
     if error:
         return None, "", error
-    until = flt.until or today()
-    since = flt.since or until - timedelta(days=89)
+    since, until = flt.period(DEFAULT_DAYS)
     qs = program.with_facts(program.cases_opened(since, until, loop)).filter(
         program.case_filter(figure)
     )

@@ -26,39 +26,30 @@ from closeloop.insights.periods import (
     period_label,
     period_start,
     period_starts,
-    today,
 )
 from closeloop.insights.schemas import IncidentIn
 from closeloop.loop.models import FollowUpCase
-from closeloop.surveys.filters import ResponseFilter
 from closeloop.surveys.models import Account, Response
 from closeloop.team.models import Team, User
 
 from .forms import ResponseFilterForm
-from .views import _base, _filters, _grain, form_pk, reported, stream, trend_start
-
-# Parameters that belong to an insight page, not to the segment its figures link to.
-PAGE_ONLY = {"since", "until", "by", "sort", "grain", "page", "before", "after"}
-
-
-def _period(flt: ResponseFilter, days: int = 90) -> tuple[date, date]:
-    until = flt.until or today()
-    return flt.since or until - timedelta(days=days - 1), until
-
-
-def _segment_params(request: HttpRequest) -> dict[str, str]:
-    return {k: str(v) for k, v in request.GET.items() if v and k not in PAGE_ONLY}
-
-
-def responses_link(params: dict[str, Any], **more: Any) -> str:
-    """The answers page narrowed to `params` and `more`: where a figure's rows are."""
-    query = {k: str(v) for k, v in {**params, **more}.items() if v not in (None, "")}
-    return reverse("responses") + "?" + urlencode(query)
+from .views import (
+    DEFAULT_DAYS,
+    _base,
+    _filters,
+    _grain,
+    form_pk,
+    reported,
+    responses_link,
+    segment_params,
+    stream,
+    trend_start,
+)
 
 
 def _segments(request: HttpRequest) -> tuple[seg.SegmentTable, str | None]:
     _, flt, error = _filters(request)
-    since, until = _period(flt)
+    since, until = flt.period(DEFAULT_DAYS)
     by = request.GET.get("by") or "tier"
     try:
         seg.check_dimension(by)
@@ -74,7 +65,7 @@ def _segments(request: HttpRequest) -> tuple[seg.SegmentTable, str | None]:
 def segments(request: HttpRequest) -> HttpResponse:
     """NPS per value of a dimension, moving-against-the-trend first, small ones flagged."""
     table, error = _segments(request)
-    params = _segment_params(request)
+    params = segment_params(request)
     period = {"since": table.since.isoformat(), "until": table.until.isoformat()}
     rows = [
         (row, responses_link(params, **period, **seg.segment_query(table.dimension, row.value)))
@@ -153,7 +144,7 @@ def _program_params(request: HttpRequest) -> tuple[date, date, str, str, Grain, 
     _, flt, error = _filters(request)
     if error:
         errors.append(error)
-    since, until = _period(flt)
+    since, until = flt.period(DEFAULT_DAYS)
     loop = request.GET.get("loop") or FollowUpCase.Loop.DETRACTOR
     if loop not in FollowUpCase.Loop.values:
         errors.append("loop: must be detractor, passive or promoter")
@@ -335,7 +326,7 @@ def _transitions(
     request: HttpRequest,
 ) -> tuple[date, date, QuerySet[Response], Category | None, Category | None, str | None]:
     _, flt, error = _filters(request)
-    since, until = _period(flt)
+    since, until = flt.period(DEFAULT_DAYS)
     try:
         before, after = _cell(request, "before"), _cell(request, "after")
     except seg.UnknownDimension as exc:
@@ -350,7 +341,7 @@ def transitions_page(request: HttpRequest) -> HttpResponse:
     """How people moved between classes from one answer to their next, and who moved."""
     since, until, segment, before, after, error = _transitions(request)
     grid = transitions.matrix(segment, since, until)
-    params = _segment_params(request)
+    params = segment_params(request)
     base = {**params, "since": since.isoformat(), "until": until.isoformat()}
     rows = [
         (

@@ -100,8 +100,26 @@ def _base(**extra: Any) -> dict[str, Any]:
     return {"demo": has_demo_data(), "surveys": Survey.objects.all(), **extra}
 
 
-# Parameters of the dashboard itself, not of the segment its figures link to.
-DASHBOARD_ONLY = {"grain", "since", "until", "page"}
+# Parameters of a page itself (period, grouping, sorting), not of the segment its
+# figures link to.
+PAGE_ONLY = {"since", "until", "by", "sort", "grain", "page", "before", "after"}
+
+
+# Pages show the last 90 days unless a period is chosen.
+DEFAULT_DAYS = 90
+
+
+def segment_params(request: HttpRequest) -> dict[str, str]:
+    """The segment filters of the request, without the page's own parameters."""
+    return {k: str(v) for k, v in request.GET.items() if v and k not in PAGE_ONLY}
+
+
+def responses_link(params: dict[str, Any], **more: Any) -> str:
+    """The answers page narrowed to `params` and `more`: where a figure's rows are."""
+    query = {k: str(v) for k, v in {**params, **more}.items() if v not in (None, "")}
+    return reverse("responses") + "?" + urlencode(query)
+
+
 # How far back the dashboard's trend reaches, per grain.
 TREND_SPAN = {Grain.WEEK: 26, Grain.MONTH: 12, Grain.QUARTER: 8}
 
@@ -127,9 +145,7 @@ def trend_chart(points: list[TrendPoint], query: dict[str, str]) -> list[dict[st
             "detractors": round(p.detractor_share, 1) if p.summary.responses else None,
             "change": round(p.change, 1) if p.change is not None else None,
             "significant": p.significant,
-            "href": reverse("responses")
-            + "?"
-            + urlencode({**query, "since": p.start.isoformat(), "until": p.end.isoformat()}),
+            "href": responses_link(query, since=p.start.isoformat(), until=p.end.isoformat()),
         }
         for p in points
     ]
@@ -199,8 +215,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     """NPS for a period with its interval and change, the 0–10 distribution and the trend."""
     form, flt, error = _filters(request)
     grain, grain_error = _grain(request)
-    until = flt.until or today()
-    since = flt.since or until - timedelta(days=89)
+    since, until = flt.period(DEFAULT_DAYS)
     form = ResponseFilterForm({**request.GET.dict(), "since": since, "until": until})
     segment = flt.apply_segment(Response.objects.all())
     cmp = compare_periods(segment, since, until)
@@ -208,7 +223,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     period = segment.filter(
         created_at__gte=day_start(since), created_at__lt=day_start(until + timedelta(days=1))
     )
-    segment_query = {k: str(v) for k, v in request.GET.items() if v and k not in DASHBOARD_ONLY}
+    segment_query = segment_params(request)
     trend_rows = trend_chart(points, segment_query)
     events = _events(points, grain)
     chart: dict[str, Any] = {
