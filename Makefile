@@ -14,7 +14,14 @@ $(STAMP): pyproject.toml constraints.txt
 	$(VENV)/bin/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# The sentiment model: fetches the rated snippets of the vaderSentiment source
+# distribution from the package registry and trains once per virtualenv (about 2 min).
+SENTIMENT_MODEL := $(VENV)/share/closeloop/.built-stamp
+$(SENTIMENT_MODEL): $(STAMP) closeloop/insights/sentiment.py
+	$(PY) -m closeloop.insights.sentiment
+	touch $(SENTIMENT_MODEL)
+
+install: $(STAMP) $(SENTIMENT_MODEL)
 
 # Browser tests drive Debian's chromium; install it once if the machine lacks it.
 chromium:

@@ -154,3 +154,48 @@ def test_it_works_a_case_in_a_real_browser(
     case.refresh_from_db()
     assert case.first_touch_at is not None
     assert InboundMessage.objects.count() == 0
+
+
+def test_it_shows_themes_sentiment_and_their_probes_and_takes_corrections(
+    api: ApiClient, agent: User, viewer: User, enterprise: Account
+) -> None:
+    from closeloop.insights.models import Theme, ThemeExample
+
+    from .conftest import drain
+
+    case = open_case(
+        api,
+        enterprise,
+        2,
+        "pat@example.com",
+        comment="We were invoiced twice. Your team was lovely about it though.",
+    )
+    client = logged_in(agent, "pw-alex-123")
+    assert "Reading the comment…" in client.get(f"/cases/{case.pk}/").content.decode()
+    drain()
+    page = client.get(f"/cases/{case.pk}/").content.decode()
+    billing = Theme.objects.get(slug="billing")
+    assert 'class="theme-chip"' in page and ">Billing" in page
+    assert "Which charge or invoice is wrong?" in page  # the theme's probe in the guide
+    assert 'class="sentiment ' in page  # the comment's, then each sentence's
+    assert 'class="sentiment-text negative"' in page and 'class="sentiment-text positive"' in page
+    # The theme's probes are read from the theme, so an edited probe shows.
+    billing.probes = ["Which invoice number?"]
+    billing.save()
+    assert "Which invoice number?" in client.get(f"/cases/{case.pk}/").content.decode()
+
+    docs = Theme.objects.get(slug="documentation")
+    r = client.post(f"/cases/{case.pk}/act", {"action": "theme_add", "theme": docs.pk}, follow=True)
+    assert "Theme Documentation added" in r.content.decode()
+    client.post(f"/cases/{case.pk}/act", {"action": "theme_remove", "theme": billing.pk})
+    example = ThemeExample.objects.get(response=case.response)
+    assert "documentation" in example.themes and "billing" not in example.themes
+    assert example.created_by == agent and example.via == "case page"
+    r = client.post(f"/cases/{case.pk}/act", {"action": "theme_add", "theme": "x"}, follow=True)
+    assert "theme: choose a theme" in r.content.decode()
+    assert (
+        logged_in(viewer, "pw-vic-123")
+        .post(f"/cases/{case.pk}/act", {"action": "theme_add", "theme": docs.pk})
+        .status_code
+        == 403
+    )

@@ -3,7 +3,6 @@ pending, retried, and finally failed in plain sight, never lost."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -12,7 +11,7 @@ from django.utils import timezone
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from closeloop.insights import classifier, tagging
+from closeloop.insights import classifier, learning, sentiment, tagging
 from closeloop.insights.models import Theme, ThemeTag
 from closeloop.surveys.ingest import change_response
 from closeloop.surveys.models import Response
@@ -47,7 +46,7 @@ def test_it_tags_a_saved_comment_in_the_worker_with_the_models_version(api: ApiC
     tags = list(saved.theme_tags.select_related("theme"))
     assert "billing" in {t.theme.slug for t in tags}
     assert all(t.source == "model" and 0 < t.confidence <= 1 for t in tags)
-    assert {t.model_version for t in tags} == {tagging.current_classifier().version}
+    assert {t.model_version for t in tags} == {learning.current_model().version}
     assert not ThemeTag.objects.filter(response=silent).exists()
 
 
@@ -62,14 +61,12 @@ def test_it_reads_a_changed_comment_again(api: ApiClient) -> None:
 
 
 @pytest.fixture
-def broken_model() -> Iterator[None]:
+def broken_model(monkeypatch: pytest.MonkeyPatch) -> None:
     """A classifier that was never fitted: predicting with it raises, as a broken model would."""
-    working = tagging._current
-    tagging._current = classifier.ThemeClassifier(
+    broken = classifier.ThemeClassifier(
         ["bugs"], TfidfVectorizer(), TfidfVectorizer(), LogisticRegression()
     )
-    yield
-    tagging._current = working
+    monkeypatch.setattr(learning, "current_model", lambda: broken)
 
 
 def test_it_keeps_answers_pending_and_retries_when_the_model_fails(
@@ -103,3 +100,17 @@ def test_it_shows_an_answers_themes_in_the_api(api: ApiClient) -> None:
     slugs = [t["slug"] for t in listed["themes"]]
     assert "integrations" in slugs
     assert all(t["source"] == "model" and t["model_version"] for t in listed["themes"])
+
+
+def test_it_stores_the_sentiment_of_the_comment_and_each_sentence(api: ApiClient) -> None:
+    comment = "The export is broken again. Otherwise the team is lovely."
+    saved = _post(api, "pat@example.com", comment)
+    assert api.get_json(f"/api/v1/responses/{saved.pk}").json()["sentiment"] is None
+    drain()
+    body = api.get_json(f"/api/v1/responses/{saved.pk}").json()["sentiment"]
+    assert body["sentiment"] == "negative" and -1 <= body["score"] < 0
+    assert [(x["text"], x["sentiment"]) for x in body["sentences"]] == [
+        ("The export is broken again.", "negative"),
+        ("Otherwise the team is lovely.", "positive"),
+    ]
+    assert body["model_version"] == sentiment.VERSION

@@ -32,10 +32,12 @@ from closeloop.loop.models import (
 )
 from closeloop.loop.outreach import Draft, Finding, lint, template_for
 from closeloop.loop.policy import Action, PolicyConfig
+from closeloop.surveys.filters import theme_matches
 from closeloop.surveys.schemas import StrictSchema, has_nul
 from closeloop.team.models import Membership, Team, User
 
 from .access import require_write
+from .schemas import SentimentOut, ThemeTagOut
 
 router = Router(tags=["follow-up"])
 
@@ -74,6 +76,8 @@ class CaseResponseOut(Schema):
     score: int
     comment: str
     created_at: datetime
+    themes: list[ThemeTagOut]
+    sentiment: SentimentOut | None
 
 
 class CaseOut(Schema):
@@ -156,12 +160,17 @@ class CaseFilter(Schema):
     escalated: bool | None = None
     band: Literal["severe", "moderate", "mild"] | None = None
     tier: str | None = Field(None, max_length=40)
+    theme: str | None = Field(
+        None, max_length=60, description="a theme's slug, or unclassified: the answer's themes"
+    )
     limit: int = Field(50, ge=1, le=200)
     offset: int = Field(0, ge=0, le=1_000_000)
 
 
 def _cases() -> QuerySet[FollowUpCase]:
-    return FollowUpCase.objects.select_related("owner", "person", "account", "response", "policy")
+    return FollowUpCase.objects.select_related(
+        "owner", "person", "account", "response", "policy"
+    ).prefetch_related("response__theme_tags__theme")
 
 
 def filter_cases(qs: QuerySet[FollowUpCase], f: CaseFilter) -> QuerySet[FollowUpCase]:
@@ -188,6 +197,8 @@ def filter_cases(qs: QuerySet[FollowUpCase], f: CaseFilter) -> QuerySet[FollowUp
         qs = qs.filter(band=f.band)
     if f.tier:
         qs = qs.filter(account__tier__iexact=f.tier)
+    if f.theme:
+        qs = qs.filter(theme_matches(f.theme, "response__"))
     return qs
 
 

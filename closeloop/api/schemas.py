@@ -93,6 +93,19 @@ class ThemeTagOut(Schema):
     model_version: str
 
 
+class SentenceOut(Schema):
+    text: str
+    sentiment: str = Field(description="negative, neutral or positive")
+    score: float = Field(description="from -1 (most negative) to +1 (most positive)")
+
+
+class SentimentOut(Schema):
+    sentiment: str = Field(description="negative, neutral or positive")
+    score: float | None = Field(description="from -1 (most negative) to +1 (most positive)")
+    sentences: list[SentenceOut]
+    model_version: str
+
+
 class ResponseOut(Schema):
     id: int
     external_id: str | None
@@ -108,8 +121,11 @@ class ResponseOut(Schema):
     tags: list[str]
     themes: list[ThemeTagOut] = Field(description="themes found in the comment")
     themes_status: str = Field(
-        description="pending until the worker has read the comment, then done (or failed); "
-        "empty without a comment"
+        description="pending until the worker has read the comment (themes and sentiment), "
+        "then done (or failed); empty without a comment"
+    )
+    sentiment: SentimentOut | None = Field(
+        description="the comment's and each sentence's; null until the worker has read it"
     )
     notes: str
     created_at: datetime
@@ -117,16 +133,11 @@ class ResponseOut(Schema):
 
     @staticmethod
     def resolve_themes(obj: Response) -> list[dict[str, Any]]:
-        return [
-            {
-                "slug": t.theme.slug,
-                "name": t.theme.name,
-                "confidence": t.confidence,
-                "source": t.source,
-                "model_version": t.model_version,
-            }
-            for t in obj.theme_tags.all()
-        ]
+        return obj.themes_json()
+
+    @staticmethod
+    def resolve_sentiment(obj: Response) -> dict[str, Any] | None:
+        return obj.sentiment_json()
 
     @staticmethod
     def resolve_survey(obj: Response) -> str:

@@ -21,6 +21,7 @@ from ninja.errors import AuthenticationError, HttpError
 from ninja.security import HttpBearer
 from pydantic import ValidationError
 
+from closeloop.insights.learning import CorrectionError
 from closeloop.insights.metrics import compare_periods, previous_period
 from closeloop.insights.nps import NpsSummary
 from closeloop.loop.models import CaseError
@@ -44,6 +45,7 @@ from .insights import router as insights_router
 from .models import ApiKey, IdempotencyRecord
 from .schemas import AccountOut, BatchIn, BatchOut, MetricsOut, PersonOut, ResponseOut, ResponsePage
 from .surveys import router as surveys_router
+from .themes import router as themes_router
 
 
 class BearerKey(HttpBearer):
@@ -96,6 +98,11 @@ def _conflict(request: HttpRequest, exc: ConcurrentWriteError) -> HttpResponse:
 @api.exception_handler(CaseError)
 def _bad_change(request: HttpRequest, exc: CaseError) -> HttpResponse:
     return _error(422, ["body", exc.field], exc.reason)
+
+
+@api.exception_handler(CorrectionError)
+def _bad_correction(request: HttpRequest, exc: CorrectionError) -> HttpResponse:
+    return _error(422, ["body", *exc.field.split(".")], exc.reason)
 
 
 @api.exception_handler(TemplateLintError)
@@ -329,3 +336,4 @@ api.add_router("", follow_up_router)
 api.add_router("", announcements_router)
 api.add_router("", surveys_router)
 api.add_router("", insights_router)
+api.add_router("", themes_router)

@@ -12,6 +12,7 @@ and used only to measure the classifier.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
@@ -110,21 +111,28 @@ class ThemeClassifier:
     thresholds: dict[str, float] = field(default_factory=dict)
     version: str = ""
 
-    def _features(self, texts: Sequence[str]) -> Any:
+    def _features(self, texts: Sequence[str], embeddings: Any = None) -> Any:
         from scipy.sparse import csr_matrix, hstack
 
+        if embeddings is None:
+            embeddings = embed(texts)
         return hstack(
-            [csr_matrix(embed(texts)), self.words.transform(texts), self.chars.transform(texts)]
+            [csr_matrix(embeddings), self.words.transform(texts), self.chars.transform(texts)]
         ).tocsr()
 
-    def predict(self, texts: Sequence[str]) -> list[list[tuple[str, float]]]:
-        """For each text, its themes above threshold with their confidence, most likely first."""
+    def predict(
+        self, texts: Sequence[str], embeddings: Any = None
+    ) -> list[list[tuple[str, float]]]:
+        """For each text, its themes above threshold with their confidence, most likely first.
+
+        `embeddings`, when given, are those of the cleaned texts (one row per text)."""
         cleaned = [clean(t) for t in texts]
         results: list[list[tuple[str, float]]] = [[] for _ in texts]
         todo = [i for i, t in enumerate(cleaned) if has_words(t)]
         if not todo:
             return results
-        probabilities = self.model.predict_proba(self._features([cleaned[i] for i in todo]))
+        rows = None if embeddings is None else embeddings[todo]
+        probabilities = self.model.predict_proba(self._features([cleaned[i] for i in todo], rows))
         for row, index in zip(probabilities, todo, strict=True):
             found = [
                 (theme, float(p))
@@ -154,9 +162,47 @@ def train(examples: Iterable[Example], version: str = "") -> ThemeClassifier:
     features = classifier._features(texts)
     model.fit(features, labels)
     classifier.thresholds = _tuned_thresholds(model, features, labels, themes)
-    digest = hashlib.sha256("\n".join(sorted(texts)).encode()).hexdigest()[:10]
-    classifier.version = version or f"{VERSION_PREFIX}-{len(rows)}-{digest}"
+    classifier.version = version or version_of(rows)
     return classifier
+
+
+def version_of(examples: Sequence[Example]) -> str:
+    """The version a model trained on these examples gets: the same examples with the same
+    labels always give the same version, so a retraining that learned nothing new is seen."""
+    lines = sorted(f"{clean(e.text)}\t{','.join(sorted(e.themes))}" for e in examples)
+    digest = hashlib.sha256("\n".join(lines).encode()).hexdigest()[:10]
+    return f"{VERSION_PREFIX}-{len(lines)}-{digest}"
+
+
+def to_bytes(model: ThemeClassifier) -> bytes:
+    """The model as stored in the database: plain scikit-learn parts, compressed."""
+    import joblib
+
+    buffer = io.BytesIO()
+    parts = {
+        "themes": model.themes,
+        "words": model.words,
+        "chars": model.chars,
+        "model": model.model,
+        "thresholds": model.thresholds,
+        "version": model.version,
+    }
+    joblib.dump(parts, buffer, compress=3)
+    return buffer.getvalue()
+
+
+def from_bytes(blob: bytes) -> ThemeClassifier:
+    import joblib
+
+    parts = joblib.load(io.BytesIO(blob))
+    return ThemeClassifier(
+        parts["themes"],
+        parts["words"],
+        parts["chars"],
+        parts["model"],
+        parts["thresholds"],
+        parts["version"],
+    )
 
 
 THRESHOLDS = [x / 20 for x in range(4, 15)]  # 0.20 … 0.70

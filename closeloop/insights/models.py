@@ -187,3 +187,96 @@ class ThemeTag(models.Model):
 
     def __str__(self) -> str:
         return f"{self.theme.slug} on {self.response_id}"
+
+
+class ThemeExample(models.Model):
+    """A comment labeled by a person; the next retraining learns from it.
+
+    A correction on an answer (or on its case) keeps one example per answer, holding
+    the answer's themes after the correction: the themes a person added, and not those
+    they removed. An example with no theme teaches "none of these".
+    """
+
+    class Source(models.TextChoices):
+        CORRECTION = "correction"
+        DISCOVERY = "discovery"
+
+    text = models.TextField()
+    themes = models.JSONField(default=list, blank=True, help_text="theme slugs")
+    source = models.CharField(max_length=12, choices=Source.choices)
+    response = models.ForeignKey(
+        Response, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    via = models.CharField(max_length=120, blank=True, help_text="page, or the API key's name")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["response"],
+                condition=Q(response__isnull=False),
+                name="theme_example_per_response",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.text[:40]!r} → {', '.join(self.themes) or 'no theme'}"
+
+
+class ThemeTraining(models.Model):
+    """One retraining of the theme classifier, asked for by a person or run nightly.
+
+    A finished run that learned something new holds the trained model (`model`); the
+    newest such run is the model every worker uses, and its version goes on every tag
+    it gives. A run whose examples are those of the model in use ends "unchanged".
+    """
+
+    class Kind(models.TextChoices):
+        ON_DEMAND = "on_demand", "On demand"
+        NIGHTLY = "nightly"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        UNCHANGED = "unchanged"
+        FAILED = "failed"
+
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    day = models.DateField(null=True, blank=True, help_text="the night's date, for nightly runs")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    requested_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    version = models.CharField(max_length=80, blank=True)
+    examples = models.PositiveIntegerField(default=0, help_text="how many it learned from")
+    corrections = models.PositiveIntegerField(default=0, help_text="of which people's")
+    error = models.CharField(max_length=300, blank=True)
+    model = models.BinaryField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day"], condition=Q(kind="nightly"), name="theme_training_nightly_once"
+            )
+        ]
+        indexes = [models.Index(fields=["status", "finished_at"], name="theme_training_status")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} training {self.status} {self.version}"

@@ -1,8 +1,10 @@
-"""What happens to a comment after its answer is saved: the worker finds its themes.
+"""What happens to a comment after its answer is saved: the worker finds its themes
+and its sentiment.
 
 Saving an answer never waits for the classifier. Ingest marks a commented answer
-"pending"; `handle_theme_batch` claims a batch of pending answers, classifies them
-and stores one ThemeTag per theme with the model's version. A failure leaves the
+"pending"; `handle_theme_batch` claims a batch of pending answers, reads them
+(`analysis.analyse`) and stores one ThemeTag per theme with the model's version, and
+the sentiment of the comment and of each sentence on the answer. A failure leaves the
 answers pending with the error and a later retry time; after MAX_ATTEMPTS they are
 marked "failed", visibly, rather than retried for ever.
 """
@@ -10,7 +12,6 @@ marked "failed", visibly, rather than retried for ever.
 from __future__ import annotations
 
 import logging
-import threading
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
@@ -19,7 +20,7 @@ from django.utils import timezone
 
 from closeloop.surveys.models import Response
 
-from . import classifier
+from . import analysis
 from .models import Theme, ThemeTag
 
 log = logging.getLogger("closeloop.themes")
@@ -28,18 +29,6 @@ BATCH = 64
 LEASE = timedelta(minutes=5)
 MAX_ATTEMPTS = 5
 PENDING, DONE, FAILED = "pending", "done", "failed"
-
-_lock = threading.Lock()
-_current: classifier.ThemeClassifier | None = None
-
-
-def current_classifier() -> classifier.ThemeClassifier:
-    """The classifier this process uses, trained once from the shipped examples."""
-    global _current
-    with _lock:
-        if _current is None:
-            _current = classifier.train(classifier.load_examples())
-        return _current
 
 
 def _due(now: datetime) -> Q:
@@ -72,11 +61,10 @@ def handle_theme_batch() -> bool:
     if not batch:
         return False
     try:
-        model = current_classifier()
-        found = model.predict([r.comment for r in batch])
+        found = analysis.analyse([r.comment for r in batch])
         themes = {t.slug: t for t in Theme.objects.filter(retired_at__isnull=True)}
     except Exception as exc:  # any failure of the model must leave the answers pending
-        log.exception("theme classification failed for %d answers", len(batch))
+        log.exception("comment analysis failed for %d answers", len(batch))
         _retry(batch, f"{type(exc).__name__}: {exc}"[:300], now)
         return True
     with transaction.atomic():
@@ -89,17 +77,25 @@ def handle_theme_batch() -> bool:
                     theme=themes[slug],
                     confidence=round(confidence, 4),
                     source=ThemeTag.Source.MODEL,
-                    model_version=model.version,
+                    model_version=found.themes_version,
                 )
-                for r, tags in zip(batch, found, strict=True)
-                for slug, confidence in tags
+                for r, result in zip(batch, found.results, strict=True)
+                for slug, confidence in result.themes
                 if slug in themes
             ],
             ignore_conflicts=True,  # a person's tag for the same theme stays as it is
         )
-        Response.objects.filter(id__in=ids, themes_status=PENDING).update(
-            themes_status=DONE, themes_next_at=None, themes_error=""
-        )
+        for r, result in zip(batch, found.results, strict=True):
+            feeling = result.sentiment
+            Response.objects.filter(pk=r.pk, themes_status=PENDING).update(
+                themes_status=DONE,
+                themes_next_at=None,
+                themes_error="",
+                sentiment=feeling.overall.label,
+                sentiment_score=feeling.overall.score,
+                sentiment_sentences=feeling.sentences_as_dicts(),
+                sentiment_version=found.sentiment_version,
+            )
     return True
 
 

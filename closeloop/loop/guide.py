@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -62,7 +63,12 @@ GENERAL_PROBES = [
 ]
 
 
-def probes_for(tags: list[str]) -> list[tuple[str, list[str]]]:
-    """The probes of the answer's themes, or the general ones when it has none we know."""
-    found = [(t, PROBES[t]) for t in tags if t in PROBES]
+def probes_for(
+    themes: Sequence[tuple[str, str, list[str]]], tags: Sequence[str] = ()
+) -> list[tuple[str, list[str]]]:
+    """The probes of the answer's themes ((slug, name, the theme's own probes)), then of
+    its free-text tags we know that are not among them; the general ones when none."""
+    found = [(name, probes) for _, name, probes in themes if probes]
+    slugs = {slug for slug, _, _ in themes}
+    found += [(t, PROBES[t]) for t in tags if t in PROBES and t not in slugs]
     return found or [("general", GENERAL_PROBES)]

@@ -104,6 +104,8 @@ def case_json(case: FollowUpCase) -> dict[str, Any]:
             "score": r.score,
             "comment": r.comment,
             "created_at": _iso(r.created_at),
+            "themes": r.themes_json(),
+            "sentiment": r.sentiment_json(),
         },
         "created_at": _iso(case.created_at),
         "updated_at": _iso(case.updated_at),

@@ -2,7 +2,8 @@
 
 The API, the metrics and the pages all take the same parameters, read here:
 since/until (dates, until inclusive), score, band, category, account, tier,
-survey, person (email or id), q (text in the comment), tag, property.<key>=<value>
+survey, person (email or id), q (text in the comment), tag, theme (a slug, or
+"unclassified"), sentiment, property.<key>=<value>
 and segment=<dimension>&segment_value=<value> (a row of the segments page).
 """
 
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from django.db import connection
-from django.db.models import Q, QuerySet, TextField
+from django.db.models import Exists, OuterRef, Q, QuerySet, TextField
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 
@@ -52,6 +53,21 @@ def _parse_date(name: str, value: str) -> date:
     return day
 
 
+UNCLASSIFIED = "unclassified"
+SENTIMENTS = ("negative", "neutral", "positive")
+
+
+def theme_matches(theme: str, path: str = "") -> Q:
+    """Answers carrying the theme with this slug; for UNCLASSIFIED, answers the worker read
+    and gave no theme. `path` leads from the queried model to the answer ("response__")."""
+    from closeloop.insights.models import ThemeTag
+
+    tagged = ThemeTag.objects.filter(response=OuterRef(path.removesuffix("__") or "pk"))
+    if theme == UNCLASSIFIED:
+        return Q(**{f"{path}themes_status": "done"}) & ~Exists(tagged)
+    return Exists(tagged.filter(theme__slug=theme))
+
+
 @dataclass
 class ResponseFilter:
     """A segment of answers; empty fields do not narrow anything."""
@@ -67,6 +83,9 @@ class ResponseFilter:
     person: str | None = None
     q: str | None = None
     tag: str | None = None
+    # A theme's slug, or UNCLASSIFIED: read by the worker and given no theme.
+    theme: str | None = None
+    sentiment: str | None = None
     properties: dict[str, str] = field(default_factory=dict)
     # One value of a segments-page dimension (see insights.segments), e.g. plan = "Pro".
     segment: tuple[str, str] | None = None
@@ -99,9 +118,13 @@ class ResponseFilter:
                 flt.category = Category(params["category"])
             except ValueError:
                 raise FilterError("category", "must be promoter, passive or detractor") from None
-        for name in ("account", "tier", "survey", "person", "q", "tag"):
+        for name in ("account", "tier", "survey", "person", "q", "tag", "theme"):
             if params.get(name):
                 setattr(flt, name, params[name].strip())
+        if params.get("sentiment"):
+            if params["sentiment"] not in SENTIMENTS:
+                raise FilterError("sentiment", "must be negative, neutral or positive")
+            flt.sentiment = params["sentiment"]
         if params.get("segment"):
             try:
                 dimension = check_dimension(params["segment"], "segment")
@@ -160,6 +183,10 @@ class ResponseFilter:
             ascii_only = connection.vendor != "postgresql"
             needle = json.dumps(self.tag, ensure_ascii=ascii_only)
             qs = qs.alias(_tags=Cast("tags", TextField())).filter(_tags__contains=needle)
+        if self.theme:
+            qs = qs.filter(theme_matches(self.theme))
+        if self.sentiment:
+            qs = qs.filter(sentiment=self.sentiment)
         if self.segment:
             dimension, value = self.segment
             qs = qs.alias(_segment=dimension_expr(dimension)).filter(_segment=value)

@@ -274,12 +274,19 @@ class Response(models.Model):
     is_demo = models.BooleanField(default=False, help_text="Created by seed_demo.")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
-    # Themes are found by the worker after the answer is saved (insights.tagging):
+    # Themes and sentiment are found by the worker after the answer is saved
+    # (insights.tagging):
     # "pending" until then, "done", or "failed" after every retry; "" with no comment.
     themes_status = models.CharField(max_length=8, blank=True, default="", db_default="")
     themes_attempts = models.PositiveSmallIntegerField(default=0, db_default=0)
     themes_next_at = models.DateTimeField(null=True, blank=True)
     themes_error = models.CharField(max_length=300, blank=True, default="", db_default="")
+    # Found by the same worker step: the comment's sentiment, its score from -1 to +1,
+    # and each sentence's ([{"text", "sentiment", "score"}]); "" until then.
+    sentiment = models.CharField(max_length=8, blank=True, default="", db_default="")
+    sentiment_score = models.FloatField(null=True, blank=True)
+    sentiment_sentences = models.JSONField(default=list, blank=True, db_default=[])
+    sentiment_version = models.CharField(max_length=80, blank=True, default="", db_default="")
 
     class Meta:
         constraints = [
@@ -306,6 +313,34 @@ class Response(models.Model):
     @property
     def category(self) -> nps.Category:
         return nps.category(self.score)
+
+    def themes_json(self) -> list[dict[str, Any]]:
+        """Its themes as the API and webhooks show them: people's first, then the model's
+        by confidence. Prefetch `theme_tags__theme` when listing many."""
+        tags = sorted(
+            self.theme_tags.all(), key=lambda t: (t.source != "person", -(t.confidence or 0))
+        )
+        return [
+            {
+                "slug": t.theme.slug,
+                "name": t.theme.name,
+                "confidence": t.confidence,
+                "source": t.source,
+                "model_version": t.model_version,
+            }
+            for t in tags
+        ]
+
+    def sentiment_json(self) -> dict[str, Any] | None:
+        """The comment's sentiment and each sentence's; None until the worker has read it."""
+        if not self.sentiment:
+            return None
+        return {
+            "sentiment": self.sentiment,
+            "score": self.sentiment_score,
+            "sentences": self.sentiment_sentences,
+            "model_version": self.sentiment_version,
+        }
 
     @property
     def band(self) -> nps.Band | None:

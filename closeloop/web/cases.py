@@ -20,7 +20,8 @@ from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_POST
 
 from closeloop.delivery.models import Delivery
-from closeloop.insights import program
+from closeloop.insights import learning, program
+from closeloop.insights.models import Theme
 from closeloop.loop import guide, notify, outreach
 from closeloop.loop.models import (
     CALL_OUTCOMES,
@@ -151,6 +152,11 @@ def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
     )
     template = outreach.draft_for(case)
     subject, body = outreach.render_for(case, template)
+    theme_tags = list(
+        case.response.theme_tags.select_related("theme", "created_by").order_by(
+            "-source", "-confidence"
+        )
+    )
     return render(
         request,
         "web/case.html",
@@ -162,7 +168,14 @@ def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
             tasks=case.tasks.order_by("done_at", "due_at"),
             failed=case.deliveries.filter(status=Delivery.Status.FAILED),
             steps=guide.STEPS,
-            probes=guide.probes_for(list(case.response.tags)),
+            probes=guide.probes_for(
+                [(t.theme.slug, t.theme.name, t.theme.probes) for t in theme_tags],
+                list(case.response.tags),
+            ),
+            theme_tags=theme_tags,
+            addable_themes=Theme.objects.filter(retired_at__isnull=True, merged_into__isnull=True)
+            .exclude(pk__in=[t.theme_id for t in theme_tags])
+            .order_by("name"),
             draft_subject=subject,
             draft_body=body,
             findings=outreach.lint(template.subject, template.body, person.locale or "en"),
@@ -181,6 +194,24 @@ def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
             .order_by("-created_at")[:20],
         ),
     )
+
+
+def _correct_themes(case: FollowUpCase, action: str, post: Any, user: User) -> str:
+    """Add or remove one theme on the case's answer: a correction the model learns from."""
+    theme = Theme.objects.filter(pk=form_pk(post.get("theme"))).first()
+    if theme is None:
+        raise CaseError("theme", "choose a theme")
+    adding = action == "theme_add"
+    if adding and (theme.retired_at or theme.merged_into_id):
+        raise CaseError("theme", f"{theme.name} is retired")
+    learning.correct(
+        case.response,
+        add=[theme] if adding else [],
+        remove=[] if adding else [theme],
+        by=user,
+        via="case page",
+    )
+    return f"Theme {theme.name} {'added' if adding else 'removed'}; the model learns from it."
 
 
 def _when(value: str, field: str) -> datetime:
@@ -244,6 +275,8 @@ def _act(case: FollowUpCase, action: str, post: Any, user: User) -> str:
             raise CaseError("owner", "no such user")
         case.assign(owner, user, post.get("why", "").strip())
         return "Reassigned."
+    if action in ("theme_add", "theme_remove"):
+        return _correct_themes(case, action, post, user)
     if action == "type":
         case.set_detractor_type(post.get("detractor_type", ""), user)
         return "Detractor type recorded."

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from closeloop.api.models import ApiKey
 from closeloop.insights.metrics import compare_periods, score_distribution
-from closeloop.insights.models import Incident, Spike, with_spikes
+from closeloop.insights.models import Incident, Spike, Theme, with_spikes
 from closeloop.insights.nps import (
     B2B_SAAS_AVERAGE_NPS,
     HEALTHY_DETRACTOR_SHARE,
@@ -97,7 +97,12 @@ def form_pk(value: str | None) -> int:
 
 def _base(**extra: Any) -> dict[str, Any]:
     """What every page shows: the demo banner and the survey list for filters."""
-    return {"demo": has_demo_data(), "surveys": Survey.objects.all(), **extra}
+    return {
+        "demo": has_demo_data(),
+        "surveys": Survey.objects.all(),
+        "themes": Theme.objects.filter(merged_into__isnull=True).order_by("retired_at", "name"),
+        **extra,
+    }
 
 
 # Parameters of a page itself (period, grouping, sorting), not of the segment its
@@ -272,7 +277,11 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 def responses(request: HttpRequest) -> HttpResponse:
     """Answers, newest first, filtered and searchable; htmx swaps just the table."""
     form, flt, error = _filters(request)
-    qs = flt.apply(Response.objects.select_related("person", "account", "survey"))
+    qs = flt.apply(
+        Response.objects.select_related("person", "account", "survey").prefetch_related(
+            "theme_tags__theme"
+        )
+    )
     page = Paginator(qs.order_by("-created_at", "-id"), 50).get_page(request.GET.get("page"))
     params = request.GET.copy()
     params.pop("page", None)
@@ -303,7 +312,11 @@ def export_responses(request: HttpRequest) -> HttpResponse | StreamingHttpRespon
     _, flt, error = _filters(request)
     if error:
         return HttpResponse(error, status=400, content_type="text/plain")
-    qs = flt.apply(Response.objects.select_related("person", "account", "survey"))
+    qs = flt.apply(
+        Response.objects.select_related("person", "account", "survey").prefetch_related(
+            "theme_tags__theme"
+        )
+    )
     return stream(
         "responses.csv",
         csvio.RESPONSE_EXPORT_HEADER,

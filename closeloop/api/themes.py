@@ -1,0 +1,189 @@
+"""API v1 for themes and sentiment: read comments without storing anything.
+
+Themes found by the worker appear on answers (`GET /responses`) and cases
+(`GET /cases`); this router adds what is not tied to a stored answer.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest
+from django.shortcuts import get_object_or_404
+from ninja import Field, Router, Schema, Status
+
+from closeloop.insights import analysis, learning
+from closeloop.insights.learning import CorrectionError
+from closeloop.insights.models import Theme, ThemeTraining
+from closeloop.loop.models import FollowUpCase
+from closeloop.surveys.models import Response
+
+from .access import require_write
+from .cases import In
+from .schemas import SentenceOut, ThemeTagOut
+
+router = Router(tags=["themes"])
+
+MAX_TEXTS = 1000
+Text = Annotated[str, Field(max_length=100_000)]
+
+
+class ClassifyIn(In):
+    texts: list[Text] = Field(..., min_length=1, max_length=MAX_TEXTS)
+
+
+class FoundThemeOut(Schema):
+    slug: str
+    name: str
+    confidence: float
+
+
+class TextSentimentOut(Schema):
+    sentiment: str = Field(description="negative, neutral or positive")
+    score: float = Field(description="from -1 (most negative) to +1 (most positive)")
+    sentences: list[SentenceOut]
+
+
+class ClassifiedOut(Schema):
+    themes: list[FoundThemeOut] = Field(description="most likely first; empty = unclassified")
+    unclassified: bool
+    sentiment: TextSentimentOut
+
+
+class ClassifyOut(Schema):
+    results: list[ClassifiedOut] = Field(description="one per text, in order")
+    themes_version: str
+    sentiment_version: str
+
+
+@router.post("/themes/classify", response=ClassifyOut, summary="Themes and sentiment of texts")
+def classify(request: HttpRequest, payload: ClassifyIn) -> dict[str, Any]:
+    """Read up to 1,000 texts as the worker reads comments, and store nothing. Retired
+    themes are not given; texts longer than 1,000 characters are read up to there."""
+    names = dict(Theme.objects.filter(retired_at__isnull=True).values_list("slug", "name"))
+    found = analysis.analyse(payload.texts)
+    results = []
+    for result in found.results:
+        themes = [
+            {"slug": slug, "name": names[slug], "confidence": round(confidence, 4)}
+            for slug, confidence in result.themes
+            if slug in names
+        ]
+        feeling = result.sentiment
+        results.append(
+            {
+                "themes": themes,
+                "unclassified": not themes,
+                "sentiment": {
+                    **feeling.overall.as_dict(),
+                    "sentences": feeling.sentences_as_dicts(),
+                },
+            }
+        )
+    return {
+        "results": results,
+        "themes_version": found.themes_version,
+        "sentiment_version": found.sentiment_version,
+    }
+
+
+# --- the taxonomy, corrections and retraining ---------------------------------------------
+
+
+class ThemeOut(Schema):
+    slug: str
+    name: str
+    description: str
+    probes: list[str]
+    owner: str | None = Field(description="the owner's email")
+    retired_at: datetime | None
+    merged_into: str | None = Field(description="the slug of the theme it became")
+    answers: int = Field(description="answers tagged with it")
+
+    @staticmethod
+    def resolve_owner(obj: Theme) -> str | None:
+        return obj.owner.email if obj.owner else None
+
+    @staticmethod
+    def resolve_merged_into(obj: Theme) -> str | None:
+        return obj.merged_into.slug if obj.merged_into else None
+
+
+@router.get("/themes", response=list[ThemeOut], summary="The themes, retired ones included")
+def list_themes(request: HttpRequest) -> QuerySet[Theme]:
+    return (
+        Theme.objects.select_related("owner", "merged_into")
+        .annotate(answers=Count("tags"))
+        .order_by("retired_at", "name")
+    )
+
+
+Slug = Annotated[str, Field(min_length=1, max_length=60)]
+
+
+class CorrectionIn(In):
+    add: list[Slug] = Field(default_factory=list, max_length=50, description="theme slugs")
+    remove: list[Slug] = Field(default_factory=list, max_length=50, description="theme slugs")
+
+
+class CorrectedOut(Schema):
+    themes: list[ThemeTagOut]
+
+
+def _correct(request: HttpRequest, response: Response, payload: CorrectionIn) -> dict[str, Any]:
+    key = require_write(request)
+    if not payload.add and not payload.remove:
+        raise CorrectionError("add", "name a theme to add or to remove")
+    add = learning.resolve_themes(payload.add, "add", for_adding=True)
+    remove = learning.resolve_themes(payload.remove, "remove", for_adding=False)
+    learning.correct(response, add, remove, via=f"API key {key.name}")
+    fresh = Response.objects.prefetch_related("theme_tags__theme").get(pk=response.pk)
+    return {"themes": fresh.themes_json()}
+
+
+@router.post(
+    "/responses/{response_id}/themes", response=CorrectedOut, summary="Correct an answer's themes"
+)
+def correct_response_themes(
+    request: HttpRequest, response_id: int, payload: CorrectionIn
+) -> dict[str, Any]:
+    """Add and remove themes by slug. The answer's comment with its corrected themes becomes
+    a training example; the next retraining learns from it."""
+    return _correct(request, get_object_or_404(Response, pk=response_id), payload)
+
+
+@router.post("/cases/{case_id}/themes", response=CorrectedOut, summary="Correct a case's themes")
+def correct_case_themes(
+    request: HttpRequest, case_id: int, payload: CorrectionIn
+) -> dict[str, Any]:
+    """A case's themes are those of the answer that opened it; this corrects them."""
+    case = get_object_or_404(FollowUpCase.objects.select_related("response"), pk=case_id)
+    return _correct(request, case.response, payload)
+
+
+class TrainingOut(Schema):
+    id: int
+    kind: str
+    status: str = Field(description="queued, running, done, unchanged or failed")
+    requested_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    version: str
+    examples: int
+    corrections: int
+    error: str
+
+
+@router.get("/themes/trainings", response=list[TrainingOut], summary="Retrainings, newest first")
+def list_trainings(request: HttpRequest) -> QuerySet[ThemeTraining]:
+    return ThemeTraining.objects.defer("model")[:100]
+
+
+@router.post("/themes/retrain", response={202: TrainingOut}, summary="Retrain the theme model")
+def retrain(request: HttpRequest) -> Status[ThemeTraining]:
+    """Queue a retraining on the shipped examples and every correction; the worker runs it
+    and, if it learned something new, every worker then uses the new model."""
+    require_write(request)
+    return Status(202, learning.request_training())

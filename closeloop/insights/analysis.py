@@ -1,0 +1,56 @@
+"""What closeloop reads in a comment: its themes and its sentiment, in one pass.
+
+A comment is embedded once; the theme classifier and the sentiment model both read that
+embedding. The worker (`tagging`) stores the result; the classify API returns it
+without storing anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from . import classifier, learning, sentiment
+
+
+@dataclass(frozen=True)
+class Analysis:
+    themes: list[tuple[str, float]]  # (slug, confidence), most likely first
+    sentiment: sentiment.CommentSentiment
+
+
+@dataclass(frozen=True)
+class Analysed:
+    results: list[Analysis]
+    themes_version: str
+    sentiment_version: str
+
+
+def analyse(comments: Sequence[str]) -> Analysed:
+    """Themes and sentiment of each comment (empty, emoji-only, very long and
+    non-English comments included: see `classifier.clean` and `has_words`)."""
+    themes_model = learning.current_model()
+    feeling_model = sentiment.current_sentiment()
+    cleaned = [classifier.clean(c) for c in comments]
+    vectors = classifier.embed(cleaned) if cleaned else None
+    mapping = learning.slug_map()
+    themes = [_relabel(found, mapping) for found in themes_model.predict(cleaned, vectors)]
+    feelings = feeling_model.analyse(comments, vectors)
+    return Analysed(
+        [Analysis(t, f) for t, f in zip(themes, feelings, strict=True)],
+        themes_model.version,
+        feeling_model.version,
+    )
+
+
+def _relabel(
+    found: list[tuple[str, float]], mapping: dict[str, str | None]
+) -> list[tuple[str, float]]:
+    """A model trained before a merge or retirement speaks of themes as they are now: a
+    merged theme's finding counts for the theme it became, a retired one's is dropped."""
+    best: dict[str, float] = {}
+    for slug, confidence in found:
+        now = mapping.get(slug, slug)
+        if now is not None and confidence > best.get(now, -1.0):
+            best[now] = confidence
+    return sorted(best.items(), key=lambda pair: -pair[1])

@@ -1,0 +1,280 @@
+"""How closeloop learns from the team: corrections become examples, and retraining
+(nightly, and whenever someone asks) turns them into the model every worker uses.
+
+- `correct` adds or removes themes on an answer (the case page corrects its answer)
+  and keeps the answer's comment with its corrected themes as a ThemeExample.
+- `request_training` queues a retraining; `handle_theme_training` (a worker step) runs
+  queued ones and, once a night after NIGHTLY_HOUR, one more if anything changed.
+- `current_model` gives the newest trained model from the database (all workers share
+  it), or the model of the shipped examples while nobody has retrained.
+
+A training set is the shipped examples plus the people's, with the taxonomy's history
+applied: a merged theme's examples count for the theme it became, a retired theme is
+no longer taught, and a person's example replaces a shipped one with the same text.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from closeloop.surveys.models import Response
+from closeloop.team.models import User
+
+from . import classifier, periods
+from .models import Theme, ThemeExample, ThemeTag, ThemeTraining
+
+log = logging.getLogger("closeloop.themes")
+
+NIGHTLY_HOUR = 2  # local time of the organisation
+STALE_RUN = timedelta(hours=1)  # a run "running" this long was cut off with its worker
+
+
+class CorrectionError(ValueError):
+    """A correction names a theme that cannot be used; `field` says which."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(reason)
+        self.field = field
+        self.reason = reason
+
+
+# --- corrections ------------------------------------------------------------------------
+
+
+def resolve_themes(slugs: Sequence[str], field: str, *, for_adding: bool) -> list[Theme]:
+    """The themes named by `slugs`; a merged theme stands for the one it became."""
+    found = {t.slug: t for t in Theme.objects.filter(slug__in=slugs).select_related("merged_into")}
+    themes = []
+    for index, slug in enumerate(slugs):
+        theme = found.get(slug)
+        if theme is None:
+            raise CorrectionError(f"{field}.{index}", f"no theme {slug!r}")
+        while theme.merged_into is not None:
+            theme = theme.merged_into
+        if for_adding and theme.retired_at is not None:
+            raise CorrectionError(f"{field}.{index}", f"the theme {slug!r} is retired")
+        themes.append(theme)
+    return themes
+
+
+@transaction.atomic
+def correct(
+    response: Response,
+    add: Sequence[Theme] = (),
+    remove: Sequence[Theme] = (),
+    *,
+    by: User | None = None,
+    via: str = "",
+) -> list[ThemeTag]:
+    """Add and remove themes on an answer as a person; returns its tags afterwards.
+
+    An added theme the model had already found becomes the person's; a removed theme
+    goes whoever gave it. With a comment, the answer's themes after the correction
+    become (or replace) its training example.
+    """
+    user = by if by is not None and by.pk else None
+    now = timezone.now()
+    Response.objects.select_for_update().filter(pk=response.pk).first()
+    ThemeTag.objects.filter(response=response, theme__in=list(remove)).delete()
+    for theme in add:
+        ThemeTag.objects.update_or_create(
+            response=response,
+            theme=theme,
+            defaults={
+                "source": ThemeTag.Source.PERSON,
+                "confidence": None,
+                "model_version": "",
+                "created_by": user,
+                "created_at": now,
+            },
+        )
+    tags = list(response.theme_tags.select_related("theme").order_by("theme__name"))
+    if classifier.has_words(response.comment):
+        ThemeExample.objects.update_or_create(
+            response=response,
+            defaults={
+                "text": response.comment,
+                "themes": sorted(t.theme.slug for t in tags),
+                "source": ThemeExample.Source.CORRECTION,
+                "created_by": user,
+                "via": via[:120],
+                "updated_at": now,
+            },
+        )
+    return tags
+
+
+# --- the training set ---------------------------------------------------------------------
+
+
+def slug_map() -> dict[str, str | None]:
+    """Each theme's slug → the slug its examples now teach (None: no longer taught)."""
+    themes = {t.pk: t for t in Theme.objects.all()}
+    mapping: dict[str, str | None] = {}
+    for theme in themes.values():
+        current, seen = theme, set()
+        while current.merged_into_id is not None and current.pk not in seen:
+            seen.add(current.pk)
+            current = themes[current.merged_into_id]
+        mapping[theme.slug] = None if current.retired_at is not None else current.slug
+    return mapping
+
+
+def _relabel(themes: Sequence[str], mapping: dict[str, str | None]) -> tuple[str, ...]:
+    return tuple(sorted({m for t in themes if (m := mapping.get(t)) is not None}))
+
+
+def training_set() -> tuple[list[classifier.Example], int]:
+    """(every example the next model learns from, how many of them are people's)."""
+    mapping = slug_map()
+    people = {
+        classifier.clean(e.text).lower(): classifier.Example(e.text, _relabel(e.themes, mapping))
+        for e in ThemeExample.objects.order_by("updated_at", "id")
+        if classifier.has_words(e.text)
+    }
+    shipped = [
+        classifier.Example(e.text, _relabel(e.themes, mapping))
+        for e in classifier.load_examples()
+        if classifier.clean(e.text).lower() not in people
+    ]
+    return shipped + list(people.values()), len(people)
+
+
+# --- the model in use ---------------------------------------------------------------------
+
+_lock = threading.Lock()
+_cache: dict[str, classifier.ThemeClassifier] = {}
+
+
+def _shipped_model() -> classifier.ThemeClassifier:
+    """The model of the shipped examples alone, trained once per process."""
+    examples = classifier.load_examples()
+    version = classifier.version_of(examples)
+    if version not in _cache:
+        _cache[version] = classifier.train(examples, version)
+    return _cache[version]
+
+
+def _newest() -> tuple[int, str] | None:
+    return (
+        ThemeTraining.objects.filter(status=ThemeTraining.Status.DONE, model__isnull=False)
+        .order_by("-finished_at", "-id")
+        .values_list("pk", "version")
+        .first()
+    )
+
+
+def current_version() -> str:
+    """The version of the model in use, without loading or training it."""
+    newest = _newest()
+    return newest[1] if newest else classifier.version_of(classifier.load_examples())
+
+
+def current_model() -> classifier.ThemeClassifier:
+    """The newest retrained model in the database, or the shipped examples' model."""
+    newest = _newest()
+    with _lock:
+        if newest is None:
+            return _shipped_model()
+        pk, version = newest
+        if version not in _cache:
+            blob = ThemeTraining.objects.values_list("model", flat=True).get(pk=pk)
+            _cache[version] = classifier.from_bytes(bytes(blob or b""))
+        return _cache[version]
+
+
+# --- retraining ---------------------------------------------------------------------------
+
+
+def request_training(by: User | None = None) -> ThemeTraining:
+    """Queue a retraining now; the worker runs it next."""
+    user = by if by is not None and by.pk else None
+    return ThemeTraining.objects.create(kind=ThemeTraining.Kind.ON_DEMAND, requested_by=user)
+
+
+def _claim_queued(now: datetime) -> ThemeTraining | None:
+    ThemeTraining.objects.filter(
+        status=ThemeTraining.Status.RUNNING, started_at__lt=now - STALE_RUN
+    ).update(status=ThemeTraining.Status.FAILED, finished_at=now, error="interrupted")
+    for run in ThemeTraining.objects.filter(status=ThemeTraining.Status.QUEUED).order_by(
+        "requested_at", "id"
+    )[:5]:
+        taken = ThemeTraining.objects.filter(pk=run.pk, status=ThemeTraining.Status.QUEUED).update(
+            status=ThemeTraining.Status.RUNNING, started_at=now
+        )
+        if taken:
+            run.refresh_from_db()
+            return run
+    return None
+
+
+def _queue_nightly(now: datetime) -> None:
+    """Once a night after NIGHTLY_HOUR: a run, queued only if the examples changed."""
+    local = now.astimezone(periods.org_zone())
+    if local.hour < NIGHTLY_HOUR:
+        return
+    day = local.date()
+    if ThemeTraining.objects.filter(kind=ThemeTraining.Kind.NIGHTLY, day=day).exists():
+        return
+    examples, _ = training_set()
+    unchanged = classifier.version_of(examples) == current_version()
+    try:
+        with transaction.atomic():
+            ThemeTraining.objects.create(
+                kind=ThemeTraining.Kind.NIGHTLY,
+                day=day,
+                requested_at=now,
+                status=ThemeTraining.Status.UNCHANGED if unchanged else ThemeTraining.Status.QUEUED,
+                finished_at=now if unchanged else None,
+            )
+    except IntegrityError:
+        return  # another worker queued tonight's
+
+
+def handle_theme_training() -> bool:
+    """Worker step: queue tonight's retraining when due, and run one queued retraining."""
+    now = timezone.now()
+    _queue_nightly(now)
+    run = _claim_queued(now)
+    if run is None:
+        return False
+    started = time.perf_counter()
+    try:
+        examples, corrections = training_set()
+        version = classifier.version_of(examples)
+        fields = {"examples": len(examples), "corrections": corrections, "version": version}
+        if version == current_version():
+            ThemeTraining.objects.filter(pk=run.pk).update(
+                status=ThemeTraining.Status.UNCHANGED, finished_at=timezone.now(), **fields
+            )
+            return True
+        model = classifier.train(examples, version)
+        blob = classifier.to_bytes(model)
+    except Exception as exc:  # a failed run is shown, and the model in use stays
+        log.exception("theme retraining %s failed", run.pk)
+        ThemeTraining.objects.filter(pk=run.pk).update(
+            status=ThemeTraining.Status.FAILED,
+            finished_at=timezone.now(),
+            error=f"{type(exc).__name__}: {exc}"[:300],
+        )
+        return True
+    with _lock:
+        _cache[version] = model
+    ThemeTraining.objects.filter(pk=run.pk).update(
+        status=ThemeTraining.Status.DONE, finished_at=timezone.now(), model=blob, **fields
+    )
+    log.info(
+        "theme model %s trained on %d examples (%d corrections) in %.1f s",
+        version,
+        len(examples),
+        corrections,
+        time.perf_counter() - started,
+    )
+    return True
