@@ -64,8 +64,8 @@ def theme_matches(theme: str, path: str = "") -> Q:
 
     tagged = ThemeTag.objects.filter(response=OuterRef(path.removesuffix("__") or "pk"))
     if theme == UNCLASSIFIED:
-        return Q(**{f"{path}themes_status": "done"}) & ~Exists(tagged)
-    return Exists(tagged.filter(theme__slug=theme))
+        return Q(Q(**{f"{path}themes_status": "done"}), ~Exists(tagged))
+    return Q(Exists(tagged.filter(theme__slug=theme)))
 
 
 @dataclass
