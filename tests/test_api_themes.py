@@ -96,3 +96,34 @@ def test_it_filters_answers_and_cases_by_theme_and_sentiment(
     r = api.get_json("/api/v1/responses", {"sentiment": "angry"})
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "sentiment"]
     assert api.get_json("/api/v1/metrics", {"theme": "billing"}).json()["responses"] == 1
+
+
+def test_it_changes_the_taxonomy_through_the_api(api: ApiClient, admin_user: object) -> None:
+    r = api.post_json(
+        "/api/v1/themes",
+        {"name": "Security", "probes": ["Which requirement?"], "owner": "admin@example.com"},
+    )
+    assert r.status_code == 201, r.content
+    assert (r.json()["slug"], r.json()["owner"]) == ("security", "admin@example.com")
+    r = api.client_put("/api/v1/themes/security", {"name": "Security & SSO"})
+    assert r.status_code == 200 and r.json()["name"] == "Security & SSO"
+    r = api.post_json("/api/v1/themes/documentation/merge", {"into": "onboarding"})
+    assert r.json()["merged_into"] == "onboarding" and r.json()["retired_at"]
+    r = api.post_json("/api/v1/themes/bugs/split", {"names": ["Crashes", "Data errors"]})
+    assert r.status_code == 201 and [t["slug"] for t in r.json()] == ["crashes", "data-errors"]
+    assert api.post_json("/api/v1/themes/pricing/retire", {}).json()["retired_at"]
+    assert api.post_json("/api/v1/themes/pricing/restore", {}).json()["retired_at"] is None
+    listed = {t["slug"]: t for t in api.get_json("/api/v1/themes").json()}
+    assert listed["bugs"]["retired_at"] and listed["crashes"]["answers"] == 0
+    for path, body, loc in [
+        ("/api/v1/themes", {"name": "Again", "slug": "security"}, ["body", "slug"]),
+        ("/api/v1/themes", {"name": "X", "owner": "nobody@example.com"}, ["body", "owner"]),
+        ("/api/v1/themes/onboarding/merge", {"into": "nope"}, ["body", "into"]),
+        ("/api/v1/themes/onboarding/merge", {"into": "onboarding"}, ["body", "into"]),
+        ("/api/v1/themes/bugs/split", {"names": ["A", "B"]}, ["body", "theme"]),
+        ("/api/v1/themes/documentation/restore", {}, ["body", "theme"]),
+    ]:
+        r = api.post_json(path, body)
+        assert r.status_code == 422, (path, r.content)
+        assert loc in [e["loc"] for e in r.json()["detail"]], (path, r.json())
+    assert api.post_json("/api/v1/themes/nope/retire", {}).status_code == 404

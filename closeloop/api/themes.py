@@ -14,11 +14,13 @@ from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import Field, Router, Schema, Status
 
-from closeloop.insights import analysis, learning
+from closeloop.insights import analysis, learning, taxonomy
 from closeloop.insights.learning import CorrectionError
 from closeloop.insights.models import Theme, ThemeTraining
+from closeloop.insights.taxonomy import TaxonomyError
 from closeloop.loop.models import FollowUpCase
 from closeloop.surveys.models import Response
+from closeloop.team.models import User
 
 from .access import require_write
 from .cases import In
@@ -112,7 +114,7 @@ class ThemeOut(Schema):
 
 
 @router.get("/themes", response=list[ThemeOut], summary="The themes, retired ones included")
-def list_themes(request: HttpRequest) -> QuerySet[Theme]:
+def list_themes(request: HttpRequest | None) -> QuerySet[Theme]:
     return (
         Theme.objects.select_related("owner", "merged_into")
         .annotate(answers=Count("tags"))
@@ -187,3 +189,107 @@ def retrain(request: HttpRequest) -> Status[ThemeTraining]:
     and, if it learned something new, every worker then uses the new model."""
     require_write(request)
     return Status(202, learning.request_training())
+
+
+class ThemeIn(In):
+    name: str = Field(..., min_length=1, max_length=100)
+    slug: str = Field("", max_length=60, description="from the name when empty; never changes")
+    description: str = Field("", max_length=2000)
+    probes: list[Annotated[str, Field(max_length=300)]] = Field(default_factory=list, max_length=10)
+    owner: str | None = Field(None, max_length=254, description="the owner's email")
+
+
+class ThemeEditIn(In):
+    name: str = Field(..., min_length=1, max_length=100)
+    description: str = Field("", max_length=2000)
+    probes: list[Annotated[str, Field(max_length=300)]] = Field(default_factory=list, max_length=10)
+    owner: str | None = Field(None, max_length=254, description="the owner's email")
+
+
+class MergeIn(In):
+    into: Slug
+
+
+class SplitIn(In):
+    names: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
+        ..., min_length=2, max_length=10
+    )
+
+
+def _owner(email: str | None) -> User | None:
+    if not email:
+        return None
+    user = User.objects.filter(email__iexact=email, is_active=True).first()
+    if user is None:
+        raise TaxonomyError("owner", f"no active closeloop user has the email {email}")
+    return user
+
+
+def _named(slug: str, field: str = "theme") -> Theme:
+    theme = Theme.objects.filter(slug=slug).first()
+    if theme is None:
+        raise TaxonomyError(field, f"no theme {slug!r}")
+    return theme
+
+
+def _theme_out(theme: Theme) -> Theme:
+    return list_themes(None).get(pk=theme.pk)
+
+
+@router.post("/themes", response={201: ThemeOut}, summary="Add a theme")
+def add_theme(request: HttpRequest, payload: ThemeIn) -> Status[Theme]:
+    require_write(request)
+    theme = taxonomy.add_theme(
+        payload.name,
+        slug=payload.slug,
+        description=payload.description,
+        probes=payload.probes,
+        owner=_owner(payload.owner),
+    )
+    return Status(201, _theme_out(theme))
+
+
+@router.put("/themes/{slug}", response=ThemeOut, summary="Rename or describe a theme")
+def edit_theme(request: HttpRequest, slug: str, payload: ThemeEditIn) -> Theme:
+    require_write(request)
+    theme = get_object_or_404(Theme, slug=slug)
+    taxonomy.edit_theme(
+        theme,
+        name=payload.name,
+        description=payload.description,
+        probes=payload.probes,
+        owner=_owner(payload.owner),
+    )
+    return _theme_out(theme)
+
+
+@router.post("/themes/{slug}/merge", response=ThemeOut, summary="Merge a theme into another")
+def merge_theme(request: HttpRequest, slug: str, payload: MergeIn) -> Theme:
+    """Its tags move to `into`; it stays, retired, pointing at `into`."""
+    require_write(request)
+    source = get_object_or_404(Theme, slug=slug)
+    taxonomy.merge(source, _named(payload.into, "into"))
+    return _theme_out(source)
+
+
+@router.post(
+    "/themes/{slug}/split", response={201: list[ThemeOut]}, summary="Split a theme into new ones"
+)
+def split_theme(request: HttpRequest, slug: str, payload: SplitIn) -> Status[list[Theme]]:
+    """New themes take its description and probes; it is retired with its tags kept.
+    Correct its answers to the new themes (or use the themes page), then retrain."""
+    require_write(request)
+    created = taxonomy.split(get_object_or_404(Theme, slug=slug), payload.names)
+    return Status(201, [_theme_out(t) for t in created])
+
+
+@router.post("/themes/{slug}/retire", response=ThemeOut, summary="Retire a theme")
+def retire_theme(request: HttpRequest, slug: str) -> Theme:
+    require_write(request)
+    return _theme_out(taxonomy.retire(get_object_or_404(Theme, slug=slug)))
+
+
+@router.post("/themes/{slug}/restore", response=ThemeOut, summary="Restore a retired theme")
+def restore_theme(request: HttpRequest, slug: str) -> Theme:
+    require_write(request)
+    return _theme_out(taxonomy.restore(get_object_or_404(Theme, slug=slug)))

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from closeloop.insights.learning import CorrectionError
 from closeloop.insights.metrics import compare_periods, previous_period
 from closeloop.insights.nps import NpsSummary
+from closeloop.insights.taxonomy import TaxonomyError
 from closeloop.loop.models import CaseError
 from closeloop.surveys.filters import FilterError, ResponseFilter
 from closeloop.surveys.ingest import (
@@ -101,7 +102,8 @@ def _bad_change(request: HttpRequest, exc: CaseError) -> HttpResponse:
 
 
 @api.exception_handler(CorrectionError)
-def _bad_correction(request: HttpRequest, exc: CorrectionError) -> HttpResponse:
+@api.exception_handler(TaxonomyError)
+def _bad_correction(request: HttpRequest, exc: CorrectionError | TaxonomyError) -> HttpResponse:
     return _error(422, ["body", *exc.field.split(".")], exc.reason)
 
 

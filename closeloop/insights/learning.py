@@ -132,19 +132,29 @@ def _relabel(themes: Sequence[str], mapping: dict[str, str | None]) -> tuple[str
 
 
 def training_set() -> tuple[list[classifier.Example], int]:
-    """(every example the next model learns from, how many of them are people's)."""
+    """(every example the next model learns from, how many of them are people's).
+
+    An example all of whose themes were retired (or split) is left out: it would
+    otherwise teach "no theme" about comments that have one."""
     mapping = slug_map()
-    people = {
-        classifier.clean(e.text).lower(): classifier.Example(e.text, _relabel(e.themes, mapping))
+
+    def kept(text: str, themes: Sequence[str]) -> classifier.Example | None:
+        now = _relabel(themes, mapping)
+        return classifier.Example(text, now) if now or not themes else None
+
+    people: dict[str, classifier.Example | None] = {
+        classifier.clean(e.text).lower(): kept(e.text, e.themes)
         for e in ThemeExample.objects.order_by("updated_at", "id")
         if classifier.has_words(e.text)
     }
     shipped = [
-        classifier.Example(e.text, _relabel(e.themes, mapping))
+        example
         for e in classifier.load_examples()
         if classifier.clean(e.text).lower() not in people
+        and (example := kept(e.text, e.themes)) is not None
     ]
-    return shipped + list(people.values()), len(people)
+    taught = [e for e in people.values() if e is not None]
+    return shipped + taught, len(taught)
 
 
 # --- the model in use ---------------------------------------------------------------------

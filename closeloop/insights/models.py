@@ -151,6 +151,9 @@ class Theme(models.Model):
     merged_into = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="merged_from"
     )
+    split_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="split_into"
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -158,6 +161,16 @@ class Theme(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def is_active(self) -> bool:
+        return self.retired_at is None and self.merged_into_id is None
+
+    @property
+    def state(self) -> str:
+        if self.merged_into_id:
+            return "merged"
+        return "retired" if self.retired_at else "active"
 
 
 class ThemeTag(models.Model):

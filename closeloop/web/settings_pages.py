@@ -12,6 +12,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from pydantic import ValidationError
@@ -27,7 +28,10 @@ from closeloop.api.cases import (
     save_template,
 )
 from closeloop.delivery.models import EVENTS, Channel
+from closeloop.insights import learning, taxonomy
+from closeloop.insights.models import Theme, ThemeExample, ThemeTraining
 from closeloop.insights.nps import Band
+from closeloop.insights.taxonomy import TaxonomyError
 from closeloop.loop.models import CaseError, OutreachTemplate, RoutingRule, TriagePolicy
 from closeloop.loop.outreach import DEFAULTS, VARIABLES, lint, template_for
 from closeloop.loop.policy import DEFAULT_PLAYBOOKS, Action, PolicyConfig
@@ -278,4 +282,128 @@ def template_edit(request: HttpRequest, action: str, locale: str) -> HttpRespons
             tab="templates",
         ),
         status=status,
+    )
+
+
+def _theme(post: QueryDict, name: str = "theme") -> Theme:
+    theme = Theme.objects.filter(pk=form_pk(post.get(name))).first()
+    if theme is None:
+        raise TaxonomyError(name, "choose a theme")
+    return theme
+
+
+def _owner_from(post: QueryDict) -> User | None:
+    raw = post.get("owner", "")
+    owner = User.objects.filter(pk=form_pk(raw)).first()
+    if raw and owner is None:
+        raise TaxonomyError("owner", "no such user")
+    return owner
+
+
+def _theme_action(request: HttpRequest, post: QueryDict) -> str:
+    """One change to the taxonomy or the model, from a form on the themes page."""
+    user: User = request.user  # type: ignore[assignment]
+    action = post.get("action", "")
+    if action == "add":
+        theme = taxonomy.add_theme(
+            post.get("name", ""),
+            slug=post.get("slug", "").strip(),
+            description=post.get("description", ""),
+            probes=_lines(post.get("probes", "")),
+            owner=_owner_from(post),
+        )
+        return f"Theme {theme.name} added. Tag a few answers with it, then retrain."
+    if action == "edit":
+        theme = taxonomy.edit_theme(
+            _theme(post),
+            name=post.get("name", ""),
+            description=post.get("description", ""),
+            probes=_lines(post.get("probes", "")),
+            owner=_owner_from(post),
+        )
+        return f"Theme {theme.name} saved."
+    if action == "merge":
+        source, target = _theme(post), _theme(post, "into")
+        moved = taxonomy.merge(source, target)
+        return f"{source.name} merged into {target.name}; {moved} answers moved."
+    if action == "split":
+        source = _theme(post)
+        created = taxonomy.split(source, _lines(post.get("names", "")))
+        names = ", ".join(t.name for t in created)
+        return f"{source.name} split into {names}. Sort its answers below, then retrain."
+    if action == "retire":
+        return f"{taxonomy.retire(_theme(post)).name} retired; its tags stay readable."
+    if action == "restore":
+        return f"{taxonomy.restore(_theme(post)).name} restored."
+    if action == "retrain":
+        learning.request_training(user)
+        return "Retraining queued; the worker runs it within a minute."
+    raise TaxonomyError("action", f"unknown action {action!r}")
+
+
+@login_required
+def theme_settings(request: HttpRequest) -> HttpResponse:
+    """The taxonomy (add, rename, merge, split, retire) and the model: its version,
+    what it learned from, and retraining."""
+    _admin(request)
+    if request.method == "POST":
+        with reported(request):
+            try:
+                messages.success(request, _theme_action(request, request.POST))
+            except TaxonomyError as exc:
+                raise CaseError(exc.field, exc.reason) from None
+        return redirect("settings-themes")
+    themes = list(
+        Theme.objects.select_related("owner", "merged_into", "split_from")
+        .annotate(answers=Count("tags"), children=Count("split_into"))
+        .order_by("retired_at", "name")
+    )
+    split_waiting = [t for t in themes if t.children and t.answers]
+    return render(
+        request,
+        "web/settings_themes.html",
+        _base(
+            themes_rows=themes,
+            active=[t for t in themes if t.is_active],
+            split_waiting=split_waiting,
+            users=User.objects.filter(is_active=True).order_by("first_name", "username"),
+            version=learning.current_version(),
+            trainings=ThemeTraining.objects.defer("model").select_related("requested_by")[:10],
+            corrections=ThemeExample.objects.count(),
+            tab="themes",
+        ),
+    )
+
+
+@login_required
+def theme_sort(request: HttpRequest, slug: str) -> HttpResponse:
+    """Move each answer of a split theme to one of the themes it became."""
+    user = _admin(request)
+    source = get_object_or_404(Theme, slug=slug)
+    children = list(source.split_into.order_by("name"))
+    if request.method == "POST":
+        choices: dict[int, Theme | None] = {}
+        by_pk = {t.pk: t for t in children}
+        for key in request.POST:
+            value = request.POST.get(key, "")
+            if key.startswith("answer-") and value:
+                choices[form_pk(key.removeprefix("answer-"))] = (
+                    None if value == "none" else by_pk.get(form_pk(value))
+                )
+        with reported(request):
+            try:
+                done = taxonomy.sort_split(source, choices, user, "themes page")
+            except TaxonomyError as exc:
+                raise CaseError(exc.field, exc.reason) from None
+            messages.success(request, f"{done} answers sorted; retrain when you are done.")
+        return redirect("settings-theme-sort", slug=slug)
+    return render(
+        request,
+        "web/settings_theme_sort.html",
+        _base(
+            source=source,
+            children=children,
+            answers=taxonomy.unsorted_answers(source),
+            tab="themes",
+        ),
     )

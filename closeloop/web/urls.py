@@ -47,6 +47,12 @@ urlpatterns = [
     path("settings/routing/", settings_pages.routing_settings, name="settings-routing"),
     path("settings/channels/", settings_pages.channel_settings, name="settings-channels"),
     path("settings/templates/", settings_pages.template_settings, name="settings-templates"),
+    path("settings/themes/", settings_pages.theme_settings, name="settings-themes"),
+    path(
+        "settings/themes/<slug:slug>/sort/",
+        settings_pages.theme_sort,
+        name="settings-theme-sort",
+    ),
     path(
         "settings/templates/<str:action>/<str:locale>/",
         settings_pages.template_edit,

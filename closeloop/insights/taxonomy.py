@@ -1,0 +1,214 @@
+"""Changing the themes while history keeps its meaning (DOMAIN.md section 6).
+
+- add a theme; rename it or change its description, probes and owner (its slug stays,
+  so API callers and saved filters keep working);
+- merge one theme into another: its tags move to the other (an answer tagged with both
+  keeps one tag), and the merged theme stays as a pointer (`merged_into`), so its
+  examples teach the other theme and old links still resolve;
+- split a theme into new ones: they start with its description and probes; it is
+  retired, its tags stay readable, and `sort_split` moves each of its answers to the new
+  theme a person chooses (a correction the model learns from);
+- retire a theme (no longer given, added or taught; its tags stay readable) and
+  restore it.
+
+Every refusal is a TaxonomyError naming the field.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from closeloop.surveys.filters import UNCLASSIFIED
+from closeloop.surveys.models import Response
+from closeloop.team.models import User
+
+from . import learning
+from .models import Theme, ThemeTag
+
+SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+RESERVED = {UNCLASSIFIED, "none", "all"}
+MAX_PROBES = 10
+
+
+class TaxonomyError(ValueError):
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(reason)
+        self.field = field
+        self.reason = reason
+
+
+def _clean_name(name: str, field: str = "name") -> str:
+    name = " ".join((name or "").split())
+    if not name:
+        raise TaxonomyError(field, "give the theme a name")
+    if len(name) > 100:
+        raise TaxonomyError(field, "at most 100 characters")
+    return name
+
+
+def _clean_probes(probes: Sequence[str]) -> list[str]:
+    cleaned = [" ".join(p.split()) for p in probes if p and p.strip()]
+    if len(cleaned) > MAX_PROBES:
+        raise TaxonomyError("probes", f"at most {MAX_PROBES} probe questions")
+    for index, probe in enumerate(cleaned):
+        if len(probe) > 300:
+            raise TaxonomyError(f"probes.{index}", "at most 300 characters")
+    return cleaned
+
+
+def _new_slug(name: str, slug: str, field: str) -> str:
+    slug = (slug or slugify(name))[:60].strip("-")
+    if not SLUG.match(slug):
+        raise TaxonomyError(field, "use lower-case letters, digits and single hyphens")
+    if slug in RESERVED:
+        raise TaxonomyError(field, f"{slug!r} is reserved")
+    if Theme.objects.filter(slug=slug).exists():
+        raise TaxonomyError(field, f"a theme {slug!r} already exists (retired ones included)")
+    return slug
+
+
+def _owner(owner: User | None) -> User | None:
+    if owner is not None and not owner.is_active:
+        raise TaxonomyError("owner", "choose an active user")
+    return owner
+
+
+def _active(theme: Theme, field: str) -> Theme:
+    if not theme.is_active:
+        raise TaxonomyError(field, f"{theme.name} is {theme.state}")
+    return theme
+
+
+@transaction.atomic
+def add_theme(
+    name: str,
+    *,
+    slug: str = "",
+    description: str = "",
+    probes: Sequence[str] = (),
+    owner: User | None = None,
+    split_from: Theme | None = None,
+    field: str = "name",
+) -> Theme:
+    name = _clean_name(name, field)
+    return Theme.objects.create(
+        slug=_new_slug(name, slug, "slug" if slug else field),
+        name=name,
+        description=(description or "").strip()[:2000],
+        probes=_clean_probes(probes),
+        owner=_owner(owner),
+        split_from=split_from,
+    )
+
+
+@transaction.atomic
+def edit_theme(
+    theme: Theme,
+    *,
+    name: str,
+    description: str,
+    probes: Sequence[str],
+    owner: User | None,
+) -> Theme:
+    """Rename and describe a theme; its slug never changes."""
+    theme.name = _clean_name(name)
+    theme.description = (description or "").strip()[:2000]
+    theme.probes = _clean_probes(probes)
+    theme.owner = _owner(owner)
+    theme.save(update_fields=["name", "description", "probes", "owner"])
+    return theme
+
+
+@transaction.atomic
+def merge(source: Theme, target: Theme) -> int:
+    """Fold `source` into `target`; returns how many answers' tags moved."""
+    source = Theme.objects.select_for_update().get(pk=source.pk)
+    _active(source, "theme")
+    _active(target, "into")
+    if source.pk == target.pk:
+        raise TaxonomyError("into", "choose another theme to merge into")
+    both = ThemeTag.objects.filter(theme=target).values("response_id")
+    moved = ThemeTag.objects.filter(theme=source).exclude(response_id__in=both).update(theme=target)
+    ThemeTag.objects.filter(theme=source).delete()  # answers that already had the target
+    source.merged_into = target
+    source.retired_at = timezone.now()
+    source.save(update_fields=["merged_into", "retired_at"])
+    return moved
+
+
+@transaction.atomic
+def split(source: Theme, names: Sequence[str]) -> list[Theme]:
+    """New themes in place of `source`, which is retired with its tags kept."""
+    source = Theme.objects.select_for_update().get(pk=source.pk)
+    _active(source, "theme")
+    names = [n for n in names if n and n.strip()]
+    if len(names) < 2:
+        raise TaxonomyError("names", "name at least two themes to split into")
+    if len(names) > 10:
+        raise TaxonomyError("names", "at most ten themes")
+    created = [
+        add_theme(
+            name,
+            description=source.description,
+            probes=source.probes,
+            owner=source.owner,
+            split_from=source,
+            field=f"names.{index}",
+        )
+        for index, name in enumerate(names)
+    ]
+    source.retired_at = timezone.now()
+    source.save(update_fields=["retired_at"])
+    return created
+
+
+def unsorted_answers(source: Theme, limit: int = 50) -> list[Response]:
+    """Answers still carrying a split theme, with none of the themes it became."""
+    children = list(source.split_into.values_list("pk", flat=True))
+    return list(
+        Response.objects.filter(theme_tags__theme=source)
+        .exclude(theme_tags__theme__in=children)
+        .select_related("person", "account")
+        .order_by("-created_at")[:limit]
+    )
+
+
+@transaction.atomic
+def sort_split(source: Theme, choices: dict[int, Theme | None], by: User | None, via: str) -> int:
+    """Move answers of a split theme to the new theme chosen for each (None: none of
+    them); each move is a correction the next retraining learns from."""
+    children = {t.pk for t in source.split_into.all()}
+    done = 0
+    for response_id, theme in choices.items():
+        if theme is not None and theme.pk not in children:
+            raise TaxonomyError(f"answer.{response_id}", f"{theme.name} is not part of the split")
+        response = Response.objects.filter(pk=response_id, theme_tags__theme=source).first()
+        if response is None:
+            raise TaxonomyError(f"answer.{response_id}", "no such answer with this theme")
+        learning.correct(response, [theme] if theme else [], [source], by=by, via=via)
+        done += 1
+    return done
+
+
+@transaction.atomic
+def retire(theme: Theme) -> Theme:
+    theme = Theme.objects.select_for_update().get(pk=theme.pk)
+    _active(theme, "theme")
+    theme.retired_at = timezone.now()
+    theme.save(update_fields=["retired_at"])
+    return theme
+
+
+@transaction.atomic
+def restore(theme: Theme) -> Theme:
+    theme = Theme.objects.select_for_update().get(pk=theme.pk)
+    if theme.merged_into_id:
+        raise TaxonomyError("theme", f"{theme.name} was merged; its tags are on another theme")
+    theme.retired_at = None
+    theme.save(update_fields=["retired_at"])
+    return theme
