@@ -23,6 +23,7 @@ Step = Callable[[], bool]
 def default_steps() -> list[Step]:
     """Every step the worker runs, in order: deliveries first, then deadlines."""
     from closeloop.delivery.sending import handle_email_batch, handle_http_batch
+    from closeloop.insights.discovery import handle_theme_discovery
     from closeloop.insights.learning import handle_theme_training
     from closeloop.insights.report import handle_monthly_report
     from closeloop.insights.tagging import handle_theme_batch
@@ -40,6 +41,7 @@ def default_steps() -> list[Step]:
         handle_priority_refresh,
         handle_theme_batch,
         handle_theme_training,
+        handle_theme_discovery,
         handle_monthly_report,
     ]
 

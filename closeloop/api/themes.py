@@ -6,7 +6,7 @@ Themes found by the worker appear on answers (`GET /responses`) and cases
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from django.db.models import Count, QuerySet
@@ -14,9 +14,9 @@ from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import Field, Router, Schema, Status
 
-from closeloop.insights import analysis, learning, taxonomy
+from closeloop.insights import analysis, discovery, learning, taxonomy
 from closeloop.insights.learning import CorrectionError
-from closeloop.insights.models import Theme, ThemeTraining
+from closeloop.insights.models import Theme, ThemeCandidate, ThemeDiscovery, ThemeTraining
 from closeloop.insights.taxonomy import TaxonomyError
 from closeloop.loop.models import FollowUpCase
 from closeloop.surveys.models import Response
@@ -189,6 +189,92 @@ def retrain(request: HttpRequest) -> Status[ThemeTraining]:
     and, if it learned something new, every worker then uses the new model."""
     require_write(request)
     return Status(202, learning.request_training())
+
+
+# --- discovery ----------------------------------------------------------------------------
+
+
+class DiscoveryIn(In):
+    since: date
+    until: date
+
+
+class CandidateOut(Schema):
+    id: int
+    name: str
+    keywords: list[str]
+    size: int
+    share: float = Field(description="of the unplaced comments the run read")
+    examples: list[str] = Field(description="its most typical comments")
+    response_ids: list[int]
+    status: str = Field(description="open, accepted or dismissed")
+    theme: str | None = Field(description="the theme it became, when accepted")
+
+    @staticmethod
+    def resolve_theme(obj: ThemeCandidate) -> str | None:
+        return obj.theme.slug if obj.theme else None
+
+
+class DiscoveryOut(Schema):
+    id: int
+    since: date
+    until: date
+    status: str = Field(description="queued, running, done or failed")
+    requested_at: datetime
+    finished_at: datetime | None
+    comments: int = Field(description="unplaced comments read")
+    error: str
+    candidates: list[CandidateOut]
+
+    @staticmethod
+    def resolve_candidates(obj: ThemeDiscovery) -> list[ThemeCandidate]:
+        return list(obj.candidates.all())
+
+
+class AcceptIn(In):
+    name: str = Field(..., min_length=1, max_length=100)
+    slug: str = Field("", max_length=60)
+
+
+@router.post("/themes/discoveries", response={202: DiscoveryOut}, summary="Look for new themes")
+def discover(request: HttpRequest, payload: DiscoveryIn) -> Status[ThemeDiscovery]:
+    """Queue a search among the period's comments the model could not place; the worker
+    runs it once those comments have been read."""
+    require_write(request)
+    return Status(202, discovery.request_discovery(payload.since, payload.until))
+
+
+@router.get("/themes/discoveries", response=list[DiscoveryOut], summary="Searches for themes")
+def list_discoveries(request: HttpRequest) -> QuerySet[ThemeDiscovery]:
+    return ThemeDiscovery.objects.prefetch_related("candidates__theme")[:20]
+
+
+def _candidate(candidate_id: int) -> ThemeCandidate:
+    return get_object_or_404(ThemeCandidate, pk=candidate_id)
+
+
+@router.post(
+    "/themes/candidates/{candidate_id}/accept",
+    response={201: ThemeOut},
+    summary="Accept a candidate as a theme",
+)
+def accept_candidate(request: HttpRequest, candidate_id: int, payload: AcceptIn) -> Status[Theme]:
+    """It becomes a theme; its comments are tagged with it and teach the model; a
+    retraining is queued."""
+    require_write(request)
+    theme = discovery.accept(_candidate(candidate_id), payload.name, None, payload.slug)
+    return Status(201, _theme_out(theme))
+
+
+@router.post(
+    "/themes/candidates/{candidate_id}/dismiss", response=CandidateOut, summary="Dismiss one"
+)
+def dismiss_candidate(request: HttpRequest, candidate_id: int) -> ThemeCandidate:
+    require_write(request)
+    return discovery.dismiss(_candidate(candidate_id), None)
+
+
+# --- changing the taxonomy (after the fixed /themes/... paths: {slug} would take them) --
 
 
 class ThemeIn(In):

@@ -72,6 +72,7 @@ def correct(
     *,
     by: User | None = None,
     via: str = "",
+    source: str = ThemeExample.Source.CORRECTION,
 ) -> list[ThemeTag]:
     """Add and remove themes on an answer as a person; returns its tags afterwards.
 
@@ -102,7 +103,7 @@ def correct(
             defaults={
                 "text": response.comment,
                 "themes": sorted(t.theme.slug for t in tags),
-                "source": ThemeExample.Source.CORRECTION,
+                "source": source,
                 "created_by": user,
                 "via": via[:120],
                 "updated_at": now,

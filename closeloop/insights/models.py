@@ -293,3 +293,72 @@ class ThemeTraining(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} training {self.status} {self.version}"
+
+
+class ThemeDiscovery(models.Model):
+    """A search for new themes among a period's unclassified comments, run by the worker."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    since = models.DateField()
+    until = models.DateField()
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    requested_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    comments = models.PositiveIntegerField(default=0, help_text="unclassified comments read")
+    error = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"discovery {self.since}..{self.until} {self.status}"
+
+
+class ThemeCandidate(models.Model):
+    """A group of similar unclassified comments that may be a theme nobody named yet."""
+
+    class Status(models.TextChoices):
+        OPEN = "open"
+        ACCEPTED = "accepted"
+        DISMISSED = "dismissed"
+
+    discovery = models.ForeignKey(
+        ThemeDiscovery, on_delete=models.CASCADE, related_name="candidates"
+    )
+    name = models.CharField(max_length=100, help_text="suggested from its words")
+    keywords = models.JSONField(default=list)
+    size = models.PositiveIntegerField()
+    share = models.FloatField(help_text="of the unclassified comments read")
+    examples = models.JSONField(default=list, help_text="the most typical comments' texts")
+    response_ids = models.JSONField(default=list, help_text="every member answer, typical first")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    theme = models.ForeignKey(
+        Theme, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-size", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.size})"

@@ -31,7 +31,17 @@ from . import learning
 from .models import Theme, ThemeTag
 
 SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-RESERVED = {UNCLASSIFIED, "none", "all"}
+# "unclassified" is a filter value; the others are API paths under /themes/.
+RESERVED = {
+    UNCLASSIFIED,
+    "none",
+    "all",
+    "classify",
+    "trainings",
+    "retrain",
+    "discoveries",
+    "candidates",
+}
 MAX_PROBES = 10
 
 

@@ -7,6 +7,7 @@ by the same function, so the page and the API cannot drift apart.
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from typing import Any
 
 from django.contrib import messages
@@ -28,9 +29,16 @@ from closeloop.api.cases import (
     save_template,
 )
 from closeloop.delivery.models import EVENTS, Channel
-from closeloop.insights import learning, taxonomy
-from closeloop.insights.models import Theme, ThemeExample, ThemeTraining
+from closeloop.insights import discovery, learning, taxonomy
+from closeloop.insights.models import (
+    Theme,
+    ThemeCandidate,
+    ThemeDiscovery,
+    ThemeExample,
+    ThemeTraining,
+)
 from closeloop.insights.nps import Band
+from closeloop.insights.periods import today
 from closeloop.insights.taxonomy import TaxonomyError
 from closeloop.loop.models import CaseError, OutreachTemplate, RoutingRule, TriagePolicy
 from closeloop.loop.outreach import DEFAULTS, VARIABLES, lint, template_for
@@ -338,7 +346,28 @@ def _theme_action(request: HttpRequest, post: QueryDict) -> str:
     if action == "retrain":
         learning.request_training(user)
         return "Retraining queued; the worker runs it within a minute."
+    if action == "discover":
+        since = _date(post.get("since", ""), "since")
+        until = _date(post.get("until", ""), "until")
+        discovery.request_discovery(since, until, user)
+        return "Discovery queued; the worker reads the period's unplaced comments shortly."
+    if action in ("accept", "dismiss"):
+        candidate = ThemeCandidate.objects.filter(pk=form_pk(post.get("candidate"))).first()
+        if candidate is None:
+            raise TaxonomyError("candidate", "no such candidate")
+        if action == "dismiss":
+            discovery.dismiss(candidate, user)
+            return f"{candidate.name} dismissed."
+        theme = discovery.accept(candidate, post.get("name", ""), user, post.get("slug", ""))
+        return f"Theme {theme.name} added with {candidate.size} tagged answers; retraining queued."
     raise TaxonomyError("action", f"unknown action {action!r}")
+
+
+def _date(value: str, field: str) -> date:
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise TaxonomyError(field, "give a date (YYYY-MM-DD)") from None
 
 
 @login_required
@@ -370,6 +399,12 @@ def theme_settings(request: HttpRequest) -> HttpResponse:
             version=learning.current_version(),
             trainings=ThemeTraining.objects.defer("model").select_related("requested_by")[:10],
             corrections=ThemeExample.objects.count(),
+            discoveries=ThemeDiscovery.objects.select_related("requested_by")[:5],
+            candidates=ThemeCandidate.objects.filter(status=ThemeCandidate.Status.OPEN)
+            .select_related("discovery")
+            .order_by("-discovery__requested_at", "-size")[:20],
+            discover_since=today() - timedelta(days=89),
+            discover_until=today(),
             tab="themes",
         ),
     )
