@@ -181,3 +181,17 @@ def generate_silence(world: World, seed: int, now: datetime) -> None:
                 )
             )
     SurveyRequest.objects.bulk_create(requests)
+
+
+def tag_themes(responses: list[Response]) -> None:
+    """Give each answer a model ThemeTag for every theme slug in its `tags` list, as the
+    worker would have: the insight figures read theme tags."""
+    from closeloop.insights.models import Theme, ThemeTag
+
+    themes = {t.slug: t for t in Theme.objects.all()}
+    ThemeTag.objects.bulk_create(
+        ThemeTag(response=r, theme=themes[slug], confidence=0.9, source="model")
+        for r in responses
+        if isinstance(r.tags, list)
+        for slug in set(r.tags)
+    )

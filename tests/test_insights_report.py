@@ -21,7 +21,7 @@ from closeloop.surveys.models import Account, Response
 from closeloop.team.models import Team, User
 
 from .conftest import drain
-from .insights_data import World, generate, generate_cases, local_day
+from .insights_data import World, generate, generate_cases, local_day, tag_themes
 from .loopback import SmtpServer
 
 pytestmark = pytest.mark.django_db
@@ -36,6 +36,7 @@ def world(settings: Any, manager: User, agent: User) -> World:
     for i, r in enumerate(world.responses):
         r.tags = [THEMES[(i * i) % 5]] + (["pricing"] if i % 7 == 0 else [])
     Response.objects.bulk_update(world.responses, ["tags"])
+    tag_themes(world.responses)
     cases = generate_cases(world, 92, [manager, agent], [Team.objects.create(name="EMEA")])
     for n, case in enumerate(cases[:40]):
         Task.objects.create(
@@ -65,7 +66,7 @@ def test_it_reports_a_month_like_a_recount(world: World) -> None:
     for x in world.responses:
         if x.score <= 6 and _in_month(x.created_at, month):
             counts.update(set(x.tags))
-    assert [m.figure.tag for m in r.top_by_count] == [
+    assert [m.figure.slug for m in r.top_by_count] == [
         t for t, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
     ]
     assert [m.figure.responses for m in r.top_by_count] == sorted(counts.values(), reverse=True)[:3]

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 import time_machine
 
-from closeloop.insights import risk, tags
+from closeloop.insights import risk, top_themes
 from closeloop.loop.models import FollowUpCase
 from closeloop.surveys.models import Account, Response, SurveyRequest
 from closeloop.team.models import Team, User
 
-from .insights_data import World, generate, generate_cases, generate_silence
+from .insights_data import World, generate, generate_cases, generate_silence, tag_themes
 
 pytestmark = pytest.mark.django_db
 NOW = datetime(2026, 8, 20, 12, tzinfo=UTC)  # after the last generated answer
@@ -32,6 +32,7 @@ def world(manager: User, agent: User) -> World:
         if i % 17 == 0:
             r.tags = {"not": "a list"}
     Response.objects.bulk_update(world.responses, ["tags"])
+    tag_themes(world.responses)
     return world
 
 
@@ -103,7 +104,7 @@ def test_it_finds_each_account_at_risk_and_why(world: World) -> None:
 
 def test_it_counts_themes_by_answers_and_by_distinct_accounts_arr(world: World) -> None:
     qs = Response.objects.filter(score__lte=6, created_at__gte=datetime(2026, 1, 1, tzinfo=UTC))
-    got = {t.tag: t for t in tags.theme_figures(qs)}
+    got = {t.slug: t for t in top_themes.theme_figures(qs)}
     answers, accounts = defaultdict(set), defaultdict(set)
     for r in qs:
         if isinstance(r.tags, list):
@@ -117,7 +118,7 @@ def test_it_counts_themes_by_answers_and_by_distinct_accounts_arr(world: World) 
         assert figure.responses == len(answers[tag])
         assert figure.accounts == len(accounts[tag])
         assert figure.arr_cents == sum(arr[pk] for pk in accounts[tag])
-    ranked = tags.top_by_arr(list(got.values()))
+    ranked = top_themes.top_by_arr(list(got.values()))
     assert [t.arr_cents for t in ranked] == sorted((t.arr_cents for t in ranked), reverse=True)
 
 

@@ -12,9 +12,9 @@ from typing import Any
 
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
-from ninja import Router, Schema, Status
+from ninja import Field, Router, Schema, Status
 
-from closeloop.insights import program, risk, transitions
+from closeloop.insights import program, risk, top_themes, transitions
 from closeloop.insights import segments as seg
 from closeloop.insights.models import Incident, with_spikes
 from closeloop.insights.nps import NpsSummary
@@ -247,7 +247,8 @@ class RiskTotalOut(Schema):
 
 
 class ThemeRiskOut(Schema):
-    tag: str
+    slug: str
+    name: str
     responses: int
     accounts: int
     arr_cents: int
@@ -343,3 +344,68 @@ def delete_incident(request: HttpRequest, incident_id: int) -> Status[None]:
     require_write(request)
     get_object_or_404(Incident, pk=incident_id).delete()
     return Status(204, None)
+
+
+class ThemeRowOut(Schema):
+    slug: str
+    name: str
+    responses: int = Field(description="answers naming it in the period")
+    share: float = Field(description="percent of the period's read comments")
+    accounts: int
+    arr_cents: int = Field(description="ARR of those accounts, each once")
+    previous_responses: int = Field(description="in the period of equal length before")
+    change: int
+    sentiment: float | None = Field(description="mean sentiment score of its answers")
+
+
+class ThemeSeriesOut(Schema):
+    slug: str
+    name: str
+    counts: list[int]
+    shares: list[float] = Field(description="percent of each period's read comments")
+
+
+class ThemesOut(Schema):
+    since: date
+    until: date
+    read: int = Field(description="comments the worker read in the period")
+    themes: list[ThemeRowOut]
+    grain: str
+    periods: list[date] = Field(description="the trend's periods, by their first day")
+    read_per_period: list[int]
+    trend: list[ThemeSeriesOut] = Field(description="the `top` most frequent themes")
+
+
+@router.get("/insights/themes", response=ThemesOut, summary="Themes by count, ARR and trend")
+def get_themes(request: HttpRequest, top: int = 5) -> dict[str, Any]:
+    """The themes of the answers in [since, until] (default the last 90 days; any answer
+    filter applies, e.g. category=detractor) with their share of read comments, accounts,
+    ARR, change and sentiment; and, per `grain` over [since, until], the share of comments
+    naming each of the `top` most frequent."""
+    if not 1 <= top <= 20:
+        raise FilterError("top", "must be from 1 to 20")
+    flt, since, until = _filter(request, 90)
+    grain = Grain(_choice(request, "grain", "month", [g.value for g in Grain]))
+    segment = flt.apply_segment(Response.objects.all())
+    table = top_themes.theme_table(segment, since, until)
+    slugs = [r.figure.slug for r in table.rows[:top]]
+    found = top_themes.theme_trend(segment, since, until, grain, slugs)
+    return {
+        "since": since,
+        "until": until,
+        "read": table.read,
+        "themes": [
+            {
+                **r.figure.__dict__,
+                "share": round(r.share, 2),
+                "previous_responses": r.previous_responses,
+                "change": r.change,
+                "sentiment": r.sentiment,
+            }
+            for r in table.rows
+        ],
+        "grain": grain.value,
+        "periods": found.starts,
+        "read_per_period": found.read,
+        "trend": [s.__dict__ for s in found.series],
+    }

@@ -24,7 +24,7 @@ from closeloop.loop.models import Task
 from closeloop.surveys.models import Response
 from closeloop.team.models import User
 
-from . import program, risk, tags
+from . import program, risk, top_themes
 from .metrics import class_counts, summary_from
 from .models import MonthlyReportRun
 from .nps import Compared, NpsSummary
@@ -37,7 +37,7 @@ TOP = 3
 class ThemeMove:
     """A top theme this month, beside its count the month before."""
 
-    figure: tags.ThemeFigure
+    figure: top_themes.ThemeFigure
     previous_responses: int
 
     @property
@@ -80,9 +80,11 @@ def last_complete_month() -> date:
     return period_start(period_start(today(), Grain.MONTH) - timedelta(days=1), Grain.MONTH)
 
 
-def _moves(now: list[tags.ThemeFigure], before: list[tags.ThemeFigure]) -> list[ThemeMove]:
-    counts = {f.tag: f.responses for f in before}
-    return [ThemeMove(f, counts.get(f.tag, 0)) for f in now]
+def _moves(
+    now: list[top_themes.ThemeFigure], before: list[top_themes.ThemeFigure]
+) -> list[ThemeMove]:
+    counts = {f.slug: f.responses for f in before}
+    return [ThemeMove(f, counts.get(f.slug, 0)) for f in now]
 
 
 def build(month: date) -> MonthlyReport:
@@ -96,10 +98,10 @@ def build(month: date) -> MonthlyReport:
         **class_counts("prev_", Q(created_at__lt=day_start(start))),
     )
     detractors = Response.objects.filter(score__lte=6)
-    themes = tags.theme_figures(
+    themes = top_themes.theme_figures(
         detractors.filter(created_at__gte=day_start(start), created_at__lt=day_start(end))
     )
-    themes_before = tags.theme_figures(
+    themes_before = top_themes.theme_figures(
         detractors.filter(created_at__gte=day_start(before), created_at__lt=day_start(start))
     )
     cases = program.cases_opened(start, end - timedelta(days=1))
@@ -117,8 +119,8 @@ def build(month: date) -> MonthlyReport:
         month=start,
         current=summary_from(row, "cur_"),
         previous=summary_from(row, "prev_"),
-        top_by_count=_moves(tags.top_by_count(themes, TOP), themes_before),
-        top_by_arr=_moves(tags.top_by_arr(themes, TOP), themes_before),
+        top_by_count=_moves(top_themes.top_by_count(themes, TOP), themes_before),
+        top_by_arr=_moves(top_themes.top_by_arr(themes, TOP), themes_before),
         program=figures,
         commitments=[
             Commitment(
@@ -166,7 +168,7 @@ def rows(r: MonthlyReport) -> list[list[Any]]:
             out.append(
                 [
                     f"Top detractor themes {name}",
-                    f"{rank}. {m.figure.tag}",
+                    f"{rank}. {m.figure.name}",
                     f"{m.figure.responses} answers, {m.figure.accounts} accounts, "
                     f"USD {m.figure.arr_cents / 100:,.0f} ARR",
                     f"{m.change:+d} answers vs the month before",

@@ -23,7 +23,7 @@ from closeloop.loop.models import FollowUpCase, open_filter
 from closeloop.surveys.models import Account, Response
 from closeloop.surveys.reach import silent_people
 
-from . import tags
+from . import top_themes
 
 FALLING_WINDOW = timedelta(days=90)
 FALLING_DROP = 1.0
@@ -115,7 +115,7 @@ class RevenueAtRisk:
     by_signal: dict[Signal, RiskTotal]
     by_owner: list[RiskTotal]
     by_tier: list[RiskTotal]
-    by_theme: list[tags.ThemeFigure]
+    by_theme: list[top_themes.ThemeFigure]
 
 
 def revenue_at_risk(now: datetime | None = None) -> RevenueAtRisk:
@@ -142,5 +142,5 @@ def revenue_at_risk(now: datetime | None = None) -> RevenueAtRisk:
         by_signal={s: RiskTotal(s, row[f"n_{s}"], int(row[f"arr_{s}"] or 0)) for s in Signal},
         by_owner=_totals(accounts, "owner_id"),
         by_tier=_totals(accounts, "tier"),
-        by_theme=sorted(tags.theme_figures(detractor_answers), key=lambda t: -t.arr_cents),
+        by_theme=sorted(top_themes.theme_figures(detractor_answers), key=lambda t: -t.arr_cents),
     )

@@ -16,7 +16,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
-from closeloop.insights import calculators, program, report, risk, transitions
+from closeloop.insights import calculators, program, report, risk, top_themes, transitions
 from closeloop.insights import segments as seg
 from closeloop.insights.models import SPIKE_MIN_ANSWERS, SPIKE_WINDOW, Incident, with_spikes
 from closeloop.insights.nps import Category
@@ -472,10 +472,11 @@ def export_risk(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
         figures = risk.revenue_at_risk()
         if table == "theme":
             themes = (
-                [t.tag, t.responses, t.accounts, f"{t.arr_cents / 100:.2f}"]
+                [t.slug, t.name, t.responses, t.accounts, f"{t.arr_cents / 100:.2f}"]
                 for t in figures.by_theme
             )
-            return stream("risk-by-theme.csv", ["theme", "answers", "accounts", "arr"], themes)
+            header = ["theme", "name", "answers", "accounts", "arr"]
+            return stream("risk-by-theme.csv", header, themes)
         emails = dict(User.objects.values_list("pk", "email"))
         totals = figures.by_owner if table == "owner" else figures.by_tier
         lines = (
@@ -710,3 +711,89 @@ def calculators_page(request: HttpRequest) -> HttpResponse:
         ),
         status=status,
     )
+
+
+TREND_THEMES = 5  # the trend chart draws the period's most frequent themes
+
+
+def _themes(request: HttpRequest) -> tuple[top_themes.ThemeTable, str | None, Any]:
+    _, flt, error = _filters(request)
+    since, until = flt.period(DEFAULT_DAYS)
+    segment = flt.apply_segment(Response.objects.all())
+    return top_themes.theme_table(segment, since, until), error, segment
+
+
+@login_required
+def themes(request: HttpRequest) -> HttpResponse:
+    """Why customers say what they say: the period's themes by answers and by ARR, beside
+    the period before, with their share of comments, sentiment, and trend."""
+    table, error, segment = _themes(request)
+    grain, grain_error = _grain(request)
+    params = segment_params(request)
+    period = {"since": table.since.isoformat(), "until": table.until.isoformat()}
+    slugs = [r.figure.slug for r in table.rows[:TREND_THEMES]]
+    trend = top_themes.theme_trend(
+        segment, trend_start(table.until, grain), table.until, grain, slugs
+    )
+    starts = trend.starts
+    ends = [*(s - timedelta(days=1) for s in starts[1:]), table.until]
+    chart = {
+        "labels": trend.labels(),
+        "series": [
+            {
+                "name": s.name,
+                "shares": s.shares,
+                "counts": s.counts,
+                "hrefs": [
+                    responses_link(
+                        {**params, "theme": s.slug}, since=a.isoformat(), until=b.isoformat()
+                    )
+                    for a, b in zip(starts, ends, strict=True)
+                ],
+            }
+            for s in trend.series
+        ],
+        "read": trend.read,
+    }
+    rows = [(r, responses_link({**params, "theme": r.figure.slug}, **period)) for r in table.rows]
+    return render(
+        request,
+        "web/themes.html",
+        _base(
+            form=ResponseFilterForm({**request.GET.dict(), **period}),
+            error=error or grain_error,
+            table=table,
+            rows=rows,
+            by_arr=sorted(rows, key=lambda pair: -pair[0].figure.arr_cents)[:3],
+            chart=chart,
+            grains=[g.value for g in Grain],
+            grain=grain.value,
+            unclassified=responses_link({**params, "theme": "unclassified"}, **period),
+            full_query=request.GET.urlencode(),
+        ),
+    )
+
+
+@login_required
+def export_themes(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
+    """The themes table as CSV."""
+    table, error, _ = _themes(request)
+    if error:
+        return HttpResponse(error, status=400, content_type="text/plain")
+    header = ["theme", "name", "answers", "share_of_read_comments", "accounts", "arr"]
+    header += ["previous_answers", "change", "mean_sentiment"]
+    rows = (
+        [
+            r.figure.slug,
+            r.figure.name,
+            r.figure.responses,
+            f"{r.share:.1f}",
+            r.figure.accounts,
+            f"{r.figure.arr_cents / 100:.2f}",
+            r.previous_responses,
+            r.change,
+            "" if r.sentiment is None else r.sentiment,
+        ]
+        for r in table.rows
+    )
+    return stream("themes.csv", header, rows)

@@ -83,3 +83,34 @@ document.addEventListener("DOMContentLoaded", () => {
     },
   });
 });
+
+document.addEventListener("DOMContentLoaded", () => {
+  const canvas = document.getElementById("theme-trend");
+  if (!canvas) return;
+  const data = JSON.parse(document.getElementById("chart-data").textContent);
+  const palette = ["#2f5bea", "#d9480f", "#2b8a3e", "#9c36b5", "#f59f00", "#0b7285"];
+  new Chart(canvas, {
+    type: "line",
+    data: {
+      labels: data.labels,
+      datasets: data.series.map((s, i) => ({
+        label: s.name, data: s.shares, borderColor: palette[i % palette.length],
+        backgroundColor: palette[i % palette.length], tension: 0.25, pointRadius: 3,
+      })),
+    },
+    options: {
+      maintainAspectRatio: false,
+      interaction: { mode: "nearest", intersect: true },
+      scales: { y: { min: 0, title: { display: true, text: "% of comments read" } } },
+      onClick: (event, points) => {
+        if (points.length) window.location = data.series[points[0].datasetIndex].hrefs[points[0].index];
+      },
+      plugins: {
+        tooltip: { callbacks: { label: (ctx) => {
+          const s = data.series[ctx.datasetIndex];
+          return `${s.name}: ${s.shares[ctx.dataIndex]}% (${s.counts[ctx.dataIndex]} of ${data.read[ctx.dataIndex]})`;
+        } } },
+      },
+    },
+  });
+});
