@@ -173,3 +173,37 @@ def test_it_adds_a_case_to_a_draft_from_the_case_page(
         f"/cases/{case.pk}/act", {"action": "announce", "announcement": "x"}, follow=True
     )
     assert "announcement: no such draft announcement" in refused.content.decode()
+
+
+def test_it_chooses_every_case_of_a_theme_and_quotes_what_they_said_about_it(
+    api: ApiClient, smb: Account, agent: User
+) -> None:
+    from closeloop.insights import learning
+    from closeloop.insights.models import Theme
+
+    billing = Theme.objects.get(slug="billing")
+    pat = tagged(api, smb, "pat@example.com", "We were invoiced twice", [])
+    kim = tagged(api, smb, "kim@example.com", "The invoice has no PO number", [])
+    tagged(api, smb, "lee@example.com", "Pages are slow", [])
+    for case in (pat, kim):
+        learning.correct(case.response, [billing], via="test")
+    a = draft(api, theme="billing")
+    assert a["theme"] == "billing" and sorted(a["case_ids"]) == sorted([pat.pk, kim.pk])
+    assert "you told us" in a["preview"]["body"]
+    assert field_of(api.post_json("/api/v1/announcements", {"title": "X", "theme": "nope"})) == (
+        "theme"
+    )
+    # A case whose answer gets the theme later is added on request.
+    later = tagged(api, smb, "ann@example.com", "Card charged twice", [])
+    learning.correct(later.response, [billing], via="test")
+    reply = api.client_put(f"/api/v1/announcements/{a['id']}/cases", {"by_theme": True})
+    assert later.pk in reply.json()["case_ids"]
+
+    client = Client()
+    assert client.login(username=agent.username, password="pw-alex-123")
+    form = client.get("/announcements/", {"theme": "billing"}).content.decode()
+    assert '<option value="billing" selected>' in form
+    made = client.post("/announcements/", {"title": "Invoices fixed", "theme": "billing"})
+    page = client.get(made["Location"]).content.decode()
+    assert "theme <strong>Billing</strong> (3 case(s) have it)" in page
+    assert "Send to 3 customer(s)" in page

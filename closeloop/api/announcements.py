@@ -17,6 +17,7 @@ from django.shortcuts import get_object_or_404
 from ninja import Field, Router, Schema, Status
 
 from closeloop.delivery.models import Delivery
+from closeloop.insights.models import Theme
 from closeloop.loop.models import Announcement, CaseError
 from closeloop.loop.outreach import FIX_SHIPPED, FIX_VARIABLES
 
@@ -33,6 +34,7 @@ class AnnouncementIn(In):
     title: str = Field(..., min_length=1, max_length=200, description="what shipped, in a line")
     details: str = Field("", max_length=2000)
     tag: str = Field("", max_length=50, description="choose the cases whose answers carry it")
+    theme: str = Field("", max_length=60, description="a theme's slug: choose its cases")
     case_ids: list[CaseId] = Field(default_factory=list, max_length=10_000)
     subject: str = Field(FIX_SHIPPED.subject, min_length=1, max_length=300)
     body: str = Field(FIX_SHIPPED.body, min_length=1, max_length=10_000)
@@ -42,6 +44,7 @@ class AnnouncementIn(In):
 class CasesIn(In):
     case_ids: list[CaseId] = Field(default_factory=list, max_length=10_000)
     by_tag: bool = Field(False, description="add every case of the announcement's tag")
+    by_theme: bool = Field(False, description="add every case of the announcement's theme")
 
 
 class PreviewOut(Schema):
@@ -56,6 +59,7 @@ class AnnouncementOut(Schema):
     title: str
     details: str
     tag: str
+    theme: str | None = Field(description="the slug of the theme it answers")
     subject: str
     body: str
     resolve: bool
@@ -83,6 +87,7 @@ def _json(a: Announcement) -> dict[str, Any]:
     return {
         **{f: getattr(a, f) for f in ("id", "title", "details", "tag", "subject", "body")},
         **{f: getattr(a, f) for f in ("resolve", "status", "emailed", "not_emailed")},
+        "theme": a.theme.slug if a.theme else None,
         "case_ids": sorted(c.pk for c in cases),
         "deliveries": {s: states.get(s, 0) for s in ("pending", "sending", "sent", "failed")},
         "created_at": a.created_at,
@@ -90,6 +95,16 @@ def _json(a: Announcement) -> dict[str, Any]:
         "preview": preview,
         "variables": FIX_VARIABLES,
     }
+
+
+def theme_named(slug: str) -> Theme | None:
+    """The theme an announcement answers, by slug ("" for none); a merged one's successor."""
+    if not slug.strip():
+        return None
+    theme = Theme.objects.filter(slug=slug.strip()).select_related("merged_into").first()
+    if theme is None:
+        raise CaseError("theme", f"no theme {slug!r}")
+    return theme.merged_into or theme
 
 
 def _announcement(announcement_id: int) -> Announcement:
@@ -111,11 +126,13 @@ def list_announcements(request: HttpRequest, status: str = "") -> list[dict[str,
     "/announcements", response={201: AnnouncementOut}, summary="Draft a fix-shipped announcement"
 )
 def create_announcement(request: HttpRequest, payload: AnnouncementIn) -> Status[dict[str, Any]]:
-    """A draft: with `tag`, the cases whose answers carry it are chosen; `case_ids` adds more.
-    Nothing is sent until `POST /announcements/{id}/send`."""
+    """A draft: with `theme` (a slug), every case with an answer of that theme is chosen;
+    with `tag`, the cases whose answers carry it; `case_ids` adds more. Nothing is sent
+    until `POST /announcements/{id}/send`."""
     require_write(request)
+    fields = payload.model_dump(exclude={"case_ids", "theme"})
     with transaction.atomic():
-        a = Announcement.draft(payload.case_ids, **payload.model_dump(exclude={"case_ids"}))
+        a = Announcement.draft(payload.case_ids, theme=theme_named(payload.theme), **fields)
     return Status(201, _json(a))
 
 
@@ -136,7 +153,7 @@ def set_cases(request: HttpRequest, announcement_id: int, payload: CasesIn) -> d
     require_write(request)
     with transaction.atomic():
         a = _announcement(announcement_id)
-        a.choose(payload.case_ids, by_tag=payload.by_tag)
+        a.choose(payload.case_ids, by_tag=payload.by_tag, by_theme=payload.by_theme)
     return _json(a)
 
 

@@ -666,7 +666,8 @@ class Announcement(models.Model):
     """A fix that shipped, told personally to each customer whose case asked for it.
 
     It starts as a draft: what shipped, a few words more, the message, and the
-    cases it goes to (picked by hand, by a response tag, or both). Sending
+    cases it goes to (picked by hand, by a theme, by a response tag, or any of
+    these). Sending
     queues one email per person from their case's owner ("you told us X; we
     shipped Y"), logs it on every chosen case, and can close the open ones as
     resolved.
@@ -679,6 +680,14 @@ class Announcement(models.Model):
     title = models.CharField(max_length=200, help_text="what shipped, in a line")
     details = models.TextField(blank=True, help_text="a few words more for customers")
     tag = models.CharField(max_length=50, blank=True, help_text="the response tag it answers")
+    theme = models.ForeignKey(
+        "insights.Theme",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="announcements",
+        help_text="the theme it answers",
+    )
     subject = models.CharField(max_length=300, default=outreach.FIX_SHIPPED.subject)
     body = models.TextField(default=outreach.FIX_SHIPPED.body)
     resolve = models.BooleanField(default=False, help_text="close open cases as resolved")
@@ -721,12 +730,26 @@ class Announcement(models.Model):
 
     @classmethod
     def draft(cls, case_ids: list[int], **fields: Any) -> Announcement:
-        """Check and save a new draft; its cases are `case_ids` plus those of its tag."""
+        """Check and save a new draft; its cases are `case_ids` plus those of its theme
+        and of its tag."""
         announcement = cls(**fields)
         announcement.validate_draft()
         announcement.save()
-        announcement.choose(case_ids, by_tag=bool(announcement.tag.strip()))
+        announcement.choose(
+            case_ids,
+            by_tag=bool(announcement.tag.strip()),
+            by_theme=announcement.theme_id is not None,
+        )
         return announcement
+
+    @staticmethod
+    def themed_cases(theme: Any) -> models.QuerySet[FollowUpCase]:
+        """Every case one of whose answers has the theme (found by the model or a person)."""
+        if theme is None:
+            return FollowUpCase.objects.none()
+        return FollowUpCase.objects.filter(
+            Q(response__theme_tags__theme=theme) | Q(responses__theme_tags__theme=theme)
+        ).distinct()
 
     @staticmethod
     def tagged_cases(tag: str) -> models.QuerySet[FollowUpCase]:
@@ -742,8 +765,11 @@ class Announcement(models.Model):
         ]
         return FollowUpCase.objects.filter(Q(response__in=ids) | Q(responses__in=ids)).distinct()
 
-    def choose(self, case_ids: list[int] | None = None, by_tag: bool = False) -> None:
-        """Set the cases: the listed ids (all must exist), plus the tag's cases if `by_tag`."""
+    def choose(
+        self, case_ids: list[int] | None = None, by_tag: bool = False, by_theme: bool = False
+    ) -> None:
+        """Set the cases: the listed ids (all must exist), plus the tag's cases if `by_tag`
+        and the theme's if `by_theme`."""
         if self.status == self.Status.SENT:
             raise CaseError("status", "this announcement was already sent")
         chosen: set[int] = set()
@@ -758,13 +784,17 @@ class Announcement(models.Model):
             if not self.tag.strip():
                 raise CaseError("tag", "name a tag to choose cases by")
             chosen |= set(self.tagged_cases(self.tag).values_list("pk", flat=True))
+        if by_theme:
+            if self.theme_id is None:
+                raise CaseError("theme", "choose a theme to choose cases by")
+            chosen |= set(self.themed_cases(self.theme).values_list("pk", flat=True))
         self.cases.set(chosen)
 
     def chosen_cases(self) -> list[FollowUpCase]:
         """The cases it answers, newest first, with what rendering their emails reads."""
         return list(
             self.cases.select_related("person", "owner", "account", "response")
-            .prefetch_related("responses")
+            .prefetch_related("responses__theme_tags", "response__theme_tags")
             .order_by("-created_at")
         )
 
@@ -775,12 +805,18 @@ class Announcement(models.Model):
         return (cases[0], *self.render(cases[0]))
 
     def comment_for(self, case: FollowUpCase) -> str:
-        """What the customer told us: the tagged answer's comment, else their latest comment."""
+        """What the customer told us: the comment of the answer with the theme (or the
+        tag), else their latest comment."""
         answers = sorted(
             {case.response, *case.responses.all()}, key=lambda r: r.created_at, reverse=True
         )
         tag = self.tag.strip().lower()
         with_comment = [r for r in answers if r.comment.strip()]
+        for response in with_comment:
+            if self.theme_id and any(
+                t.theme_id == self.theme_id for t in response.theme_tags.all()
+            ):
+                return response.comment
         for response in with_comment:
             if tag and tag in {str(t).lower() for t in response.tags}:
                 return response.comment

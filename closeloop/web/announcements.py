@@ -13,6 +13,7 @@ from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
+from closeloop.api.announcements import theme_named
 from closeloop.delivery.models import Delivery
 from closeloop.loop.models import Announcement, CaseError
 from closeloop.loop.outreach import FIX_VARIABLES
@@ -51,6 +52,7 @@ def announcements(request: HttpRequest) -> HttpResponse:
                 title=post.get("title", "").strip(),
                 details=post.get("details", "").strip(),
                 tag=post.get("tag", "").strip()[:50],
+                theme=theme_named(post.get("theme", "")),
                 created_by=user,
             )
         if outcome.refused:
@@ -58,11 +60,17 @@ def announcements(request: HttpRequest) -> HttpResponse:
                 request, "web/announcements.html", _base(items=_items(), form=post), status=422
             )
         return redirect("announcement", draft.pk)
-    return render(request, "web/announcements.html", _base(items=_items(), form={}))
+    # "Announce a fix" on the themes page arrives with the theme chosen.
+    form = {"theme": request.GET.get("theme", "")}
+    return render(request, "web/announcements.html", _base(items=_items(), form=form))
 
 
 def _items() -> list[Announcement]:
-    return list(Announcement.objects.annotate(n=Count("cases")).order_by("-created_at")[:100])
+    return list(
+        Announcement.objects.select_related("theme")
+        .annotate(n=Count("cases"))
+        .order_by("-created_at")[:100]
+    )
 
 
 @login_required
@@ -94,6 +102,7 @@ def announcement(request: HttpRequest, pk: int) -> HttpResponse:
             preview=preview,
             variables=FIX_VARIABLES,
             tagged=item.tagged_cases(item.tag).count() if item.tag else 0,
+            themed=item.themed_cases(item.theme).count() if item.theme_id else 0,
         ),
     )
 
@@ -108,6 +117,7 @@ def _act(item: Announcement, request: HttpRequest, user: User) -> str:
         item.title = post.get("title", "").strip()
         item.details = post.get("details", "").strip()
         item.tag = post.get("tag", "").strip()[:50]
+        item.theme = theme_named(post.get("theme", ""))
         item.subject = post.get("subject", "").strip()
         item.body = post.get("body", "").replace("\r\n", "\n").strip()
         item.resolve = post.get("resolve") == "on"
@@ -115,7 +125,11 @@ def _act(item: Announcement, request: HttpRequest, user: User) -> str:
         item.save()
         return "Draft saved."
     if action == "add":
-        item.choose(current + _ids(post.get("case_ids", "")), by_tag=post.get("by_tag") == "on")
+        item.choose(
+            current + _ids(post.get("case_ids", "")),
+            by_tag=post.get("by_tag") == "on",
+            by_theme=post.get("by_theme") == "on",
+        )
         return "Cases added."
     if action == "remove":
         gone = {form_pk(v) for v in post.getlist("case")}
