@@ -26,7 +26,7 @@ def default_steps() -> list[Step]:
     from closeloop.insights.discovery import handle_theme_discovery
     from closeloop.insights.learning import handle_theme_training
     from closeloop.insights.report import handle_monthly_report
-    from closeloop.insights.tagging import handle_theme_batch
+    from closeloop.insights.tagging import handle_reply_batch, handle_theme_batch
     from closeloop.loop.imap import handle_imap_poll
     from closeloop.loop.sla import handle_one_escalation, handle_priority_refresh
     from closeloop.surveys.sending import handle_due_surveys, handle_reminders
@@ -40,6 +40,7 @@ def default_steps() -> list[Step]:
         handle_imap_poll,
         handle_priority_refresh,
         handle_theme_batch,
+        handle_reply_batch,
         handle_theme_training,
         handle_theme_discovery,
         handle_monthly_report,

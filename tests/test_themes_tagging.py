@@ -14,9 +14,9 @@ from sklearn.linear_model import LogisticRegression
 from closeloop.insights import classifier, learning, sentiment, tagging
 from closeloop.insights.models import Theme, ThemeTag
 from closeloop.surveys.ingest import change_response
-from closeloop.surveys.models import Response
+from closeloop.surveys.models import Account, Response
 
-from .conftest import ApiClient, answer, drain
+from .conftest import ApiClient, answer, drain, open_case
 from .test_themes_classifier import DEFAULT_THEMES
 
 pytestmark = pytest.mark.django_db
@@ -114,3 +114,36 @@ def test_it_stores_the_sentiment_of_the_comment_and_each_sentence(api: ApiClient
         ("Otherwise the team is lovely.", "positive"),
     ]
     assert body["model_version"] == sentiment.VERSION
+
+
+def test_it_reads_replies_and_call_notes_on_the_case_timeline(
+    api: ApiClient, enterprise: Account
+) -> None:
+    from closeloop.loop.inbound import receive
+    from closeloop.loop.models import Activity
+
+    case = open_case(api, enterprise, 2, comment="Crashes on login")
+    raw = (
+        f"From: pat@example.com\r\nTo: {case.reply_address}\r\nSubject: Re\r\n\r\n"
+        "We were invoiced twice last month and nobody answered our ticket."
+    ).encode()
+    receive(raw, "http")
+    r = api.post_json(
+        f"/api/v1/cases/{case.pk}/calls",
+        {"outcome": "talked", "note": "Lovely call, they are happy with the new export speed."},
+    )
+    assert r.status_code == 200, r.content
+    reply, call = (
+        Activity.objects.get(case=case, kind=kind) for kind in ("reply_received", "call_logged")
+    )
+    assert (reply.themes_status, call.themes_status) == ("pending", "pending")
+    drain()
+    timeline = {a["kind"]: a for a in api.get_json(f"/api/v1/cases/{case.pk}").json()["activities"]}
+    read = timeline["reply_received"]
+    assert read["themes_status"] == "done"
+    assert {"billing", "support"} <= {t["slug"] for t in read["themes"]}
+    assert read["sentiment"]["sentiment"] == "negative"
+    assert timeline["call_logged"]["sentiment"]["sentiment"] == "positive"
+    assert timeline["created"]["themes_status"] == "" and timeline["created"]["sentiment"] is None
+    # The case's own themes stay its answer's.
+    assert "billing" not in {t["slug"] for t in case.response.themes_json()}

@@ -112,6 +112,12 @@ class CasePage(Schema):
     results: list[CaseOut]
 
 
+class ReadThemeOut(Schema):
+    slug: str
+    name: str
+    confidence: float
+
+
 class ActivityOut(Schema):
     id: int
     kind: str
@@ -119,6 +125,11 @@ class ActivityOut(Schema):
     actor: str | None
     data: dict[str, Any]
     created_at: datetime
+    themes_status: str = Field(
+        description="for replies and call notes: pending until the worker has read them"
+    )
+    themes: list[ReadThemeOut] = Field(description="themes found in a reply or call note")
+    sentiment: SentimentOut | None
 
 
 class TaskOut(Schema):
@@ -228,6 +239,9 @@ def _detail(case: FollowUpCase) -> dict[str, Any]:
                 "actor": a.actor.display_name if a.actor else None,
                 "data": a.data,
                 "created_at": a.created_at,
+                "themes_status": a.themes_status,
+                "themes": a.themes_json(),
+                "sentiment": a.sentiment_json(),
             }
             for a in case.activities.select_related("actor").order_by("created_at", "id")
         ],

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import Q
@@ -35,29 +36,42 @@ def _due(now: datetime) -> Q:
     return Q(themes_status=PENDING) & (Q(themes_next_at__isnull=True) | Q(themes_next_at__lte=now))
 
 
-def _claim(now: datetime) -> list[Response]:
-    """Take up to BATCH due answers by stamping them with a lease end unique to this claim."""
+def _claim(model: Any, text_field: str, now: datetime) -> list[Any]:
+    """Take up to BATCH due rows (answers, or replies and call notes) by stamping them
+    with a lease end unique to this claim."""
     until = now + LEASE
     with transaction.atomic():
-        due = Response.objects.filter(_due(now)).order_by("themes_next_at", "id")
+        due = model.objects.filter(_due(now)).order_by("themes_next_at", "id")
         if connection.features.has_select_for_update_skip_locked:
             due = due.select_for_update(skip_locked=True)
         ids = list(due.values_list("id", flat=True)[:BATCH])
         if not ids:
             return []
-        Response.objects.filter(_due(now), id__in=ids).update(themes_next_at=until)
+        model.objects.filter(_due(now), id__in=ids).update(themes_next_at=until)
     # Rows another worker took between our read and our write carry its stamp, not ours.
     return list(
-        Response.objects.filter(id__in=ids, themes_status=PENDING, themes_next_at=until).only(
-            "id", "comment", "themes_attempts", "themes_next_at"
+        model.objects.filter(id__in=ids, themes_status=PENDING, themes_next_at=until).only(
+            "id", text_field, "themes_attempts", "themes_next_at"
         )
     )
+
+
+def _sentiment_fields(feeling: Any, version: str) -> dict[str, Any]:
+    return {
+        "themes_status": DONE,
+        "themes_next_at": None,
+        "themes_error": "",
+        "sentiment": feeling.overall.label,
+        "sentiment_score": feeling.overall.score,
+        "sentiment_sentences": feeling.sentences_as_dicts(),
+        "sentiment_version": version,
+    }
 
 
 def handle_theme_batch() -> bool:
     """Worker step: find the themes of a batch of newly saved comments."""
     now = timezone.now()
-    batch = _claim(now)
+    batch = _claim(Response, "comment", now)
     if not batch:
         return False
     try:
@@ -65,7 +79,7 @@ def handle_theme_batch() -> bool:
         themes = {t.slug: t for t in Theme.objects.filter(retired_at__isnull=True)}
     except Exception as exc:  # any failure of the model must leave the answers pending
         log.exception("comment analysis failed for %d answers", len(batch))
-        _retry(batch, f"{type(exc).__name__}: {exc}"[:300], now)
+        _retry(Response, batch, f"{type(exc).__name__}: {exc}"[:300], now)
         return True
     with transaction.atomic():
         ids = [r.pk for r in batch]
@@ -86,25 +100,49 @@ def handle_theme_batch() -> bool:
             ignore_conflicts=True,  # a person's tag for the same theme stays as it is
         )
         for r, result in zip(batch, found.results, strict=True):
-            feeling = result.sentiment
             Response.objects.filter(pk=r.pk, themes_status=PENDING).update(
-                themes_status=DONE,
-                themes_next_at=None,
-                themes_error="",
-                sentiment=feeling.overall.label,
-                sentiment_score=feeling.overall.score,
-                sentiment_sentences=feeling.sentences_as_dicts(),
-                sentiment_version=found.sentiment_version,
+                **_sentiment_fields(result.sentiment, found.sentiment_version)
             )
     return True
 
 
-def _retry(batch: list[Response], error: str, now: datetime) -> None:
-    """Leave the answers pending with the error, later; fail those out of attempts."""
-    for response in batch:
-        attempts = response.themes_attempts + 1
+def handle_reply_batch() -> bool:
+    """Worker step: themes and sentiment of customers' replies and of call notes. Their
+    themes are kept on the timeline event; the case's own themes stay its answer's."""
+    from closeloop.loop.models import Activity
+
+    now = timezone.now()
+    batch = _claim(Activity, "text", now)
+    if not batch:
+        return False
+    try:
+        found = analysis.analyse([a.text for a in batch])
+        names = dict(Theme.objects.filter(retired_at__isnull=True).values_list("slug", "name"))
+    except Exception as exc:  # the events stay pending, retried, then failed in sight
+        log.exception("reply analysis failed for %d events", len(batch))
+        _retry(Activity, batch, f"{type(exc).__name__}: {exc}"[:300], now)
+        return True
+    with transaction.atomic():
+        for a, result in zip(batch, found.results, strict=True):
+            themes = [
+                {"slug": slug, "name": names[slug], "confidence": round(confidence, 4)}
+                for slug, confidence in result.themes
+                if slug in names
+            ]
+            Activity.objects.filter(pk=a.pk, themes_status=PENDING).update(
+                themes=themes,
+                themes_version=found.themes_version,
+                **_sentiment_fields(result.sentiment, found.sentiment_version),
+            )
+    return True
+
+
+def _retry(model: Any, batch: list[Any], error: str, now: datetime) -> None:
+    """Leave the rows pending with the error, later; fail those out of attempts."""
+    for row in batch:
+        attempts = row.themes_attempts + 1
         give_up = attempts >= MAX_ATTEMPTS
-        Response.objects.filter(pk=response.pk, themes_status=PENDING).update(
+        model.objects.filter(pk=row.pk, themes_status=PENDING).update(
             themes_status=FAILED if give_up else PENDING,
             themes_attempts=attempts,
             themes_error=error,

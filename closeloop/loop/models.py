@@ -242,8 +242,19 @@ class FollowUpCase(models.Model):
     # --- changes, each logged ----------------------------------------------------------
 
     def log(self, kind: str, text: str = "", actor: User | None = None, **data: Any) -> Activity:
-        """Append an event to the timeline."""
-        return batch.add(Activity(case=self, kind=kind, text=text, actor=actor, data=data))
+        """Append an event to the timeline. A reply or call note with words is left for
+        the worker to read (themes and sentiment), after commit."""
+        readable = kind in Activity.READ and not data.get("automatic") and text.strip()
+        return batch.add(
+            Activity(
+                case=self,
+                kind=kind,
+                text=text,
+                actor=actor,
+                data=data,
+                themes_status="pending" if readable else "",
+            )
+        )
 
     def save_changes(self, *fields: str) -> None:
         """Save the named fields and stamp `updated_at`."""
@@ -510,12 +521,48 @@ class Activity(models.Model):
     text = models.TextField(blank=True)
     data = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # A customer's reply and a call note are read by the worker like an answer's comment
+    # (insights.tagging): "pending" until then, "done" or "failed"; "" for other events.
+    themes_status = models.CharField(max_length=8, blank=True, default="", db_default="")
+    themes_attempts = models.PositiveSmallIntegerField(default=0, db_default=0)
+    themes_next_at = models.DateTimeField(null=True, blank=True)
+    themes_error = models.CharField(max_length=300, blank=True, default="", db_default="")
+    themes = models.JSONField(
+        default=list, blank=True, db_default=[], help_text='[{"slug", "confidence"}]'
+    )
+    themes_version = models.CharField(max_length=80, blank=True, default="", db_default="")
+    sentiment = models.CharField(max_length=8, blank=True, default="", db_default="")
+    sentiment_score = models.FloatField(null=True, blank=True)
+    sentiment_sentences = models.JSONField(default=list, blank=True, db_default=[])
+    sentiment_version = models.CharField(max_length=80, blank=True, default="", db_default="")
+
+    READ = ("reply_received", "call_logged")  # the kinds whose text the worker reads
 
     class Meta:
-        indexes = [models.Index(fields=["case", "created_at"], name="activity_case_created")]
+        indexes = [
+            models.Index(fields=["case", "created_at"], name="activity_case_created"),
+            models.Index(
+                fields=["themes_next_at", "id"],
+                condition=Q(themes_status="pending"),
+                name="activity_themes_pending",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} on case {self.case_id}"
+
+    def themes_json(self) -> list[dict[str, Any]]:
+        return list(self.themes)
+
+    def sentiment_json(self) -> dict[str, Any] | None:
+        if not self.sentiment:
+            return None
+        return {
+            "sentiment": self.sentiment,
+            "score": self.sentiment_score,
+            "sentences": self.sentiment_sentences,
+            "model_version": self.sentiment_version,
+        }
 
 
 class Task(models.Model):
