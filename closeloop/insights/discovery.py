@@ -31,6 +31,7 @@ from closeloop.team.models import User
 from . import classifier, learning, taxonomy
 from .models import Theme, ThemeCandidate, ThemeDiscovery, ThemeExample, ThemeTag
 from .periods import day_start
+from .reading import error_text
 
 log = logging.getLogger("closeloop.themes")
 
@@ -234,7 +235,7 @@ def handle_theme_discovery() -> bool:
             ThemeDiscovery.objects.filter(pk=discovery.pk).update(
                 status=ThemeDiscovery.Status.FAILED,
                 finished_at=timezone.now(),
-                error=f"{type(exc).__name__}: {exc}"[:300],
+                error=error_text(exc),
             )
         return True
     return False

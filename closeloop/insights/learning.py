@@ -29,6 +29,7 @@ from closeloop.team.models import User
 
 from . import classifier, periods
 from .models import Theme, ThemeExample, ThemeTag, ThemeTraining
+from .reading import error_text
 
 log = logging.getLogger("closeloop.themes")
 
@@ -273,7 +274,7 @@ def handle_theme_training() -> bool:
         ThemeTraining.objects.filter(pk=run.pk).update(
             status=ThemeTraining.Status.FAILED,
             finished_at=timezone.now(),
-            error=f"{type(exc).__name__}: {exc}"[:300],
+            error=error_text(exc),
         )
         return True
     with _lock:

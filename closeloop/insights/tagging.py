@@ -23,6 +23,7 @@ from closeloop.surveys.models import Response
 
 from . import analysis
 from .models import Theme, ThemeTag
+from .reading import error_text
 
 log = logging.getLogger("closeloop.themes")
 
@@ -79,7 +80,7 @@ def handle_theme_batch() -> bool:
         themes = {t.slug: t for t in Theme.objects.filter(retired_at__isnull=True)}
     except Exception as exc:  # any failure of the model must leave the answers pending
         log.exception("comment analysis failed for %d answers", len(batch))
-        _retry(Response, batch, f"{type(exc).__name__}: {exc}"[:300], now)
+        _retry(Response, batch, error_text(exc), now)
         return True
     with transaction.atomic():
         ids = [r.pk for r in batch]
@@ -120,7 +121,7 @@ def handle_reply_batch() -> bool:
         names = dict(Theme.objects.filter(retired_at__isnull=True).values_list("slug", "name"))
     except Exception as exc:  # the events stay pending, retried, then failed in sight
         log.exception("reply analysis failed for %d events", len(batch))
-        _retry(Activity, batch, f"{type(exc).__name__}: {exc}"[:300], now)
+        _retry(Activity, batch, error_text(exc), now)
         return True
     with transaction.atomic():
         for a, result in zip(batch, found.results, strict=True):

@@ -19,6 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from closeloop.insights import nps
+from closeloop.insights.reading import ReadByWorker
 from closeloop.surveys.models import Account, Person, Response
 from closeloop.team.models import Team, User
 
@@ -492,7 +493,7 @@ CALL_ATTEMPTED = {"no_answer", "left_voicemail", "wrong_number"}
 CALL_OUTCOMES = sorted(CALL_REACHED | CALL_ATTEMPTED)
 
 
-class Activity(models.Model):
+class Activity(ReadByWorker):
     """One event on a case's timeline."""
 
     class Kind(models.TextChoices):
@@ -522,19 +523,11 @@ class Activity(models.Model):
     data = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     # A customer's reply and a call note are read by the worker like an answer's comment
-    # (insights.tagging): "pending" until then, "done" or "failed"; "" for other events.
-    themes_status = models.CharField(max_length=8, blank=True, default="", db_default="")
-    themes_attempts = models.PositiveSmallIntegerField(default=0, db_default=0)
-    themes_next_at = models.DateTimeField(null=True, blank=True)
-    themes_error = models.CharField(max_length=300, blank=True, default="", db_default="")
+    # (ReadByWorker); their themes are kept here.
     themes = models.JSONField(
-        default=list, blank=True, db_default=[], help_text='[{"slug", "confidence"}]'
+        default=list, blank=True, db_default=[], help_text='[{"slug", "name", "confidence"}]'
     )
     themes_version = models.CharField(max_length=80, blank=True, default="", db_default="")
-    sentiment = models.CharField(max_length=8, blank=True, default="", db_default="")
-    sentiment_score = models.FloatField(null=True, blank=True)
-    sentiment_sentences = models.JSONField(default=list, blank=True, db_default=[])
-    sentiment_version = models.CharField(max_length=80, blank=True, default="", db_default="")
 
     READ = ("reply_received", "call_logged")  # the kinds whose text the worker reads
 
@@ -553,16 +546,6 @@ class Activity(models.Model):
 
     def themes_json(self) -> list[dict[str, Any]]:
         return list(self.themes)
-
-    def sentiment_json(self) -> dict[str, Any] | None:
-        if not self.sentiment:
-            return None
-        return {
-            "sentiment": self.sentiment,
-            "score": self.sentiment_score,
-            "sentences": self.sentiment_sentences,
-            "model_version": self.sentiment_version,
-        }
 
 
 class Task(models.Model):

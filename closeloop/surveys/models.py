@@ -12,6 +12,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from closeloop.insights import nps
+from closeloop.insights.reading import ReadByWorker
 
 
 class Account(models.Model):
@@ -242,7 +243,7 @@ class SurveyRequest(models.Model):
         return f"{self.survey} for {self.person} ({self.status})"
 
 
-class Response(models.Model):
+class Response(ReadByWorker):
     """One answer to the NPS question. The heart of every figure closeloop shows."""
 
     class Source(models.TextChoices):
@@ -274,19 +275,7 @@ class Response(models.Model):
     is_demo = models.BooleanField(default=False, help_text="Created by seed_demo.")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
-    # Themes and sentiment are found by the worker after the answer is saved
-    # (insights.tagging):
-    # "pending" until then, "done", or "failed" after every retry; "" with no comment.
-    themes_status = models.CharField(max_length=8, blank=True, default="", db_default="")
-    themes_attempts = models.PositiveSmallIntegerField(default=0, db_default=0)
-    themes_next_at = models.DateTimeField(null=True, blank=True)
-    themes_error = models.CharField(max_length=300, blank=True, default="", db_default="")
-    # Found by the same worker step: the comment's sentiment, its score from -1 to +1,
-    # and each sentence's ([{"text", "sentiment", "score"}]); "" until then.
-    sentiment = models.CharField(max_length=8, blank=True, default="", db_default="")
-    sentiment_score = models.FloatField(null=True, blank=True)
-    sentiment_sentences = models.JSONField(default=list, blank=True, db_default=[])
-    sentiment_version = models.CharField(max_length=80, blank=True, default="", db_default="")
+    # Its themes are ThemeTag rows; the reading's state and sentiment: ReadByWorker.
 
     class Meta:
         constraints = [
@@ -330,17 +319,6 @@ class Response(models.Model):
             }
             for t in tags
         ]
-
-    def sentiment_json(self) -> dict[str, Any] | None:
-        """The comment's sentiment and each sentence's; None until the worker has read it."""
-        if not self.sentiment:
-            return None
-        return {
-            "sentiment": self.sentiment,
-            "score": self.sentiment_score,
-            "sentences": self.sentiment_sentences,
-            "model_version": self.sentiment_version,
-        }
 
     @property
     def band(self) -> nps.Band | None:

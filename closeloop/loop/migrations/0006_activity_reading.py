@@ -35,7 +35,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='activity',
             name='themes',
-            field=models.JSONField(blank=True, db_default=[], default=list, help_text='[{"slug", "confidence"}]'),
+            field=models.JSONField(blank=True, db_default=[], default=list, help_text='[{"slug", "name", "confidence"}]'),
         ),
         migrations.AddField(
             model_name='activity',

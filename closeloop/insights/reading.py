@@ -1,0 +1,44 @@
+"""What a row whose text the worker reads carries: the reading's state (pending, done,
+failed, with retries) and the sentiment found. Answers (their comment) and case events
+(a customer's reply, a call note) are such rows; `insights.tagging` reads them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+
+
+def error_text(exc: BaseException) -> str:
+    """An exception as a row's `error` shows it: its type and message, cut to 300."""
+    return f"{type(exc).__name__}: {exc}"[:300]
+
+
+class ReadByWorker(models.Model):
+    """ "pending" until the worker has read the text, then "done", or "failed" after every
+    retry; "" when there is nothing to read."""
+
+    themes_status = models.CharField(max_length=8, blank=True, default="", db_default="")
+    themes_attempts = models.PositiveSmallIntegerField(default=0, db_default=0)
+    themes_next_at = models.DateTimeField(null=True, blank=True)
+    themes_error = models.CharField(max_length=300, blank=True, default="", db_default="")
+    # The text's sentiment, its score from -1 to +1, and each sentence's
+    # ([{"text", "sentiment", "score"}]); "" until read.
+    sentiment = models.CharField(max_length=8, blank=True, default="", db_default="")
+    sentiment_score = models.FloatField(null=True, blank=True)
+    sentiment_sentences = models.JSONField(default=list, blank=True, db_default=[])
+    sentiment_version = models.CharField(max_length=80, blank=True, default="", db_default="")
+
+    class Meta:
+        abstract = True
+
+    def sentiment_json(self) -> dict[str, Any] | None:
+        """The sentiment of the text and of each sentence; None until the worker read it."""
+        if not self.sentiment:
+            return None
+        return {
+            "sentiment": self.sentiment,
+            "score": self.sentiment_score,
+            "sentences": self.sentiment_sentences,
+            "model_version": self.sentiment_version,
+        }
