@@ -53,7 +53,8 @@ STOP_WORDS = set(
     one only or other our out over own please really same she should so some still such
     than that the their them then there these they this those through to too under until
     up us very was we we're were what when where which while who why will with without
-    would you your yours yet since every ever many lot lots always never again""".split()
+    would you your yours yet since every ever many lot lots always never again
+    honestly frank frankly hmm overall ok okay though anyway guess""".split()
 )
 _WORD = re.compile(r"[a-z0-9][a-z0-9'\-]*[a-z0-9]|[a-z0-9]")
 
