@@ -199,3 +199,21 @@ def test_it_shows_themes_sentiment_and_their_probes_and_takes_corrections(
         .status_code
         == 403
     )
+
+
+def test_it_filters_the_inbox_by_theme_and_shows_each_cases_themes(
+    api: ApiClient, agent: User, enterprise: Account
+) -> None:
+    from closeloop.insights import learning
+    from closeloop.insights.models import Theme
+
+    billing = detractor(api, enterprise, "pat@example.com")
+    other = detractor(api, enterprise, "kim@example.com")
+    learning.correct(billing.response, [Theme.objects.get(slug="billing")], via="test")
+    client = logged_in(agent, "pw-alex-123")
+    page = client.get("/cases/", {"view": "all", "theme": "billing"}).content.decode()
+    assert f"/cases/{billing.pk}/" in page and f"/cases/{other.pk}/" not in page
+    assert 'class="theme-chip by-person"' in page and ">Billing</a>" in page
+    assert '<option value="billing" selected>' in page
+    everyone = client.get("/cases/", {"view": "all"}).content.decode()
+    assert f"/cases/{other.pk}/" in everyone

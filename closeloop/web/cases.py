@@ -34,6 +34,7 @@ from closeloop.loop.models import (
     overdue_filter,
     revenue_at_risk,
 )
+from closeloop.surveys.filters import theme_matches
 from closeloop.surveys.models import Response
 from closeloop.team.models import Role, User
 
@@ -102,15 +103,20 @@ def inbox(request: HttpRequest) -> HttpResponse:
     if loop not in FollowUpCase.Loop.values:
         loop = "detractor"
     band = request.GET.get("band", "")
+    theme = request.GET.get("theme", "")
     base = FollowUpCase.objects.filter(loop=loop)
     if band in ("severe", "moderate", "mild"):
         base = base.filter(band=band)
+    if theme:
+        base = base.filter(theme_matches(theme, "response__"))
     counts = base.aggregate(**{key: Count("pk", filter=_view(key, user)) for key in VIEWS})
     matching, heading, error = _figure_cases(request, loop)
     chosen = matching if matching is not None else base.filter(_view(view, user))
-    cases = chosen.select_related("owner", "person", "account", "response").order_by(
-        "-priority", "-id"
-    )[:200]
+    cases = (
+        chosen.select_related("owner", "person", "account", "response")
+        .prefetch_related("response__theme_tags__theme")
+        .order_by("-priority", "-id")[:200]
+    )
     open_detractors = FollowUpCase.objects.filter(open_filter(), loop="detractor")
     return render(
         request,
@@ -121,6 +127,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
             cases=cases,
             loop=loop,
             band=band,
+            theme=theme,
             at_risk=notify.money(revenue_at_risk(open_detractors)),
             open_count=open_detractors.count(),
             overdue_count=open_detractors.filter(overdue_filter()).count(),
