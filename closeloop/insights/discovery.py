@@ -30,7 +30,7 @@ from closeloop.team.models import User
 
 from . import classifier, learning, taxonomy
 from .models import Theme, ThemeCandidate, ThemeDiscovery, ThemeExample, ThemeTag
-from .periods import day_start
+from .periods import within
 from .reading import error_text
 
 log = logging.getLogger("closeloop.themes")
@@ -73,11 +73,7 @@ def unclassified(since: date, until: date) -> QuerySet[Response]:
     no person has tagged them."""
     by_person = ThemeTag.objects.filter(response=OuterRef("pk"), source=ThemeTag.Source.PERSON)
     return (
-        Response.objects.filter(
-            created_at__gte=day_start(since),
-            created_at__lt=day_start(until + timedelta(days=1)),
-            themes_status="done",
-        )
+        Response.objects.filter(within(since, until), themes_status="done")
         .exclude(comment="")
         .exclude(sentiment="positive")
         .filter(~Exists(by_person))
@@ -244,9 +240,7 @@ def handle_theme_discovery() -> bool:
 
 def _still_reading(discovery: ThemeDiscovery, now: datetime) -> bool:
     return Response.objects.filter(
-        created_at__gte=day_start(discovery.since),
-        created_at__lt=day_start(discovery.until + timedelta(days=1)),
-        themes_status="pending",
+        within(discovery.since, discovery.until), themes_status="pending"
     ).exists()
 
 

@@ -12,7 +12,7 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
-from django.db.models import DateTimeField, Expression
+from django.db.models import DateTimeField, Expression, Q
 from django.db.models.functions import Trunc
 from django.utils import timezone
 
@@ -39,6 +39,13 @@ def today() -> date:
 def day_start(day: date) -> datetime:
     """Midnight at the start of `day` in the organisation's time zone."""
     return datetime.combine(day, time.min, tzinfo=org_zone())
+
+
+def within(since: date, until: date, field: str = "created_at") -> Q:
+    """`field` falls on one of the organisation's days from `since` to `until`, inclusive."""
+    return Q(
+        **{f"{field}__gte": day_start(since), f"{field}__lt": day_start(until + timedelta(days=1))}
+    )
 
 
 def local_date(moment: datetime) -> date:

@@ -38,7 +38,7 @@ from django.utils import timezone
 from closeloop.loop.models import CALL_REACHED, Activity, FollowUpCase
 from closeloop.surveys.models import Response
 
-from .periods import Grain, as_period, day_start, trunc
+from .periods import Grain, as_period, trunc, within
 
 FOLLOW_UP_HOURS = 48
 TARGET_AUTOMATED = 100.0
@@ -384,8 +384,4 @@ def median_first_touch(
 
 def cases_opened(since: date, until: date, loop: str = FollowUpCase.Loop.DETRACTOR) -> Any:
     """Cases of `loop` opened in [since, until] (organisation's days)."""
-    return FollowUpCase.objects.filter(
-        loop=loop,
-        created_at__gte=day_start(since),
-        created_at__lt=day_start(until + timedelta(days=1)),
-    )
+    return FollowUpCase.objects.filter(within(since, until), loop=loop)

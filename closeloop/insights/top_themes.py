@@ -13,7 +13,16 @@ from django.db.models.functions import Coalesce
 from closeloop.surveys.models import Account, Response
 
 from .models import Theme, ThemeTag
-from .periods import Grain, as_period, day_start, next_period, period_starts, short_label, trunc
+from .periods import (
+    Grain,
+    as_period,
+    day_start,
+    next_period,
+    period_starts,
+    short_label,
+    trunc,
+    within,
+)
 
 
 @dataclass(frozen=True)
@@ -101,12 +110,6 @@ class ThemeTable:
     rows: list[ThemeRow]
 
 
-def _between(qs: QuerySet[Response], since: date, until: date) -> QuerySet[Response]:
-    return qs.filter(
-        created_at__gte=day_start(since), created_at__lt=day_start(until + timedelta(days=1))
-    )
-
-
 def _read(qs: QuerySet[Response]) -> QuerySet[Response]:
     """Answers whose comment the worker has read (themes found or not)."""
     return qs.filter(themes_status="done").exclude(comment="")
@@ -116,9 +119,9 @@ def theme_table(qs: QuerySet[Response], since: date, until: date) -> ThemeTable:
     """The themes of the answers in [since, until], most answers first, each beside its
     count in the period of equal length before, its share of the comments read, and the
     mean sentiment of its answers."""
-    current = _between(qs, since, until)
+    current = qs.filter(within(since, until))
     length = (until - since).days + 1
-    before = _between(qs, since - timedelta(days=length), since - timedelta(days=1))
+    before = qs.filter(within(since - timedelta(days=length), since - timedelta(days=1)))
     previous = {f.slug: f.responses for f in theme_figures(before)}
     read = _read(current).count()
     feeling = dict(

@@ -36,6 +36,7 @@ from closeloop.insights.periods import (
     period_start,
     short_label,
     today,
+    within,
 )
 from closeloop.insights.trends import TrendPoint, trend
 from closeloop.loop.models import CaseError
@@ -225,9 +226,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     segment = flt.apply_segment(Response.objects.all())
     cmp = compare_periods(segment, since, until)
     points = _trend(segment, until, grain)
-    period = segment.filter(
-        created_at__gte=day_start(since), created_at__lt=day_start(until + timedelta(days=1))
-    )
+    period = segment.filter(within(since, until))
     segment_query = segment_params(request)
     trend_rows = trend_chart(points, segment_query)
     events = _events(points, grain)
