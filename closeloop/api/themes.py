@@ -64,15 +64,10 @@ class ClassifyOut(Schema):
 def classify(request: HttpRequest, payload: ClassifyIn) -> dict[str, Any]:
     """Read up to 1,000 texts as the worker reads comments, and store nothing. Retired
     themes are not given; texts longer than 1,000 characters are read up to there."""
-    names = dict(Theme.objects.filter(retired_at__isnull=True).values_list("slug", "name"))
     found = analysis.analyse(payload.texts)
     results = []
     for result in found.results:
-        themes = [
-            {"slug": slug, "name": names[slug], "confidence": round(confidence, 4)}
-            for slug, confidence in result.themes
-            if slug in names
-        ]
+        themes = found.named(result.themes)
         feeling = result.sentiment
         results.append(
             {

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from . import classifier, learning, sentiment
+from .models import Theme
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,15 @@ class Analysed:
     results: list[Analysis]
     themes_version: str
     sentiment_version: str
+    in_use: dict[str, Theme]  # slug → every theme that may be given (not retired)
+
+    def named(self, themes: list[tuple[str, float]]) -> list[dict[str, Any]]:
+        """Found themes as the API and the timeline show them: slug, name, confidence."""
+        return [
+            {"slug": slug, "name": self.in_use[slug].name, "confidence": round(confidence, 4)}
+            for slug, confidence in themes
+            if slug in self.in_use
+        ]
 
 
 def analyse(comments: Sequence[str]) -> Analysed:
@@ -33,13 +44,15 @@ def analyse(comments: Sequence[str]) -> Analysed:
     feeling_model = sentiment.current_sentiment()
     cleaned = [classifier.clean(c) for c in comments]
     vectors = classifier.embed(cleaned) if cleaned else None
-    mapping = learning.slug_map()
+    rows = list(Theme.objects.all())
+    mapping = learning.slug_map(rows)
     themes = [_relabel(found, mapping) for found in themes_model.predict(cleaned, vectors)]
     feelings = feeling_model.analyse(comments, vectors)
     return Analysed(
         [Analysis(t, f) for t, f in zip(themes, feelings, strict=True)],
         themes_model.version,
         feeling_model.version,
+        {t.slug: t for t in rows if t.retired_at is None},
     )
 
 

@@ -15,6 +15,7 @@ no longer taught, and a person's example replaces a shipped one with the same te
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -116,9 +117,10 @@ def correct(
 # --- the training set ---------------------------------------------------------------------
 
 
-def slug_map() -> dict[str, str | None]:
-    """Each theme's slug → the slug its examples now teach (None: no longer taught)."""
-    themes = {t.pk: t for t in Theme.objects.all()}
+def slug_map(rows: Sequence[Theme] | None = None) -> dict[str, str | None]:
+    """Each theme's slug → the slug its examples now teach (None: no longer taught).
+    `rows`, when given, are every Theme, already read."""
+    themes = {t.pk: t for t in (Theme.objects.all() if rows is None else rows)}
     mapping: dict[str, str | None] = {}
     for theme in themes.values():
         current, seen = theme, set()
@@ -151,7 +153,7 @@ def training_set() -> tuple[list[classifier.Example], int]:
     }
     shipped = [
         example
-        for e in classifier.load_examples()
+        for e in _shipped()[0]
         if classifier.clean(e.text).lower() not in people
         and (example := kept(e.text, e.themes)) is not None
     ]
@@ -165,10 +167,17 @@ _lock = threading.Lock()
 _cache: dict[str, classifier.ThemeClassifier] = {}
 
 
+@functools.cache
+def _shipped() -> tuple[list[classifier.Example], str]:
+    """The shipped examples and their version, read once per process (they ship with the
+    code, so they cannot change under a running worker)."""
+    examples = classifier.load_examples()
+    return examples, classifier.version_of(examples)
+
+
 def _shipped_model() -> classifier.ThemeClassifier:
     """The model of the shipped examples alone, trained once per process."""
-    examples = classifier.load_examples()
-    version = classifier.version_of(examples)
+    examples, version = _shipped()
     if version not in _cache:
         _cache[version] = classifier.train(examples, version)
     return _cache[version]
@@ -186,7 +195,7 @@ def _newest() -> tuple[int, str] | None:
 def current_version() -> str:
     """The version of the model in use, without loading or training it."""
     newest = _newest()
-    return newest[1] if newest else classifier.version_of(classifier.load_examples())
+    return newest[1] if newest else _shipped()[1]
 
 
 def current_model() -> classifier.ThemeClassifier:

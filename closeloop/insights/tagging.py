@@ -22,7 +22,7 @@ from django.utils import timezone
 from closeloop.surveys.models import Response
 
 from . import analysis
-from .models import Theme, ThemeTag
+from .models import ThemeTag
 from .reading import error_text
 
 log = logging.getLogger("closeloop.themes")
@@ -77,7 +77,6 @@ def handle_theme_batch() -> bool:
         return False
     try:
         found = analysis.analyse([r.comment for r in batch])
-        themes = {t.slug: t for t in Theme.objects.filter(retired_at__isnull=True)}
     except Exception as exc:  # any failure of the model must leave the answers pending
         log.exception("comment analysis failed for %d answers", len(batch))
         _retry(Response, batch, error_text(exc), now)
@@ -89,14 +88,14 @@ def handle_theme_batch() -> bool:
             [
                 ThemeTag(
                     response_id=r.pk,
-                    theme=themes[slug],
+                    theme=found.in_use[slug],
                     confidence=round(confidence, 4),
                     source=ThemeTag.Source.MODEL,
                     model_version=found.themes_version,
                 )
                 for r, result in zip(batch, found.results, strict=True)
                 for slug, confidence in result.themes
-                if slug in themes
+                if slug in found.in_use
             ],
             ignore_conflicts=True,  # a person's tag for the same theme stays as it is
         )
@@ -118,20 +117,14 @@ def handle_reply_batch() -> bool:
         return False
     try:
         found = analysis.analyse([a.text for a in batch])
-        names = dict(Theme.objects.filter(retired_at__isnull=True).values_list("slug", "name"))
     except Exception as exc:  # the events stay pending, retried, then failed in sight
         log.exception("reply analysis failed for %d events", len(batch))
         _retry(Activity, batch, error_text(exc), now)
         return True
     with transaction.atomic():
         for a, result in zip(batch, found.results, strict=True):
-            themes = [
-                {"slug": slug, "name": names[slug], "confidence": round(confidence, 4)}
-                for slug, confidence in result.themes
-                if slug in names
-            ]
             Activity.objects.filter(pk=a.pk, themes_status=PENDING).update(
-                themes=themes,
+                themes=found.named(result.themes),
                 themes_version=found.themes_version,
                 **_sentiment_fields(result.sentiment, found.sentiment_version),
             )
