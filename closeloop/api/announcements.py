@@ -104,7 +104,7 @@ def theme_named(slug: str) -> Theme | None:
     theme = Theme.objects.filter(slug=slug.strip()).select_related("merged_into").first()
     if theme is None:
         raise CaseError("theme", f"no theme {slug!r}")
-    return theme.merged_into or theme
+    return theme.current
 
 
 def _announcement(announcement_id: int) -> Announcement:

@@ -23,7 +23,7 @@ from closeloop.surveys.models import Response
 from closeloop.team.models import User
 
 from .access import require_write
-from .cases import In
+from .cases import In, _user
 from .schemas import SentenceOut, ThemeTagOut
 
 router = Router(tags=["themes"])
@@ -272,19 +272,15 @@ def dismiss_candidate(request: HttpRequest, candidate_id: int) -> ThemeCandidate
 # --- changing the taxonomy (after the fixed /themes/... paths: {slug} would take them) --
 
 
-class ThemeIn(In):
-    name: str = Field(..., min_length=1, max_length=100)
-    slug: str = Field("", max_length=60, description="from the name when empty; never changes")
-    description: str = Field("", max_length=2000)
-    probes: list[Annotated[str, Field(max_length=300)]] = Field(default_factory=list, max_length=10)
-    owner: str | None = Field(None, max_length=254, description="the owner's email")
-
-
 class ThemeEditIn(In):
     name: str = Field(..., min_length=1, max_length=100)
     description: str = Field("", max_length=2000)
     probes: list[Annotated[str, Field(max_length=300)]] = Field(default_factory=list, max_length=10)
     owner: str | None = Field(None, max_length=254, description="the owner's email")
+
+
+class ThemeIn(ThemeEditIn):
+    slug: str = Field("", max_length=60, description="from the name when empty; never changes")
 
 
 class MergeIn(In):
@@ -298,12 +294,7 @@ class SplitIn(In):
 
 
 def _owner(email: str | None) -> User | None:
-    if not email:
-        return None
-    user = User.objects.filter(email__iexact=email, is_active=True).first()
-    if user is None:
-        raise TaxonomyError("owner", f"no active closeloop user has the email {email}")
-    return user
+    return _user(email, "owner") if email else None
 
 
 def _named(slug: str, field: str = "theme") -> Theme:

@@ -58,8 +58,7 @@ def resolve_themes(slugs: Sequence[str], field: str, *, for_adding: bool) -> lis
         theme = found.get(slug)
         if theme is None:
             raise CorrectionError(f"{field}.{index}", f"no theme {slug!r}")
-        while theme.merged_into is not None:
-            theme = theme.merged_into
+        theme = theme.current
         if for_adding and theme.retired_at is not None:
             raise CorrectionError(f"{field}.{index}", f"the theme {slug!r} is retired")
         themes.append(theme)

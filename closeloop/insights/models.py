@@ -167,6 +167,15 @@ class Theme(models.Model):
         return self.retired_at is None and self.merged_into_id is None
 
     @property
+    def current(self) -> Theme:
+        """The theme this one is now: itself, or the one it was merged into (a merge
+        target is always a theme in use, so the chain ends)."""
+        theme = self
+        while theme.merged_into is not None:
+            theme = theme.merged_into
+        return theme
+
+    @property
     def state(self) -> str:
         if self.merged_into_id:
             return "merged"
