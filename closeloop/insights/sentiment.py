@@ -234,7 +234,7 @@ class SentimentModel:
     def predict(self, texts: Sequence[str], embeddings: Any = None) -> list[Sentiment]:
         """The sentiment of each text (already cleaned)."""
         return [
-            _without_words(t) if p is None else _from_probabilities(p)
+            _judged(t, p)
             for t, p in zip(texts, self._probabilities(texts, embeddings), strict=True)
         ]
 
@@ -261,17 +261,19 @@ class SentimentModel:
                 mean = tuple(sum(column) / len(rows) for column in zip(*rows, strict=True))
                 overall = _from_probabilities(mean)
             else:
-                p = whole[index]
-                overall = _without_words(text) if p is None else _from_probabilities(p)
+                overall = _judged(text, whole[index])
             if listed:
-                parts = [
-                    (t, _without_words(t) if p is None else _from_probabilities(p))
-                    for t, p in listed
-                ]
+                parts = [(t, _judged(t, p)) for t, p in listed]
             else:
                 parts = [(part, overall) for part in split_up[index]]
             results.append(CommentSentiment(overall, parts))
         return results
+
+
+def _judged(text: str, p: tuple[float, float, float] | None) -> Sentiment:
+    """The sentiment from the model's probabilities; from the lexicon for a text without
+    words (the model did not read it)."""
+    return _without_words(text) if p is None else _from_probabilities(p)
 
 
 def _from_probabilities(p: tuple[float, float, float]) -> Sentiment:
