@@ -377,10 +377,7 @@ def theme_settings(request: HttpRequest) -> HttpResponse:
     _admin(request)
     if request.method == "POST":
         with reported(request):
-            try:
-                messages.success(request, _theme_action(request, request.POST))
-            except TaxonomyError as exc:
-                raise CaseError(exc.field, exc.reason) from None
+            messages.success(request, _theme_action(request, request.POST))
         return redirect("settings-themes")
     themes = list(
         Theme.objects.select_related("owner", "merged_into", "split_from")
@@ -426,10 +423,7 @@ def theme_sort(request: HttpRequest, slug: str) -> HttpResponse:
                     None if value == "none" else by_pk.get(form_pk(value))
                 )
         with reported(request):
-            try:
-                done = taxonomy.sort_split(source, choices, user, "themes page")
-            except TaxonomyError as exc:
-                raise CaseError(exc.field, exc.reason) from None
+            done = taxonomy.sort_split(source, choices, user, "themes page")
             messages.success(request, f"{done} answers sorted; retrain when you are done.")
         return redirect("settings-theme-sort", slug=slug)
     return render(

@@ -38,6 +38,7 @@ from closeloop.insights.periods import (
     today,
     within,
 )
+from closeloop.insights.taxonomy import TaxonomyError
 from closeloop.insights.trends import TrendPoint, trend
 from closeloop.loop.models import CaseError
 from closeloop.surveys import csvio
@@ -67,8 +68,9 @@ class Outcome:
 
 @contextmanager
 def reported(request: HttpRequest) -> Iterator[Outcome]:
-    """Make a change from a form in one transaction; a refusal (CaseError, or a schema's
-    ValidationError) writes nothing and becomes an error message naming the field."""
+    """Make a change from a form in one transaction; a refusal (CaseError, a theme
+    change's TaxonomyError, or a schema's ValidationError) writes nothing and becomes an
+    error message naming the field."""
     outcome = Outcome()
     try:
         with transaction.atomic():
@@ -77,7 +79,7 @@ def reported(request: HttpRequest) -> Iterator[Outcome]:
         outcome.refused = True
         for problem in field_errors(exc):
             messages.error(request, problem)
-    except CaseError as exc:
+    except (CaseError, TaxonomyError) as exc:
         outcome.refused = True
         messages.error(request, f"{exc.field}: {exc.reason}")
 
