@@ -168,3 +168,17 @@ def test_it_speaks_of_merged_and_retired_themes_as_they_are_now(
     slow = analysis.analyse(["The dashboard takes forever to load"]).results[0].themes
     assert "performance" not in {slug for slug, _ in slow}
     assert classifier.version_of(examples) != learning.current_model().version
+
+
+def test_it_fails_a_retraining_cut_off_with_its_worker(db: None) -> None:
+    cut_off = ThemeTraining.objects.create(
+        kind="on_demand", status="running", started_at=timezone.now() - learning.STALE_RUN * 2
+    )
+    recent = ThemeTraining.objects.create(
+        kind="on_demand", status="running", started_at=timezone.now()
+    )
+    learning.handle_theme_training()
+    cut_off.refresh_from_db()
+    recent.refresh_from_db()
+    assert (cut_off.status, cut_off.error) == ("failed", "interrupted")
+    assert recent.status == "running"

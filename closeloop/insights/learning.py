@@ -220,9 +220,13 @@ def request_training(by: User | None = None) -> ThemeTraining:
 
 
 def _claim_queued(now: datetime) -> ThemeTraining | None:
-    ThemeTraining.objects.filter(
+    stale = ThemeTraining.objects.filter(
         status=ThemeTraining.Status.RUNNING, started_at__lt=now - STALE_RUN
-    ).update(status=ThemeTraining.Status.FAILED, finished_at=now, error="interrupted")
+    )
+    # Read first: an idle worker polls this, and an UPDATE takes SQLite's write lock
+    # even when it changes nothing.
+    if stale.exists():
+        stale.update(status=ThemeTraining.Status.FAILED, finished_at=now, error="interrupted")
     for run in ThemeTraining.objects.filter(status=ThemeTraining.Status.QUEUED).order_by(
         "requested_at", "id"
     )[:5]:
