@@ -150,3 +150,16 @@ def test_it_discovers_accepts_and_dismisses_through_the_api(api: ApiClient) -> N
         "/api/v1/themes/discoveries", {"since": "2026-05-02", "until": "2026-05-01"}
     )
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "until"]
+
+
+def test_it_fails_a_discovery_cut_off_with_its_worker(db: None) -> None:
+    from django.utils import timezone
+
+    from closeloop.insights.reading import STALE_RUN
+
+    cut_off = ThemeDiscovery.objects.create(
+        since=today(), until=today(), status="running", started_at=timezone.now() - 2 * STALE_RUN
+    )
+    discovery.handle_theme_discovery()
+    cut_off.refresh_from_db()
+    assert (cut_off.status, cut_off.error) == ("failed", "interrupted")

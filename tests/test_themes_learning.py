@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from closeloop.insights import analysis, classifier, learning, periods
 from closeloop.insights.models import Theme, ThemeExample, ThemeTag, ThemeTraining
+from closeloop.insights.reading import STALE_RUN
 from closeloop.surveys.models import Account, Response
 
 from .conftest import ApiClient, answer, drain, open_case
@@ -172,7 +173,7 @@ def test_it_speaks_of_merged_and_retired_themes_as_they_are_now(
 
 def test_it_fails_a_retraining_cut_off_with_its_worker(db: None) -> None:
     cut_off = ThemeTraining.objects.create(
-        kind="on_demand", status="running", started_at=timezone.now() - learning.STALE_RUN * 2
+        kind="on_demand", status="running", started_at=timezone.now() - STALE_RUN * 2
     )
     recent = ThemeTraining.objects.create(
         kind="on_demand", status="running", started_at=timezone.now()

@@ -31,7 +31,7 @@ from closeloop.team.models import User
 from . import classifier, learning, taxonomy
 from .models import Theme, ThemeCandidate, ThemeDiscovery, ThemeExample, ThemeTag
 from .periods import within
-from .reading import error_text
+from .reading import error_text, fail_cut_off
 
 log = logging.getLogger("closeloop.themes")
 
@@ -215,6 +215,7 @@ def handle_theme_discovery() -> bool:
     """Worker step: run one queued discovery once the period's comments have been read
     (or after WAIT_FOR_TAGGING, reading what is there)."""
     now = timezone.now()
+    fail_cut_off(ThemeDiscovery, now)
     for discovery in ThemeDiscovery.objects.filter(status=ThemeDiscovery.Status.QUEUED).order_by(
         "requested_at", "id"
     )[:5]:

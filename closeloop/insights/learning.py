@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -30,12 +30,11 @@ from closeloop.team.models import User
 
 from . import classifier, periods
 from .models import Theme, ThemeExample, ThemeTag, ThemeTraining
-from .reading import error_text
+from .reading import error_text, fail_cut_off
 
 log = logging.getLogger("closeloop.themes")
 
 NIGHTLY_HOUR = 2  # local time of the organisation
-STALE_RUN = timedelta(hours=1)  # a run "running" this long was cut off with its worker
 
 
 class CorrectionError(ValueError):
@@ -220,13 +219,7 @@ def request_training(by: User | None = None) -> ThemeTraining:
 
 
 def _claim_queued(now: datetime) -> ThemeTraining | None:
-    stale = ThemeTraining.objects.filter(
-        status=ThemeTraining.Status.RUNNING, started_at__lt=now - STALE_RUN
-    )
-    # Read first: an idle worker polls this, and an UPDATE takes SQLite's write lock
-    # even when it changes nothing.
-    if stale.exists():
-        stale.update(status=ThemeTraining.Status.FAILED, finished_at=now, error="interrupted")
+    fail_cut_off(ThemeTraining, now)
     for run in ThemeTraining.objects.filter(status=ThemeTraining.Status.QUEUED).order_by(
         "requested_at", "id"
     )[:5]:

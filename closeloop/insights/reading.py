@@ -4,9 +4,22 @@ failed, with retries) and the sentiment found. Answers (their comment) and case 
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import models
+
+# A retraining or discovery "running" this long was cut off with its worker.
+STALE_RUN = timedelta(hours=1)
+
+
+def fail_cut_off(model: Any, now: datetime) -> None:
+    """Mark runs of `model` (status, started_at, finished_at, error) that have been
+    running longer than STALE_RUN as failed. Read first: an idle worker polls this, and
+    an UPDATE takes SQLite's write lock even when it changes nothing."""
+    stale = model.objects.filter(status="running", started_at__lt=now - STALE_RUN)
+    if stale.exists():
+        stale.update(status="failed", finished_at=now, error="interrupted")
 
 
 def error_text(exc: BaseException) -> str:
