@@ -130,7 +130,9 @@ def slug_map(rows: Sequence[Theme] | None = None) -> dict[str, str | None]:
 
 
 def _relabel(themes: Sequence[str], mapping: dict[str, str | None]) -> tuple[str, ...]:
-    return tuple(sorted({m for t in themes if (m := mapping.get(t)) is not None}))
+    """Themes as they are now; a slug with no Theme row is kept as it is, as the analysis
+    keeps it (`analysis._relabel`): only a merge or a retirement changes a label."""
+    return tuple(sorted({m for t in themes if (m := mapping.get(t, t)) is not None}))
 
 
 def training_set() -> tuple[list[classifier.Example], int]:
