@@ -110,6 +110,9 @@ class ThemeClassifier:
     model: Any
     thresholds: dict[str, float] = field(default_factory=dict)
     version: str = ""
+    # A theme beside the most likely one must reach this share of its confidence too:
+    # "slow and a bit confusing" is performance first; usability only if nearly as sure.
+    secondary: float = 0.0
 
     def _features(self, texts: Sequence[str], embeddings: Any = None) -> Any:
         from scipy.sparse import csr_matrix, hstack
@@ -134,10 +137,11 @@ class ThemeClassifier:
         rows = None if embeddings is None else embeddings[todo]
         probabilities = self.model.predict_proba(self._features([cleaned[i] for i in todo], rows))
         for row, index in zip(probabilities, todo, strict=True):
+            floor = self.secondary * max(row)
             found = [
                 (theme, float(p))
                 for theme, p in zip(self.themes, row, strict=True)
-                if p >= self.thresholds.get(theme, DEFAULT_THRESHOLD)
+                if p >= self.thresholds.get(theme, DEFAULT_THRESHOLD) and p >= floor
             ]
             results[index] = sorted(found, key=lambda pair: -pair[1])
         return results
@@ -161,7 +165,7 @@ def train(examples: Iterable[Example], version: str = "") -> ThemeClassifier:
     classifier = ThemeClassifier(themes, words, chars, model)
     features = classifier._features(texts)
     model.fit(features, labels)
-    classifier.thresholds = _tuned_thresholds(model, features, labels, themes)
+    classifier.thresholds, classifier.secondary = _tuned_thresholds(model, features, labels, themes)
     classifier.version = version or version_of(rows)
     return classifier
 
@@ -186,6 +190,7 @@ def to_bytes(model: ThemeClassifier) -> bytes:
         "model": model.model,
         "thresholds": model.thresholds,
         "version": model.version,
+        "secondary": model.secondary,
     }
     joblib.dump(parts, buffer, compress=3)
     return buffer.getvalue()
@@ -202,19 +207,22 @@ def from_bytes(blob: bytes) -> ThemeClassifier:
         parts["model"],
         parts["thresholds"],
         parts["version"],
+        parts.get("secondary", 0.0),  # models stored before it was tuned: none
     )
 
 
 THRESHOLDS = [x / 20 for x in range(4, 15)]  # 0.20 … 0.70
+SECONDARY = [0.0, 0.5, 0.6, 0.7, 0.8, 0.9]
 
 
 def _tuned_thresholds(
     model: Any, features: Any, labels: Any, themes: list[str]
-) -> dict[str, float]:
-    """Each theme's threshold, chosen for the best F1 on out-of-fold predictions.
+) -> tuple[dict[str, float], float]:
+    """Each theme's threshold, and the share of the top theme's confidence a second theme
+    needs, chosen together for the best macro-F1 on out-of-fold predictions.
 
     Five folds of the training examples: every example is scored by a model that did
-    not see it, so the thresholds are not fitted to memorised answers. The held-out
+    not see it, so the choices are not fitted to memorised answers. The held-out
     examples take no part in this.
     """
     from sklearn.base import clone
@@ -222,18 +230,27 @@ def _tuned_thresholds(
 
     folds = KFold(n_splits=5, shuffle=True, random_state=0)
     scores = cross_val_predict(clone(model), features, labels, cv=folds, method="predict_proba")
-    chosen = {}
-    for column, theme in enumerate(themes):
-        truth = labels[:, column] == 1
+    best: tuple[float, dict[str, float], float] = (-1.0, {}, 0.0)
+    for share in SECONDARY:
+        allowed = scores >= share * scores.max(axis=1, keepdims=True)
+        chosen, f1s = {}, []
+        for column, theme in enumerate(themes):
+            truth = labels[:, column] == 1
 
-        def f1(threshold: float, column: int = column, truth: Any = truth) -> float:
-            guess = scores[:, column] >= threshold
-            tp = int((guess & truth).sum())
-            fp, fn = int((guess & ~truth).sum()), int((~guess & truth).sum())
-            return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+            def f1(
+                threshold: float, column: int = column, truth: Any = truth, allowed: Any = allowed
+            ) -> float:
+                guess = (scores[:, column] >= threshold) & allowed[:, column]
+                tp = int((guess & truth).sum())
+                fp, fn = int((guess & ~truth).sum()), int((~guess & truth).sum())
+                return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
 
-        chosen[theme] = max(THRESHOLDS, key=lambda t: (f1(t), -abs(t - DEFAULT_THRESHOLD)))
-    return chosen
+            chosen[theme] = max(THRESHOLDS, key=lambda t: (f1(t), -abs(t - DEFAULT_THRESHOLD)))
+            f1s.append(f1(chosen[theme]))
+        macro = sum(f1s) / len(f1s) if f1s else 0.0
+        if macro > best[0] + 1e-9:
+            best = (macro, chosen, share)
+    return best[1], best[2]
 
 
 @dataclass(frozen=True)
