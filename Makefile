@@ -15,7 +15,8 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 # The sentiment model: fetches the rated snippets of the vaderSentiment source
-# distribution from the package registry and trains once per virtualenv (about 2 min).
+# distribution from the package registry and tunes the encoder once per virtualenv
+# (about 9 minutes on 2 cores).
 SENTIMENT_MODEL := $(VENV)/share/closeloop/.built-stamp
 $(SENTIMENT_MODEL): $(STAMP) closeloop/insights/sentiment.py
 	$(PY) -m closeloop.insights.sentiment

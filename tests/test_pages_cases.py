@@ -168,7 +168,7 @@ def test_it_shows_themes_sentiment_and_their_probes_and_takes_corrections(
         enterprise,
         2,
         "pat@example.com",
-        comment="We were invoiced twice. Your team was lovely about it though.",
+        comment="We were invoiced twice, which is infuriating. Your team was lovely about it.",
     )
     client = logged_in(agent, "pw-alex-123")
     assert "Reading the comment…" in client.get(f"/cases/{case.pk}/").content.decode()

@@ -1,8 +1,8 @@
 """What closeloop reads in a comment: its themes and its sentiment, in one pass.
 
-A comment is embedded once; the theme classifier and the sentiment model both read that
-embedding. The worker (`tagging`) stores the result; the classify API returns it
-without storing anything.
+The theme classifier reads the comment's MiniLM embedding; the sentiment model reads it
+with its own tuned copy of that encoder. The worker (`tagging`) stores the result; the
+classify API returns it without storing anything.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def analyse(comments: Sequence[str]) -> Analysed:
     rows = list(Theme.objects.all())
     mapping = learning.slug_map(rows)
     themes = [_relabel(found, mapping) for found in themes_model.predict(cleaned, vectors)]
-    feelings = feeling_model.analyse(comments, vectors)
+    feelings = feeling_model.analyse(comments)
     return Analysed(
         [Analysis(t, f) for t, f in zip(themes, feelings, strict=True)],
         themes_model.version,
