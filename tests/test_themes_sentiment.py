@@ -3,6 +3,8 @@ vaderSentiment source distribution (fetched and trained on by `make install`).""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from closeloop.insights import sentiment as s
@@ -62,3 +64,14 @@ def test_it_measures_itself_on_rated_snippets_it_never_saw(model: s.SentimentMod
     assert both.n == len(closest) > 1500
     # The goal (0.80) is tracked by `make bench`; this guards against a broken model.
     assert both.accuracy > 0.7
+
+
+def test_it_removes_the_models_of_older_versions(tmp_path: Path) -> None:
+    keep = tmp_path / s.VERSION
+    (keep / "inner").mkdir(parents=True)
+    (tmp_path / "sent-minilm-vader-lr-1.joblib").write_bytes(b"old")
+    (tmp_path / "sent-older-folder").mkdir()
+    (tmp_path / "vader-corpus").mkdir()
+    s.remove_older(keep)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([s.VERSION, "vader-corpus"])
+    assert (keep / "inner").is_dir()

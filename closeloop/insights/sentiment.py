@@ -447,7 +447,17 @@ def build(path: Path = MODEL_PATH, log: Any = None) -> SentimentModel:
     training, _ = split(load_corpus(fetch_corpus()))
     model = train(training, log=log)
     save(model, path)
+    remove_older(path)
     return model
+
+
+def remove_older(keep: Path) -> None:
+    """Delete the models of other versions beside `keep` (an upgrade leaves them behind)."""
+    import shutil
+
+    for old in keep.parent.glob("sent-*"):
+        if old.name != keep.name:
+            shutil.rmtree(old) if old.is_dir() else old.unlink()
 
 
 def current_sentiment() -> SentimentModel:
