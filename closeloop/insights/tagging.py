@@ -69,19 +69,29 @@ def _sentiment_fields(feeling: Any, version: str) -> dict[str, Any]:
     }
 
 
-def handle_theme_batch() -> bool:
-    """Worker step: find the themes of a batch of newly saved comments."""
+def _read_batch(model: Any, text_field: str, what: str, store: Any) -> bool:
+    """Claim a batch of pending rows, read their texts, and `store(batch, found)` in one
+    transaction. When the models fail the rows stay pending with the error, retried
+    later (see `_retry`). False when nothing was pending."""
     now = timezone.now()
-    batch = _claim(Response, "comment", now)
+    batch = _claim(model, text_field, now)
     if not batch:
         return False
     try:
-        found = analysis.analyse([r.comment for r in batch])
-    except Exception as exc:  # any failure of the model must leave the answers pending
-        log.exception("comment analysis failed for %d answers", len(batch))
-        _retry(Response, batch, error_text(exc), now)
+        found = analysis.analyse([getattr(row, text_field) for row in batch])
+    except Exception as exc:  # any failure of the models must leave the rows pending
+        log.exception("%s analysis failed for %d rows", what, len(batch))
+        _retry(model, batch, error_text(exc), now)
         return True
     with transaction.atomic():
+        store(batch, found)
+    return True
+
+
+def handle_theme_batch() -> bool:
+    """Worker step: find the themes of a batch of newly saved comments."""
+
+    def store(batch: list[Response], found: analysis.Analysed) -> None:
         ids = [r.pk for r in batch]
         ThemeTag.objects.filter(response_id__in=ids, source=ThemeTag.Source.MODEL).delete()
         ThemeTag.objects.bulk_create(
@@ -103,7 +113,8 @@ def handle_theme_batch() -> bool:
             Response.objects.filter(pk=r.pk, themes_status=PENDING).update(
                 **_sentiment_fields(result.sentiment, found.sentiment_version)
             )
-    return True
+
+    return _read_batch(Response, "comment", "comment", store)
 
 
 def handle_reply_batch() -> bool:
@@ -111,24 +122,15 @@ def handle_reply_batch() -> bool:
     themes are kept on the timeline event; the case's own themes stay its answer's."""
     from closeloop.loop.models import Activity
 
-    now = timezone.now()
-    batch = _claim(Activity, "text", now)
-    if not batch:
-        return False
-    try:
-        found = analysis.analyse([a.text for a in batch])
-    except Exception as exc:  # the events stay pending, retried, then failed in sight
-        log.exception("reply analysis failed for %d events", len(batch))
-        _retry(Activity, batch, error_text(exc), now)
-        return True
-    with transaction.atomic():
+    def store(batch: list[Activity], found: analysis.Analysed) -> None:
         for a, result in zip(batch, found.results, strict=True):
             Activity.objects.filter(pk=a.pk, themes_status=PENDING).update(
                 themes=found.named(result.themes),
                 themes_version=found.themes_version,
                 **_sentiment_fields(result.sentiment, found.sentiment_version),
             )
-    return True
+
+    return _read_batch(Activity, "text", "reply", store)
 
 
 def _retry(model: Any, batch: list[Any], error: str, now: datetime) -> None:
