@@ -9,20 +9,22 @@ PORT ?= 8000
 .PHONY: install run migrate demo test test-postgres lint bench chromium clean
 
 $(STAMP): pyproject.toml constraints.txt
+	@echo "== [1/4] installing closeloop and its packages into $(VENV) (about 2 minutes the first time)"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-# The sentiment model: fetches the rated snippets of the vaderSentiment source
-# distribution from the package registry and tunes the encoder once per virtualenv
-# (about 9 minutes on 2 cores).
-SENTIMENT_MODEL := $(VENV)/share/closeloop/.built-stamp
-$(SENTIMENT_MODEL): $(STAMP) closeloop/insights/sentiment.py
-	$(PY) -m closeloop.insights.sentiment
-	touch $(SENTIMENT_MODEL)
+# The theme model of the shipped examples: trained once per version of the examples
+# (about 25 s on 2 cores) and loaded by every process. The sentiment model is tuned
+# later, in the background, by the worker (closeloop/insights/tuning.py).
+THEME_MODEL := $(VENV)/share/closeloop/.themes-stamp
+$(THEME_MODEL): $(STAMP) closeloop/insights/data/theme_examples.jsonl closeloop/insights/classifier.py
+	@echo "== [2/4] training the theme model of the shipped examples (about 25 s)"
+	$(PY) manage.py prepare_models
+	touch $(THEME_MODEL)
 
-install: $(STAMP) $(SENTIMENT_MODEL)
+install: $(STAMP) $(THEME_MODEL)
 
 # Browser tests drive Debian's chromium; install it once if the machine lacks it.
 chromium:
@@ -31,9 +33,11 @@ chromium:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 migrate: install
+	@echo "== [3/4] migrating the database"
 	$(PY) manage.py migrate --noinput
 
 demo: migrate
+	@echo "== [4/4] loading the demo data (once)"
 	$(PY) manage.py seed_demo --once
 
 run: demo

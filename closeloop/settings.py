@@ -188,10 +188,13 @@ IMAP_POLL_SECONDS = float(os.environ.get("IMAP_POLL_SECONDS", "30"))
 # The organisation's time zone: SLA business hours of unassigned cases, report periods.
 ORG_TIME_ZONE = os.environ.get("ORG_TIME_ZONE", "UTC")
 
-# How often the worker loop wakes when it has nothing to do, in seconds.
 # Slack and webhook calls give up (and retry later) after this long.
 WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", "10"))
+# How often the worker loop wakes when it has nothing to do, in seconds.
 WORKER_IDLE_SECONDS = float(os.environ.get("WORKER_IDLE_SECONDS", "2"))
+# The worker tunes the sentiment model in the background once (insights/tuning.py);
+# "off" leaves comments to VADER's lexicon until someone builds it.
+SENTIMENT_TUNING = os.environ.get("SENTIMENT_TUNING", "on").lower() not in ("0", "off", "false")
 
 LOGGING = {
     "version": 1,

@@ -24,9 +24,14 @@ def default_steps() -> list[Step]:
     """Every step the worker runs, in order: deliveries first, then deadlines."""
     from closeloop.delivery.sending import handle_email_batch, handle_http_batch
     from closeloop.insights.discovery import handle_theme_discovery
-    from closeloop.insights.learning import handle_theme_training
+    from closeloop.insights.learning import handle_model_preparation, handle_theme_training
     from closeloop.insights.report import handle_monthly_report
-    from closeloop.insights.tagging import handle_reply_batch, handle_theme_batch
+    from closeloop.insights.tagging import (
+        handle_reply_batch,
+        handle_sentiment_reread,
+        handle_theme_batch,
+    )
+    from closeloop.insights.tuning import handle_sentiment_tuning
     from closeloop.loop.imap import handle_imap_poll
     from closeloop.loop.sla import handle_one_escalation, handle_priority_refresh
     from closeloop.surveys.sending import handle_due_surveys, handle_reminders
@@ -39,8 +44,11 @@ def default_steps() -> list[Step]:
         handle_one_escalation,
         handle_imap_poll,
         handle_priority_refresh,
+        handle_model_preparation,
         handle_theme_batch,
         handle_reply_batch,
+        handle_sentiment_tuning,
+        handle_sentiment_reread,
         handle_theme_training,
         handle_theme_discovery,
         handle_monthly_report,

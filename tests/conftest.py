@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.test import Client
 
 from closeloop.api.models import ApiKey
@@ -15,6 +17,11 @@ from closeloop.team.models import Role, User
 from closeloop.worker import default_steps
 
 pytest_plugins = ["tests.browser", "tests.loopback"]
+
+# The suite never tunes the sentiment model in the background, in this process or in the
+# workers it starts: comments are read by the lexicon unless the tuned model was built.
+os.environ["SENTIMENT_TUNING"] = "off"
+settings.SENTIMENT_TUNING = False
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime, time
+from typing import Any
 
 import pytest
 import time_machine
@@ -195,3 +196,25 @@ def test_it_fails_a_retraining_cut_off_with_its_worker(db: None) -> None:
     recent.refresh_from_db()
     assert (cut_off.status, cut_off.error) == ("failed", "interrupted")
     assert recent.status == "running"
+
+
+def test_it_answers_503_while_the_theme_model_is_missing_and_a_worker_builds_it(
+    api: ApiClient, read_only_api: ApiClient, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from closeloop.insights import model_files
+
+    monkeypatch.setattr(model_files, "MODEL_DIR", tmp_path)
+    monkeypatch.setattr(learning, "_cache", {})
+    body = {"texts": ["We were invoiced twice"]}
+    r = read_only_api.post_json("/api/v1/themes/classify", body)
+    # A web process never trains: it says when to come back.
+    assert r.status_code == 503 and int(r["Retry-After"]) > 0
+    assert "being prepared" in r.json()["detail"]
+    saved = _post(api, "pat@example.com", "We were invoiced twice")
+    assert not analysis.ready()
+    drain()  # the worker builds the model first, then reads the waiting comment
+    assert learning.shipped_path().parent == tmp_path and learning.shipped_path().exists()
+    saved.refresh_from_db()
+    assert saved.themes_status == "done" and saved.themes_attempts == 0
+    assert "billing" in {t.theme.slug for t in saved.theme_tags.all()}
+    assert read_only_api.post_json("/api/v1/themes/classify", body).status_code == 200

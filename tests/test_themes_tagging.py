@@ -4,6 +4,7 @@ pending, retried, and finally failed in plain sight, never lost."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import time_machine
@@ -115,7 +116,7 @@ def test_it_stores_the_sentiment_of_the_comment_and_each_sentence(api: ApiClient
         ("The export is broken again.", "negative"),
         ("Otherwise the team is lovely.", "positive"),
     ]
-    assert body["model_version"] == sentiment.VERSION
+    assert body["model_version"] == sentiment.current_sentiment().version
 
 
 def test_it_reads_replies_and_call_notes_on_the_case_timeline(
@@ -149,3 +150,25 @@ def test_it_reads_replies_and_call_notes_on_the_case_timeline(
     assert timeline["created"]["themes_status"] == "" and timeline["created"]["sentiment"] is None
     # The case's own themes stay its answer's.
     assert "billing" not in {t["slug"] for t in case.response.themes_json()}
+
+
+def test_it_reads_sentiment_again_once_the_tuned_model_arrives(
+    api: ApiClient, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sentiment, "MODEL_PATH", tmp_path / sentiment.VERSION)
+    monkeypatch.setattr(sentiment, "_current", None)
+    saved = _post(api, "pat@example.com", "Support never answered. Very frustrating.")
+    drain()
+    saved.refresh_from_db()
+    assert saved.sentiment_version == sentiment.INTERIM_VERSION  # read before it was tuned
+    themes = sorted(t.theme.slug for t in saved.theme_tags.all())
+    # A tuned model appears (here a tiny one, tuned for a step), as a worker's tuning ends.
+    tiny = [sentiment.Snippet("tweets", f"awful {i}", -3.0) for i in range(40)]
+    sentiment.save(sentiment.train(tiny, epochs=1), tmp_path / sentiment.VERSION)
+    monkeypatch.setattr(sentiment, "_checked_at", 0.0)  # as if RECHECK_SECONDS had passed
+    assert tagging.handle_sentiment_reread() is True
+    assert tagging.handle_sentiment_reread() is False  # nothing left to read again
+    saved.refresh_from_db()
+    assert saved.sentiment_version == sentiment.VERSION and saved.themes_status == "done"
+    assert saved.sentiment in sentiment.LABELS and len(saved.sentiment_sentences) == 2
+    assert sorted(t.theme.slug for t in saved.theme_tags.all()) == themes  # themes stay

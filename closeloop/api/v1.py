@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from closeloop.insights.learning import CorrectionError
 from closeloop.insights.metrics import compare_periods, previous_period
+from closeloop.insights.model_files import ModelNotReady
 from closeloop.insights.nps import NpsSummary
 from closeloop.insights.taxonomy import TaxonomyError
 from closeloop.loop.models import CaseError
@@ -75,6 +76,14 @@ def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     if exc.status_code == 400 and isinstance(exc.__cause__, ValueError):
         return _error(400, ["body"], f"malformed JSON: {exc.__cause__}")
     return JsonResponse({"detail": str(exc)}, status=exc.status_code)
+
+
+@api.exception_handler(ModelNotReady)
+def _model_not_ready(request: HttpRequest, exc: ModelNotReady) -> HttpResponse:
+    """A model the call needs is still being built by the worker: try again shortly."""
+    reply = JsonResponse({"detail": str(exc)}, status=503)
+    reply["Retry-After"] = str(exc.retry_after)
+    return reply
 
 
 @api.exception_handler(AuthenticationError)

@@ -37,6 +37,12 @@ class Analysed:
         ]
 
 
+def ready() -> bool:
+    """Whether `analyse` can run now: the theme model is built (sentiment always has a
+    reader: the tuned model, or the lexicon until it is ready)."""
+    return learning.model_ready()
+
+
 def analyse(comments: Sequence[str]) -> Analysed:
     """Themes and sentiment of each comment (empty, emoji-only, very long and
     non-English comments included: see `classifier.clean` and `has_words`)."""

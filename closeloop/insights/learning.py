@@ -6,7 +6,11 @@
 - `request_training` queues a retraining; `handle_theme_training` (a worker step) runs
   queued ones and, once a night after NIGHTLY_HOUR, one more if anything changed.
 - `current_model` gives the newest trained model from the database (all workers share
-  it), or the model of the shipped examples while nobody has retrained.
+  it), or the model of the shipped examples while nobody has retrained. That one is
+  trained once, at install (`manage.py prepare_models`) or by a worker
+  that finds it missing (`handle_model_preparation`), and stored beside the virtualenv
+  (`model_files`); web processes only load it, and say "not ready" (503) while it is
+  missing rather than train it inside a request.
 
 A training set is the shipped examples plus the people's, with the taxonomy's history
 applied: a merged theme's examples count for the theme it became, a retired theme is
@@ -21,6 +25,7 @@ import threading
 import time
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -28,7 +33,7 @@ from django.utils import timezone
 from closeloop.surveys.models import Response
 from closeloop.team.models import User
 
-from . import classifier, periods
+from . import classifier, model_files, periods
 from .models import Theme, ThemeExample, ThemeTag, ThemeTraining
 from .reading import error_text, fail_cut_off
 
@@ -165,6 +170,7 @@ def training_set() -> tuple[list[classifier.Example], int]:
 
 _lock = threading.Lock()
 _cache: dict[str, classifier.ThemeClassifier] = {}
+SHIPPED_PREFIX = "themes-"
 
 
 @functools.cache
@@ -175,12 +181,56 @@ def _shipped() -> tuple[list[classifier.Example], str]:
     return examples, classifier.version_of(examples)
 
 
+def shipped_path() -> Path:
+    """The file of the shipped examples' model; its name carries their version."""
+    return model_files.MODEL_DIR / f"{SHIPPED_PREFIX}{_shipped()[1]}.joblib"
+
+
 def _shipped_model() -> classifier.ThemeClassifier:
-    """The model of the shipped examples alone, trained once per process."""
-    examples, version = _shipped()
+    """The model of the shipped examples alone, read from its file once per process.
+    Never trained here: `build_shipped` does that, at install or in a worker."""
+    version = _shipped()[1]
     if version not in _cache:
-        _cache[version] = classifier.train(examples, version)
+        path = shipped_path()
+        if not path.exists():
+            raise model_files.ModelNotReady("theme model")
+        _cache[version] = classifier.from_bytes(path.read_bytes())
     return _cache[version]
+
+
+def build_shipped(*, wait: bool = True) -> bool:
+    """Train the shipped examples' model and store it, unless its file is there.
+
+    Under a lock beside the file: a second builder (another worker, an install running
+    at the same time) waits and then finds the file, or with `wait=False` returns at
+    once. Files of older versions are removed. True when this call trained it."""
+    path = shipped_path()
+    with model_files.exclusive(path.with_name(SHIPPED_PREFIX + "build.lock"), wait=wait) as got:
+        if not got or path.exists():
+            return False
+        examples, version = _shipped()
+        started = time.perf_counter()
+        model = classifier.train(examples, version)
+        model_files.write_atomically(path, classifier.to_bytes(model))
+        for old in path.parent.glob(f"{SHIPPED_PREFIX}*.joblib"):
+            if old != path:
+                old.unlink(missing_ok=True)
+        log.info("theme model %s trained in %.1f s", version, time.perf_counter() - started)
+        return True
+
+
+def model_ready() -> bool:
+    """Whether `current_model` can answer without training (a retrained model in the
+    database, or the shipped one's file)."""
+    return _newest() is not None or shipped_path().exists()
+
+
+def handle_model_preparation() -> bool:
+    """Worker step: build the shipped examples' model when its file is missing (a new
+    version of the examples, or an install that skipped it); other workers go on."""
+    if shipped_path().exists():
+        return False
+    return build_shipped(wait=False)
 
 
 def _newest() -> tuple[int, str] | None:

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from closeloop.surveys.models import Response
 
-from . import analysis
+from . import analysis, sentiment
 from .models import ThemeTag
 from .reading import error_text
 
@@ -37,21 +37,30 @@ def _due(now: datetime) -> Q:
     return Q(themes_status=PENDING) & (Q(themes_next_at__isnull=True) | Q(themes_next_at__lte=now))
 
 
-def _claim(model: Any, text_field: str, now: datetime) -> list[Any]:
-    """Take up to BATCH due rows (answers, or replies and call notes) by stamping them
-    with a lease end unique to this claim."""
+def _reread_due(now: datetime) -> Q:
+    """Read rows whose sentiment came from the interim lexicon, not leased by a worker."""
+    return (
+        Q(themes_status=DONE, sentiment_version=sentiment.INTERIM_VERSION)
+        & (Q(themes_next_at__isnull=True) | Q(themes_next_at__lte=now))
+    )
+
+
+def _claim(model: Any, text_field: str, now: datetime, due_rows: Q | None = None) -> list[Any]:
+    """Take up to BATCH due rows (answers, or replies and call notes; by default those
+    pending, or `due_rows`) by stamping them with a lease end unique to this claim."""
+    due_rows = _due(now) if due_rows is None else due_rows
     until = now + LEASE
     with transaction.atomic():
-        due = model.objects.filter(_due(now)).order_by("themes_next_at", "id")
+        due = model.objects.filter(due_rows).order_by("themes_next_at", "id")
         if connection.features.has_select_for_update_skip_locked:
             due = due.select_for_update(skip_locked=True)
         ids = list(due.values_list("id", flat=True)[:BATCH])
         if not ids:
             return []
-        model.objects.filter(_due(now), id__in=ids).update(themes_next_at=until)
+        model.objects.filter(due_rows, id__in=ids).update(themes_next_at=until)
     # Rows another worker took between our read and our write carry its stamp, not ours.
     return list(
-        model.objects.filter(id__in=ids, themes_status=PENDING, themes_next_at=until).only(
+        model.objects.filter(id__in=ids, themes_next_at=until).only(
             "id", text_field, "themes_attempts", "themes_next_at"
         )
     )
@@ -73,6 +82,8 @@ def _read_batch(model: Any, text_field: str, what: str, store: Any) -> bool:
     """Claim a batch of pending rows, read their texts, and `store(batch, found)` in one
     transaction. When the models fail the rows stay pending with the error, retried
     later (see `_retry`). False when nothing was pending."""
+    if not analysis.ready():
+        return False  # the theme model is being built (`learning.handle_model_preparation`)
     now = timezone.now()
     batch = _claim(model, text_field, now)
     if not batch:
@@ -131,6 +142,33 @@ def handle_reply_batch() -> bool:
             )
 
     return _read_batch(Activity, "text", "reply", store)
+
+
+def handle_sentiment_reread() -> bool:
+    """Worker step: once the tuned sentiment model is in use, read again the answers,
+    replies and call notes whose sentiment came from the interim lexicon (their themes
+    stay as they are). False while the lexicon is still the reader or nothing is left."""
+    reader = sentiment.current_sentiment()
+    if reader.interim:
+        return False
+    for model, text_field in ((Response, "comment"), (_activity(), "text")):
+        batch = _claim(model, text_field, timezone.now(), _reread_due(timezone.now()))
+        if not batch:
+            continue
+        found = reader.analyse([getattr(row, text_field) for row in batch])
+        with transaction.atomic():
+            for row, feeling in zip(batch, found, strict=True):
+                model.objects.filter(
+                    pk=row.pk, sentiment_version=sentiment.INTERIM_VERSION
+                ).update(**_sentiment_fields(feeling, reader.version))
+        return True
+    return False
+
+
+def _activity() -> Any:
+    from closeloop.loop.models import Activity
+
+    return Activity
 
 
 def _retry(model: Any, batch: list[Any], error: str, now: datetime) -> None:
