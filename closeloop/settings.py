@@ -92,6 +92,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "closeloop.web.context.unread_notifications",
+                "closeloop.web.context.sentiment_model",
             ],
         },
     },

@@ -45,6 +45,13 @@ class ReadByWorker(models.Model):
     class Meta:
         abstract = True
 
+    @property
+    def sentiment_is_interim(self) -> bool:
+        """Read by the interim model: read again once the tuned model is ready."""
+        from .sentiment import INTERIM_VERSION
+
+        return self.sentiment_version == INTERIM_VERSION
+
     def sentiment_json(self) -> dict[str, Any] | None:
         """The sentiment of the text and of each sentence; None until the worker read it."""
         if not self.sentiment:
