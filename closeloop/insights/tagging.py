@@ -38,10 +38,9 @@ def _due(now: datetime) -> Q:
 
 
 def _reread_due(now: datetime) -> Q:
-    """Read rows whose sentiment came from the interim lexicon, not leased by a worker."""
-    return (
-        Q(themes_status=DONE, sentiment_version=sentiment.INTERIM_VERSION)
-        & (Q(themes_next_at__isnull=True) | Q(themes_next_at__lte=now))
+    """Read rows whose sentiment came from the interim model, not leased by a worker."""
+    return Q(themes_status=DONE, sentiment_version=sentiment.INTERIM_VERSION) & (
+        Q(themes_next_at__isnull=True) | Q(themes_next_at__lte=now)
     )
 
 
@@ -158,9 +157,9 @@ def handle_sentiment_reread() -> bool:
         found = reader.analyse([getattr(row, text_field) for row in batch])
         with transaction.atomic():
             for row, feeling in zip(batch, found, strict=True):
-                model.objects.filter(
-                    pk=row.pk, sentiment_version=sentiment.INTERIM_VERSION
-                ).update(**_sentiment_fields(feeling, reader.version))
+                model.objects.filter(pk=row.pk, sentiment_version=sentiment.INTERIM_VERSION).update(
+                    **_sentiment_fields(feeling, reader.version)
+                )
         return True
     return False
 

@@ -5,7 +5,7 @@ as a child process at the lowest CPU priority when the tuned model is missing an
 other process is tuning it (the tuning holds a lock beside the model, so two workers or
 two `make run`s never tune at once). The child checkpoints every hundred steps and on
 SIGTERM/SIGINT, so a stopped worker loses at most a minute of work and the next start
-resumes. While it runs, comments are read by VADER's lexicon (`sentiment.LexiconModel`);
+resumes. While it runs, comments are read by the interim model (`sentiment.InterimModel`);
 once the model is there every process switches to it and `tagging.handle_sentiment_reread`
 reads those comments again. `SENTIMENT_TUNING=off` turns the background tuning off (the
 test suite does; `make bench` tunes in the foreground instead).
@@ -56,11 +56,11 @@ def handle_sentiment_tuning() -> bool:
         return False
     if model_files.is_locked(sentiment.LOCK):
         return False  # another worker or `make run` is tuning it
-    log.info("sentiment model: tuning in the background (comments are read by the lexicon)")
+    log.info("sentiment model: tuning in the background (comments are read by the interim model)")
     # A fixed command: this interpreter running our own module.
-    _child = subprocess.Popen(  # noqa: S603
+    _child = subprocess.Popen(
         [sys.executable, "-m", "closeloop.insights.sentiment"],
-        preexec_fn=_lower_priority,  # noqa: PLW1509 - the child is a fresh interpreter
+        preexec_fn=_lower_priority,  # the child is a fresh interpreter
     )
     return False
 
