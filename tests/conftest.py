@@ -19,7 +19,7 @@ from closeloop.worker import default_steps
 pytest_plugins = ["tests.browser", "tests.loopback"]
 
 # The suite never tunes the sentiment model in the background, in this process or in the
-# workers it starts: comments are read by the lexicon unless the tuned model was built.
+# workers it starts: comments are read by the interim model unless the tuned model was built.
 os.environ["SENTIMENT_TUNING"] = "off"
 settings.SENTIMENT_TUNING = False
 

@@ -145,8 +145,8 @@ def handle_reply_batch() -> bool:
 
 def handle_sentiment_reread() -> bool:
     """Worker step: once the tuned sentiment model is in use, read again the answers,
-    replies and call notes whose sentiment came from the interim lexicon (their themes
-    stay as they are). False while the lexicon is still the reader or nothing is left."""
+    replies and call notes whose sentiment came from the interim model (their themes
+    stay as they are). False while the interim model is still the reader or nothing is left."""
     reader = sentiment.current_sentiment()
     if reader.interim:
         return False
