@@ -182,3 +182,51 @@ def test_it_changes_an_email_with_email_update(dl: Delighted) -> None:
         "new@example.com",
         "taken@example.com",
     }
+
+
+def test_it_keeps_the_date_of_a_back_dated_response(dl: Delighted) -> None:
+    from datetime import UTC, datetime
+
+    from closeloop.loop.models import FollowUpCase
+
+    pid = dl.call("post", "/v1/people", {"email": "old@example.com", "send": "false"}).json()["id"]
+    then = int(datetime(2025, 3, 14, 9, 30, tzinfo=UTC).timestamp())
+    body = {"person": pid, "score": 2, "comment": "slow", "created_at": then}
+    reply = dl.call("post", "/v1/survey_responses.json", body, json_body=True)
+    assert reply.status_code == 201, reply.content
+    assert reply.json()["created_at"] == then
+    saved = Response.objects.get()
+    assert saved.created_at == datetime(2025, 3, 14, 9, 30, tzinfo=UTC)
+    listed = dl.call("get", "/v1/survey_responses", {"until": then + 1}).json()
+    assert [r["id"] for r in listed] == [str(saved.pk)]
+    assert not FollowUpCase.objects.exists()  # history: a year-old 2 opens no case today
+
+
+@pytest.mark.parametrize("value", ["yesterday", "-5", "900000000", "99999999999", "4102444800"])
+def test_it_names_a_created_at_that_is_not_a_past_unix_time(dl: Delighted, value: str) -> None:
+    pid = dl.call("post", "/v1/people", {"email": "x@example.com", "send": "false"}).json()["id"]
+    body = {"person": pid, "score": "7", "created_at": value}
+    assert error_field(dl.call("post", "/v1/survey_responses", body)) == "created_at"
+    assert not Response.objects.exists()
+
+
+def test_it_throttles_a_person_surveyed_elsewhere_by_last_sent_at(dl: Delighted) -> None:
+    import time
+
+    week_ago = int(time.time()) - 7 * 86400
+    sent = dl.call("post", "/v1/people", {"email": "t@example.com", "last_sent_at": week_ago})
+    assert sent.status_code == 200 and sent.json()["survey_scheduled_at"] is None
+    listed = dl.call("get", "/v1/people", {"email": "t@example.com"}).json()
+    assert listed[0]["last_sent_at"] == week_ago
+    year_ago = {"email": "u@example.com", "last_sent_at": int(time.time()) - 365 * 86400}
+    assert dl.call("post", "/v1/people", year_ago).json()["survey_scheduled_at"] is not None
+    future = {"email": "v@example.com", "last_sent_at": int(time.time()) + 86400}
+    assert error_field(dl.call("post", "/v1/people", future)) == "last_sent_at"
+
+
+def test_it_changes_a_phone_number_with_phone_number_update(dl: Delighted) -> None:
+    first = {"email": "p@example.com", "phone_number": "+15551230000", "send": "false"}
+    dl.call("post", "/v1/people", first)
+    moved = {"email": "p@example.com", "phone_number_update": "+15559870000", "send": "false"}
+    assert dl.call("post", "/v1/people", moved).status_code == 200
+    assert Person.objects.get().phone == "+15559870000"

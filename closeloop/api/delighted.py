@@ -45,7 +45,7 @@ from closeloop.surveys.ingest import (
 )
 from closeloop.surveys.models import Person, Response, Survey, SurveyRequest
 from closeloop.surveys.pages import unsubscribe_person
-from closeloop.surveys.schemas import has_nul
+from closeloop.surveys.schemas import EARLIEST_ANSWER, has_nul
 
 from .models import ApiKey
 
@@ -271,6 +271,18 @@ def _timestamp(params: dict[str, Any], name: str) -> datetime | None:
     return None if seconds is None else datetime.fromtimestamp(seconds, tz=UTC)
 
 
+def _past(params: dict[str, Any], name: str) -> datetime | None:
+    """A Unix timestamp of something that already happened: from 2000-01-01 to now."""
+    when = _timestamp(params, name)
+    if when is None:
+        return None
+    if when < EARLIEST_ANSWER:
+        raise invalid(name, "must be on or after 2000-01-01 (946684800)")
+    if when > timezone.now() + timedelta(minutes=5):
+        raise invalid(name, "must not be in the future")
+    return when
+
+
 def _flag(params: dict[str, Any], name: str, default: bool) -> bool:
     value = params.get(name)
     if value is None or value == "":
@@ -347,10 +359,11 @@ def create_person(request: HttpRequest, params: dict[str, Any]) -> HttpResponse:
         raise invalid("email", "is required", "missing")
     new_email = _email(params, "email_update")
     phone = _text(params, "phone_number", 32)
+    new_phone = _text(params, "phone_number_update", 32)
     name = _text(params, "name", 200)
     delay = _integer(params, "delay", 0, 365 * 86400) or 0
     send = _flag(params, "send", True)
-    _timestamp(params, "last_sent_at")  # validated; see docs/delighted.md
+    last_sent_at = _past(params, "last_sent_at")
     properties = _properties(params, "properties")
     locale = properties.pop("locale", None)
     options = {
@@ -367,7 +380,7 @@ def create_person(request: HttpRequest, params: dict[str, Any]) -> HttpResponse:
         data = PersonData(
             email=email,
             name=name,
-            phone=phone,
+            phone=new_phone or phone,
             locale=str(locale)[:16] if locale else None,
             properties=properties,
         )
@@ -375,6 +388,10 @@ def create_person(request: HttpRequest, params: dict[str, Any]) -> HttpResponse:
             person = upsert_people([data])[("email", email)]
         except IngestError as exc:
             raise invalid(exc.field, exc.reason) from None
+        if last_sent_at is not None:
+            # Surveyed elsewhere (by Delighted): the throttle counts it before scheduling.
+            Person.objects.filter(pk=person.pk).update(last_sent_elsewhere_at=last_sent_at)
+            person.last_sent_elsewhere_at = last_sent_at
         scheduled_at = None
         if send:
             (survey_request,) = sending.schedule(
@@ -501,6 +518,8 @@ def create_response(request: HttpRequest, params: dict[str, Any]) -> HttpRespons
         person=PersonData.of(person),
         score=score,
         comment=comment,
+        # A back-dated answer keeps its date; an old one is history and opens no case.
+        created_at=_past(params, "created_at"),
         properties=properties,
         source="api",
     )

@@ -13,6 +13,11 @@ def unix(value: datetime | None) -> int | None:
     return int(value.timestamp()) if value is not None else None
 
 
+def _latest(*times: datetime | None) -> datetime | None:
+    found = [t for t in times if t is not None]
+    return max(found) if found else None
+
+
 def person_json(person: Person) -> dict[str, Any]:
     """A person as Delighted showed one (survey dates when the query annotated them)."""
     return {
@@ -21,7 +26,9 @@ def person_json(person: Person) -> dict[str, Any]:
         "email": person.email,
         "created_at": unix(person.created_at),
         "phone_number": person.phone or None,
-        "last_sent_at": unix(getattr(person, "last_sent_at", None)),
+        "last_sent_at": unix(
+            _latest(getattr(person, "last_sent_at", None), person.last_sent_elsewhere_at)
+        ),
         "last_responded_at": unix(getattr(person, "last_responded_at", None)),
         "next_survey_scheduled_at": unix(getattr(person, "next_survey_scheduled_at", None)),
     }

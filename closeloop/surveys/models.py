@@ -88,6 +88,9 @@ class Person(models.Model):
     properties = models.JSONField(default=dict, blank=True)
     unsubscribed_at = models.DateTimeField(null=True, blank=True)
     bounced_at = models.DateTimeField(null=True, blank=True)
+    # When another system last surveyed them (Delighted's `last_sent_at`): the survey
+    # throttle counts it like a survey closeloop sent.
+    last_sent_elsewhere_at = models.DateTimeField(null=True, blank=True)
     is_demo = models.BooleanField(default=False, help_text="Created by seed_demo.")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)

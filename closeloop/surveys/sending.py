@@ -93,10 +93,17 @@ def blocked_reasons(
             reasons[person.pk] = "has no email address"
     if purpose == SurveyRequest.Purpose.FOLLOW_UP:
         return reasons
+    since = now - timedelta(days=survey.throttle_days)
+    for person in people:
+        elsewhere = person.last_sent_elsewhere_at
+        if person.pk not in reasons and elsewhere is not None and elsewhere >= since:
+            reasons[person.pk] = (
+                f"throttled: surveyed {elsewhere:%Y-%m-%d} (before closeloop), "
+                f"at most once in {survey.throttle_days} days"
+            )
     rest = [p.pk for p in people if p.pk not in reasons]
     if not rest:
         return reasons
-    since = now - timedelta(days=survey.throttle_days)
     # In slices, so a wave of any size stays under SQLite's limit on query parameters.
     for start in range(0, len(rest), ID_SLICE):
         ids = rest[start : start + ID_SLICE]
