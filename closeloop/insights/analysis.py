@@ -7,12 +7,16 @@ classify API returns it without storing anything.
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from . import classifier, learning, sentiment
 from .models import Theme
+
+log = logging.getLogger("closeloop.themes")
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,29 @@ def ready() -> bool:
     """Whether `analyse` can run now: the theme model is built (sentiment always has a
     reader: the tuned model, or the lexicon until it is ready)."""
     return learning.model_ready()
+
+
+def warm_up() -> None:
+    """Load the models `analyse` uses into this process (a web process at start)."""
+    from django.db import connection
+
+    try:
+        if ready():
+            learning.current_model()
+        classifier.embedder()
+        sentiment.current_sentiment()
+    finally:
+        connection.close()  # this thread's own connection
+
+
+def warm_up_in_background() -> None:
+    def run() -> None:
+        try:
+            warm_up()
+        except Exception:  # a request that needs the models loads them (or says 503)
+            log.exception("loading the models at start failed")
+
+    threading.Thread(target=run, name="warm-up", daemon=True).start()
 
 
 def analyse(comments: Sequence[str]) -> Analysed:
