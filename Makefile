@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run migrate demo test test-postgres lint bench chromium clean
+.PHONY: install run migrate demo test test-postgres e2e lint bench chromium clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@echo "== [1/4] installing closeloop and its packages into $(VENV) (about 2 minutes the first time)"
@@ -49,6 +49,11 @@ test: install chromium
 
 test-postgres: install chromium
 	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/closeloop} $(PY) -m pytest -q
+
+# The running stack end to end: gunicorn + runworker (as `make run` starts them) on
+# PostgreSQL, with a real SMTP server and HTTP receiver on loopback (a few minutes).
+e2e: install chromium
+	$(PY) -m pytest -q -m e2e tests/test_e2e_stack.py
 
 lint: install
 	$(VENV)/bin/ruff check .

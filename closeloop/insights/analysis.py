@@ -80,7 +80,7 @@ def analyse(comments: Sequence[str]) -> Analysed:
     rows = list(Theme.objects.all())
     mapping = learning.slug_map(rows)
     themes = [_relabel(found, mapping) for found in themes_model.predict(cleaned, vectors)]
-    feelings = feeling_model.analyse(comments)
+    feelings = feeling_model.analyse(comments, vectors)
     return Analysed(
         [Analysis(t, f) for t, f in zip(themes, feelings, strict=True)],
         themes_model.version,

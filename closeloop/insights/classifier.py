@@ -28,6 +28,7 @@ EXAMPLES = Path(__file__).parent / "data" / "theme_examples.jsonl"
 # and the n-grams of an essay would drown a comment's own words.
 MAX_CHARS = 1000
 MAX_TOKENS = 128  # word pieces the encoder reads of a text
+EMBEDDING_SIZE = 384  # all-MiniLM-L6-v2's sentence vectors
 DEFAULT_THRESHOLD = 0.4
 VERSION_PREFIX = "minilm-tfidf-lr"
 
@@ -102,10 +103,16 @@ def use_cpu_threads() -> None:
 
 
 def embed(texts: Sequence[str]) -> Any:
-    """Unit-length sentence embeddings, one row per text."""
-    return embedder().encode(
-        list(texts), batch_size=64, normalize_embeddings=True, show_progress_bar=False
+    """Unit-length sentence embeddings, one row per text. A text given several times
+    ("Great", "n/a") is read once."""
+    unique = list(dict.fromkeys(texts))
+    found = embedder().encode(
+        unique, batch_size=64, normalize_embeddings=True, show_progress_bar=False
     )
+    if len(unique) == len(texts):
+        return found
+    row = {text: index for index, text in enumerate(unique)}
+    return found[[row[text] for text in texts]]
 
 
 @dataclass

@@ -236,7 +236,10 @@ class Reader:
     version: str = ""
     interim: bool = False
 
-    def _probabilities(self, texts: Sequence[str]) -> list[tuple[float, float, float] | None]:
+    def _probabilities(
+        self, texts: Sequence[str], known: Any = None
+    ) -> list[tuple[float, float, float] | None]:
+        """`known`: embeddings of the first texts, already computed (see `analyse`)."""
         raise NotImplementedError
 
     def _label(self, p: tuple[float, float, float]) -> Sentiment:
@@ -251,17 +254,20 @@ class Reader:
         """The sentiment of each text (already cleaned)."""
         return [self._judged(t, p) for t, p in zip(texts, self._probabilities(texts), strict=True)]
 
-    def analyse(self, comments: Sequence[str]) -> list[CommentSentiment]:
+    def analyse(self, comments: Sequence[str], embeddings: Any = None) -> list[CommentSentiment]:
         """Each comment's sentiment and that of its sentences.
 
         The model learned from snippets of one to three sentences; a longer comment's
         sentiment is the mean of its sentences' probabilities, so its length does not
-        wash it out towards neutral."""
+        wash it out towards neutral. `embeddings`, when given, are the MiniLM embeddings
+        of the cleaned comments (the theme classifier's), for a reader that uses them."""
         cleaned = [classifier.clean(c) for c in comments]
         split_up = [sentences(c) for c in comments]
         many = [(i, part) for i, parts in enumerate(split_up) if len(parts) > 1 for part in parts]
         # One pass over the comments and the sentences of those with several.
-        found_all = self._probabilities(cleaned + [classifier.clean(part) for _, part in many])
+        found_all = self._probabilities(
+            cleaned + [classifier.clean(part) for _, part in many], embeddings
+        )
         whole, per_sentence = found_all[: len(cleaned)], found_all[len(cleaned) :]
         found: dict[int, list[tuple[str, tuple[float, float, float] | None]]] = {}
         for (index, text), p in zip(many, per_sentence, strict=True):
@@ -309,7 +315,9 @@ class SentimentModel(Reader):
         lexicon = torch.tensor(_lexicon_scores(texts), dtype=hidden.dtype)
         return self.head(torch.cat([pooled, lexicon], 1))
 
-    def _probabilities(self, texts: Sequence[str]) -> list[tuple[float, float, float] | None]:
+    def _probabilities(
+        self, texts: Sequence[str], known: Any = None
+    ) -> list[tuple[float, float, float] | None]:
         """P(negative), P(neutral), P(positive) of each (cleaned) text; None without words.
         Texts are read in batches of similar length, so little time goes on padding."""
         import torch
@@ -348,13 +356,15 @@ class InterimModel(Reader):
         saved = json.loads(INTERIM_FILE.read_text())
         return cls(np.array(saved["coef"]), np.array(saved["intercept"]))
 
-    def _probabilities(self, texts: Sequence[str]) -> list[tuple[float, float, float] | None]:
+    def _probabilities(
+        self, texts: Sequence[str], known: Any = None
+    ) -> list[tuple[float, float, float] | None]:
         import numpy as np
 
         found: list[tuple[float, float, float] | None] = [None] * len(texts)
         todo = [i for i, t in enumerate(texts) if classifier.has_words(t)]
         if todo:
-            features = _interim_features([texts[i] for i in todo])
+            features = _interim_features([texts[i] for i in todo], _rows(known, todo))
             logits = features @ self.coef.T + self.intercept
             logits -= logits.max(axis=1, keepdims=True)
             p = np.exp(logits)
@@ -364,10 +374,25 @@ class InterimModel(Reader):
         return found
 
 
-def _interim_features(texts: Sequence[str]) -> Any:
+def _rows(known: Any, todo: list[int]) -> dict[int, Any]:
+    """Position in `todo` → the already computed embedding of that text."""
+    if known is None:
+        return {}
+    return {k: known[i] for k, i in enumerate(todo) if i < len(known)}
+
+
+def _interim_features(texts: Sequence[str], known: dict[int, Any] | None = None) -> Any:
+    """The frozen embedding (reusing `known` rows) beside VADER's four scores."""
     import numpy as np
 
-    return np.hstack([classifier.embed(texts), _lexicon_scores(texts)])
+    known = known or {}
+    missing = [k for k in range(len(texts)) if k not in known]
+    vectors = np.zeros((len(texts), classifier.EMBEDDING_SIZE), dtype=np.float32)
+    if missing:
+        vectors[missing] = classifier.embed([texts[k] for k in missing])
+    for k, row in known.items():
+        vectors[k] = row
+    return np.hstack([vectors, _lexicon_scores(texts)])
 
 
 def fit_interim(snippets: Sequence[Snippet]) -> InterimModel:

@@ -1,0 +1,323 @@
+"""The running system, end to end: what `make run` starts (gunicorn and `runworker`, as
+`scripts/run.sh` starts them) on PostgreSQL, with a real SMTP server and a real HTTP
+receiver on loopback, driven only over HTTP and SMTP.
+
+`make e2e` runs this file (and `.ci/run` runs `make e2e`); `make test` leaves it out.
+The in-process test client cannot see what this sees: process start-up, model loading
+in each web process, gunicorn's timeout, the worker's own loop and per-process state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import make_msgid
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from aiosmtpd.controller import Controller
+
+from .loopback import Inbox, Receiver, _handler, free_port
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parent.parent
+DATABASE_URL = os.environ.get(
+    "E2E_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/closeloop_e2e"
+)
+SECRET = "e2e-inbound-secret"
+OWNER = ("olivia", "olivia@example.com", "Olivia Owner")
+CUSTOMER = "dana@customer.example"
+
+
+@dataclass
+class Stack:
+    base: str
+    key: str
+    admin_password: str
+    inbox: Inbox
+    slack: Receiver
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def api(self, method: str, path: str, body: Any = None, **kwargs: Any) -> requests.Response:
+        headers = {"Authorization": f"Bearer {self.key}"}
+        return requests.request(
+            method, f"{self.base}{path}", json=body, headers=headers, timeout=60, **kwargs
+        )
+
+
+def _until(check: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def _recreate_database(url: str) -> None:
+    import psycopg
+
+    base, name = url.rsplit("/", 1)
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as db:
+        db.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        db.execute(f'CREATE DATABASE "{name}"')
+
+
+def _manage(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(  # noqa: S603 - our own manage.py
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    data = tmp_path_factory.mktemp("e2e-data")
+    inbox = Inbox()
+    smtp_port = free_port()
+    smtp = Controller(inbox, hostname="127.0.0.1", port=smtp_port)
+    smtp.start()
+    ref: list[Receiver] = []
+    http = ThreadingHTTPServer(("127.0.0.1", 0), _handler(ref))
+    http.daemon_threads = True
+    ref.append(Receiver(http))
+    threading.Thread(target=http.serve_forever, daemon=True).start()
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "DATABASE_URL": DATABASE_URL,
+        "DATA_DIR": str(data),
+        "SITE_URL": base,
+        "EMAIL_URL": f"smtp://127.0.0.1:{smtp_port}",
+        "DEFAULT_FROM_EMAIL": "Sam Support <sam@vendor.example>",
+        "INBOUND_EMAIL_SECRET": SECRET,
+        "SENTIMENT_TUNING": "off",
+        "WORKER_IDLE_SECONDS": "0.3",
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "PY": sys.executable,
+        "LOG_LEVEL": "WARNING",
+    }
+    _recreate_database(DATABASE_URL)
+    _manage(env, "migrate", "--noinput")
+    password = re.search(r"password '([^']+)'", _manage(env, "ensure_admin"))
+    assert password, "ensure_admin printed no password"
+    key = _manage(env, "create_api_key", "e2e").strip().splitlines()[-1]
+    username, email, name = OWNER
+    _manage(
+        env,
+        "shell",
+        "-c",
+        "from closeloop.team.models import User, Role; "
+        f"User.objects.create_user({username!r}, {email!r}, 'pw-olivia-123', "
+        f"first_name={name.split()[0]!r}, last_name={name.split()[1]!r}, role=Role.AGENT)",
+    )
+    log = data / "run.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(  # noqa: S603 - the script `make run` runs
+            ["bash", "scripts/run.sh"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    stack = Stack(base, key, password.group(1), inbox, ref[0], process, log)
+    try:
+
+        def healthy() -> bool:
+            try:
+                return requests.get(f"{base}/health", timeout=2).status_code == 200
+            except requests.RequestException:  # not listening yet, or still starting
+                return False
+
+        _until(healthy, 60, "gunicorn to answer /health")
+        yield stack
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+        smtp.stop()
+        http.shutdown()
+        http.server_close()
+        text = log.read_text(errors="replace")
+        assert "Traceback" not in text, text[-5000:]
+
+
+def _detractor(stack: Stack) -> dict[str, Any]:
+    """The detractor's case once the answer went in (posted once per module)."""
+    found = stack.api("get", "/api/v1/cases", params={"email": CUSTOMER}).json()
+    assert found["count"] == 1, found
+    return dict(found["results"][0])
+
+
+def test_it_alerts_the_owner_on_slack_and_writes_to_the_customer(stack: Stack) -> None:
+    channel = stack.api("post", "/api/v1/channels", {"kind": "slack", "url": stack.slack.url})
+    assert channel.status_code in (200, 201), channel.text
+    account = {
+        "name": "Globex",
+        "external_id": "acc-globex",
+        "tier": "smb",
+        "arr": 6000,
+        "owner_email": OWNER[1],
+    }
+    assert stack.api("post", "/api/v1/accounts", account).status_code in (200, 201)
+    began = time.monotonic()
+    answer = {
+        "person": {"email": CUSTOMER, "name": "Dana", "account": {"external_id": "acc-globex"}},
+        "score": 4,  # moderate, standard account: an automated first email (the policy)
+        "comment": "Exports keep timing out and support never answered my ticket",
+    }
+    posted = stack.api("post", "/api/v1/responses", answer)
+    assert posted.status_code == 201, posted.text
+    alerts = _until(lambda: stack.slack.requests, 60, "the Slack alert")
+    alerted_in = time.monotonic() - began
+    slack_text = alerts[0].body.decode()
+    assert "Globex" in slack_text and "Exports keep timing out" in slack_text
+    outreach = _until(lambda: stack.inbox.to(CUSTOMER), 60, "the outreach email")[0]
+    assert OWNER[1] in str(outreach["From"]) and outreach["Reply-To"]
+    assert alerted_in < 30, f"the owner heard after {alerted_in:.1f} s"
+    case = _detractor(stack)
+    assert case["score"] == 4 and case["status"] == "contacted"
+
+
+def test_it_puts_the_customers_emailed_reply_on_the_case(stack: Stack) -> None:
+    outreach = _until(lambda: stack.inbox.to(CUSTOMER), 60, "the outreach email")[0]
+    reply = EmailMessage()
+    reply["From"] = f"Dana <{CUSTOMER}>"
+    reply["To"] = str(outreach["Reply-To"])
+    reply["Subject"] = f"Re: {outreach['Subject']}"
+    reply["Message-ID"] = make_msgid(domain="customer.example")
+    reply["In-Reply-To"] = str(outreach["Message-ID"])
+    reply.set_content("The CSV export of our 40k contacts times out after a minute.\n")
+    body = bytes(reply)
+    stamp = str(int(time.time()))
+    signature = hmac.new(SECRET.encode(), f"{stamp}.".encode() + body, hashlib.sha256)
+    posted = requests.post(
+        f"{stack.base}/inbound/email",
+        data=body,
+        headers={
+            "Content-Type": "message/rfc822",
+            "X-Closeloop-Timestamp": stamp,
+            "X-Closeloop-Signature": f"sha256={signature.hexdigest()}",
+        },
+        timeout=30,
+    )
+    assert posted.status_code in (200, 202), posted.text
+    case_id = _detractor(stack)["id"]
+
+    def replied() -> Any:
+        case = stack.api("get", f"/api/v1/cases/{case_id}").json()
+        return case if "40k contacts" in json.dumps(case["activities"]) else None
+
+    case = _until(replied, 60, "the reply on the case timeline")
+    assert case["status"] == "in_conversation"
+
+
+def test_it_classifies_a_thousand_texts_within_the_timeout(stack: Stack) -> None:
+    from closeloop.insights.classifier import load_examples
+
+    # 1,000 different texts (the same text twice is read once): the shipped examples.
+    examples = [e.text for e in load_examples()]
+    texts = ["We were invoiced twice and support never replied", "Love it"]
+    texts += [f"{examples[i % len(examples)]} ({i})" for i in range(998)]
+    began = time.monotonic()
+    reply = stack.api("post", "/api/v1/themes/classify", {"texts": texts})
+    assert reply.status_code == 200, reply.text
+    assert time.monotonic() - began < 30
+    results = reply.json()["results"]
+    assert len(results) == 1000
+    assert {t["slug"] for t in results[0]["themes"]} >= {"billing", "support"}
+    assert results[0]["sentiment"]["sentiment"] == "negative"
+    assert results[1]["sentiment"]["sentiment"] == "positive"
+    too_many = stack.api("post", "/api/v1/themes/classify", {"texts": ["x"] * 1001})
+    assert too_many.status_code == 422 and "texts" in json.dumps(too_many.json())
+
+
+def test_it_serves_the_official_delighted_client(stack: Stack) -> None:
+    import delighted
+
+    client = delighted.Client(api_key=stack.key, api_base_url=f"{stack.base}/v1/")
+    person = delighted.Person.create(client=client, email="hist@example.com", send=False)
+    then = int(datetime(2025, 6, 1, 12, 0, tzinfo=UTC).timestamp())
+    old = delighted.SurveyResponse.create(
+        client=client, person=person.id, score=10, comment="great", created_at=then
+    )
+    assert old.created_at == then  # back-dated history keeps its date
+    metrics = delighted.Metrics.retrieve(client=client, since=then - 60, until=then + 60)
+    assert metrics.promoter_count == 1 and metrics.response_count == 1
+
+
+def test_it_sends_a_survey_and_records_the_answer_given_through_its_links(stack: Stack) -> None:
+    import delighted
+
+    client = delighted.Client(api_key=stack.key, api_base_url=f"{stack.base}/v1/")
+    person = delighted.Person.create(client=client, email="sam@survey.example", name="Sam")
+    assert person.survey_scheduled_at is not None
+    mail = _until(lambda: stack.inbox.to("sam@survey.example"), 60, "the survey email")[0]
+    html = mail.get_body(preferencelist=("html",)).get_content()
+    links = re.findall(r'href="([^"]*/s/a/[^"]+)"', html)
+    assert len(links) == 11, "one link per score, 0 to 10"
+    session = requests.Session()
+    landed = session.get(links[9].replace("&amp;", "&"), timeout=30)
+    assert landed.status_code == 200 and "saved" in landed.url
+    form = session.post(
+        landed.url.split("?")[0], data={"score": "9", "comment": "Fast and friendly"}, timeout=30
+    )
+    assert form.status_code == 200
+    listed = stack.api("get", "/api/v1/responses", params={"person": "sam@survey.example"}).json()
+    assert [(r["score"], r["comment"]) for r in listed["items"]] == [(9, "Fast and friendly")]
+
+
+@pytest.mark.browser
+def test_it_opens_every_page_of_the_top_bar_in_a_browser(stack: Stack) -> None:
+    from playwright.sync_api import sync_playwright
+
+    from .browser import CHROMIUM, CHROMIUM_ARGS, log_in
+
+    # A case handed to the admin puts a count on the bell, the widest the top bar gets.
+    case_id = _detractor(stack)["id"]
+    moved = stack.api("post", f"/api/v1/cases/{case_id}/assign", {"owner": "admin@localhost"})
+    assert moved.status_code == 200, moved.text
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.set_default_timeout(30_000)
+        log_in(page, stack.base, "admin", stack.admin_password)
+        assert page.inner_text(".bell .count").strip() != ""
+        top = page.eval_on_selector(".topbar", "bar => bar.getBoundingClientRect().height")
+        hrefs = page.eval_on_selector_all(".topbar nav a", "links => links.map(a => a.href)")
+        assert len(hrefs) >= 10
+        for href in hrefs:
+            reply = page.goto(href)
+            assert reply is not None and reply.status < 500, f"{href}: {reply and reply.status}"
+            assert "Server Error" not in page.content(), href
+        browser.close()
+    assert top < 60, f"the top bar wraps at 1280 px ({top:.0f} px high)"
