@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from closeloop.insights import classifier, sentiment
@@ -127,3 +129,19 @@ def test_it_changes_the_taxonomy_through_the_api(api: ApiClient, admin_user: obj
         assert r.status_code == 422, (path, r.content)
         assert loc in [e["loc"] for e in r.json()["detail"]], (path, r.json())
     assert api.post_json("/api/v1/themes/nope/retire", {}).status_code == 404
+
+
+def test_it_answers_503_while_the_process_loads_its_models(
+    read_only_api: ApiClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from closeloop.insights import analysis
+
+    monkeypatch.setattr(analysis, "warm_up", lambda: time.sleep(0.5))
+    analysis.warm_up_in_background()
+    loading = read_only_api.post_json("/api/v1/themes/classify", {"texts": ["slow exports"]})
+    assert loading.status_code == 503 and loading["Retry-After"] == "5"
+    deadline = time.monotonic() + 10
+    while analysis.warming() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    ready = read_only_api.post_json("/api/v1/themes/classify", {"texts": ["slow exports"]})
+    assert ready.status_code == 200

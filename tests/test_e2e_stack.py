@@ -139,8 +139,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     )
     log = data / "run.log"
     with open(log, "wb") as out:
-        process = subprocess.Popen(  # noqa: S603 - the script `make run` runs
-            ["bash", "scripts/run.sh"],
+        process = subprocess.Popen(
+            ["bash", "scripts/run.sh"],  # noqa: S607 - the script `make run` runs
             cwd=ROOT,
             env=env,
             stdout=out,
@@ -248,8 +248,13 @@ def test_it_classifies_a_thousand_texts_within_the_timeout(stack: Stack) -> None
     examples = [e.text for e in load_examples()]
     texts = ["We were invoiced twice and support never replied", "Love it"]
     texts += [f"{examples[i % len(examples)]} ({i})" for i in range(998)]
-    began = time.monotonic()
-    reply = stack.api("post", "/api/v1/themes/classify", {"texts": texts})
+    for _ in range(10):  # a process still loading its models says when to come back
+        began = time.monotonic()
+        reply = stack.api("post", "/api/v1/themes/classify", {"texts": texts})
+        if reply.status_code != 503:
+            break
+        assert time.monotonic() - began < 2
+        time.sleep(int(reply.headers["Retry-After"]))
     assert reply.status_code == 200, reply.text
     assert time.monotonic() - began < 30
     results = reply.json()["results"]

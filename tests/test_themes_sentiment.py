@@ -114,7 +114,7 @@ def test_it_resumes_an_interrupted_tuning_and_ends_with_the_same_model(tmp_path:
     resumed = s.train(
         corpus, epochs=2, checkpoint=checkpoint, progress=lambda step, total: steps.append(step)
     )
-    assert steps == [1, 2, 3, 4]  # the two steps done before were not run again
+    assert steps == [1, 2, 2, 3, 4]  # resumed at 2 (reported once), then only 3 and 4 ran
     for a, b in zip(whole.head.parameters(), resumed.head.parameters(), strict=True):
         assert torch.allclose(a, b, atol=1e-5)
     texts = ["Support never answered", "Love it"]

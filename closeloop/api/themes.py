@@ -16,6 +16,7 @@ from ninja import Field, Router, Schema, Status
 
 from closeloop.insights import analysis, discovery, learning, taxonomy
 from closeloop.insights.learning import CorrectionError
+from closeloop.insights.model_files import ModelNotReady
 from closeloop.insights.models import Theme, ThemeCandidate, ThemeDiscovery, ThemeTraining
 from closeloop.insights.taxonomy import TaxonomyError
 from closeloop.loop.models import FollowUpCase
@@ -27,6 +28,7 @@ from .cases import In, _user
 from .schemas import SentenceOut, ThemeTagOut
 
 router = Router(tags=["themes"])
+WARMING_RETRY_SECONDS = 5
 
 MAX_TEXTS = 1000
 Text = Annotated[str, Field(max_length=100_000)]
@@ -63,7 +65,12 @@ class ClassifyOut(Schema):
 @router.post("/themes/classify", response=ClassifyOut, summary="Themes and sentiment of texts")
 def classify(request: HttpRequest, payload: ClassifyIn) -> dict[str, Any]:
     """Read up to 1,000 texts as the worker reads comments, and store nothing. Retired
-    themes are not given; texts longer than 1,000 characters are read up to there."""
+    themes are not given; texts longer than 1,000 characters are read up to there.
+
+    503 with `Retry-After` while this web process is still loading its models (for a
+    few seconds after it starts) or the theme model is still being built."""
+    if analysis.warming():
+        raise ModelNotReady("theme and sentiment models", retry_after=WARMING_RETRY_SECONDS)
     found = analysis.analyse(payload.texts)
     results = []
     for result in found.results:

@@ -60,13 +60,25 @@ def warm_up() -> None:
         connection.close()  # this thread's own connection
 
 
+_warming = threading.Event()
+
+
+def warming() -> bool:
+    """Whether this process is still loading its models at start: a request then gets
+    503 with Retry-After instead of waiting (and competing) for them."""
+    return _warming.is_set()
+
+
 def warm_up_in_background() -> None:
     def run() -> None:
         try:
             warm_up()
         except Exception:  # a request that needs the models loads them (or says 503)
             log.exception("loading the models at start failed")
+        finally:
+            _warming.clear()
 
+    _warming.set()
     threading.Thread(target=run, name="warm-up", daemon=True).start()
 
 

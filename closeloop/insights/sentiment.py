@@ -486,6 +486,8 @@ def train(
             schedule.load_state_dict(saved["schedule"])
             torch.set_rng_state(saved["rng"])
             resume = int(saved["step"])
+            if progress:
+                progress(resume, steps)
             if log:
                 log(f"sentiment model: resuming at step {resume} of {steps}")
 
@@ -633,9 +635,12 @@ def build(
     _write_status(state="fetching", step=0, steps=0)
     training, _ = split(load_corpus(fetch_corpus()))
 
+    written: list[int] = []
+
     def progress(step: int, steps: int) -> None:
-        if step % 10 == 0 or step == steps:
+        if step % 10 == 0 or step == steps or not written:  # the first: where it resumed
             _write_status(state="tuning", step=step, steps=steps)
+            written.append(step)
 
     model = train(training, log=log, checkpoint=CHECKPOINT, stop=stop, progress=progress)
     path = path or MODEL_PATH
