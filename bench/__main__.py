@@ -43,8 +43,8 @@ BIG_ROWS = int(os.environ.get("BENCH_METRICS_ROWS", "1000000"))
 GUNICORN_ARGS = os.environ.get("BENCH_GUNICORN_ARGS", "").split()
 WEB_NICE = os.environ.get("WEB_NICE", "5")
 # Which parts to run (1 single POSTs, 2 batch ingest, 3 metrics, 4 closed loop, 5 surveys,
-# 6 insight pages, 7 theme classifier); default all.
-PARTS = set(os.environ.get("BENCH_PARTS", "1,2,3,4,5,6,7").replace(" ", "").split(","))
+# 6 insight pages, 7 theme classifier, 8 memory and start-up); default all.
+PARTS = set(os.environ.get("BENCH_PARTS", "1,2,3,4,5,6,7,8").replace(" ", "").split(","))
 
 
 def recreate_database() -> None:
@@ -251,6 +251,13 @@ def main() -> None:
         from bench import themes
 
         results.extend(themes.run())
+
+    # 8. Memory of the worker and a web process, and the first classify after a start.
+    if "8" in PARTS:
+        from bench import memory
+
+        with psycopg.connect(DB_URL) as conn:
+            results.extend(memory.run(DB_URL, conn, manage, key))
 
     header = ("figure", "closeloop", "baseline (same run)", "ratio", "goal")
     widths = [max(len(r[i]) for r in [header, *results]) for i in range(5)]

@@ -560,7 +560,7 @@ class Accuracy:
     n: int
 
 
-def evaluate(model: SentimentModel, held_out: Sequence[Snippet]) -> list[Accuracy]:
+def evaluate(model: Reader, held_out: Sequence[Snippet]) -> list[Accuracy]:
     """Accuracy per corpus, on the closest corpora together, and on all, on held-out snippets."""
     guesses = model.predict([classifier.clean(s.text) for s in held_out])
     right = [g.label == s.label for g, s in zip(guesses, held_out, strict=True)]
