@@ -230,3 +230,25 @@ def test_it_changes_a_phone_number_with_phone_number_update(dl: Delighted) -> No
     moved = {"email": "p@example.com", "phone_number_update": "+15559870000", "send": "false"}
     assert dl.call("post", "/v1/people", moved).status_code == 200
     assert Person.objects.get().phone == "+15559870000"
+
+
+def test_it_shows_the_thank_you_message_and_link_a_caller_gave(dl: Delighted) -> None:
+    from closeloop.surveys import links
+    from closeloop.surveys.models import SurveyRequest
+
+    body = {
+        "email": "ty@example.com",
+        "properties[thank_you_message]": "Thanks, Dana will read this today.",
+        "properties[thank_you_link_text]": "See what we shipped",
+        "properties[thank_you_link_url]": "https://example.com/changelog",
+    }
+    assert dl.call("post", "/v1/people", body).status_code == 200
+    request = SurveyRequest.objects.get()
+    page = Client().post(links.page_url(request), {"score": "9", "comment": ""})
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "Thanks, Dana will read this today." in text
+    assert 'href="https://example.com/changelog"' in text and "See what we shipped" in text
+    assert "thank_you_message" not in Person.objects.get().properties  # wording, not a fact
+    bad = {"email": "ty2@example.com", "properties[thank_you_link_url]": "javascript:alert(1)"}
+    assert error_field(dl.call("post", "/v1/people", bad)) == "properties[thank_you_link_url]"

@@ -59,6 +59,9 @@ _REQUEST_OPTIONS = {
     "question_product_name": "product",
     "delighted_email_subject": "subject",
     "delighted_intro_message": "intro",
+    "thank_you_message": "thank_you",
+    "thank_you_link_text": "thank_you_link_text",
+    "thank_you_link_url": "thank_you_link_url",
 }
 
 
@@ -371,6 +374,9 @@ def create_person(request: HttpRequest, params: dict[str, Any]) -> HttpResponse:
         for prop, option in _REQUEST_OPTIONS.items()
         if properties.get(prop) not in (None, "")
     }
+    link = options.get("thank_you_link_url", "")
+    if link and not (link.startswith(("https://", "http://")) and len(link) <= 2000):
+        raise invalid("properties[thank_you_link_url]", "must be an http(s) URL")
     with transaction.atomic():
         if new_email and new_email != email:
             if Person.objects.filter(email=new_email).exists():

@@ -88,12 +88,16 @@ def page(request: HttpRequest, value: str) -> HttpResponse:
     survey_request = opened.request
     _mark_opened(survey_request)
     existing = Response.objects.filter(request=survey_request).order_by("pk").first()
+    options = survey_request.options or {}
     ctx = context(survey_request)
     ctx.update(
         survey_request=survey_request,
         action=request.path,
         unsubscribe_url=links.unsubscribe_url(survey_request),
-        thank_you=survey_request.survey.thank_you,
+        # Delighted's per-person thank-you message and link, when the API set them.
+        thank_you=options.get("thank_you") or survey_request.survey.thank_you,
+        thank_you_link_url=options.get("thank_you_link_url", ""),
+        thank_you_link_text=options.get("thank_you_link_text", ""),
     )
     if request.method == "POST":
         score, comment, wrong = _read_form(request.POST, ctx["t"])
