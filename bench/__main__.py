@@ -31,7 +31,7 @@ from urllib.parse import urlparse
 
 import psycopg
 
-from bench.common import free_port, pct
+from bench.common import free_port, gunicorn_command, pct
 
 ROOT = Path(__file__).resolve().parent.parent
 DB_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/closeloop_bench")
@@ -41,7 +41,6 @@ BATCHES = int(os.environ.get("BENCH_BATCHES", "30"))
 BIG_ROWS = int(os.environ.get("BENCH_METRICS_ROWS", "1000000"))
 # Extra gunicorn arguments, e.g. "--worker-class gthread --threads 4" (measured: no faster).
 GUNICORN_ARGS = os.environ.get("BENCH_GUNICORN_ARGS", "").split()
-WEB_NICE = os.environ.get("WEB_NICE", "5")
 # Which parts to run (1 single POSTs, 2 batch ingest, 3 metrics, 4 closed loop, 5 surveys,
 # 6 insight pages, 7 theme classifier, 8 memory and start-up); default all.
 PARTS = set(os.environ.get("BENCH_PARTS", "1,2,3,4,5,6,7,8").replace(" ", "").split(","))
@@ -81,22 +80,7 @@ def gunicorn(port: int) -> Iterator[None]:
     }
     proc = subprocess.Popen(
         [
-            # As `make run` starts it (scripts/run.sh): the web yields the CPU to the worker.
-            "nice",
-            "-n",
-            WEB_NICE,
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "closeloop.wsgi",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "2",
-            "--keep-alive",
-            "30",
-            "--log-level",
-            "warning",
+            *gunicorn_command(port, 2, "--keep-alive", "30", "--log-level", "warning"),
             *GUNICORN_ARGS,
         ],
         cwd=ROOT,

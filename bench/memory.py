@@ -26,7 +26,7 @@ from typing import Any
 
 import psycopg
 
-from bench.common import free_port
+from bench.common import free_port, gunicorn_command
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMENTS = int(os.environ.get("BENCH_MEMORY_COMMENTS", "10000"))
@@ -201,19 +201,7 @@ def _web_figures(db_url: str, key: str, preload: bool) -> dict[str, Any]:
     port = free_port()
     began = time.perf_counter()
     proc = subprocess.Popen(
-        [
-            "nice",
-            "-n",
-            os.environ.get("WEB_NICE", "5"),
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "closeloop.wsgi",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "1",
-        ],
+        gunicorn_command(port, 1),
         cwd=ROOT,
         env=_env(db_url, WEB_PRELOAD_MODELS="on" if preload else "off"),
         stdout=subprocess.DEVNULL,

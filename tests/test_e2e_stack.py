@@ -326,3 +326,75 @@ def test_it_opens_every_page_of_the_top_bar_in_a_browser(stack: Stack) -> None:
             assert "Server Error" not in page.content(), href
         browser.close()
     assert top < 60, f"the top bar wraps at 1280 px ({top:.0f} px high)"
+
+
+def _children_of(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def _nice(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[16])  # the 19th field of /proc/<pid>/stat
+
+
+def test_it_tunes_sentiment_in_the_background_once_and_resumes_after_a_stop(
+    tmp_path: Path,
+) -> None:
+    import shutil
+
+    from closeloop.insights import learning, sentiment
+
+    models = tmp_path / "models"
+    models.mkdir()
+    shutil.copy(learning.shipped_path(), models / learning.shipped_path().name)
+    data = tmp_path / "data"
+    data.mkdir()
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{data / 'db.sqlite3'}",
+        "DATA_DIR": str(data),
+        "MODEL_DIR": str(models),
+        "SENTIMENT_TUNING": "on",
+        "WORKER_IDLE_SECONDS": "0.3",
+    }
+    _manage(env, "migrate", "--noinput")
+    status = models / f"tuning-{sentiment.VERSION}" / "status.json"
+
+    def start() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "manage.py", "runworker"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def step() -> int:
+        try:
+            return int(json.loads(status.read_text()).get("step", 0))
+        except (OSError, ValueError):
+            return 0
+
+    first, second = start(), start()  # two workers on one MODEL_DIR: one tuning
+    try:
+        _until(lambda: step() >= 1, 240, "the background tuning's first steps")
+        tuners = [c for w in (first, second) for c in _children_of(w.pid)]
+        assert len(tuners) == 1, "exactly one process tunes"
+        assert _nice(tuners[0]) == 19
+    finally:
+        for worker in (first, second):
+            worker.send_signal(signal.SIGTERM)
+        for worker in (first, second):
+            worker.wait(90)
+    stopped_at = step()
+    checkpoint = models / f"tuning-{sentiment.VERSION}" / "checkpoint.pt"
+    assert checkpoint.exists() and stopped_at >= 1  # saved on the way out
+    assert not (models / sentiment.VERSION).exists()
+    again = start()
+    try:
+        _until(lambda: step() > stopped_at, 240, "the tuning to resume")
+        assert step() < stopped_at + 50, "it resumed where it stopped, not from zero"
+    finally:
+        again.send_signal(signal.SIGTERM)
+        again.wait(90)
