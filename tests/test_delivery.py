@@ -292,3 +292,24 @@ def test_it_keeps_smtp_sessions_between_batches_and_replaces_one_the_server_drop
     drain()
     assert len(smtp.inbox.to("after@example.com")) == 1
     assert Delivery.objects.filter(status="sent").count() == 8
+
+
+def test_it_records_a_sent_batch_again_when_the_database_refused_it_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from django.db import OperationalError
+
+    from closeloop.delivery import sending
+
+    calls: list[int] = []
+
+    def flaky(outcomes: list[sending.Outcome]) -> None:
+        calls.append(len(outcomes))
+        if len(calls) == 1:  # as PostgreSQL answers a deadlock: the transaction is gone
+            raise OperationalError("deadlock detected")
+
+    monkeypatch.setattr(sending, "_record", flaky)
+    monkeypatch.setattr(sending.time, "sleep", lambda seconds: None)
+    outcome = sending.Outcome(delivery=object(), error=None, ms=1)  # type: ignore[arg-type]
+    sending.record([outcome])
+    assert calls == [1, 1]  # recorded on the second try, not left to the lease

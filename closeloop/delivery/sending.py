@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -87,15 +87,32 @@ class Outcome:
     ms: int
 
 
+RECORD_TRIES = 5
+
+
 def record(outcomes: list[Outcome]) -> None:
     """Write a batch's results in one transaction: statuses, attempts, and the cases' timelines.
 
     Only rows still held under their claim token are written: a worker whose
     lease ran out (it stalled for longer than LEASE) records nothing for rows
-    another worker has since taken.
+    another worker has since taken. The messages are already out, so a transaction
+    that fails on a lock (a deadlock or a busy database) is tried again rather than
+    left to a lease that would send them a second time.
     """
     if not outcomes:
         return
+    for attempt in range(1, RECORD_TRIES + 1):
+        try:
+            _record(outcomes)
+            return
+        except OperationalError:
+            if attempt == RECORD_TRIES:
+                raise
+            log.warning("recording %d deliveries failed on a lock; again", len(outcomes))
+            time.sleep(0.05 * 2**attempt)
+
+
+def _record(outcomes: list[Outcome]) -> None:
     now = timezone.now()
     who = worker_name()
     with transaction.atomic(), batch.collecting():

@@ -394,7 +394,12 @@ def answer_request(
     change it, keeping the history. `comment=None` leaves the comment as it is.
     """
     with transaction.atomic():
-        locked = SurveyRequest.objects.select_for_update().select_related("person", "survey")
+        # Lock the request row only: FOR UPDATE on the joined person and survey rows
+        # would block (and on PostgreSQL deadlock with) every transaction that writes a
+        # row pointing at them, such as the worker recording a batch of sent emails.
+        locked = SurveyRequest.objects.select_for_update(of=("self",)).select_related(
+            "person", "survey"
+        )
         request = locked.get(pk=request.pk)
         existing = Response.objects.filter(request=request).order_by("pk").first()
         if existing is not None:
