@@ -313,3 +313,56 @@ def test_it_records_a_sent_batch_again_when_the_database_refused_it_once(
     outcome = sending.Outcome(delivery=object(), error=None, ms=1)  # type: ignore[arg-type]
     sending.record([outcome])
     assert calls == [1, 1]  # recorded on the second try, not left to the lease
+
+
+class _Garbage:
+    """A TCP server on loopback that answers every request with a line that is not HTTP."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/hook"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"SSH-2.0-OpenSSH_9.6 not http at all\r\n\r\n")
+
+
+def test_it_fails_only_the_bad_deliveries_of_a_batch_and_sends_the_rest(
+    api: ApiClient, enterprise: Account, receiver: Receiver
+) -> None:
+    garbage = _Garbage()
+    try:
+        # Channels stored before URLs were checked at entry, and a receiver speaking no HTTP.
+        Channel.objects.create(kind="slack", url=garbage.url)
+        Channel.objects.create(kind="webhook", url="http://127.0.0.1:9/ho\x01ok")
+        Channel.objects.create(kind="webhook", url="http://127.0.0.1:9/crème")
+        Channel.objects.create(kind="slack", url=receiver.url)
+        detractor(api, enterprise)
+        drain()
+    finally:
+        garbage.sock.close()
+    rows = {d.to: d for d in Delivery.objects.filter(kind__in=["slack", "webhook"])}
+    assert rows[receiver.url].status == "sent" and len(receiver.requests) == 1
+    no_http = rows[garbage.url]
+    assert no_http.status == "pending" and no_http.attempts == 1  # retried later, with backoff
+    assert "no valid HTTP" in no_http.last_error and no_http.claim_token == ""
+    for url in ("http://127.0.0.1:9/ho\x01ok", "http://127.0.0.1:9/crème"):
+        assert rows[url].status == "failed" and rows[url].permanent_failure, rows[url].last_error
+
+
+@pytest.mark.parametrize(
+    "url", ["http://hooks.example/a b", "http://hooks.example/\x01", "https://hooks.example/crème"]
+)
+def test_it_refuses_a_channel_url_that_cannot_be_sent(api: ApiClient, url: str) -> None:
+    r = api.post_json("/api/v1/channels", {"kind": "webhook", "url": url})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == "url", r.content
+    assert not Channel.objects.exists()

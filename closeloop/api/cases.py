@@ -458,6 +458,10 @@ def _check_target(payload: ChannelIn) -> None:
         return
     if not payload.url:
         raise CaseError("url", f"a {payload.kind} channel needs a url")
+    if not payload.url.isascii() or any(ch <= " " or ch == "\x7f" for ch in payload.url):
+        raise CaseError(
+            "url", "must be ASCII without spaces or control characters (percent-encode the rest)"
+        )
     try:
         URLValidator(schemes=["http", "https"])(payload.url)
     except ValidationError as exc:

@@ -194,6 +194,9 @@ def _attempt(delivery: Delivery, send: Callable[[Delivery], None]) -> Outcome:
         send(delivery)
     except TransportError as exc:
         error = exc
+    except Exception as exc:  # any fault is this delivery's alone: the batch is recorded
+        log.exception("delivery %s failed unexpectedly", delivery.pk)
+        error = TransportError(f"{type(exc).__name__}: {exc}"[:500], permanent=True)
     return Outcome(delivery, error, int((time.monotonic() - started) * 1000))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import binascii
 import hashlib
 import hmac
+import http.client
 import json
 import re
 import secrets
@@ -306,6 +307,14 @@ def post_json(url: str, body: bytes, headers: dict[str, str]) -> int:
     except (TimeoutError, urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise TransportError(f"could not reach {url}: {reason}") from exc
+    except http.client.InvalidURL as exc:
+        raise TransportError(f"not a valid URL: {exc}", permanent=True) from exc
+    except http.client.HTTPException as exc:
+        # The receiver answered something that is not HTTP (a bad status line, an
+        # endless header): it may be fixed later, so retried with backoff.
+        raise TransportError(f"{url} answered with no valid HTTP: {type(exc).__name__}") from exc
+    except (UnicodeError, ValueError) as exc:
+        raise TransportError(f"the URL cannot be sent: {exc}", permanent=True) from exc
 
 
 def _raise_retry(message: str, retry_after: str | None) -> int:
