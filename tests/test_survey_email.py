@@ -288,3 +288,39 @@ def test_it_names_what_is_wrong_with_a_link_surveys_input(client: Client, db: ob
     assert no_score.status_code == 422 and b"choose a number from 0 to 10" in no_score.content
     assert client.get("/l/unknown-survey/").status_code == 404
     assert not Response.objects.exists() and not Person.objects.exists()
+
+
+def test_it_stops_every_queued_email_to_a_person_who_unsubscribes(smtp: SmtpServer) -> None:
+    from closeloop.delivery.models import Delivery
+    from closeloop.surveys.pages import unsubscribe_person
+
+    message = surveyed(smtp)
+    person = Person.objects.get()
+    sent = Delivery.objects.get(purpose=Delivery.Purpose.SURVEY)
+    # A reminder waiting in retry after a refused attempt, and an outreach email queued.
+    waiting = Delivery.objects.create(
+        kind="email",
+        purpose="reminder",
+        to=person.email,
+        subject="Reminder",
+        body="…",
+        status="pending",
+        attempts=2,
+        last_error="451 try later",
+        survey_request=sent.survey_request,
+    )
+    queued = Delivery.objects.create(
+        kind="email", purpose="outreach", to=person.email, subject="About your 3", body="…"
+    )
+    other = Delivery.objects.create(
+        kind="email", purpose="outreach", to="someone@else.example", subject="Hi", body="…"
+    )
+    assert message is not None and unsubscribe_person(person)
+    drain()
+    for row in (waiting, queued):
+        row.refresh_from_db()
+        assert row.status == "failed" and "unsubscribed" in row.last_error
+    other.refresh_from_db()
+    sent.refresh_from_db()
+    assert other.status == "sent" and sent.status == "sent"  # what already went stays as it was
+    assert [m["To"] for m in smtp.inbox.messages[1:]] == ["someone@else.example"]

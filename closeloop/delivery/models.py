@@ -170,6 +170,21 @@ class Delivery(models.Model):
     def __str__(self) -> str:
         return f"{self.kind} to {self.to} ({self.status})"
 
+    # Emails to a customer, which their unsubscribing stops while still queued.
+    TO_CUSTOMERS = (Purpose.SURVEY, Purpose.REMINDER, Purpose.OUTREACH, Purpose.FIX_SHIPPED)
+
+    @classmethod
+    def cancel_to_customer(cls, address: str, reason: str) -> int:
+        """Fail every queued email to this customer address (waiting to go, or waiting to
+        be retried) with `reason`; one already being sent cannot be called back. Returns
+        how many were stopped."""
+        return cls.objects.filter(
+            kind=cls.Kind.EMAIL,
+            purpose__in=cls.TO_CUSTOMERS,
+            status=cls.Status.PENDING,
+            to__iexact=address,
+        ).update(status=cls.Status.FAILED, claim_token="", last_error=reason[:500])
+
     @property
     def message_id(self) -> str:
         """A stable Message-ID, so a receiver can tell a resend from a new message."""

@@ -22,6 +22,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from closeloop.delivery.models import Delivery
 from closeloop.loop import notify
 
 from . import links
@@ -201,6 +202,8 @@ def unsubscribe_person(person: Person) -> bool:
         SurveyRequest.objects.filter(person=person, status=SurveyRequest.Status.SCHEDULED).update(
             status=SurveyRequest.Status.CANCELLED, status_reason="unsubscribed"
         )
+        if person.email:  # and every email to them still queued, retries included
+            Delivery.cancel_to_customer(person.email, "not sent: the customer unsubscribed")
         if done:
             person.refresh_from_db(fields=["unsubscribed_at"])
             notify.unsubscribed(person)
