@@ -48,6 +48,18 @@ ALLOWED_HOSTS = [
     if h.strip()
 ]
 CSRF_TRUSTED_ORIGINS = [SITE_URL]
+# Old keys still accepted when checking signatures after SECRET_KEY changes (comma-
+# separated): unsubscribe and survey links in emails already sent keep working.
+SECRET_KEY_FALLBACKS = [
+    k.strip() for k in os.environ.get("SECRET_KEY_FALLBACKS", "").split(",") if k.strip()
+]
+if SITE_URL.startswith("https://"):
+    # Served over TLS (usually behind a proxy that says so in X-Forwarded-Proto): cookies
+    # only over https, and browsers told to keep to https.
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "31536000"))
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -56,11 +57,72 @@ def test_it_creates_and_prints_the_admin_login_once(
         call_command("ensure_admin")
         first = capsys.readouterr().out
         call_command("ensure_admin")
-        assert capsys.readouterr().out == first
+        again = capsys.readouterr().out
         password = first.split("password '")[1].rstrip("'\n")
+        # Printed at creation only; later starts say where it is kept.
+        assert password not in again and "password in" in again and "admin-password" in again
         admin = User.objects.get(username="admin")
         assert admin.is_superuser and admin.check_password(password)
         admin.set_password("changed-by-hand-1")
         admin.save()
         call_command("ensure_admin")
         assert "password changed" in capsys.readouterr().out
+
+
+def test_it_secures_cookies_and_hsts_when_the_site_is_served_over_https(tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    probe = (
+        "from django.conf import settings as s; import json; print(json.dumps(["
+        "s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SECURE_HSTS_SECONDS, "
+        "list(s.SECURE_PROXY_SSL_HEADER or []), s.SECRET_KEY_FALLBACKS]))"
+    )
+
+    def read(site: str) -> list[object]:
+        env = {
+            **os.environ,
+            "SITE_URL": site,
+            "DATA_DIR": str(tmp_path),
+            "SECRET_KEY_FALLBACKS": "old-key-1, old-key-2",
+        }
+        out = (
+            subprocess.run(  # noqa: S603 - our own manage.py
+                [sys.executable, "manage.py", "shell", "-c", probe],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
+        return list(json.loads(out))
+
+    assert read("https://nps.example.com") == [
+        True,
+        True,
+        31536000,
+        ["HTTP_X_FORWARDED_PROTO", "https"],
+        ["old-key-1", "old-key-2"],
+    ]
+    assert read("http://127.0.0.1:8000")[:4] == [False, False, 0, []]
+
+
+def test_it_keeps_emailed_links_working_after_the_secret_key_is_rotated(db: Any) -> None:
+    from closeloop.surveys import links
+    from closeloop.surveys.models import Person, Survey, SurveyRequest
+
+    person = Person.objects.create(email="pat@example.com")
+    request = SurveyRequest.objects.create(person=person, survey=Survey.default())
+    with override_settings(SECRET_KEY="the-old-key-" * 4):
+        unsubscribe = links.unsubscribe_url(request).rstrip("/").rsplit("/", 1)[1]
+    with override_settings(SECRET_KEY="the-new-key-" * 4):
+        with pytest.raises(links.LinkError):
+            links.read_unsubscribe(unsubscribe)
+    with override_settings(
+        SECRET_KEY="the-new-key-" * 4, SECRET_KEY_FALLBACKS=["the-old-key-" * 4]
+    ):
+        assert links.read_unsubscribe(unsubscribe).pk == request.pk

@@ -22,12 +22,13 @@ class Command(BaseCommand):
             )
             path.write_text(password)
             path.chmod(0o600)
+            # Printed once, when it is made; later starts point at the file instead, so
+            # the password does not end up in every log of every start.
+            self.stdout.write(f"Admin login: user 'admin', password '{password}'")
         elif path.exists() and user.check_password(path.read_text()):
-            password = path.read_text()
+            self.stdout.write(f"Admin login: user 'admin', password in {path}")
         else:
             self.stdout.write(
                 "Admin login: user 'admin' (password changed since set-up; reset it with "
                 "`manage.py changepassword admin`)"
             )
-            return
-        self.stdout.write(f"Admin login: user 'admin', password '{password}'")
