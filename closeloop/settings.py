@@ -183,7 +183,7 @@ EMAIL_URL = os.environ.get("EMAIL_URL", "console://")
 globals().update(_email_settings(EMAIL_URL))
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "closeloop@localhost")
 # Customer replies go to <local>+<case token>@<domain> of this address; route it to closeloop
-# (IMAP mailbox, the inbound HTTP endpoint, or the built-in SMTP listener).
+# (an IMAP mailbox the worker polls, or the inbound HTTP endpoint POST /inbound/email).
 REPLY_ADDRESS = os.environ.get("REPLY_ADDRESS", f"replies@{_site_host}")
 # Your product's name, as outreach templates say it ({product}).
 PRODUCT_NAME = os.environ.get("PRODUCT_NAME", "our product")

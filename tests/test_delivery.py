@@ -366,3 +366,37 @@ def test_it_refuses_a_channel_url_that_cannot_be_sent(api: ApiClient, url: str) 
     r = api.post_json("/api/v1/channels", {"kind": "webhook", "url": url})
     assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == "url", r.content
     assert not Channel.objects.exists()
+
+
+def test_it_never_lets_a_customer_comment_ping_a_slack_channel(
+    api: ApiClient, enterprise: Account, receiver: Receiver
+) -> None:
+    Channel.objects.create(kind="slack", url=receiver.url)
+    enterprise.name = "Globex <!here>"
+    enterprise.save()
+    comment = "Fix it <!channel> & <@U024BE7LH> <https://evil.example|click>"
+    assert (
+        api.post_json(
+            "/api/v1/responses",
+            {
+                "person": {"email": "pat@example.com", "account": {"external_id": "acc-globex"}},
+                "score": 2,
+                "comment": comment,
+            },
+        ).status_code
+        == 201
+    )
+    drain()
+    message = receiver.requests[0].json()
+    # Every text Slack parses (the notification text and mrkdwn) is escaped; the header is
+    # plain_text, which Slack shows as it is and never reads for mentions or links.
+    parsed = [message["text"]] + [
+        part["text"]
+        for block in message["blocks"]
+        for part in [block.get("text") or {}, *block.get("fields", [])]
+        if part.get("type") == "mrkdwn"
+    ]
+    for text in parsed:
+        assert "<!" not in text and "<@" not in text and "<https" not in text, text
+    assert "&lt;!channel&gt; &amp; &lt;@U024BE7LH&gt;" in message["text"]
+    assert "*Account*\nGlobex &lt;!here&gt;" in parsed

@@ -324,7 +324,9 @@ def slack_message(case: FollowUpCase, event: str) -> dict[str, Any]:
         {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
         {
             "type": "section",
-            "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{v}"} for k, v in _facts(case)[:10]],
+            "fields": [
+                {"type": "mrkdwn", "text": f"*{k}*\n{_slack_text(v)}"} for k, v in _facts(case)[:10]
+            ],
         },
         {
             "type": "section",
@@ -341,13 +343,19 @@ def slack_message(case: FollowUpCase, event: str) -> dict[str, Any]:
             ],
         },
     ]
-    return {"text": f"{title}: {comment[:200]}", "blocks": blocks}
+    # The fallback text shows in notifications: escaped too, so a comment's "<!channel>"
+    # or "<@U123>" never pings anyone.
+    return {"text": _slack_text(f"{title}: {comment[:200]}"), "blocks": blocks}
+
+
+def _slack_text(text: str) -> str:
+    """Text as Slack shows it literally: `&`, `<` and `>` escaped (no mentions, no links)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _slack_escape(text: str) -> str:
-    return (
-        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\n", "\n> ")
-    )
+    """A quoted block of text: escaped, each line quoted."""
+    return _slack_text(text).replace("\n", "\n> ")
 
 
 def alert_email(case: FollowUpCase, event: str) -> tuple[str, str]:
