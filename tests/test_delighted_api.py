@@ -252,3 +252,16 @@ def test_it_shows_the_thank_you_message_and_link_a_caller_gave(dl: Delighted) ->
     assert "thank_you_message" not in Person.objects.get().properties  # wording, not a fact
     bad = {"email": "ty2@example.com", "properties[thank_you_link_url]": "javascript:alert(1)"}
     assert error_field(dl.call("post", "/v1/people", bad)) == "properties[thank_you_link_url]"
+
+
+def test_it_names_a_subject_or_product_name_too_long_for_an_email(dl: Delighted) -> None:
+    from closeloop.surveys.models import SurveyRequest
+
+    long_subject = {"email": "s@example.com", "properties[delighted_email_subject]": "x" * 201}
+    field = error_field(dl.call("post", "/v1/people", long_subject))
+    assert field == "properties[delighted_email_subject]"
+    long_name = {"email": "s@example.com", "properties[question_product_name]": "y" * 101}
+    assert (
+        error_field(dl.call("post", "/v1/people", long_name)) == "properties[question_product_name]"
+    )
+    assert not SurveyRequest.objects.exists() and not Person.objects.exists()

@@ -324,3 +324,17 @@ def test_it_stops_every_queued_email_to_a_person_who_unsubscribes(smtp: SmtpServ
     sent.refresh_from_db()
     assert other.status == "sent" and sent.status == "sent"  # what already went stays as it was
     assert [m["To"] for m in smtp.inbox.messages[1:]] == ["someone@else.example"]
+
+
+def test_it_sends_a_survey_whose_question_is_longer_than_a_subject_can_be(
+    smtp: SmtpServer,
+) -> None:
+    from closeloop.delivery.models import Delivery
+
+    survey = Survey.default()
+    survey.question = "How likely are you to recommend {product} " + "and its parts " * 30 + "?"
+    survey.save()
+    message = surveyed(smtp)
+    delivery = Delivery.objects.get(purpose=Delivery.Purpose.SURVEY)
+    assert delivery.status == "sent" and len(delivery.subject) == 300
+    assert delivery.subject.endswith("…") and str(message["Subject"]).startswith("How likely")

@@ -374,6 +374,10 @@ def create_person(request: HttpRequest, params: dict[str, Any]) -> HttpResponse:
         for prop, option in _REQUEST_OPTIONS.items()
         if properties.get(prop) not in (None, "")
     }
+    for prop, limit in (("delighted_email_subject", 200), ("question_product_name", 100)):
+        value = options.get(_REQUEST_OPTIONS[prop], "")
+        if len(value) > limit:
+            raise invalid(f"properties[{prop}]", f"at most {limit} characters")
     link = options.get("thank_you_link_url", "")
     if link and not (link.startswith(("https://", "http://")) and len(link) <= 2000):
         raise invalid("properties[thank_you_link_url]", "must be an http(s) URL")

@@ -17,6 +17,8 @@ from . import links
 from .models import Person, Survey, SurveyRequest
 from .texts import texts
 
+SUBJECT_CHARS = 300  # Delivery.subject
+
 
 def context(request: SurveyRequest, reminder: bool = False) -> dict[str, Any]:
     """What the email and the hosted page show for one request, in the person's language."""
@@ -28,6 +30,8 @@ def context(request: SurveyRequest, reminder: bool = False) -> dict[str, Any]:
     subject = str(options.get("subject") or survey.subject or question)
     if reminder:
         subject = f"{t['reminder']}: {subject}"
+    if len(subject) > SUBJECT_CHARS:  # a long question: the outbox's column, never a failed batch
+        subject = subject[: SUBJECT_CHARS - 1].rstrip() + "…"
     sender = settings.SURVEY_SENDER_NAME or product
     return {
         "t": t,
