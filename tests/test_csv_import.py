@@ -143,3 +143,13 @@ def test_it_refuses_a_file_with_nul_characters_or_oversized_cells() -> None:
     with pytest.raises(csvio.CsvFileError, match="after line 1: field larger than field limit"):
         csvio.import_text("responses", 'email,score,comment\na@x.io,3,"' + "x" * 200_000 + '"\n')
     assert Response.objects.count() == 0
+
+
+def test_it_neutralises_formulas_after_a_semicolon_and_keeps_real_numbers_numeric() -> None:
+    # A spreadsheet whose list separator is ";" splits such a cell and runs the second part.
+    assert csvio.safe_cell("Great tool;=cmd|' /C calc'!A0") == "Great tool;'=cmd|' /C calc'!A0"
+    assert csvio.safe_cell("a; +1") == "a; '+1" and csvio.safe_cell("a;b") == "a;b"
+    # Real negative numbers (a score change, a credit) stay numbers.
+    assert csvio.safe_cell(-3) == "-3" and csvio.safe_cell(-12.5) == "-12.5"
+    assert csvio.safe_cell("-7") == "-7" and csvio.safe_cell("-0.25") == "-0.25"
+    assert csvio.safe_cell("-1+1").startswith("'") and csvio.safe_cell("-").startswith("'")

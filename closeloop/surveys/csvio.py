@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -438,16 +439,22 @@ def _write(kind: str, items: list[Any]) -> int:
 # --- export -------------------------------------------------------------------------------
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+# A spreadsheet whose list separator is ";" splits a cell there: each part is guarded too.
+_AFTER_SEMICOLON = re.compile(r"(;\s*)(?=[=+\-@])")
 
 
 def safe_cell(value: Any) -> str:
-    """A cell a spreadsheet will not run: text starting like a formula gets a leading quote."""
+    """A cell a spreadsheet will not run: text starting like a formula (or with a part
+    after a ";" starting like one) gets a quote before it; real numbers stay numbers."""
     if value is None:
         return ""
     text = str(value)
+    if _NUMBER.fullmatch(text):
+        return text
     if text.startswith(FORMULA_STARTS):
-        return "'" + text
-    return text
+        text = "'" + text
+    return _AFTER_SEMICOLON.sub(r"\1'", text)
 
 
 class _Echo:
