@@ -154,6 +154,8 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = True
 
 # API bodies above this size are refused with 413 before they are parsed.
+# How long an Idempotency-Key's answer is kept for replay; after it the key may be reused.
+IDEMPOTENCY_TTL_HOURS = float(os.environ.get("IDEMPOTENCY_TTL_HOURS", "24"))
 API_MAX_BODY_BYTES = int(os.environ.get("API_MAX_BODY_BYTES", str(1024 * 1024)))
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024

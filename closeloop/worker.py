@@ -22,6 +22,7 @@ Step = Callable[[], bool]
 
 def default_steps() -> list[Step]:
     """Every step the worker runs, in order: deliveries first, then deadlines."""
+    from closeloop.api.models import handle_idempotency_expiry
     from closeloop.delivery.sending import handle_email_batch, handle_http_batch
     from closeloop.insights.discovery import handle_theme_discovery
     from closeloop.insights.learning import handle_model_preparation, handle_theme_training
@@ -52,6 +53,7 @@ def default_steps() -> list[Step]:
         handle_theme_training,
         handle_theme_discovery,
         handle_monthly_report,
+        handle_idempotency_expiry,
     ]
 
 

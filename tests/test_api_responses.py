@@ -270,3 +270,28 @@ def test_it_treats_an_account_id_beyond_any_row_as_no_match(api: ApiClient) -> N
     r = api.get_json("/api/v1/responses", {"account": "9" * 30})
     assert r.status_code == 200 and r.json()["items"] == []
     assert api.get_json("/api/v1/responses/" + "9" * 30).status_code in {404, 422}
+
+
+def test_it_forgets_an_idempotency_key_after_a_day(api: ApiClient) -> None:
+    from datetime import timedelta
+
+    import time_machine
+    from django.utils import timezone
+
+    from closeloop.api.models import IdempotencyRecord
+
+    assert (
+        api.post_json("/api/v1/responses", answer(), HTTP_IDEMPOTENCY_KEY="k1").status_code == 201
+    )
+    later = timezone.now() + timedelta(hours=25)
+    with time_machine.travel(later, tick=False):
+        reused = api.post_json(
+            "/api/v1/responses", answer(email="other@example.com"), HTTP_IDEMPOTENCY_KEY="k1"
+        )
+        assert reused.status_code == 201  # a new request, not a 409 nor a replay
+        assert IdempotencyRecord.objects.get(key="k1").request_hash != ""
+        api.post_json("/api/v1/responses", answer(email="x@example.com"), HTTP_IDEMPOTENCY_KEY="k2")
+    with time_machine.travel(later + timedelta(hours=25), tick=False):
+        assert IdempotencyRecord.expire() == 2
+    assert not IdempotencyRecord.objects.exists()
+    assert Response.objects.count() == 3

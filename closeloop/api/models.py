@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -134,3 +135,21 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} → {self.status_code}"
+
+    @staticmethod
+    def cutoff() -> datetime:
+        """Records made before this are forgotten: the key may be used again."""
+        return timezone.now() - timedelta(hours=settings.IDEMPOTENCY_TTL_HOURS)
+
+    @classmethod
+    def expire(cls, limit: int = 5000) -> int:
+        """Delete up to `limit` forgotten records; how many went."""
+        old = list(
+            cls.objects.filter(created_at__lt=cls.cutoff()).values_list("pk", flat=True)[:limit]
+        )
+        return cls.objects.filter(pk__in=old).delete()[0] if old else 0
+
+
+def handle_idempotency_expiry() -> bool:
+    """Worker step: forget Idempotency-Key records older than IDEMPOTENCY_TTL_HOURS."""
+    return IdempotencyRecord.expire() > 0

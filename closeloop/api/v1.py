@@ -142,6 +142,9 @@ def _idempotent(request: HttpRequest, key: ApiKey, run: Any) -> HttpResponse:
     digest = hashlib.sha256(request.body).hexdigest()
     for _ in range(2):
         stored = IdempotencyRecord.objects.filter(api_key=key, key=idem).first()
+        if stored is not None and stored.created_at < IdempotencyRecord.cutoff():
+            stored.delete()  # forgotten: the key starts afresh
+            stored = None
         if stored is not None:
             if stored.request_hash != digest or stored.path != request.path:
                 return _error(
