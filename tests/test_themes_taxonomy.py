@@ -144,3 +144,21 @@ def test_it_lets_only_admins_change_themes(manager: User, agent: User) -> None:
 def test_it_queues_a_retraining_from_the_page(admin_user: User) -> None:
     page = _post(_client(admin_user, "pw-admin-123"), action="retrain")
     assert "Retraining queued" in page and "queued" in page
+
+
+def test_it_never_lets_two_themes_read_the_same(api: ApiClient, admin_user: User) -> None:
+    from django.db import IntegrityError, transaction
+
+    existing = Theme.objects.get(slug="missing-feature")
+    clash = api.post_json("/api/v1/themes", {"name": f"  {existing.name.upper()} "})
+    assert clash.status_code == 422, clash.content
+    assert clash.json()["detail"][0]["loc"][-1] == "name"
+    added = api.post_json("/api/v1/themes", {"name": "Mobile app"})
+    assert added.status_code == 201, added.content
+    renamed = api.client_put("/api/v1/themes/mobile-app", {"name": "support"})
+    assert renamed.status_code == 422 and renamed.json()["detail"][0]["loc"][-1] == "name"
+    split = api.post_json("/api/v1/themes/mobile-app/split", {"names": ["iOS app", "ios APP"]})
+    assert split.status_code == 422 and split.json()["detail"][0]["loc"][-1] == "1"
+    assert Theme.objects.filter(name__iexact="ios app").count() == 0  # nothing half-written
+    with pytest.raises(IntegrityError), transaction.atomic():  # and the database holds it too
+        Theme.objects.create(slug="support-2", name="SUPPORT")

@@ -13,7 +13,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Func, OuterRef, Q, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
 
 from closeloop.surveys.models import Response
@@ -158,6 +158,10 @@ class Theme(models.Model):
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            # Two themes never read the same in a report (taxonomy checks it first).
+            models.UniqueConstraint(Lower("name"), name="theme_name_unique_ignoring_case")
+        ]
 
     def __str__(self) -> str:
         return self.name

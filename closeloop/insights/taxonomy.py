@@ -52,12 +52,22 @@ class TaxonomyError(ValueError):
         self.reason = reason
 
 
-def _clean_name(name: str, field: str = "name") -> str:
+def _clean_name(name: str, field: str = "name", theme: Theme | None = None) -> str:
+    """The name, tidied; unique ignoring case among all themes (retired ones included, as
+    reports still name them), so two themes never read the same in a report."""
     name = " ".join((name or "").split())
     if not name:
         raise TaxonomyError(field, "give the theme a name")
     if len(name) > 100:
         raise TaxonomyError(field, "at most 100 characters")
+    same = Theme.objects.filter(name__iexact=name)
+    if theme is not None:
+        same = same.exclude(pk=theme.pk)
+    found = same.first()
+    if found is not None:
+        raise TaxonomyError(
+            field, f"a theme named {found.name!r} already exists ({found.state}); choose another"
+        )
     return name
 
 
@@ -126,7 +136,7 @@ def edit_theme(
     owner: User | None,
 ) -> Theme:
     """Rename and describe a theme; its slug never changes."""
-    theme.name = _clean_name(name)
+    theme.name = _clean_name(name, theme=theme)
     theme.description = (description or "").strip()[:2000]
     theme.probes = _clean_probes(probes)
     theme.owner = _owner(owner)
