@@ -243,3 +243,30 @@ def test_it_survives_an_unreachable_imap_server(settings: Any) -> None:
     settings.IMAP_URL = f"imap://u:p@127.0.0.1:{free_port()}/INBOX"
     settings.IMAP_POLL_SECONDS = 0
     assert handle_imap_poll() is False
+
+
+def test_it_shows_a_reply_from_another_address_as_such_and_leaves_the_case_as_it_is(
+    case: FollowUpCase,
+) -> None:
+    case.close("no_response", "no answer in 2 weeks", "closing", None)
+    stranger = mime(case.reply_address).replace(
+        b"From: Pat Lee <pat@example.com>", b"From: Someone <someone@elsewhere.example>"
+    )
+    r = post(stranger)
+    assert r.status_code == 202 and r.json()["case"] == case.pk
+    case.refresh_from_db()
+    assert case.status == "closed" and case.resolution == "no_response"  # not reopened
+    assert not case.activities.filter(kind=Activity.Kind.REOPENED).exists()
+    reply = case.activities.get(kind=Activity.Kind.REPLY_RECEIVED)
+    assert "someone@elsewhere.example" in reply.text and "not the customer" in reply.text
+    # The owner still hears of it, marked as coming from someone else.
+    alert = Delivery.objects.filter(case=case, purpose="owner_alert").last()
+    assert alert is not None and "someone@elsewhere.example" in alert.body
+    # The customer's own reply (any case of letters) still reopens it.
+    post(
+        mime(case.reply_address, message_id="<r2@mail.example.com>").replace(
+            b"pat@example.com", b"Pat@Example.com"
+        )
+    )
+    case.refresh_from_db()
+    assert case.status == "in_conversation"

@@ -411,10 +411,25 @@ class FollowUpCase(models.Model):
         """A customer's email landed: the conversation is on, the SLA met, the owner told.
 
         A reply to a closed case reopens it. An auto-reply (out of office) is only
-        noted: it is not the customer talking.
+        noted: it is not the customer talking. Mail from another address (a colleague,
+        a forward, someone who found the reply address) is shown as such and the owner
+        told, but it neither reopens the case, nor counts as the customer's reply.
         """
         from . import notify
 
+        customer = (self.person.email or "").lower()
+        if not automatic and inbound.from_address.lower() != customer:
+            self.log(
+                Activity.Kind.REPLY_RECEIVED,
+                f"From {inbound.from_address} (not the customer's address):\n\n"
+                + (inbound.text or "(no text; see the original message)"),
+                inbound=inbound.pk,
+                sender=inbound.from_address,
+                subject=inbound.subject,
+                not_customer=True,
+            )
+            notify.reply_alert(self, inbound)
+            return
         if automatic:
             self.log(
                 Activity.Kind.REPLY_RECEIVED,
