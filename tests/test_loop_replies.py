@@ -270,3 +270,43 @@ def test_it_shows_a_reply_from_another_address_as_such_and_leaves_the_case_as_it
     )
     case.refresh_from_db()
     assert case.status == "in_conversation"
+
+
+def test_it_stores_a_reply_holding_a_nul_and_reads_the_next_ones(
+    case: FollowUpCase, imap_server: int, settings: Any
+) -> None:
+    client = imaplib.IMAP4("127.0.0.1", imap_server)
+    client.login("demouser", "demopass")
+    at = imaplib.Time2Internaldate(time.time())
+    # A body with a NUL (PostgreSQL refuses it in text), an oversized one, then a plain reply.
+    nul = mime(case.reply_address, "Exports fail\x00 again", message_id="<nul@mail.example.com>")
+    big = mime(case.reply_address, "x" * 6000, message_id="<big@mail.example.com>")
+    fine = mime(case.reply_address, "And slowly.", message_id="<ok@mail.example.com>")
+    for raw in (nul, big, fine):
+        client.append("INBOX", None, at, raw)
+    client.logout()
+    settings.IMAP_URL = f"imap://demouser:demopass@127.0.0.1:{imap_server}/INBOX"
+    settings.IMAP_POLL_SECONDS = 0
+    settings.INBOUND_EMAIL_MAX_BYTES = 4000
+    while handle_imap_poll():
+        pass
+    texts = [a.text for a in case.activities.filter(kind=Activity.Kind.REPLY_RECEIVED)]
+    assert "Exports fail\ufffd again" in texts and "And slowly." in texts
+    large = InboundMessage.objects.get(status="quarantined", reason__startswith="larger than")
+    assert b"big@mail.example.com" in bytes(large.raw) and len(bytes(large.raw)) < 4000
+
+
+def test_it_refuses_an_unsigned_request_before_reading_its_body(settings: Any) -> None:
+    settings.INBOUND_EMAIL_MAX_BYTES = 100
+    r = Client().post("/inbound/email", b"x" * 50, content_type="message/rfc822")
+    assert r.status_code == 401
+    short = Client().post(
+        "/inbound/email",
+        b"x" * 50,
+        content_type="message/rfc822",
+        HTTP_X_CLOSELOOP_TIMESTAMP=str(int(time.time())),
+        HTTP_X_CLOSELOOP_SIGNATURE="sha256=short",
+    )
+    assert short.status_code == 401 and short.json()["detail"][0]["loc"][-1] == (
+        "X-Closeloop-Signature"
+    )

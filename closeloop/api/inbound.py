@@ -41,9 +41,7 @@ def inbound_email(request: HttpRequest) -> JsonResponse:
         declared = 0
     if declared > limit:
         return _refuse(413, "body", f"larger than {limit} bytes")
-    raw = request.read(limit + 1)
-    if len(raw) > limit:
-        return _refuse(413, "body", f"larger than {limit} bytes")
+    # Unsigned or stale requests are refused before a byte of the body is read.
     stamp = request.headers.get("X-Closeloop-Timestamp", "")
     signature = request.headers.get("X-Closeloop-Signature", "")
     if not stamp or not signature:
@@ -53,6 +51,11 @@ def inbound_email(request: HttpRequest) -> JsonResponse:
         return _refuse(
             401, "header.X-Closeloop-Timestamp", "not within 5 minutes of now (replayed or stale)"
         )
+    if not signature.startswith("sha256=") or len(signature) != len("sha256=") + 64:
+        return _refuse(401, "header.X-Closeloop-Signature", "must be sha256=<64 hex digits>")
+    raw = request.read(limit + 1)
+    if len(raw) > limit:
+        return _refuse(413, "body", f"larger than {limit} bytes")
     expected = "sha256=" + sign(secret, int(stamp), raw)
     if not hmac.compare_digest(expected, signature):
         return _refuse(401, "header.X-Closeloop-Signature", "does not match the body")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import imaplib
 import logging
+import re
 import time
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
@@ -18,7 +19,7 @@ from django.conf import settings
 from imap_tools import AND, BaseMailBox, MailBox, MailBoxUnencrypted, MailMessageFlags
 from imap_tools.errors import MailboxLoginError
 
-from .inbound import receive
+from .inbound import quarantine, receive
 
 log = logging.getLogger("closeloop.imap")
 
@@ -83,7 +84,13 @@ def poll(target: ImapTarget) -> int:
     count = 0
     with target.connect() as box:
         for message in box.fetch(AND(seen=False), mark_seen=False, limit=BATCH, bulk=True):
-            receive(message.obj.as_bytes(), "imap")
+            raw = message.obj.as_bytes()
+            if len(raw) > settings.INBOUND_EMAIL_MAX_BYTES:
+                # The same limit as POST /inbound/email: kept in quarantine, headers only.
+                head = re.split(rb"\r?\n\r?\n", raw, maxsplit=1)[0][:65536]
+                quarantine(head, "imap", f"larger than {settings.INBOUND_EMAIL_MAX_BYTES} bytes")
+            else:
+                receive(raw, "imap")
             if message.uid:
                 box.flag(message.uid, MailMessageFlags.SEEN, True)
             count += 1

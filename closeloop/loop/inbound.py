@@ -9,6 +9,7 @@ The same message arriving twice (a retried forward, two pollers) is stored once.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from email import policy
 from email.message import EmailMessage
@@ -16,11 +17,13 @@ from email.parser import BytesParser
 from email.utils import getaddresses, parseaddr
 from html.parser import HTMLParser
 
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 
 from closeloop.delivery.models import Delivery
 
 from .models import FollowUpCase, InboundMessage
+
+log = logging.getLogger("closeloop.inbound")
 
 TOKEN = re.compile(r"\+([A-Za-z0-9_-]{16,40})@")
 DELIVERY_ID = re.compile(r"<delivery-([0-9a-f-]{36})@", re.I)
@@ -158,22 +161,55 @@ def receive(raw: bytes, via: str) -> tuple[InboundMessage, bool]:
             return _land(raw, via, key, message_id, message), True
     except IntegrityError:
         # The same message landed concurrently (two pollers, a retried forward).
-        return InboundMessage.objects.get(dedupe_key=key), False
+        found = InboundMessage.objects.filter(dedupe_key=key).first()
+        if found is not None:
+            return found, False
+        return _quarantine_raw(raw, via, key, "could not be stored: a constraint refused it"), True
+    except DatabaseError as exc:
+        # Whatever in it the database refused, the raw message is kept for a person to
+        # look at, and the mailbox moves on to the next one.
+        log.exception("inbound message could not be stored; quarantined")
+        return _quarantine_raw(raw, via, key, f"could not be stored: {type(exc).__name__}"), True
+
+
+def quarantine(raw: bytes, via: str, reason: str) -> InboundMessage:
+    """Keep a message that will not be landed (too large, say) for a person to look at."""
+    key = dedupe_key(raw, "")
+    return InboundMessage.objects.filter(dedupe_key=key).first() or _quarantine_raw(
+        raw, via, key, reason
+    )
+
+
+def _quarantine_raw(raw: bytes, via: str, key: str, reason: str) -> InboundMessage:
+    with transaction.atomic():
+        return InboundMessage.objects.create(
+            raw=raw,
+            via=via,
+            dedupe_key=key,
+            status=InboundMessage.Status.QUARANTINED,
+            reason=reason,
+        )
+
+
+def _text(value: str, limit: int) -> str:
+    """A header or body as the database keeps text: NUL characters (which PostgreSQL
+    refuses in text) shown as U+FFFD, cut to the column."""
+    return value.replace("\x00", "\ufffd")[:limit]
 
 
 def _land(
     raw: bytes, via: str, key: str, message_id: str, message: EmailMessage | None
 ) -> InboundMessage:
-    inbound = InboundMessage(raw=raw, via=via, dedupe_key=key, message_id=message_id[:998])
+    inbound = InboundMessage(raw=raw, via=via, dedupe_key=key, message_id=_text(message_id, 998))
     if message is None or not message.get("From"):
         inbound.status = InboundMessage.Status.QUARANTINED
         inbound.reason = "malformed message: no From header could be read"
         inbound.save()
         return inbound
-    inbound.from_address = parseaddr(str(message.get("From", "")))[1][:254]
-    inbound.subject = str(message.get("Subject", ""))[:300]
+    inbound.from_address = _text(parseaddr(str(message.get("From", "")))[1], 254)
+    inbound.subject = _text(str(message.get("Subject", "")), 300)
     try:
-        inbound.text = strip_reply(body_text(message))[:20_000]
+        inbound.text = _text(strip_reply(body_text(message)), 20_000)
     except Exception:  # a broken body still keeps the raw message
         inbound.text = ""
     case, why = _find_case(message)
