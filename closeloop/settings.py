@@ -208,7 +208,7 @@ WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", "10"))
 # How often the worker loop wakes when it has nothing to do, in seconds.
 WORKER_IDLE_SECONDS = float(os.environ.get("WORKER_IDLE_SECONDS", "2"))
 # The worker tunes the sentiment model in the background once (insights/tuning.py);
-# "off" leaves comments to VADER's lexicon until someone builds it.
+# "off" leaves comments to the interim model until someone builds the tuned one.
 SENTIMENT_TUNING = os.environ.get("SENTIMENT_TUNING", "on").lower() not in ("0", "off", "false")
 
 LOGGING = {

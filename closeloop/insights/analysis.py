@@ -43,7 +43,7 @@ class Analysed:
 
 def ready() -> bool:
     """Whether `analyse` can run now: the theme model is built (sentiment always has a
-    reader: the tuned model, or the lexicon until it is ready)."""
+    reader: the tuned model, or the interim model until it is ready)."""
     return learning.model_ready()
 
 

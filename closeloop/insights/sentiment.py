@@ -695,7 +695,7 @@ def status() -> dict[str, Any]:
 
 def current_sentiment() -> Reader:
     """The reader this process uses: the tuned model once it is built (loaded from its
-    folder), the interim model until then. A process on the lexicon looks for the tuned
+    folder), the interim model until then. A process on the interim model looks for the tuned
     model every RECHECK_SECONDS and switches to it when it appears. Never trains."""
     global _current, _checked_at, LOAD_SECONDS
     with _lock:
