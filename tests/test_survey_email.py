@@ -338,3 +338,24 @@ def test_it_sends_a_survey_whose_question_is_longer_than_a_subject_can_be(
     delivery = Delivery.objects.get(purpose=Delivery.Purpose.SURVEY)
     assert delivery.status == "sent" and len(delivery.subject) == 300
     assert delivery.subject.endswith("…") and str(message["Subject"]).startswith("How likely")
+
+
+def test_it_never_lets_answer_properties_overwrite_the_account_facts(
+    client: Client, db: object
+) -> None:
+    from closeloop.surveys.ingest import PersonData, ResponseData, record_responses
+    from closeloop.surveys.pages import person_token
+
+    Survey.default()
+    account = Account.objects.create(name="Initech", external_id="acc-i", tier="smb")
+    person = Person.objects.create(email="inapp@example.com", account=account)
+    forged = client.get(f"/l/nps/?t={person_token(person)}&account.tier=enterprise")
+    assert forged.status_code == 400 and b"account.tier" in forged.content
+    # Any other way in (the API's person_properties, Delighted's) keeps the real facts too.
+    data = PersonData.of(person)
+    answer = ResponseData(
+        person=data, score=3, properties={"account.tier": "enterprise", "plan": "pro"}
+    )
+    (outcome,) = record_responses([answer])
+    assert outcome.response.properties["account.tier"] == "smb"
+    assert outcome.response.properties["plan"] == "pro"

@@ -118,6 +118,14 @@ class ResponseData:
     properties: dict[str, Any] = field(default_factory=dict)
 
 
+ACCOUNT_PREFIX = "account."  # properties frozen from the account: closeloop's own facts
+
+
+def _answer_only(properties: dict[str, Any]) -> dict[str, Any]:
+    """An answer's own properties, less any that would pass for the account's facts."""
+    return {k: v for k, v in properties.items() if not k.startswith(ACCOUNT_PREFIX)}
+
+
 @dataclass
 class Outcome:
     """What became of one item: its response, and whether this call created it."""
@@ -351,7 +359,9 @@ def _record(items: Sequence[ResponseData], surveys: dict[str | None, Survey]) ->
                 comment=item.comment,
                 source=item.source,
                 external_id=item.external_id,
-                properties={**person.snapshot(), **item.properties},
+                # Answer-only properties never overwrite the account's facts, which
+                # routing, segments and filters trust.
+                properties={**person.snapshot(), **_answer_only(item.properties)},
                 tags=item.tags,
                 notes=item.notes,
                 themes_status="pending" if item.comment.strip() else "",
@@ -440,6 +450,7 @@ def change_response(
         if notes is not None and notes != answer.notes:
             answer.notes = notes
             fields_changed.append("notes")
+        properties = _answer_only(properties or {})
         if properties and {**answer.properties, **properties} != answer.properties:
             answer.properties = {**answer.properties, **properties}
             fields_changed.append("properties")

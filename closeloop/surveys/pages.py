@@ -27,6 +27,7 @@ from closeloop.loop import notify
 
 from . import links
 from .ingest import (
+    ACCOUNT_PREFIX,
     IngestError,
     PersonData,
     ResponseData,
@@ -302,6 +303,8 @@ def _link_properties(query: QueryDict) -> tuple[dict[str, str], str | None]:
     for key, value in props.items():
         if len(key) > 100 or len(value) > 500 or has_nul(key) or has_nul(value):
             return {}, f"{key[:100]}: property names are at most 100 characters, values 500"
+        if key.startswith(ACCOUNT_PREFIX):
+            return {}, f"{key}: account facts come from closeloop's accounts, not from a link"
     return props, None
 
 
