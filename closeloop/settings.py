@@ -209,7 +209,7 @@ WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", "10"))
 WORKER_IDLE_SECONDS = float(os.environ.get("WORKER_IDLE_SECONDS", "2"))
 # The worker tunes the sentiment model in the background once (insights/tuning.py);
 # "off" leaves comments to the interim model until someone builds the tuned one.
-SENTIMENT_TUNING = os.environ.get("SENTIMENT_TUNING", "on").lower() not in ("0", "off", "false")
+SENTIMENT_TUNING = _env_bool("SENTIMENT_TUNING", True)
 
 LOGGING = {
     "version": 1,

@@ -45,7 +45,7 @@ from closeloop.surveys.ingest import (
 )
 from closeloop.surveys.models import Person, Response, Survey, SurveyRequest
 from closeloop.surveys.pages import unsubscribe_person
-from closeloop.surveys.schemas import EARLIEST_ANSWER, has_nul
+from closeloop.surveys.schemas import has_nul, past_problem
 
 from .models import ApiKey
 
@@ -277,12 +277,9 @@ def _timestamp(params: dict[str, Any], name: str) -> datetime | None:
 def _past(params: dict[str, Any], name: str) -> datetime | None:
     """A Unix timestamp of something that already happened: from 2000-01-01 to now."""
     when = _timestamp(params, name)
-    if when is None:
-        return None
-    if when < EARLIEST_ANSWER:
-        raise invalid(name, "must be on or after 2000-01-01 (946684800)")
-    if when > timezone.now() + timedelta(minutes=5):
-        raise invalid(name, "must not be in the future")
+    problem = None if when is None else past_problem(when)
+    if problem:
+        raise invalid(name, problem)
     return when
 
 

@@ -170,7 +170,8 @@ class Delivery(models.Model):
     def __str__(self) -> str:
         return f"{self.kind} to {self.to} ({self.status})"
 
-    # Emails to a customer, which their unsubscribing stops while still queued.
+    # Emails to a customer (not machine mail to our users): their unsubscribing stops
+    # those still queued.
     TO_CUSTOMERS = (Purpose.SURVEY, Purpose.REMINDER, Purpose.OUTREACH, Purpose.FIX_SHIPPED)
 
     @classmethod

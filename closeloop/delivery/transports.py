@@ -44,14 +44,6 @@ class TransportError(Exception):
 # --- email ------------------------------------------------------------------------------
 
 
-_TO_CUSTOMERS = (
-    Delivery.Purpose.OUTREACH,
-    Delivery.Purpose.FIX_SHIPPED,
-    Delivery.Purpose.SURVEY,
-    Delivery.Purpose.REMINDER,
-)
-
-
 def _headers(delivery: Delivery) -> dict[str, str]:
     """The headers every email delivery carries besides From, To and Subject."""
     headers = {
@@ -59,7 +51,7 @@ def _headers(delivery: Delivery) -> dict[str, str]:
         "Message-ID": delivery.message_id,
         "Date": formatdate(localtime=False),
     }
-    if delivery.purpose not in _TO_CUSTOMERS:
+    if delivery.purpose not in Delivery.TO_CUSTOMERS:
         # Alerts to our own users are machine mail; auto-responders should stay quiet.
         headers["Auto-Submitted"] = "auto-generated"
     return headers

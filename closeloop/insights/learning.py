@@ -222,7 +222,7 @@ def build_shipped(*, wait: bool = True) -> bool:
 def model_ready() -> bool:
     """Whether `current_model` can answer without training (a retrained model in the
     database, or the shipped one's file)."""
-    return _newest() is not None or shipped_path().exists()
+    return shipped_path().exists() or _newest() is not None
 
 
 def handle_model_preparation() -> bool:

@@ -158,11 +158,14 @@ def handle_sentiment_reread() -> bool:
     """Worker step: once the tuned sentiment model is in use, read again the answers,
     replies and call notes whose sentiment came from the interim model (their themes
     stay as they are). False while the interim model is still the reader or nothing is left."""
+    from closeloop.loop.models import Activity
+
     reader = sentiment.current_sentiment()
     if reader.interim:
         return False
-    for model, text_field in ((Response, "comment"), (_activity(), "text")):
-        batch = _claim(model, text_field, timezone.now(), _reread_due(timezone.now()))
+    now = timezone.now()
+    for model, text_field in ((Response, "comment"), (Activity, "text")):
+        batch = _claim(model, text_field, now, _reread_due(now))
         if not batch:
             continue
         found = reader.analyse([getattr(row, text_field) for row in batch])
@@ -173,12 +176,6 @@ def handle_sentiment_reread() -> bool:
                 )
         return True
     return False
-
-
-def _activity() -> Any:
-    from closeloop.loop.models import Activity
-
-    return Activity
 
 
 def _retry(model: Any, batch: list[Any], error: str, now: datetime) -> None:

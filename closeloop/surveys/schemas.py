@@ -25,6 +25,16 @@ MAX_BATCH = 1000
 EARLIEST_ANSWER = datetime(2000, 1, 1, tzinfo=UTC)
 
 
+def past_problem(value: datetime) -> str | None:
+    """Why `value` cannot be when something already happened (an answer given, a survey
+    sent): before 2000-01-01, or in the future beyond five minutes of clock skew."""
+    if value < EARLIEST_ANSWER:
+        return "is before 2000-01-01, earlier than any NPS answer"
+    if value > timezone.now() + timedelta(minutes=5):
+        return "is in the future"
+    return None
+
+
 class StrictSchema(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -158,10 +168,9 @@ class ResponseIn(StrictSchema):
             return None
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
-        if value < EARLIEST_ANSWER:
-            raise ValueError("is before 2000-01-01, earlier than any NPS answer")
-        if value > timezone.now() + timedelta(minutes=5):
-            raise ValueError("is in the future")
+        problem = past_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value.astimezone(UTC)
 
     def to_data(self) -> ResponseData:
