@@ -17,7 +17,7 @@ from . import links
 from .models import Person, Survey, SurveyRequest
 from .texts import texts
 
-SUBJECT_CHARS = 300  # Delivery.subject
+SUBJECT_CHARS: int = Delivery._meta.get_field("subject").max_length  # type: ignore[assignment]
 
 
 def context(request: SurveyRequest, reminder: bool = False) -> dict[str, Any]:
