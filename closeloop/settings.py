@@ -105,6 +105,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "closeloop.web.context.unread_notifications",
                 "closeloop.web.context.sentiment_model",
+                "closeloop.web.context.mail_outages",
             ],
         },
     },

@@ -32,13 +32,29 @@ def free_port() -> int:
 
 
 class Inbox:
-    """What the SMTP server received; addresses in `refuse` get a permanent 550."""
+    """What the SMTP server received; addresses in `refuse` get a permanent 550.
+
+    `answer` makes the server reply at a stage ("mail", "rcpt" or "data") with the
+    given line instead of accepting; `senders_refused` refuses MAIL FROM for those only.
+    """
 
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
         self.refuse: set[str] = set()
+        self.senders_refused: dict[str, str] = {}
+        self.answer: dict[str, str] = {}
         self.lock = threading.Lock()
         self.sessions = 0  # SMTP sessions opened (EHLO/HELO seen)
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
+    ) -> str:
+        refusal = self.senders_refused.get(address.lower()) or self.answer.get("mail")
+        if refusal:
+            return refusal
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
 
     async def handle_EHLO(
         self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: Any
@@ -53,10 +69,14 @@ class Inbox:
     ) -> str:
         if address.lower() in self.refuse:
             return "550 5.1.1 mailbox unavailable"
+        if "rcpt" in self.answer:
+            return self.answer["rcpt"]
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if "data" in self.answer:
+            return self.answer["data"]
         content = envelope.content if isinstance(envelope.content, bytes) else b""
         message = message_from_bytes(content, policy=default_policy)
         assert isinstance(message, EmailMessage)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import models
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 # The events a channel can subscribe to; payloads are documented in docs/webhooks.md.
@@ -153,6 +153,9 @@ class Delivery(models.Model):
     claimed_until = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     permanent_failure = models.BooleanField(default=False)
+    bounced = models.BooleanField(
+        default=False, help_text="the recipient's address was refused for good"
+    )
     sent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -218,3 +221,84 @@ class Attempt(models.Model):
 
     def __str__(self) -> str:
         return f"attempt at {self.at:%Y-%m-%d %H:%M:%S}: {'ok' if self.ok else self.error}"
+
+
+# How long email waits after a set-up fault before it is tried again: 30 s, doubling,
+# at most 15 minutes, so a fixed password is noticed within a quarter of an hour.
+FIRST_PAUSE = timedelta(seconds=30)
+LONGEST_PAUSE = timedelta(minutes=15)
+
+
+class Outage(models.Model):
+    """Our mail set-up failing, not a message: the server unreachable or refusing our login
+    (scope "smtp"), or refusing one sender (scope "sender:<address>").
+
+    While one is open, the emails it concerns wait without using up their attempts: the
+    whole email queue for "smtp", that sender's emails for a sender. It closes when an
+    email goes through again. Admins are told in the app, and the Mail page lists it.
+    """
+
+    scope = models.CharField(max_length=320)
+    error = models.TextField()
+    started_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+    retry_at = models.DateTimeField(default=timezone.now)
+    tries = models.PositiveIntegerField(default=1)
+    held = models.PositiveIntegerField(default=0, help_text="emails held back by it so far")
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["scope"],
+                condition=models.Q(resolved_at__isnull=True),
+                name="outage_one_open_per_scope",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.describe()}: {self.error}"
+
+    def describe(self) -> str:
+        """What is failing, in words for the Mail page."""
+        if self.scope.startswith("sender:"):
+            return f"the mail server refuses to send as {self.scope.partition(':')[2]}"
+        return "the mail server cannot be used"
+
+    @classmethod
+    def report(cls, scope: str, error: str, held: int, now: datetime) -> tuple[Outage, bool]:
+        """Record that `scope` failed again (opening an outage if none is open): when to
+        try next, backing off. Returns the outage and whether it is new."""
+        found = Outage.objects.select_for_update().filter(scope=scope, resolved_at=None).first()
+        if found is None:
+            try:
+                with transaction.atomic():  # another worker may open the same one meanwhile
+                    outage = Outage.objects.create(
+                        scope=scope, error=error[:2000], started_at=now, last_seen_at=now
+                    )
+            except IntegrityError:
+                return cls.report(scope, error, held, now)
+            created = True
+        else:
+            outage, created = found, False
+            outage.tries += 1
+        outage.error = error[:2000]
+        outage.last_seen_at = now
+        outage.held += held
+        pause = min(LONGEST_PAUSE, FIRST_PAUSE * 2 ** min(outage.tries - 1, 10))
+        outage.retry_at = now + pause
+        outage.save()
+        return outage, created
+
+    @classmethod
+    def server_paused(cls, now: datetime) -> bool:
+        """Whether the mail server's outage says to wait before trying again."""
+        return Outage.objects.filter(scope="smtp", resolved_at=None, retry_at__gt=now).exists()
+
+    @classmethod
+    def resolve(cls, scopes: set[str], now: datetime) -> list[Outage]:
+        """Close the open outages among `scopes`: an email just went through them."""
+        open_ = list(Outage.objects.filter(scope__in=scopes, resolved_at=None))
+        if open_:
+            Outage.objects.filter(pk__in=[o.pk for o in open_]).update(resolved_at=now)
+        return open_

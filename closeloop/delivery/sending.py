@@ -18,17 +18,20 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email.utils import parseaddr
 from functools import cache
 
+from django.conf import settings
 from django.db import OperationalError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from closeloop.loop import batch, notify
 from closeloop.surveys import sending as survey_sending
+from closeloop.surveys.models import Person
 
-from .models import MAX_ATTEMPTS, Attempt, Delivery, retry_delay
-from .transports import TransportError, kept_mailer, send_http
+from .models import MAX_ATTEMPTS, Attempt, Delivery, Outage, retry_delay
+from .transports import SERVER, TransportError, kept_mailer, send_http
 
 log = logging.getLogger("closeloop.delivery")
 
@@ -129,6 +132,7 @@ def _record(outcomes: list[Outcome]) -> None:
         if len(mine) < len(outcomes):
             log.warning("%d deliveries: claim lost before recording", len(outcomes) - len(mine))
         sent = [o.delivery for o in mine if o.error is None]
+        waits = _outages([o for o in mine if o.error is not None and o.error.setup], now)
         if sent:
             Delivery.objects.filter(pk__in=[d.pk for d in sent]).update(
                 status=Delivery.Status.SENT,
@@ -153,9 +157,41 @@ def _record(outcomes: list[Outcome]) -> None:
             if error is None:
                 delivery.status = Delivery.Status.SENT
                 delivery.sent_at = now
+            elif error.setup:
+                _wait(delivery, error, waits[error.setup])
             else:
                 _failed(delivery, error, now)
+        emails = [d for d in sent if d.kind == Delivery.Kind.EMAIL]
+        if emails:
+            senders = {
+                "sender:" + parseaddr(d.from_email or settings.DEFAULT_FROM_EMAIL)[1].lower()
+                for d in emails
+            }
+            for outage in Outage.resolve({SERVER} | senders, now):
+                notify.mail_outage_over(outage)
         notify.deliveries_sent(sent)
+
+
+def _outages(failed: list[Outcome], now: datetime) -> dict[str, datetime]:
+    """Report each set-up fault of the batch once; when its emails may be tried again."""
+    waits = {}
+    for scope in sorted({o.error.setup for o in failed if o.error is not None}):
+        errors = [o.error for o in failed if o.error is not None and o.error.setup == scope]
+        outage, new = Outage.report(scope, str(errors[0]), len(errors), now)
+        if new:
+            notify.mail_outage(outage)
+        waits[scope] = outage.retry_at
+    return waits
+
+
+def _wait(delivery: Delivery, error: TransportError, until: datetime) -> None:
+    """Our set-up failed, not this email: it waits for the next try, attempts unspent."""
+    Delivery.objects.filter(pk=delivery.pk).update(
+        status=Delivery.Status.PENDING,
+        next_attempt_at=until,
+        claim_token="",
+        last_error=f"waiting for the mail set-up to work: {error}"[:2000],
+    )
 
 
 def _failed(delivery: Delivery, error: TransportError, now: datetime) -> None:
@@ -168,6 +204,7 @@ def _failed(delivery: Delivery, error: TransportError, now: datetime) -> None:
     message = str(error)
     if final and not error.permanent:
         message = f"gave up after {attempts} attempts; last: {message}"
+    bounced = error.bounce and delivery.purpose in Delivery.TO_CUSTOMERS
     Delivery.objects.filter(pk=delivery.pk).update(
         status=Delivery.Status.FAILED if final else Delivery.Status.PENDING,
         attempts=attempts,
@@ -175,16 +212,28 @@ def _failed(delivery: Delivery, error: TransportError, now: datetime) -> None:
         claim_token="",
         last_error=message,
         permanent_failure=error.permanent,
+        bounced=bounced,
     )
     log.info("delivery %s failed (%s): %s", delivery.pk, "final" if final else "retry", error)
     if final:
         delivery.status = Delivery.Status.FAILED
         delivery.last_error = message
         delivery.permanent_failure = error.permanent
+        delivery.bounced = bounced
+        if bounced:
+            bounce(delivery.to, message, now)
         if delivery.survey_request_id is not None:
             survey_sending.delivery_failed(delivery)
         else:
             notify.delivery_failed(delivery)
+
+
+def bounce(address: str, reason: str, now: datetime) -> None:
+    """The one rule for every email to a customer (survey, reminder, outreach, fix notice):
+    an address refused for good marks its people bounced, and what is still queued to it
+    is stopped. Their later surveys skip them until the address changes."""
+    Person.mark_bounced(address, now)
+    Delivery.cancel_to_customer(address, f"the address bounced: {reason}")
 
 
 def _attempt(delivery: Delivery, send: Callable[[Delivery], None]) -> Outcome:
@@ -202,6 +251,8 @@ def _attempt(delivery: Delivery, send: Callable[[Delivery], None]) -> Outcome:
 
 def handle_email_batch() -> bool:
     """Worker step: send due emails over a few SMTP sessions at once."""
+    if Outage.server_paused(timezone.now()):
+        return False  # the mail server failed us; wait for its next try (see Outage)
     claimed = claim([Delivery.Kind.EMAIL], EMAIL_BATCH)
     if not claimed:
         return False

@@ -33,12 +33,30 @@ USER_AGENT = "closeloop-webhooks/1"
 
 
 class TransportError(Exception):
-    """A send failed; `permanent` means retrying cannot help (bad address, 4xx)."""
+    """A send failed, saying what that means for the delivery and for the recipient.
 
-    def __init__(self, message: str, permanent: bool = False, retry_after: float | None = None):
+    - `permanent`: retrying this message cannot help (a refused address, an HTTP 4xx).
+    - `bounce`: the recipient's address itself is refused for good; the person bounced.
+      Only a refusal of RCPT TO, or a refusal after DATA that names the mailbox, is one.
+    - `setup`: our own mail set-up is at fault, not the message or the recipient: the
+      server cannot be reached or refuses our login ("smtp"), or it refuses the sender
+      ("sender:<address>"). Such a delivery waits, without using up its attempts, until
+      the set-up works again (an Outage, shown to admins); it never bounces anyone.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        permanent: bool = False,
+        retry_after: float | None = None,
+        bounce: bool = False,
+        setup: str = "",
+    ):
         super().__init__(message)
-        self.permanent = permanent
+        self.permanent = permanent and not setup
         self.retry_after = retry_after
+        self.bounce = bounce
+        self.setup = setup
 
 
 # --- email ------------------------------------------------------------------------------
@@ -151,24 +169,80 @@ def _transmit(backend: BaseEmailBackend, delivery: Delivery) -> None:
         backend.send_messages([build_email(delivery, backend)])
 
 
-def _smtp_error(exc: Exception) -> TransportError:
-    """Classify an SMTP failure: 5xx replies are permanent, everything else may pass."""
+SERVER = "smtp"  # the outage scope of the mail server itself (connection, login)
+_STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
+# Replies to RCPT TO that refuse us, not the recipient: relaying denied, log in first.
+_REFUSES_US = re.compile(
+    r"relay|rcpthosts|authenticat|log ?in first|not permitted to send|starttls", re.I
+)
+# Replies after DATA that refuse the sender's identity (SES's unverified address,
+# Office 365's SendAsDenied), not the message or the recipient.
+_REFUSES_SENDER = re.compile(
+    r"not verified|send ?as|sendasdenied|sender address|not (allowed|authorized|permitted)"
+    r" to send|5\.7\.60\b|5\.2\.252\b",
+    re.I,
+)
+
+
+def _text(reply: bytes | str) -> str:
+    return reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)
+
+
+def _names_the_mailbox(text: str) -> bool:
+    """An enhanced status (RFC 3463) about the address or the mailbox: 5.1.x (no such
+    user, no such domain), 5.2.1 (disabled). Without one, a plain 550/551/553 refusal of
+    a single-recipient message is taken as the mailbox's."""
+    status = _STATUS.search(text)
+    if status is None:
+        return True
+    subject, detail = status.group(2), status.group(3)
+    return subject == "1" or (subject == "2" and detail == "1")
+
+
+def _smtp_error(exc: Exception, sender: str = "") -> TransportError:
+    """Classify an SMTP failure by the stage it happened at and the server's reply.
+
+    The address is only blamed (a bounce) when the server refused the recipient; a
+    refused login, a refused sender or an unreachable server is our set-up's fault.
+    """
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        codes = [code for code, _ in exc.recipients.values()]
-        detail = "; ".join(
-            f"{r}: {c} {m.decode(errors='replace')}" for r, (c, m) in exc.recipients.items()
-        )
+        replies = [(code, _text(m)) for code, m in exc.recipients.values()]
+        detail = "; ".join(f"{r}: {c} {_text(m)}" for r, (c, m) in exc.recipients.items())
+        message = f"recipient refused: {detail}"
+        if any(code == 530 or _REFUSES_US.search(text) for code, text in replies):
+            return TransportError(f"{message} (the server will not relay for us)", setup=SERVER)
+        refused = all(code >= 500 for code, _ in replies)
         return TransportError(
-            f"recipient refused: {detail}", permanent=all(c >= 500 for c in codes)
+            message,
+            permanent=refused,
+            bounce=refused and all(_names_the_mailbox(text) for _, text in replies),
+        )
+    if isinstance(exc, smtplib.SMTPSenderRefused):
+        text = _text(exc.smtp_error)
+        message = f"sender {exc.sender!r} refused: {exc.smtp_code} {text}"
+        if exc.smtp_code < 500:
+            return TransportError(message)
+        scope = SERVER if exc.smtp_code == 530 or _REFUSES_US.search(text) else ""
+        return TransportError(message, setup=scope or f"sender:{sender.lower()}")
+    if isinstance(exc, (smtplib.SMTPAuthenticationError, smtplib.SMTPHeloError)):
+        message = f"the mail server refused our login: {exc.smtp_code} {_text(exc.smtp_error)}"
+        return TransportError(message, setup=SERVER)
+    if isinstance(exc, smtplib.SMTPDataError):
+        text = _text(exc.smtp_error)
+        message = f"message refused: {exc.smtp_code} {text}"
+        if exc.smtp_code < 500:
+            return TransportError(message)
+        if _REFUSES_SENDER.search(text):
+            return TransportError(message, setup=f"sender:{sender.lower()}")
+        status = _STATUS.search(text)
+        return TransportError(
+            message, permanent=True, bounce=status is not None and _names_the_mailbox(text)
         )
     if isinstance(exc, smtplib.SMTPResponseException):
-        message = (
-            exc.smtp_error.decode(errors="replace")
-            if isinstance(exc.smtp_error, bytes)
-            else str(exc.smtp_error)
-        )
-        return TransportError(f"SMTP {exc.smtp_code} {message}", permanent=exc.smtp_code >= 500)
-    return TransportError(f"SMTP server unreachable: {exc}")
+        return TransportError(f"SMTP {exc.smtp_code} {_text(exc.smtp_error)}")
+    if isinstance(exc, smtplib.SMTPNotSupportedError):
+        return TransportError(f"the mail server lacks what we need: {exc}", setup=SERVER)
+    return TransportError(f"SMTP server unreachable: {exc}", setup=SERVER)
 
 
 class Mailer:
@@ -200,6 +274,7 @@ class Mailer:
 
     def send(self, delivery: Delivery) -> None:
         """Send one email delivery or raise TransportError."""
+        sender = parseaddr(delivery.from_email or settings.DEFAULT_FROM_EMAIL)[1]
         for again in (True, False):
             if self.unreachable is not None:
                 # The server could not be reached for this batch; retry the rest later.
@@ -209,13 +284,15 @@ class Mailer:
             try:
                 _transmit(connection, delivery)
             except (OSError, smtplib.SMTPException) as exc:
-                error = _smtp_error(exc)
-                if error.permanent:
-                    raise error from exc
+                error = _smtp_error(exc, sender)
+                if error.permanent or error.setup.startswith("sender:"):
+                    raise error from exc  # the session itself is fine
                 # The session may be broken; the next message starts a fresh one.
                 self.close()
                 if again and kept and isinstance(exc, smtplib.SMTPServerDisconnected):
                     continue  # a kept session the server had closed: once more, new session
+                if error.setup == SERVER:
+                    self.unreachable = error
                 raise error from exc
             self.last_used = time.monotonic()
             return

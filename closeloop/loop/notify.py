@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from closeloop.delivery.models import DELIGHTED_NAMES, Channel, Delivery
+from closeloop.delivery.models import DELIGHTED_NAMES, Channel, Delivery, Outage
 from closeloop.surveys import delighted_shapes
 from closeloop.surveys.models import Person, Response
 from closeloop.team.models import Role, User
@@ -567,16 +567,30 @@ def deliveries_sent(deliveries: Sequence[Delivery]) -> None:
 
 
 def delivery_failed(delivery: Delivery) -> None:
-    """A delivery failed for good: say so on the case; a refused customer address bounces."""
+    """A delivery failed for good: say so on the case (the bounce, if it was one, is
+    marked by the outbox for every kind of customer email alike)."""
     case = delivery.case
-    if delivery.purpose == Delivery.Purpose.OUTREACH and delivery.permanent_failure and case:
-        person = case.person
-        if person.email == delivery.to and person.bounced_at is None:
-            person.bounced_at = timezone.now()
-            person.save(update_fields=["bounced_at"])
     if case is not None:
         case.log(
             Activity.Kind.DELIVERY_FAILED,
             f"{delivery.get_kind_display()} to {delivery.to} failed: {delivery.last_error}",
             delivery=delivery.pk,
         )
+
+
+def _admins() -> list[User]:
+    return list(
+        User.objects.filter(is_active=True).filter(Q(role=Role.ADMIN) | Q(is_superuser=True))
+    )
+
+
+def mail_outage(outage: Outage) -> None:
+    """Email stopped because of our set-up: tell the admins in the app (email may not go)."""
+    text = f"Email is held back: {outage.describe()} ({outage.error})"[:500]
+    Notification.objects.bulk_create([Notification(user=u, text=text) for u in _admins()])
+
+
+def mail_outage_over(outage: Outage) -> None:
+    """Email goes out again: tell the admins who were told it stopped."""
+    text = f"Email goes out again; before, {outage.describe()} ({outage.held} emails waited)"
+    Notification.objects.bulk_create([Notification(user=u, text=text[:500]) for u in _admins()])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -105,6 +106,12 @@ class Person(models.Model):
 
     def __str__(self) -> str:
         return self.email or self.external_id or f"person {self.pk}"
+
+    @classmethod
+    def mark_bounced(cls, address: str, at: datetime) -> int:
+        """The address was refused for good: its people are not emailed again (until an
+        admin clears `bounced_at`). Returns how many were marked."""
+        return cls.objects.filter(email__iexact=address, bounced_at=None).update(bounced_at=at)
 
     def snapshot(self) -> dict[str, Any]:
         """Person and account properties as they are now, to freeze onto an answer."""

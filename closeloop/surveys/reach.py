@@ -126,7 +126,7 @@ class Reach:
 def _counts() -> dict[str, Any]:
     s = SurveyRequest.Status
     delivered = Q(deliveries__purpose=Delivery.Purpose.SURVEY, deliveries__status="sent")
-    bounced = Q(deliveries__purpose=Delivery.Purpose.SURVEY, deliveries__permanent_failure=True)
+    bounced = Q(deliveries__purpose=Delivery.Purpose.SURVEY, deliveries__bounced=True)
     return {
         "requested": Count("id", distinct=True),
         "scheduled": Count("id", distinct=True, filter=Q(status=s.SCHEDULED)),

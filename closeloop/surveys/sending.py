@@ -250,7 +250,8 @@ def handle_reminders() -> bool:
 
 
 def delivery_failed(delivery: Delivery) -> None:
-    """A survey email failed for good: the request failed; a refused address bounced."""
+    """A survey email failed for good: the request failed (a refused address is marked
+    bounced by the outbox, as for every customer email)."""
     request = delivery.survey_request
     if request is None:
         return
@@ -258,7 +259,3 @@ def delivery_failed(delivery: Delivery) -> None:
         SurveyRequest.objects.filter(pk=request.pk, status=SurveyRequest.Status.SENT).update(
             status=SurveyRequest.Status.FAILED, status_reason=delivery.last_error[:200]
         )
-    if delivery.permanent_failure:
-        Person.objects.filter(
-            pk=request.person_id, email=delivery.to, bounced_at__isnull=True
-        ).update(bounced_at=timezone.now())

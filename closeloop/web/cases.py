@@ -12,14 +12,14 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_POST
 
-from closeloop.delivery.models import Delivery
+from closeloop.delivery.models import Delivery, Outage
 from closeloop.insights import learning, program
 from closeloop.insights.models import Theme
 from closeloop.loop import guide, notify, outreach
@@ -355,6 +355,9 @@ def quarantine(request: HttpRequest) -> HttpResponse:
         _base(
             held=held,
             failed=failed,
+            outages=Outage.objects.order_by(F("resolved_at").desc(nulls_first=True), "-started_at")[
+                :20
+            ],
             counts=Delivery.objects.values("status").annotate(n=Count("id")).order_by("status"),
         ),
     )

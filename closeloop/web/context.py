@@ -23,3 +23,14 @@ def sentiment_model(request: HttpRequest) -> dict[str, Any]:
     from closeloop.insights import sentiment
 
     return {"sentiment_model": SimpleLazyObject(sentiment.status)}
+
+
+def mail_outages(request: HttpRequest) -> dict[str, Any]:
+    """`mail_outages`: what holds email back because of our own set-up (a refused login,
+    an unreachable server, a refused sender), for the banner managers and admins see."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated or not user.can_manage():
+        return {}
+    from closeloop.delivery.models import Outage
+
+    return {"mail_outages": list(Outage.objects.filter(resolved_at=None).order_by("started_at"))}
