@@ -188,6 +188,11 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "closeloop@localhost")
 # Customer replies go to <local>+<case token>@<domain> of this address; route it to closeloop
 # (an IMAP mailbox the worker polls, or the inbound HTTP endpoint POST /inbound/email).
 REPLY_ADDRESS = os.environ.get("REPLY_ADDRESS", f"replies@{_site_host}")
+# The envelope sender (SMTP MAIL FROM) of every email, where servers send later bounce
+# reports (RFC 3464). Empty: the From address. Set it to an address that reaches the
+# reply mailbox (REPLY_ADDRESS, say) and closeloop reads those reports and marks the
+# bounced people, as it does for addresses the server refuses at once.
+BOUNCE_ADDRESS = os.environ.get("BOUNCE_ADDRESS", "")
 # Your product's name, as outreach templates say it ({product}).
 PRODUCT_NAME = os.environ.get("PRODUCT_NAME", "our product")
 # Survey emails: who they come from and the name their footer gives.

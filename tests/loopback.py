@@ -40,6 +40,7 @@ class Inbox:
 
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
+        self.envelope_senders: list[str] = []  # MAIL FROM of each message, in order
         self.refuse: set[str] = set()
         self.senders_refused: dict[str, str] = {}
         self.answer: dict[str, str] = {}
@@ -82,6 +83,7 @@ class Inbox:
         assert isinstance(message, EmailMessage)
         with self.lock:
             self.messages.append(message)
+            self.envelope_senders.append(str(envelope.mail_from))
         return "250 OK"
 
     def to(self, address: str) -> list[EmailMessage]:

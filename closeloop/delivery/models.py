@@ -7,6 +7,7 @@ pending rows, sends them, and records every attempt.
 
 from __future__ import annotations
 
+import re
 import secrets
 import uuid
 from datetime import datetime, timedelta
@@ -194,6 +195,10 @@ class Delivery(models.Model):
         """A stable Message-ID, so a receiver can tell a resend from a new message."""
         domain = settings.REPLY_ADDRESS.partition("@")[2] or "closeloop.invalid"
         return f"<delivery-{self.event_id}@{domain}>"
+
+
+# Finds the delivery's id in a Message-ID (or In-Reply-To, References) we wrote.
+DELIVERY_ID = re.compile(r"<delivery-([0-9a-f-]{36})@", re.I)
 
 
 # Retry schedule: 30 s, 1 min, 2 min, … capped at an hour; after MAX_ATTEMPTS it fails for good.

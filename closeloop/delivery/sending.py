@@ -220,12 +220,46 @@ def _failed(delivery: Delivery, error: TransportError, now: datetime) -> None:
         delivery.last_error = message
         delivery.permanent_failure = error.permanent
         delivery.bounced = bounced
-        if bounced:
-            bounce(delivery.to, message, now)
-        if delivery.survey_request_id is not None:
-            survey_sending.delivery_failed(delivery)
-        else:
-            notify.delivery_failed(delivery)
+        _gave_up(delivery, now)
+
+
+def _gave_up(delivery: Delivery, now: datetime) -> None:
+    """A delivery failed for good: mark the bounce if it was one; tell its survey or case."""
+    if delivery.bounced:
+        bounce(delivery.to, delivery.last_error, now)
+    if delivery.survey_request_id is not None:
+        survey_sending.delivery_failed(delivery)
+    else:
+        notify.delivery_failed(delivery)
+
+
+def bounced_later(delivery: Delivery, reason: str) -> bool:
+    """The receiving server accepted the email, then reported it undeliverable (a bounce
+    report naming the recipient's mailbox): the delivery failed after all, with the same
+    consequences as a refusal at once. False if it was not (or no longer) marked sent."""
+    now = timezone.now()
+    bounced = delivery.purpose in Delivery.TO_CUSTOMERS
+    with transaction.atomic():
+        if not Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.SENT).update(
+            status=Delivery.Status.FAILED,
+            permanent_failure=True,
+            bounced=bounced,
+            last_error=reason[:2000],
+        ):
+            return False
+        Attempt.objects.create(
+            delivery=delivery,
+            at=now,
+            ok=False,
+            permanent=True,
+            error=reason,
+            worker="bounce report",
+        )
+        delivery.status = Delivery.Status.FAILED
+        delivery.permanent_failure, delivery.bounced = True, bounced
+        delivery.last_error = reason[:2000]
+        _gave_up(delivery, now)
+    return True
 
 
 def bounce(address: str, reason: str, now: datetime) -> None:

@@ -164,7 +164,8 @@ def _transmit(backend: BaseEmailBackend, delivery: Delivery) -> None:
     if isinstance(smtp, smtplib.SMTP):
         sender = _address("From", delivery.from_email or settings.DEFAULT_FROM_EMAIL)
         to = _address("To", delivery.to)
-        smtp.sendmail(sender, [to], mime_bytes(delivery, sender, to))
+        envelope = settings.BOUNCE_ADDRESS or parseaddr(sender)[1]
+        smtp.sendmail(envelope, [to], mime_bytes(delivery, sender, to))
     else:
         backend.send_messages([build_email(delivery, backend)])
 
@@ -188,7 +189,7 @@ def _text(reply: bytes | str) -> str:
     return reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)
 
 
-def _names_the_mailbox(text: str) -> bool:
+def names_the_mailbox(text: str) -> bool:
     """An enhanced status (RFC 3463) about the address or the mailbox: 5.1.x (no such
     user, no such domain), 5.2.1 (disabled). Without one, a plain 550/551/553 refusal of
     a single-recipient message is taken as the mailbox's."""
@@ -215,7 +216,7 @@ def _smtp_error(exc: Exception, sender: str = "") -> TransportError:
         return TransportError(
             message,
             permanent=refused,
-            bounce=refused and all(_names_the_mailbox(text) for _, text in replies),
+            bounce=refused and all(names_the_mailbox(text) for _, text in replies),
         )
     if isinstance(exc, smtplib.SMTPSenderRefused):
         text = _text(exc.smtp_error)
@@ -236,7 +237,7 @@ def _smtp_error(exc: Exception, sender: str = "") -> TransportError:
             return TransportError(message, setup=f"sender:{sender.lower()}")
         status = _STATUS.search(text)
         return TransportError(
-            message, permanent=True, bounce=status is not None and _names_the_mailbox(text)
+            message, permanent=True, bounce=status is not None and names_the_mailbox(text)
         )
     if isinstance(exc, smtplib.SMTPResponseException):
         return TransportError(f"SMTP {exc.smtp_code} {_text(exc.smtp_error)}")

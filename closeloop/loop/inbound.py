@@ -1,7 +1,8 @@
 """Customer replies by email: find the case, keep only what the customer wrote, land it.
 
-Mail arrives three ways (the IMAP poller, the signed HTTP endpoint, the SMTP
-listener) and all of it comes through `receive`. Every message is stored raw
+Mail arrives two ways (the IMAP poller and the signed HTTP endpoint) and all of it
+comes through `receive`. A server's bounce report is not a reply: it is read as one
+(bounces.py) and bounces the person when it names their mailbox. Every message is stored raw
 first; one that matches no case goes to the quarantine, never to the floor.
 The same message arriving twice (a retried forward, two pollers) is stored once.
 """
@@ -19,14 +20,14 @@ from html.parser import HTMLParser
 
 from django.db import DatabaseError, IntegrityError, transaction
 
-from closeloop.delivery.models import Delivery
+from closeloop.delivery.models import DELIVERY_ID, Delivery
 
+from . import bounces
 from .models import FollowUpCase, InboundMessage
 
 log = logging.getLogger("closeloop.inbound")
 
 TOKEN = re.compile(r"\+([A-Za-z0-9_-]{16,40})@")
-DELIVERY_ID = re.compile(r"<delivery-([0-9a-f-]{36})@", re.I)
 RECIPIENT_HEADERS = ("To", "Cc", "Delivered-To", "X-Original-To", "Envelope-To")
 
 # Where quoted history starts, in the mail clients people use (English, German, French).
@@ -212,6 +213,17 @@ def _land(
         inbound.text = _text(strip_reply(body_text(message)), 20_000)
     except Exception:  # a broken body still keeps the raw message
         inbound.text = ""
+    report = bounces.read(message)
+    if report is not None:
+        # A server's report that an email of ours could not be delivered, not a reply.
+        outcome = bounces.apply(report)
+        inbound.status = InboundMessage.Status.BOUNCE
+        inbound.reason = _text(outcome.note, 300)
+        inbound.case = outcome.delivery.case if outcome.delivery else None
+        if outcome.delivery is None:
+            inbound.status = InboundMessage.Status.QUARANTINED
+        inbound.save()
+        return inbound
     case, why = _find_case(message)
     if case is None:
         inbound.status = InboundMessage.Status.QUARANTINED

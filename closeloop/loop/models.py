@@ -625,6 +625,7 @@ class InboundMessage(models.Model):
     class Status(models.TextChoices):
         MATCHED = "matched"
         AUTO_REPLY = "auto_reply", "Automatic reply"
+        BOUNCE = "bounce", "Bounce report"
         QUARANTINED = "quarantined"
         DISMISSED = "dismissed"
 
