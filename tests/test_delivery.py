@@ -22,7 +22,7 @@ from closeloop.surveys.models import Account, Person
 from closeloop.team.models import User
 
 from .conftest import ApiClient, drain, open_case
-from .loopback import Receiver, SmtpServer, free_port
+from .loopback import Receiver, SmtpServer
 
 pytestmark = pytest.mark.django_db
 

@@ -86,7 +86,7 @@ def test_it_bounces_the_person_a_later_report_names(
 def test_it_bounces_nobody_for_a_report_about_something_else(
     api: ApiClient, smb: Account, smtp: SmtpServer, action: str, status: str, recipient: str
 ) -> None:
-    case, outreach = sent_outreach(api, smb)
+    _, outreach = sent_outreach(api, smb)
     inbound, _ = receive(report(outreach.message_id, recipient, action, status), "imap")
     assert inbound.status == "bounce" and "bounces nobody" in inbound.reason
     outreach.refresh_from_db()

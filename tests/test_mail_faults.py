@@ -92,7 +92,8 @@ def test_it_holds_email_without_bouncing_anyone_when_the_server_refuses_our_logi
     accepted["password"] = "right-password"
     with later(31):
         drain()
-    assert all(d.status == "sent" and d.attempts == 1 for d in Delivery.objects.filter(kind="email"))
+    emails = Delivery.objects.filter(kind="email")
+    assert all(d.status == "sent" and d.attempts == 1 for d in emails)
     assert len(server.inbox.messages) == 6
     outage.refresh_from_db()
     assert outage.resolved_at is not None
