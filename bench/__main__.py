@@ -34,6 +34,8 @@ import psycopg
 from bench.common import free_port, gunicorn_command, pct
 
 ROOT = Path(__file__).resolve().parent.parent
+# The bench's Slack receiver listens on loopback; every process it starts may call it.
+os.environ.setdefault("OUTBOUND_ALLOW_HOSTS", "127.0.0.1")
 DB_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/closeloop_bench")
 SINGLE_REQUESTS = int(os.environ.get("BENCH_SINGLE_REQUESTS", "2000"))
 CLIENTS = 8

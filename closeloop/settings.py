@@ -211,6 +211,9 @@ ORG_TIME_ZONE = os.environ.get("ORG_TIME_ZONE", "UTC")
 
 # Slack and webhook calls give up (and retry later) after this long.
 WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", "10"))
+# Slack and webhook calls go only to public internet addresses; hosts listed here
+# (comma-separated host or host:port) may be inside the network: on-premise receivers.
+OUTBOUND_ALLOW_HOSTS = os.environ.get("OUTBOUND_ALLOW_HOSTS", "")
 # How often the worker loop wakes when it has nothing to do, in seconds.
 WORKER_IDLE_SECONDS = float(os.environ.get("WORKER_IDLE_SECONDS", "2"))
 # The worker tunes the sentiment model in the background once (insights/tuning.py);

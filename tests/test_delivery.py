@@ -148,7 +148,7 @@ def test_it_retries_slack_after_a_timeout(
     detractor(api, enterprise)
     drain()
     delivery = Delivery.objects.get(kind="slack")
-    assert delivery.status == "pending" and "could not reach" in delivery.last_error
+    assert delivery.status == "pending" and "no full answer within 0.3 s" in delivery.last_error
 
 
 def test_it_fails_for_good_on_a_4xx_and_shows_it_on_the_case(

@@ -117,6 +117,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "DEFAULT_FROM_EMAIL": "Sam Support <sam@vendor.example>",
         "INBOUND_EMAIL_SECRET": SECRET,
         "SENTIMENT_TUNING": "off",
+        "OUTBOUND_ALLOW_HOSTS": "127.0.0.1",
         "WORKER_IDLE_SECONDS": "0.3",
         "HOST": "127.0.0.1",
         "PORT": str(port),

@@ -18,6 +18,7 @@ from django.utils import timezone
 from ninja import Field, Query, Router, Schema, Status
 from pydantic import field_validator, model_validator
 
+from closeloop.delivery import outbound
 from closeloop.delivery.models import DELIGHTED_EVENTS, EVENTS, Channel
 from closeloop.loop import notify
 from closeloop.loop.models import (
@@ -466,6 +467,9 @@ def _check_target(payload: ChannelIn) -> None:
         URLValidator(schemes=["http", "https"])(payload.url)
     except ValidationError as exc:
         raise CaseError("url", "must be an http(s) URL") from exc
+    refused = outbound.refusal(payload.url)
+    if refused:
+        raise CaseError("url", refused)
 
 
 @router.get("/channels", response=list[ChannelOut], summary="Notification channels")

@@ -27,6 +27,7 @@ from django.core.mail import EmailMessage, EmailMultiAlternatives, get_connectio
 from django.core.mail.backends.base import BaseEmailBackend
 from django.core.mail.message import sanitize_address
 
+from . import outbound
 from .models import Delivery
 
 USER_AGENT = "closeloop-webhooks/1"
@@ -349,42 +350,77 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None
 
 
-_opener = urllib.request.build_opener(_NoRedirects)
+_opener = urllib.request.build_opener(_NoRedirects, outbound.GuardedHTTP, outbound.GuardedHTTPS)
+
+
+def _where(url: str) -> str:
+    """The URL as errors may show it: scheme and host only. A Slack or webhook URL's path
+    is often its secret, and errors land on case timelines that agents read."""
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or '?'}" + (
+        f":{parts.port}" if _port_or_none(parts) else ""
+    )
+
+
+def _port_or_none(parts: urllib.parse.SplitResult) -> int | None:
+    try:
+        return parts.port
+    except ValueError:
+        return None
 
 
 def post_json(url: str, body: bytes, headers: dict[str, str]) -> int:
-    """POST a JSON body; return the status, or raise TransportError saying if a retry helps."""
+    """POST a JSON body; return the status, or raise TransportError saying if a retry helps.
+
+    The whole call (connecting, sending, the answer) must finish within
+    WEBHOOK_TIMEOUT_SECONDS, and goes only where outbound.py allows. A receiver's
+    answer is never shown (only its status): it may come from a service that the
+    person reading the case could not otherwise see.
+    """
+    where = _where(url)
     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
-        raise TransportError(f"not an http(s) URL: {url}", permanent=True)
+        raise TransportError(f"not an http(s) URL: {where}", permanent=True)
     request = urllib.request.Request(  # noqa: S310 - scheme checked above
         url,
         data=body,
         method="POST",
         headers={"Content-Type": "application/json", "User-Agent": USER_AGENT, **headers},
     )
-    try:
-        with _opener.open(request, timeout=settings.WEBHOOK_TIMEOUT_SECONDS) as reply:
-            status: int = reply.status
-            return status
-    except urllib.error.HTTPError as exc:
-        snippet = exc.read(300).decode(errors="replace").strip()
-        message = f"HTTP {exc.code} from {url}" + (f": {snippet}" if snippet else "")
-        if exc.code == 429 or exc.code == 408:
-            return _raise_retry(message, exc.headers.get("Retry-After"))
-        if 300 <= exc.code < 400:
-            raise TransportError(f"{message} (redirects are not followed)", permanent=True) from exc
-        raise TransportError(message, permanent=400 <= exc.code < 500) from exc
-    except (TimeoutError, urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise TransportError(f"could not reach {url}: {reason}") from exc
-    except http.client.InvalidURL as exc:
-        raise TransportError(f"not a valid URL: {exc}", permanent=True) from exc
-    except http.client.HTTPException as exc:
-        # The receiver answered something that is not HTTP (a bad status line, an
-        # endless header): it may be fixed later, so retried with backoff.
-        raise TransportError(f"{url} answered with no valid HTTP: {type(exc).__name__}") from exc
-    except (UnicodeError, ValueError) as exc:
-        raise TransportError(f"the URL cannot be sent: {exc}", permanent=True) from exc
+    seconds = settings.WEBHOOK_TIMEOUT_SECONDS
+    with outbound.deadline(seconds) as call:
+        try:
+            with _opener.open(request, timeout=seconds) as reply:
+                reply.read(64 * 1024)  # the answer is not used, but it is waited for
+                status: int = reply.status
+                return status
+        except urllib.error.HTTPError as exc:
+            message = f"HTTP {exc.code} from {where}"
+            if exc.code == 429 or exc.code == 408:
+                return _raise_retry(message, exc.headers.get("Retry-After"))
+            if 300 <= exc.code < 400:
+                raise TransportError(
+                    f"{message} (redirects are not followed)", permanent=True
+                ) from exc
+            raise TransportError(message, permanent=400 <= exc.code < 500) from exc
+        except (TimeoutError, urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            reason = getattr(exc, "reason", exc)
+            if isinstance(reason, outbound.ForbiddenDestination):
+                raise TransportError(f"refused to call {where}: {reason}", permanent=True) from exc
+            if call.expired:
+                raise TransportError(f"{where} gave no full answer within {seconds:g} s") from exc
+            if isinstance(exc, http.client.InvalidURL):
+                raise TransportError(f"not a valid URL: {where}", permanent=True) from exc
+            if isinstance(exc, http.client.HTTPException):
+                # The receiver answered something that is not HTTP (a bad status line, an
+                # endless header): it may be fixed later, so retried with backoff.
+                raise TransportError(
+                    f"{where} answered with no valid HTTP: {type(exc).__name__}"
+                ) from exc
+            raise TransportError(f"could not reach {where}: {reason}") from exc
+        except (UnicodeError, ValueError) as exc:
+            raise TransportError(
+                f"the URL of {where} cannot be sent: {exc}", permanent=True
+            ) from exc
 
 
 def _raise_retry(message: str, retry_after: str | None) -> int:
