@@ -52,8 +52,8 @@ def test_it_takes_an_internal_receiver_listed_in_the_allow_list(
     settings.OUTBOUND_ALLOW_HOSTS = f"intranet.example, 127.0.0.1:{receiver.server.server_port}"
     reply = api.post_json("/api/v1/channels", {"kind": "webhook", "url": receiver.url})
     assert reply.status_code == 201, reply.content
-    other_port = "http://127.0.0.1:1/hook"
-    assert api.post_json("/api/v1/channels", {"kind": "webhook", "url": other_port}).status_code == 422
+    other_port = {"kind": "webhook", "url": "http://127.0.0.1:1/hook"}
+    assert api.post_json("/api/v1/channels", other_port).status_code == 422
 
 
 def test_it_refuses_at_send_time_a_destination_that_became_internal(
