@@ -200,7 +200,7 @@ def copy_rows(conn: psycopg.Connection, rows: list[tuple[object, ...]]) -> float
 def main() -> None:
     recreate_database()
     manage("migrate", "--noinput")
-    key = manage("create_api_key", "bench")
+    key = manage("create_api_key", "bench", "--admin")  # part 4 adds a Slack channel
     port = free_port()
     rng = random.Random(7)
     results: list[tuple[str, str, str, str, str]] = []

@@ -101,7 +101,15 @@ class ApiClient(Client):
 
 @pytest.fixture
 def api(db: Any) -> ApiClient:
-    _, plain = ApiKey.issue("tests")
+    """An admin key: the suite sets up channels, policies and themes as an admin would."""
+    _, plain = ApiKey.issue("tests", admin=True)
+    return ApiClient(plain)
+
+
+@pytest.fixture
+def writer_api(db: Any) -> ApiClient:
+    """A read-write key: answers, people, accounts and cases, but no settings."""
+    _, plain = ApiKey.issue("writer")
     return ApiClient(plain)
 
 

@@ -128,7 +128,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     _manage(env, "migrate", "--noinput")
     password = re.search(r"password '([^']+)'", _manage(env, "ensure_admin"))
     assert password, "ensure_admin printed no password"
-    key = _manage(env, "create_api_key", "e2e").strip().splitlines()[-1]
+    key = _manage(env, "create_api_key", "e2e", "--admin").strip().splitlines()[-1]
     username, email, name = OWNER
     _manage(
         env,

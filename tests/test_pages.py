@@ -104,7 +104,7 @@ def test_it_lets_an_admin_issue_a_key_shown_once_and_revoke_it(admin_user: User)
     from closeloop.api.models import ApiKey
 
     client = _client(admin_user)
-    r = client.post("/settings/api-keys/", {"name": "billing sync", "read_only": "on"})
+    r = client.post("/settings/api-keys/", {"name": "billing sync", "scope": "read"})
     plain = r.context["new_key"]
     key = ApiKey.objects.get()
     assert key.name == "billing sync" and not key.can_write

@@ -21,7 +21,7 @@ from closeloop.insights.models import Theme
 from closeloop.loop.models import Announcement, CaseError
 from closeloop.loop.outreach import FIX_SHIPPED, FIX_VARIABLES
 
-from .access import require_write
+from .access import require_admin
 from .cases import In
 
 router = Router(tags=["announcements"])
@@ -129,7 +129,7 @@ def create_announcement(request: HttpRequest, payload: AnnouncementIn) -> Status
     """A draft: with `theme` (a slug), every case with an answer of that theme is chosen;
     with `tag`, the cases whose answers carry it; `case_ids` adds more. Nothing is sent
     until `POST /announcements/{id}/send`."""
-    require_write(request)
+    require_admin(request)
     fields = payload.model_dump(exclude={"case_ids", "theme"})
     with transaction.atomic():
         a = Announcement.draft(payload.case_ids, theme=theme_named(payload.theme), **fields)
@@ -150,7 +150,7 @@ def get_announcement(request: HttpRequest, announcement_id: int) -> dict[str, An
     summary="Replace a draft's cases",
 )
 def set_cases(request: HttpRequest, announcement_id: int, payload: CasesIn) -> dict[str, Any]:
-    require_write(request)
+    require_admin(request)
     with transaction.atomic():
         a = _announcement(announcement_id)
         a.choose(payload.case_ids, by_tag=payload.by_tag, by_theme=payload.by_theme)
@@ -165,7 +165,7 @@ def set_cases(request: HttpRequest, announcement_id: int, payload: CasesIn) -> d
 def send_announcement(request: HttpRequest, announcement_id: int) -> Status[dict[str, Any]]:
     """Queues one email per person from their case's owner and logs it on every case; 422 if
     it was already sent or has no cases. The worker delivers the emails."""
-    require_write(request)
+    require_admin(request)
     a = _announcement(announcement_id)
     a.send(None)
     return Status(202, _json(a))

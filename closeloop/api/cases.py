@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from django.db import transaction
 from django.db.models import QuerySet
@@ -37,7 +38,7 @@ from closeloop.surveys.filters import theme_matches
 from closeloop.surveys.schemas import StrictSchema, has_nul
 from closeloop.team.models import Membership, Team, User
 
-from .access import require_write
+from .access import require_admin, require_write, sees_secrets
 from .schemas import SentimentOut, ThemeTagOut
 
 router = Router(tags=["follow-up"])
@@ -418,9 +419,11 @@ class ChannelOut(Schema):
     kind: str
     format: str
     name: str
-    url: str
     email: str
-    secret: str = Field(description="HMAC key of the X-Closeloop-Signature header (webhooks)")
+    url: str = Field(description="admin keys only; other keys see the scheme and host")
+    secret: str = Field(
+        description="HMAC key of the X-Closeloop-Signature header (webhooks); admin keys only"
+    )
     events: list[str]
     bands: list[str]
     tiers: list[str]
@@ -430,6 +433,16 @@ class ChannelOut(Schema):
     @staticmethod
     def resolve_events(obj: Channel) -> list[str]:
         return obj.subscribed_events
+
+    @staticmethod
+    def resolve_url(obj: Channel, context: dict[str, Any]) -> str:
+        if not obj.url or sees_secrets(context["request"]):
+            return obj.url
+        return f"{urlsplit(obj.url).scheme}://{urlsplit(obj.url).hostname}/…"
+
+    @staticmethod
+    def resolve_secret(obj: Channel, context: dict[str, Any]) -> str:
+        return obj.secret if sees_secrets(context["request"]) else ""
 
     @staticmethod
     def resolve_team(obj: Channel) -> str | None:
@@ -480,7 +493,7 @@ def list_channels(request: HttpRequest) -> QuerySet[Channel]:
 @router.post("/channels", response={201: ChannelOut}, summary="Add a notification channel")
 def create_channel(request: HttpRequest, payload: ChannelIn) -> Status[Channel]:
     """Slack (incoming-webhook URL), signed webhook (URL) or email; no filter = every detractor."""
-    require_write(request)
+    require_admin(request)
     return Status(201, add_channel(payload))
 
 
@@ -502,7 +515,7 @@ def add_channel(payload: ChannelIn) -> Channel:
 
 @router.delete("/channels/{channel_id}", response={204: None}, summary="Remove a channel")
 def delete_channel(request: HttpRequest, channel_id: int) -> Status[None]:
-    require_write(request)
+    require_admin(request)
     get_object_or_404(Channel, pk=channel_id).delete()
     return Status(204, None)
 
@@ -532,7 +545,7 @@ def list_teams(request: HttpRequest) -> QuerySet[Team]:
 
 @router.put("/teams", response=TeamOut, summary="Create or replace a team by name")
 def put_team(request: HttpRequest, payload: TeamIn) -> Team:
-    require_write(request)
+    require_admin(request)
     return save_team(payload)
 
 
@@ -579,7 +592,7 @@ def list_rules(request: HttpRequest) -> QuerySet[RoutingRule]:
 @router.post("/routing-rules", response={201: RuleOut}, summary="Add a routing rule")
 def create_rule(request: HttpRequest, payload: RuleIn) -> Status[RoutingRule]:
     """Cases of accounts without an owner go to the first matching rule's team, round-robin."""
-    require_write(request)
+    require_admin(request)
     return Status(201, add_rule(payload))
 
 
@@ -599,7 +612,7 @@ def add_rule(payload: RuleIn) -> RoutingRule:
 
 @router.delete("/routing-rules/{rule_id}", response={204: None}, summary="Remove a rule")
 def delete_rule(request: HttpRequest, rule_id: int) -> Status[None]:
-    require_write(request)
+    require_admin(request)
     get_object_or_404(RoutingRule, pk=rule_id).delete()
     return Status(204, None)
 
@@ -622,7 +635,7 @@ def get_policy(request: HttpRequest) -> dict[str, Any]:
 @router.put("/triage-policy", response=PolicyOut, summary="Save a new policy version")
 def put_policy(request: HttpRequest, payload: PolicyConfig) -> dict[str, Any]:
     """The whole policy; saved as the next version. Existing cases keep theirs."""
-    require_write(request)
+    require_admin(request)
     policy = TriagePolicy.save_new_version(payload, None)
     return {"version": policy.version, "created_at": policy.created_at, "config": policy.rules}
 
@@ -671,7 +684,7 @@ def put_template(
 ) -> dict[str, Any]:
     """Automated templates must pass the linter (422 lists what to fix); personal ones get
     the findings back as advice."""
-    require_write(request)
+    require_admin(request)
     if not 2 <= len(locale) <= 16:
         raise CaseError("locale", "must be 2–16 characters, e.g. en or pt-BR")
     findings = save_template(action, locale, payload.subject, payload.body, None)

@@ -30,6 +30,7 @@ class ApiKey(models.Model):
     class Scope(models.TextChoices):
         READ = "read", "Read only"
         READ_WRITE = "read_write", "Read and write"
+        ADMIN = "admin", "Admin: read, write and settings"
 
     name = models.CharField(max_length=100)
     prefix = models.CharField(max_length=16, unique=True, help_text="Shown to tell keys apart.")
@@ -46,7 +47,9 @@ class ApiKey(models.Model):
         return f"{self.name} ({KEY_PREFIX}{self.prefix}…)"
 
     @classmethod
-    def issue(cls, name: str, *, read_only: bool = False) -> tuple[ApiKey, str]:
+    def issue(
+        cls, name: str, *, read_only: bool = False, admin: bool = False
+    ) -> tuple[ApiKey, str]:
         """Create a key and return it with its plain text, which is never stored or shown again."""
         prefix = secrets.token_hex(4)
         secret = secrets.token_urlsafe(32)
@@ -55,12 +58,22 @@ class ApiKey(models.Model):
             name=name,
             prefix=prefix,
             hashed_key=_digest(plain),
-            scope=cls.Scope.READ if read_only else cls.Scope.READ_WRITE,
+            scope=cls._scope(read_only, admin),
         )
         return key, plain
 
     @classmethod
-    def adopt(cls, name: str, plain: str, *, read_only: bool = False) -> ApiKey:
+    def _scope(cls, read_only: bool, admin: bool) -> str:
+        if read_only and admin:
+            raise ValueError("a key is read-only or admin, not both")
+        if admin:
+            return cls.Scope.ADMIN
+        return cls.Scope.READ if read_only else cls.Scope.READ_WRITE
+
+    @classmethod
+    def adopt(
+        cls, name: str, plain: str, *, read_only: bool = False, admin: bool = False
+    ) -> ApiKey:
         """Accept a key made elsewhere (a Delighted API key), so integrations keep their key."""
         if (
             len(plain) < MIN_ADOPTED_LENGTH
@@ -77,7 +90,7 @@ class ApiKey(models.Model):
             name=name,
             prefix=f"x{secrets.token_hex(4)}",
             hashed_key=_digest(plain),
-            scope=cls.Scope.READ if read_only else cls.Scope.READ_WRITE,
+            scope=cls._scope(read_only, admin),
         )
 
     @classmethod
@@ -109,7 +122,13 @@ class ApiKey(models.Model):
 
     @property
     def can_write(self) -> bool:
-        return self.scope == self.Scope.READ_WRITE
+        return self.scope in (self.Scope.READ_WRITE, self.Scope.ADMIN)
+
+    @property
+    def is_admin(self) -> bool:
+        """May change settings (channels, policy, templates, teams, rules, announcements,
+        themes) and see channel secrets."""
+        return self.scope == self.Scope.ADMIN
 
     def revoke(self) -> None:
         """Stop the key working, keeping the row for the record."""

@@ -23,7 +23,7 @@ from closeloop.loop.models import FollowUpCase
 from closeloop.surveys.models import Response
 from closeloop.team.models import User
 
-from .access import require_write
+from .access import require_admin, require_write
 from .cases import In, _user
 from .schemas import SentenceOut, ThemeTagOut
 
@@ -189,7 +189,7 @@ def list_trainings(request: HttpRequest) -> QuerySet[ThemeTraining]:
 def retrain(request: HttpRequest) -> Status[ThemeTraining]:
     """Queue a retraining on the shipped examples and every correction; the worker runs it
     and, if it learned something new, every worker then uses the new model."""
-    require_write(request)
+    require_admin(request)
     return Status(202, learning.request_training())
 
 
@@ -242,7 +242,7 @@ class AcceptIn(In):
 def discover(request: HttpRequest, payload: DiscoveryIn) -> Status[ThemeDiscovery]:
     """Queue a search among the period's comments the model could not place; the worker
     runs it once those comments have been read."""
-    require_write(request)
+    require_admin(request)
     return Status(202, discovery.request_discovery(payload.since, payload.until))
 
 
@@ -263,7 +263,7 @@ def _candidate(candidate_id: int) -> ThemeCandidate:
 def accept_candidate(request: HttpRequest, candidate_id: int, payload: AcceptIn) -> Status[Theme]:
     """It becomes a theme; its comments are tagged with it and teach the model; a
     retraining is queued."""
-    require_write(request)
+    require_admin(request)
     theme = discovery.accept(_candidate(candidate_id), payload.name, None, payload.slug)
     return Status(201, _theme_out(theme))
 
@@ -272,7 +272,7 @@ def accept_candidate(request: HttpRequest, candidate_id: int, payload: AcceptIn)
     "/themes/candidates/{candidate_id}/dismiss", response=CandidateOut, summary="Dismiss one"
 )
 def dismiss_candidate(request: HttpRequest, candidate_id: int) -> ThemeCandidate:
-    require_write(request)
+    require_admin(request)
     return discovery.dismiss(_candidate(candidate_id), None)
 
 
@@ -317,7 +317,7 @@ def _theme_out(theme: Theme) -> Theme:
 
 @router.post("/themes", response={201: ThemeOut}, summary="Add a theme")
 def add_theme(request: HttpRequest, payload: ThemeIn) -> Status[Theme]:
-    require_write(request)
+    require_admin(request)
     theme = taxonomy.add_theme(
         payload.name,
         slug=payload.slug,
@@ -330,7 +330,7 @@ def add_theme(request: HttpRequest, payload: ThemeIn) -> Status[Theme]:
 
 @router.put("/themes/{slug}", response=ThemeOut, summary="Rename or describe a theme")
 def edit_theme(request: HttpRequest, slug: str, payload: ThemeEditIn) -> Theme:
-    require_write(request)
+    require_admin(request)
     theme = get_object_or_404(Theme, slug=slug)
     taxonomy.edit_theme(
         theme,
@@ -345,7 +345,7 @@ def edit_theme(request: HttpRequest, slug: str, payload: ThemeEditIn) -> Theme:
 @router.post("/themes/{slug}/merge", response=ThemeOut, summary="Merge a theme into another")
 def merge_theme(request: HttpRequest, slug: str, payload: MergeIn) -> Theme:
     """Its tags move to `into`; it stays, retired, pointing at `into`."""
-    require_write(request)
+    require_admin(request)
     source = get_object_or_404(Theme, slug=slug)
     taxonomy.merge(source, _named(payload.into, "into"))
     return _theme_out(source)
@@ -357,18 +357,18 @@ def merge_theme(request: HttpRequest, slug: str, payload: MergeIn) -> Theme:
 def split_theme(request: HttpRequest, slug: str, payload: SplitIn) -> Status[list[Theme]]:
     """New themes take its description and probes; it is retired with its tags kept.
     Correct its answers to the new themes (or use the themes page), then retrain."""
-    require_write(request)
+    require_admin(request)
     created = taxonomy.split(get_object_or_404(Theme, slug=slug), payload.names)
     return Status(201, [_theme_out(t) for t in created])
 
 
 @router.post("/themes/{slug}/retire", response=ThemeOut, summary="Retire a theme")
 def retire_theme(request: HttpRequest, slug: str) -> Theme:
-    require_write(request)
+    require_admin(request)
     return _theme_out(taxonomy.retire(get_object_or_404(Theme, slug=slug)))
 
 
 @router.post("/themes/{slug}/restore", response=ThemeOut, summary="Restore a retired theme")
 def restore_theme(request: HttpRequest, slug: str) -> Theme:
-    require_write(request)
+    require_admin(request)
     return _theme_out(taxonomy.restore(get_object_or_404(Theme, slug=slug)))

@@ -83,7 +83,16 @@ class ApiKeyForm(forms.Form):
         label="What the key is for",
         widget=forms.TextInput(attrs={"placeholder": "e.g. billing sync"}),
     )
-    read_only = forms.BooleanField(required=False, label="Read only (cannot create or change data)")
+    scope = forms.ChoiceField(
+        label="What it may do",
+        choices=[
+            ("read_write", "Read and write: answers, people, accounts, cases"),
+            ("read", "Read only"),
+            ("admin", "Admin: also settings, channels (and their secrets), themes"),
+        ],
+        initial="read_write",
+        widget=forms.RadioSelect,
+    )
 
 
 class SurveyForm(forms.ModelForm):  # type: ignore[type-arg]

@@ -402,8 +402,9 @@ def api_keys(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         form = ApiKeyForm(request.POST)
         if form.is_valid():
+            scope = form.cleaned_data["scope"]
             _, new_key = ApiKey.issue(
-                form.cleaned_data["name"], read_only=form.cleaned_data["read_only"]
+                form.cleaned_data["name"], read_only=scope == "read", admin=scope == "admin"
             )
             form = ApiKeyForm()
     keys = ApiKey.objects.order_by("revoked_at", "-created_at")
