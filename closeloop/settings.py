@@ -6,6 +6,7 @@ fresh checkout runs on an embedded SQLite database with nothing set.
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -76,6 +77,7 @@ INSTALLED_APPS = [
     "closeloop.insights",
     "closeloop.api",
     "closeloop.web",
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -88,6 +90,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into its 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "closeloop.urls"
@@ -132,6 +136,28 @@ if os.environ.get("TEST_DATABASE_NAME"):
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "team.User"
 LOGIN_URL = "/login/"
+AUTHENTICATION_BACKENDS = [
+    # First: refuses a login from a user and address that failed too often (django-axes).
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Failed logins: after LOGIN_FAILURE_LIMIT failures for one username from one address,
+# that pair is locked out for LOGIN_LOCKOUT_MINUTES (429); a success clears the count.
+AXES_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("LOGIN_LOCKOUT_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_LOCKOUT_TEMPLATE = "web/locked_out.html"
+AXES_VERBOSE = False
+# Whose address a request comes from. Without a proxy in front, the connection's own
+# address (X-Forwarded-For is whatever a client writes); with WEB_PROXY_COUNT proxies
+# (each appending to X-Forwarded-For), the address the outermost of them saw.
+WEB_PROXY_COUNT = int(os.environ.get("WEB_PROXY_COUNT", "0"))
+AXES_IPWARE_META_PRECEDENCE_ORDER: tuple[str, ...] = ("REMOTE_ADDR",)
+if WEB_PROXY_COUNT:
+    AXES_IPWARE_PROXY_COUNT = WEB_PROXY_COUNT
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/login/"
 

@@ -26,6 +26,10 @@ settings.SENTIMENT_TUNING = False
 # unless it is listed (closeloop/delivery/outbound.py); tests of that rule unset it.
 os.environ["OUTBOUND_ALLOW_HOSTS"] = "127.0.0.1"
 settings.OUTBOUND_ALLOW_HOSTS = "127.0.0.1"
+# Django's test Client.login authenticates without a request, which django-axes refuses;
+# the login throttle's own tests turn it on (tests/test_logins.py), and the running
+# stack has it on (tests/test_e2e_stack.py).
+settings.AXES_ENABLED = False
 
 
 @pytest.fixture

@@ -54,6 +54,7 @@ class Stack:
     slack: Receiver
     process: subprocess.Popen[bytes]
     log: Path
+    env: dict[str, str]
 
     def api(self, method: str, path: str, body: Any = None, **kwargs: Any) -> requests.Response:
         headers = {"Authorization": f"Bearer {self.key}"}
@@ -148,7 +149,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    stack = Stack(base, key, password.group(1), inbox, ref[0], process, log)
+    stack = Stack(base, key, password.group(1), inbox, ref[0], process, log, env)
     try:
 
         def healthy() -> bool:
@@ -279,6 +280,41 @@ def test_it_serves_the_official_delighted_client(stack: Stack) -> None:
     assert old.created_at == then  # back-dated history keeps its date
     metrics = delighted.Metrics.retrieve(client=client, since=then - 60, until=then + 60)
     assert metrics.promoter_count == 1 and metrics.response_count == 1
+
+
+def _log_in(base: str, username: str, password: str) -> requests.Response:
+    session = requests.Session()
+    page = session.get(f"{base}/login/", timeout=30).text
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+    assert token, page[:500]
+    return session.post(
+        f"{base}/login/",
+        data={"username": username, "password": password, "csrfmiddlewaretoken": token.group(1)},
+        headers={"Referer": f"{base}/login/"},
+        allow_redirects=False,
+        timeout=30,
+    )
+
+
+def test_it_holds_the_access_rules_on_the_running_stack(stack: Stack) -> None:
+    # Outbound calls: an address inside the network is refused when the channel is saved.
+    inside = stack.api("post", "/api/v1/channels", {"kind": "webhook", "url": "http://10.0.0.1/x"})
+    assert inside.status_code == 422 and "url" in inside.text, inside.text
+    # Key scopes: a read-write key cannot touch the taxonomy or see channel secrets.
+    writer = _manage(stack.env, "create_api_key", "e2e writer").strip().splitlines()[-1]
+    headers = {"Authorization": f"Bearer {writer}"}
+    renamed = requests.put(
+        f"{stack.base}/api/v1/themes/billing", json={"name": "Renamed"}, headers=headers, timeout=30
+    )
+    assert renamed.status_code == 403 and "admin API key" in renamed.text
+    channels = requests.get(f"{stack.base}/api/v1/channels", headers=headers, timeout=30).json()
+    assert channels and all(c["secret"] == "" for c in channels)
+    # Logins: the fifth failure locks this user out from this address, right password or not.
+    for _ in range(4):
+        assert _log_in(stack.base, "olivia", "wrong-password").status_code == 200
+    assert _log_in(stack.base, "olivia", "wrong-password").status_code == 429
+    assert _log_in(stack.base, "olivia", "pw-olivia-123").status_code == 429
+    assert _log_in(stack.base, "admin", stack.admin_password).status_code == 302
 
 
 def test_it_sends_a_survey_and_records_the_answer_given_through_its_links(stack: Stack) -> None:
