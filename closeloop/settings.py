@@ -224,6 +224,9 @@ PRODUCT_NAME = os.environ.get("PRODUCT_NAME", "our product")
 # Survey emails: who they come from and the name their footer gives.
 SURVEY_FROM_EMAIL = os.environ.get("SURVEY_FROM_EMAIL", DEFAULT_FROM_EMAIL)
 SURVEY_SENDER_NAME = os.environ.get("SURVEY_SENDER_NAME", "")
+# Anonymous answers to a link survey accepted per client address and survey per minute
+# (more answer 429); 0 turns the limit off.
+LINK_SURVEY_ANSWERS_PER_MINUTE = int(os.environ.get("LINK_SURVEY_ANSWERS_PER_MINUTE", "10"))
 # The Delighted-compatible API's rate limit per API key and web process; 0 turns it off.
 DELIGHTED_RATE_LIMIT_PER_MINUTE = int(os.environ.get("DELIGHTED_RATE_LIMIT_PER_MINUTE", "3000"))
 # Customer replies forwarded to POST /inbound/email must be signed with this secret.

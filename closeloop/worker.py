@@ -35,6 +35,7 @@ def default_steps() -> list[Step]:
     from closeloop.insights.tuning import handle_sentiment_tuning
     from closeloop.loop.imap import handle_imap_poll
     from closeloop.loop.sla import handle_one_escalation, handle_priority_refresh
+    from closeloop.surveys.models import handle_link_hit_expiry
     from closeloop.surveys.sending import handle_due_surveys, handle_reminders
 
     return [
@@ -54,6 +55,7 @@ def default_steps() -> list[Step]:
         handle_theme_discovery,
         handle_monthly_report,
         handle_idempotency_expiry,
+        handle_link_hit_expiry,
     ]
 
 

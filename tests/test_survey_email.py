@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from email.message import EmailMessage
+from typing import Any
 
 import pytest
 import time_machine
@@ -14,9 +15,17 @@ from django.utils import timezone
 
 from closeloop.loop.models import FollowUpCase
 from closeloop.surveys import sending
-from closeloop.surveys.models import Account, Person, Response, ResponseEdit, Survey, SurveyRequest
+from closeloop.surveys.models import (
+    Account,
+    LinkHit,
+    Person,
+    Response,
+    ResponseEdit,
+    Survey,
+    SurveyRequest,
+)
 
-from .conftest import drain
+from .conftest import click_score, drain
 from .loopback import SmtpServer
 
 pytestmark = pytest.mark.django_db
@@ -65,23 +74,52 @@ def test_it_records_the_score_a_person_clicks_and_opens_the_comment_page(
     smtp: SmtpServer, client: Client
 ) -> None:
     links = score_links(parts(surveyed(smtp))[1])
-    reply = client.get(path_of(links[8]))
-    assert reply.status_code == 303
+    landed = client.get(path_of(links[8]))
+    assert landed.status_code == 200
+    assert b'value="8" checked' in landed.content and b"You chose 8" in landed.content
+    assert not Response.objects.exists()  # opening a link saves nothing (mail scanners)
+    saved = click_score(client, path_of(links[8]))
+    assert saved.status_code == 200
     response = Response.objects.get()
     assert (response.score, response.source) == (8, Response.Source.EMAIL)
     assert SurveyRequest.objects.get().status == SurveyRequest.Status.ANSWERED
-    page = client.get(reply["Location"])
-    assert page.status_code == 200
-    assert b'value="8" checked' in page.content and b"Thank you" in page.content
+    again = client.get(path_of(links[8]))
+    assert b'value="8" checked' in again.content and b"Thank you" in again.content
+
+
+def test_it_records_nothing_when_a_scanner_opens_every_number(
+    smtp: SmtpServer, client: Client
+) -> None:
+    links = score_links(parts(surveyed(smtp))[1])
+    for n in range(11):  # a mail scanner opening each link, scripts off
+        assert client.get(path_of(links[n])).status_code == 200
+    assert not Response.objects.exists()
+    # One that runs the page's script too: its saves are refused, the answer untouched.
+    refused = click_score(client, path_of(links[0]))
+    assert refused.status_code == 409 and b"scanner" in refused.content
+    assert not Response.objects.exists()
+    assert not FollowUpCase.objects.exists()
+
+
+def test_it_lets_a_reader_without_javascript_confirm_with_the_button(
+    smtp: SmtpServer, client: Client
+) -> None:
+    links = score_links(parts(surveyed(smtp))[1])
+    landed = client.get(path_of(links[3]))
+    action = re.search(r'<form method="post" action="([^"]+)"', landed.content.decode())
+    assert action is not None
+    sent = client.post(action.group(1), {"score": "3", "comment": ""})
+    assert sent.status_code == 200 and Response.objects.get().score == 3
 
 
 def test_it_keeps_history_when_a_second_click_changes_the_score(
     smtp: SmtpServer, client: Client, enterprise: Account
 ) -> None:
     links = score_links(parts(surveyed(smtp, account=enterprise))[1])
-    client.get(path_of(links[9]))
-    client.get(path_of(links[2]))
-    client.get(path_of(links[2]))  # a replay changes nothing
+    click_score(client, path_of(links[9]))
+    with time_machine.travel(timezone.now() + timedelta(minutes=5), tick=False):
+        click_score(client, path_of(links[2]))
+        click_score(client, path_of(links[2]))  # a replay changes nothing
     response = Response.objects.get()
     assert response.score == 2
     (edit,) = ResponseEdit.objects.all()
@@ -94,7 +132,10 @@ def test_it_saves_a_comment_from_the_page_and_names_a_missing_score(
     smtp: SmtpServer, client: Client
 ) -> None:
     links = score_links(parts(surveyed(smtp))[1])
-    page = client.get(path_of(links[6]))["Location"]
+    landed = client.get(path_of(links[6])).content.decode()
+    action = re.search(r'<form method="post" action="([^"]+)"', landed)
+    assert action is not None
+    page = action.group(1)
     bad = client.post(page, {"score": "11", "comment": "Too slow"})
     assert bad.status_code == 422 and b"choose a number from 0 to 10" in bad.content
     assert b"Too slow" in bad.content  # what they typed is kept
@@ -120,8 +161,8 @@ def test_it_does_not_answer_on_a_link_checkers_head_request(
     smtp: SmtpServer, client: Client
 ) -> None:
     url = path_of(score_links(parts(surveyed(smtp))[1])[0])
-    assert client.head(url).status_code == 303
-    assert not Response.objects.exists()
+    assert client.head(url).status_code == 200
+    assert not Response.objects.exists() and not LinkHit.objects.exists()
 
 
 def test_it_marks_the_request_opened_by_the_pixel(smtp: SmtpServer, client: Client) -> None:
@@ -227,12 +268,12 @@ def test_it_reminds_once_after_the_surveys_wait(smtp: SmtpServer, client: Client
     _, reminder = smtp.inbox.messages
     assert str(reminder["Subject"]).startswith("Reminder: ")
     # The reminder's links answer the same request.
-    client.get(path_of(score_links(parts(reminder)[1])[10]))
+    click_score(client, path_of(score_links(parts(reminder)[1])[10]))
     assert SurveyRequest.objects.get().status == SurveyRequest.Status.ANSWERED
 
 
 def test_it_does_not_remind_people_who_answered(smtp: SmtpServer, client: Client) -> None:
-    client.get(path_of(score_links(parts(surveyed(smtp))[1])[9]))
+    click_score(client, path_of(score_links(parts(surveyed(smtp))[1])[9]))
     with time_machine.travel(timezone.now() + timedelta(days=10), tick=False):
         drain()
     subjects = [str(m["Subject"]) for m in smtp.inbox.messages]
@@ -359,3 +400,37 @@ def test_it_never_lets_answer_properties_overwrite_the_account_facts(
     (outcome,) = record_responses([answer])
     assert outcome.response.properties["account.tier"] == "smb"
     assert outcome.response.properties["plan"] == "pro"
+
+
+def test_it_limits_anonymous_link_answers_per_address_and_survey(db: object, settings: Any) -> None:
+    settings.LINK_SURVEY_ANSWERS_PER_MINUTE = 3
+    Survey.default()
+    ours, theirs = Client(REMOTE_ADDR="203.0.113.9"), Client(REMOTE_ADDR="198.51.100.4")
+    for _ in range(3):
+        assert ours.post("/l/nps/", {"score": "9"}).status_code == 200
+    refused = ours.post("/l/nps/", {"score": "0", "comment": "spam"})
+    assert refused.status_code == 429 and refused["Retry-After"] == "60"
+    assert Response.objects.count() == 3 and not Response.objects.filter(score=0).exists()
+    # Another address, and the same one a minute later, still answer.
+    assert theirs.post("/l/nps/", {"score": "8"}).status_code == 200
+    with time_machine.travel(timezone.now() + timedelta(seconds=61), tick=False):
+        assert ours.post("/l/nps/", {"score": "7"}).status_code == 200
+    # A forwarded address is not believed without a proxy in front: naming a new one
+    # each time does not escape the limit.
+    for n in range(4):
+        spoofed = Client(REMOTE_ADDR="192.0.2.1", HTTP_X_FORWARDED_FOR=f"10.9.9.{n}")
+        status = spoofed.post("/l/nps/", {"score": "9"}).status_code
+    assert status == 429
+
+
+def test_it_reads_the_client_address_behind_a_counted_proxy(settings: Any) -> None:
+    from django.test import RequestFactory
+
+    from closeloop.surveys.pages import client_address
+
+    request = RequestFactory().get(
+        "/", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="6.6.6.6, 203.0.113.9"
+    )
+    assert client_address(request) == "10.0.0.2"
+    settings.WEB_PROXY_COUNT = 1
+    assert client_address(request) == "203.0.113.9"  # what our proxy saw, not what was sent

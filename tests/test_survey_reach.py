@@ -14,7 +14,7 @@ from closeloop.surveys.ingest import PersonData, ResponseData, record_responses
 from closeloop.surveys.models import Account, Person, Response, Survey, SurveyRequest
 from closeloop.team.models import User
 
-from .conftest import ApiClient, drain
+from .conftest import ApiClient, click_score, drain
 from .loopback import SmtpServer
 
 pytestmark = pytest.mark.django_db
@@ -28,7 +28,7 @@ def people(n: int, account: Account | None = None, prefix: str = "p") -> list[Pe
 
 
 def answer(request: SurveyRequest, score: int = 9) -> None:
-    Client().get("/" + links.score_url(request, score).split("/", 3)[3])
+    click_score(Client(), "/" + links.score_url(request, score).split("/", 3)[3])
 
 
 def test_it_counts_sent_delivered_opened_and_answered_per_wave(

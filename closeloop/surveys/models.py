@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -348,3 +348,62 @@ class ResponseEdit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.score_before} → {self.score_after} via {self.via}"
+
+
+class LinkHit(models.Model):
+    """A public link used, kept an hour: a score link opened in an email (to tell a
+    person's click from a mail scanner opening every link), or an anonymous answer to a
+    link survey (to limit answers per client address)."""
+
+    class Kind(models.TextChoices):
+        CLICK = "click", "Score link opened"
+        ANSWER = "answer", "Anonymous link-survey answer"
+
+    KEPT = timedelta(hours=1)
+
+    kind = models.CharField(max_length=6, choices=Kind.choices)
+    request = models.ForeignKey(SurveyRequest, null=True, blank=True, on_delete=models.CASCADE)
+    survey = models.ForeignKey(Survey, null=True, blank=True, on_delete=models.CASCADE)
+    score = models.PositiveSmallIntegerField(null=True, blank=True)
+    client = models.CharField(max_length=64, blank=True, help_text="a hash of the address")
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["request", "at"], name="linkhit_request_at"),
+            models.Index(fields=["survey", "client", "at"], name="linkhit_survey_client_at"),
+            models.Index(fields=["at"], name="linkhit_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} at {self.at:%H:%M:%S}"
+
+    @classmethod
+    def scores_clicked_around(cls, request: SurveyRequest, since: datetime) -> int:
+        """How many different scores of this email were opened since `since`: a person
+        opens one, a scanner opens them all within seconds."""
+        return (
+            cls.objects.filter(kind=cls.Kind.CLICK, request=request, at__gte=since)
+            .values("score")
+            .distinct()
+            .count()
+        )
+
+    @classmethod
+    def answers_from(cls, survey: Survey, client: str, since: datetime) -> int:
+        """Anonymous answers to this link survey from this client address since `since`."""
+        return cls.objects.filter(
+            kind=cls.Kind.ANSWER, survey=survey, client=client, at__gte=since
+        ).count()
+
+    @classmethod
+    def expire(cls, limit: int = 5000) -> int:
+        """Forget hits older than KEPT, a bounded number at a time; returns how many."""
+        old = cls.objects.filter(at__lt=timezone.now() - cls.KEPT).values_list("pk", flat=True)
+        ids = list(old[:limit])
+        return cls.objects.filter(pk__in=ids).delete()[0] if ids else 0
+
+
+def handle_link_hit_expiry() -> bool:
+    """Worker step: forget link hits older than an hour."""
+    return LinkHit.expire() > 0

@@ -1,22 +1,32 @@
 """The pages customers see: answer by clicking a number, add a comment, unsubscribe.
 
 Every page works without JavaScript, in the person's language, on a phone.
-A click on a number in the email records the score at once and opens the
-page to add a comment; clicking another number later changes the answer
-(the change is kept). Links are signed; a damaged one gets 400 and an
+A click on a number in the email opens the page with that number chosen. Mail
+scanners open every link of a message, so opening a link (GET) records nothing:
+the page's script saves the number with a POST as it loads (scanners do not run
+it), and without JavaScript the page's button does. Several different numbers of
+one email opened within a few seconds are a scanner's doing: the script's save is
+refused and the answer stays as it was. Clicking another number later changes the
+answer (the change is kept). Links are signed; a damaged one gets 400 and an
 expired one 410, each with a page that says so.
+
+Anonymous answers to link surveys are limited per client address and survey
+(LINK_SURVEY_ANSWERS_PER_MINUTE), beyond which the page answers 429.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import uuid
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.core import signing
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -36,7 +46,7 @@ from .ingest import (
     record_responses,
 )
 from .mail import context, sample_request
-from .models import Person, Response, Survey, SurveyRequest
+from .models import LinkHit, Person, Response, Survey, SurveyRequest
 from .schemas import has_nul
 from .texts import texts
 
@@ -45,6 +55,9 @@ MAX_LINK_PROPERTIES = 30
 _PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 _RESPONSE_SALT = "closeloop.surveys.link-response"
 _PERSON_SALT = "closeloop.surveys.link-person"
+_CLICK_SALT = "closeloop.surveys.click"
+# Different numbers of one email opened within this long are a scanner, not a person.
+SCANNER_WINDOW = timedelta(seconds=10)
 
 
 def _problem(request: HttpRequest, error: links.LinkError) -> HttpResponse:
@@ -64,19 +77,42 @@ def _mark_opened(survey_request: SurveyRequest) -> None:
     )
 
 
+def client_address(request: HttpRequest) -> str:
+    """The client's address: the connection's, or with WEB_PROXY_COUNT proxies in front,
+    the one the outermost proxy saw (the last entries of X-Forwarded-For are theirs)."""
+    proxies: int = settings.WEB_PROXY_COUNT
+    forwarded = [a.strip() for a in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+    forwarded = [a for a in forwarded if a]
+    if proxies and len(forwarded) >= proxies:
+        return str(forwarded[-proxies])
+    return str(request.META.get("REMOTE_ADDR", ""))
+
+
+def _client_key(request: HttpRequest) -> str:
+    return hashlib.sha256(f"{settings.SECRET_KEY}:{client_address(request)}".encode()).hexdigest()
+
+
+@require_http_methods(["GET", "HEAD"])
 def answer(request: HttpRequest, value: str) -> HttpResponse:
-    """A number clicked in the email: record (or change) the score, then show the page."""
+    """A number clicked in the email: the page with it chosen, not yet saved (see above)."""
     try:
         opened = links.read(value, with_score=True)
     except links.LinkError as error:
         return _problem(request, error)
     survey_request = opened.request
     assert opened.score is not None
-    if request.method != "HEAD":
-        # HEAD is what link checkers send; only a real visit answers.
+    ctx = _page_context(request, survey_request, links.page_url(survey_request))
+    existing = Response.objects.filter(request=survey_request).order_by("pk").first()
+    click = ""
+    if request.method != "HEAD":  # what link checkers send; only a real visit counts
         _mark_opened(survey_request)
-        answer_request(survey_request, opened.score, None, Response.Source.EMAIL)
-    return HttpResponseRedirect(f"{links.page_url(survey_request)}?saved=1", status=303)
+        hit = LinkHit.objects.create(
+            kind=LinkHit.Kind.CLICK, request=survey_request, score=opened.score
+        )
+        click = signing.dumps(hit.pk, salt=_CLICK_SALT)
+    if existing is not None and existing.score == opened.score:
+        return _form(request, ctx, existing, saved=True)
+    return _form(request, ctx, existing, pending=opened.score, click=click)
 
 
 @csrf_exempt  # the signed link is the credential; there is no session to ride on
@@ -90,17 +126,9 @@ def page(request: HttpRequest, value: str) -> HttpResponse:
     survey_request = opened.request
     _mark_opened(survey_request)
     existing = Response.objects.filter(request=survey_request).order_by("pk").first()
-    options = survey_request.options or {}
-    ctx = context(survey_request)
-    ctx.update(
-        survey_request=survey_request,
-        action=request.path,
-        unsubscribe_url=links.unsubscribe_url(survey_request),
-        # Delighted's per-person thank-you message and link, when the API set them.
-        thank_you=options.get("thank_you") or survey_request.survey.thank_you,
-        thank_you_link_url=options.get("thank_you_link_url", ""),
-        thank_you_link_text=options.get("thank_you_link_text", ""),
-    )
+    ctx = _page_context(request, survey_request, request.path)
+    if request.method == "POST" and request.POST.get("auto") == "1":
+        return _save_click(request, survey_request)
     if request.method == "POST":
         score, comment, wrong = _read_form(request.POST, ctx["t"])
         if wrong is None:
@@ -109,6 +137,42 @@ def page(request: HttpRequest, value: str) -> HttpResponse:
             return _form(request, ctx, existing, saved=True)
         return _form(request, ctx, existing, error=wrong, score=score, comment=comment)
     return _form(request, ctx, existing, saved=request.GET.get("saved") == "1" and existing)
+
+
+def _page_context(
+    request: HttpRequest, survey_request: SurveyRequest, action: str
+) -> dict[str, Any]:
+    options = survey_request.options or {}
+    ctx = context(survey_request)
+    ctx.update(
+        survey_request=survey_request,
+        action=urlsplit(action).path,
+        unsubscribe_url=links.unsubscribe_url(survey_request),
+        # Delighted's per-person thank-you message and link, when the API set them.
+        thank_you=options.get("thank_you") or survey_request.survey.thank_you,
+        thank_you_link_url=options.get("thank_you_link_url", ""),
+        thank_you_link_text=options.get("thank_you_link_text", ""),
+    )
+    return ctx
+
+
+def _save_click(request: HttpRequest, survey_request: SurveyRequest) -> HttpResponse:
+    """The landing page's script saving the number clicked: refused (409) when several
+    numbers of this email were opened within seconds of it, as a scanner does."""
+    try:
+        pk = signing.loads(request.POST.get("click", ""), salt=_CLICK_SALT, max_age=86400)
+        hit = LinkHit.objects.get(pk=int(pk), request=survey_request, kind=LinkHit.Kind.CLICK)
+    except (signing.BadSignature, LinkHit.DoesNotExist, TypeError, ValueError):
+        return HttpResponse("click: not a click on this survey's links", status=400)
+    assert hit.score is not None
+    if LinkHit.scores_clicked_around(survey_request, hit.at - SCANNER_WINDOW) > 1:
+        return HttpResponse(
+            "not saved: several scores of this email were opened at once (a mail scanner)",
+            status=409,
+            content_type="text/plain",
+        )
+    answer_request(survey_request, hit.score, None, Response.Source.EMAIL)
+    return HttpResponse("saved", content_type="text/plain")
 
 
 def preview(request: HttpRequest, survey: Survey, locale: str) -> HttpResponse:
@@ -141,6 +205,8 @@ def _form(
     error: str | None = None,
     score: int | None = None,
     comment: str | None = None,
+    pending: int | None = None,
+    click: str = "",
 ) -> HttpResponse:
     survey_request = ctx.get("survey_request")
     link_days = ctx["survey"].link_days
@@ -155,7 +221,12 @@ def _form(
         score=score if error else (existing.score if existing else None),
         comment=comment if error else (existing.comment if existing else ""),
         until_text=ctx["t"]["can_change"].format(date=f"{until:%Y-%m-%d}") if until else "",
+        pending=pending,
+        click=click,
     )
+    if pending is not None:
+        ctx["score"] = pending
+        ctx["pending_text"] = ctx["t"]["pending"].format(score=pending)
     return render(request, "surveys/page.html", ctx, status=422 if error else 200)
 
 
@@ -266,6 +337,15 @@ def link_survey(request: HttpRequest, slug: str) -> HttpResponse:
         ctx.update(error=error, comment=comment)
         return _link_form(request, ctx, existing, score_given, status=422)
     assert score_given is not None
+    client = _client_key(request)
+    if person is None and _too_many_answers(survey, client):
+        message = t["too_many"]
+        ctx.update(title=message, message=message)
+        reply = render(request, "surveys/message.html", ctx, status=429)
+        reply["Retry-After"] = "60"
+        return reply
+    if person is None:
+        LinkHit.objects.create(kind=LinkHit.Kind.ANSWER, survey=survey, client=client)
     if existing is not None:
         existing = change_response(
             existing, score=score_given, comment=comment, via=Response.Source.LINK
@@ -293,6 +373,14 @@ def link_survey(request: HttpRequest, slug: str) -> HttpResponse:
             return _link_form(request, ctx, None, score_given, status=422)
     ctx["saved"] = True
     return _link_form(request, ctx, existing, existing.score)
+
+
+def _too_many_answers(survey: Survey, client: str) -> bool:
+    """Whether this client address has answered this link survey anonymously as often
+    in the last minute as LINK_SURVEY_ANSWERS_PER_MINUTE allows."""
+    limit = settings.LINK_SURVEY_ANSWERS_PER_MINUTE
+    since = timezone.now() - timedelta(minutes=1)
+    return bool(limit) and LinkHit.answers_from(survey, client, since) >= limit
 
 
 def _link_properties(query: QueryDict) -> tuple[dict[str, str], str | None]:
