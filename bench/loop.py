@@ -267,7 +267,7 @@ def queue_emails(conn: psycopg.Connection, count: int) -> None:
     columns = (
         'kind, purpose, status, "to", from_email, reply_to, subject, body, payload, event,'
         " event_id, attempts, next_attempt_at, claim_token, last_error, permanent_failure,"
-        " created_at, html, headers"
+        " bounced, created_at, html, headers"
     )
     with conn.cursor() as cur, cur.copy(f"COPY delivery_delivery ({columns}) FROM STDIN") as cp:
         for i in range(count):
@@ -288,6 +288,7 @@ def queue_emails(conn: psycopg.Connection, count: int) -> None:
                     now,
                     "",
                     "",
+                    False,
                     False,
                     now,
                     "",

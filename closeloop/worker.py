@@ -3,8 +3,10 @@
 A step is a function `() -> bool` that returns whether it did something. The
 loop runs steps until none has work, sleeps briefly, and repeats. Deadlines and
 outgoing messages are rows, so any number of workers can run side by side and
-a stopped worker loses nothing. The steps themselves live
-with the apps that own the work; `default_steps` lists them.
+a stopped worker loses nothing. The steps themselves live with the apps that
+own the work; `default_lanes` lists them, in lanes that run side by side in
+threads of one process (or, with `runworker --lane`, in processes of their own),
+so the mail that must go out at once never waits behind slow or heavy work.
 """
 
 from __future__ import annotations
@@ -13,15 +15,32 @@ import logging
 import signal
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from types import FrameType
+
+from django import db
 
 log = logging.getLogger("closeloop.worker")
 
 Step = Callable[[], bool]
 
 
-def default_steps() -> list[Step]:
-    """Every step the worker runs, in order: deliveries first, then deadlines."""
+@dataclass(frozen=True)
+class Lane:
+    """Steps that run one after another, in their own thread, beside the other lanes."""
+
+    name: str
+    steps: tuple[Step, ...]
+
+
+def default_lanes() -> list[Lane]:
+    """Every step the worker runs, by lane.
+
+    A step waits only for the steps of its own lane. So an owner's alert, an outreach
+    email or an escalation (the "mail" lane) never waits behind a slow webhook
+    receiver or an IMAP server ("network") or behind reading comments, training and
+    discovering themes, tuning sentiment or the monthly report ("heavy").
+    """
     from closeloop.api.models import handle_idempotency_expiry
     from closeloop.delivery.sending import handle_email_batch, handle_http_batch
     from closeloop.insights.discovery import handle_theme_discovery
@@ -39,24 +58,38 @@ def default_steps() -> list[Step]:
     from closeloop.surveys.sending import handle_due_surveys, handle_reminders
 
     return [
-        handle_email_batch,
-        handle_http_batch,
-        handle_due_surveys,
-        handle_reminders,
-        handle_one_escalation,
-        handle_imap_poll,
-        handle_priority_refresh,
-        handle_model_preparation,
-        handle_theme_batch,
-        handle_reply_batch,
-        handle_sentiment_tuning,
-        handle_sentiment_reread,
-        handle_theme_training,
-        handle_theme_discovery,
-        handle_monthly_report,
-        handle_idempotency_expiry,
-        handle_link_hit_expiry,
+        Lane(
+            "mail",
+            (
+                handle_email_batch,
+                handle_one_escalation,
+                handle_due_surveys,
+                handle_reminders,
+                handle_priority_refresh,
+            ),
+        ),
+        Lane("network", (handle_http_batch, handle_imap_poll)),
+        Lane(
+            "heavy",
+            (
+                handle_model_preparation,
+                handle_theme_batch,
+                handle_reply_batch,
+                handle_sentiment_tuning,
+                handle_sentiment_reread,
+                handle_theme_training,
+                handle_theme_discovery,
+                handle_monthly_report,
+                handle_idempotency_expiry,
+                handle_link_hit_expiry,
+            ),
+        ),
     ]
+
+
+def default_steps() -> list[Step]:
+    """Every step of every lane, lane after lane (how tests drain the queues in one thread)."""
+    return [step for lane in default_lanes() for step in lane.steps]
 
 
 class Worker:
@@ -81,17 +114,74 @@ class Worker:
                 break
             try:
                 did = step() or did
-            except Exception:
+            except Exception as exc:
                 # One failing step must not stop the others; the row it was on stays claimable.
                 log.exception("worker step %s failed", getattr(step, "__name__", step))
+                if isinstance(exc, db.Error):
+                    # A connection the database dropped (a restart, a network cut) is closed
+                    # here, so the next step opens a new one instead of failing for ever.
+                    db.close_old_connections()
         return did
 
+    def loop(self) -> None:
+        """Run the steps until stopped, sleeping when none had anything to do."""
+        try:
+            while not self.stopping.is_set():
+                if not self.run_once():
+                    self.stopping.wait(self.idle_seconds)
+        finally:
+            db.connection.close()
+
     def run(self) -> None:
-        """Loop until stopped, sleeping when there is nothing to do."""
+        """Loop until SIGTERM or SIGINT, in this thread."""
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
         log.info("worker started with %d step(s)", len(self.steps))
-        while not self.stopping.is_set():
-            if not self.run_once():
-                self.stopping.wait(self.idle_seconds)
+        self.loop()
         log.info("worker stopped")
+
+
+class Lanes:
+    """Each lane's steps looping in a thread of its own, until `stop`."""
+
+    def __init__(self, lanes: Sequence[Lane], idle_seconds: float) -> None:
+        self.stopping = threading.Event()
+        self.workers = []
+        for lane in lanes:
+            worker = Worker(lane.steps, idle_seconds)
+            worker.stopping = self.stopping  # one signal stops every lane
+            self.workers.append(worker)
+        self.threads = [
+            threading.Thread(target=w.loop, name=f"lane-{lane.name}", daemon=True)
+            for lane, w in zip(lanes, self.workers, strict=True)
+        ]
+        self.names = [lane.name for lane in lanes]
+
+    def start(self) -> None:
+        for thread in self.threads:
+            thread.start()
+        log.info("worker started with lanes %s", ", ".join(self.names))
+
+    def stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
+        """Ask every lane to end after the step it is in."""
+        if not self.stopping.is_set():
+            log.info("worker stopping (signal %s)", signum)
+        self.stopping.set()
+
+    def join(self) -> None:
+        for thread in self.threads:
+            thread.join()
+        log.info("worker stopped")
+
+
+def run_lanes(lanes: Sequence[Lane], idle_seconds: float) -> None:
+    """Run each lane in its own thread until SIGTERM or SIGINT; each lane finishes the
+    step in progress, then the process ends."""
+    running = Lanes(lanes, idle_seconds)
+    signal.signal(signal.SIGTERM, running.stop)
+    signal.signal(signal.SIGINT, running.stop)
+    running.start()
+    while not running.stopping.wait(1.0):
+        if not any(t.is_alive() for t in running.threads):
+            break
+    running.join()

@@ -10,6 +10,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -136,3 +137,56 @@ def test_it_finishes_its_claimed_deliveries_when_told_to_stop(
     wait_sent(400)
     ids = message_ids(smtp)
     assert len(ids) == 400 and max(ids.values()) == 1
+
+
+def test_it_renews_the_lease_while_a_slow_relay_is_still_sending(
+    monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    import asyncio
+    import threading
+    from datetime import timedelta
+
+    from aiosmtpd.controller import Controller
+
+    from closeloop.delivery import sending
+    from closeloop.delivery.models import Delivery
+    from closeloop.delivery.transports import kept_mailer
+
+    from .loopback import Inbox, free_port
+
+    class SlowInbox(Inbox):
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            await asyncio.sleep(0.4)  # a relay taking its time over each message
+            return await super().handle_DATA(server, session, envelope)
+
+    inbox, port = SlowInbox(), free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
+    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
+    monkeypatch.setattr(sending, "LEASE", timedelta(seconds=0.6))
+    monkeypatch.setattr(sending, "RENEW_EVERY", timedelta(seconds=0.15))
+    for n in range(12):  # 3 messages per session, 1.2 s or more for the batch
+        Delivery.objects.create(kind="email", purpose="owner_alert", to=f"o{n}@example.com")
+
+    def send_batch() -> None:
+        from django.db import connection as thread_connection
+
+        try:
+            sending.handle_email_batch()
+        finally:
+            thread_connection.close()
+
+    first = threading.Thread(target=send_batch)
+    try:
+        first.start()
+        time.sleep(1.0)  # the first lease (0.6 s) would have run out by now
+        assert sending.claim([Delivery.Kind.EMAIL], 100) == []
+        first.join(10)
+    finally:
+        kept_mailer().close()
+        controller.stop()
+    assert Delivery.objects.filter(status="sent").count() == 12
+    assert len(inbox.messages) == 12

@@ -6,12 +6,19 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+from django.db import connection
 
+from closeloop.api.models import ApiKey
 from closeloop.worker import Worker
+
+from .conftest import ApiClient
+from .loopback import SmtpServer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -75,3 +82,77 @@ def test_it_exits_cleanly_on_a_signal(sig: signal.Signals, tmp_path: Path) -> No
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_it_runs_a_lane_while_another_is_stuck_in_a_long_step() -> None:
+    from closeloop.worker import Lane, Lanes
+
+    release = threading.Event()
+    sent: list[float] = []
+
+    def training() -> bool:  # a heavy step that takes its time
+        release.wait(10)
+        return False
+
+    def email() -> bool:
+        sent.append(time.monotonic())
+        return False
+
+    lanes = Lanes([Lane("heavy", (training,)), Lane("mail", (email,))], idle_seconds=0.01)
+    lanes.start()
+    try:
+        deadline = time.monotonic() + 5
+        while len(sent) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(sent) >= 3  # the mail lane kept going while training ran
+    finally:
+        release.set()
+        lanes.stop()
+        lanes.join()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="threads cannot share the suite's in-memory SQLite database (make run's file works)",
+)
+def test_it_emails_a_new_detractor_while_a_webhook_receiver_trickles(
+    settings: Any, smtp: SmtpServer
+) -> None:
+    from closeloop.delivery.models import Channel
+    from closeloop.surveys.models import Account
+    from closeloop.team.models import User
+    from closeloop.worker import Lanes, default_lanes
+
+    from .conftest import answer
+    from .test_outbound import trickler
+
+    settings.WEBHOOK_TIMEOUT_SECONDS = 8
+    owner = User.objects.create_user("alex", "alex@example.com", "pw", first_name="Alex")
+    Account.objects.create(name="Initech", external_id="acc-1", tier="smb", owner=owner)
+    listener, started = trickler()
+    Channel.objects.create(kind="webhook", url=f"http://127.0.0.1:{listener.getsockname()[1]}/")
+    client = ApiClient(ApiKey.issue("t")[1])
+    lanes = Lanes([lane for lane in default_lanes() if lane.name != "heavy"], 0.05)
+    lanes.start()
+    try:
+        body = answer("first@example.com", 3) | {
+            "person": {"email": "first@example.com", "account": {"external_id": "acc-1"}}
+        }
+        assert client.post_json("/api/v1/responses", body).status_code == 201
+        deadline = time.monotonic() + 10
+        while not started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert started, "the webhook was not posted"
+        answered = time.monotonic()
+        body["person"]["email"] = "second@example.com"
+        assert client.post_json("/api/v1/responses", body).status_code == 201
+        while not smtp.inbox.to("second@example.com") and time.monotonic() < answered + 8:
+            time.sleep(0.05)
+        waited = time.monotonic() - answered
+        assert smtp.inbox.to("second@example.com"), "the outreach never went"
+        assert waited < 4, f"the outreach waited {waited:.1f} s behind the trickling webhook"
+    finally:
+        lanes.stop()
+        lanes.join()
+        listener.close()

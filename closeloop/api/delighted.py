@@ -32,6 +32,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from closeloop.insights.metrics import summarise
+from closeloop.loop import erasure
 from closeloop.surveys import sending
 from closeloop.surveys.delighted_shapes import person_json, response_json, unix
 from closeloop.surveys.ingest import (
@@ -466,9 +467,10 @@ def _find_person(identifier: str) -> Person:
 
 
 def delete_person(request: HttpRequest, params: dict[str, Any], identifier: str) -> HttpResponse:
-    """DELETE /v1/people/<id | email:… | phone_number:…>: the person and all their answers."""
+    """DELETE /v1/people/<id | email:… | phone_number:…>: the person and every copy of
+    their personal data (closeloop/loop/erasure.py)."""
     person = _find_person(identifier)
-    person.delete()
+    erasure.erase(person)
     return JsonResponse({"ok": True}, status=202)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
-from ninja import NinjaAPI, Status
+from ninja import Field, NinjaAPI, Schema, Status
 from ninja.errors import AuthenticationError, HttpError
 from ninja.security import HttpBearer
 from pydantic import ValidationError
@@ -26,6 +26,7 @@ from closeloop.insights.metrics import compare_periods, previous_period
 from closeloop.insights.model_files import ModelNotReady
 from closeloop.insights.nps import NpsSummary
 from closeloop.insights.taxonomy import TaxonomyError
+from closeloop.loop import erasure
 from closeloop.loop.models import CaseError
 from closeloop.surveys.filters import FilterError, ResponseFilter
 from closeloop.surveys.ingest import (
@@ -323,6 +324,21 @@ def upsert_person(request: HttpRequest, payload: PersonIn) -> Status[Person]:
 def get_person(request: HttpRequest, person_id: int) -> Person:
     """Read one person with their account."""
     return get_object_or_404(Person.objects.select_related("account"), pk=person_id)
+
+
+class ErasedOut(Schema):
+    erased: dict[str, int] = Field(description="how many rows of each kind were removed")
+
+
+@api.delete("/people/{person_id}", response=ErasedOut, summary="Erase a person")
+def erase_person(request: HttpRequest, person_id: int) -> dict[str, Any]:
+    """Remove the person and every copy of their personal data: answers, cases, emails
+    and webhooks about them, their replies, theme examples from their words, stored API
+    replies naming them. Only a hash of their address is kept, so they are never
+    surveyed again (docs/privacy.md)."""
+    require_write(request)
+    person = get_object_or_404(Person, pk=person_id)
+    return {"erased": erasure.erase(person).counts}
 
 
 @api.post(

@@ -4,7 +4,8 @@ Claiming is a conditional UPDATE that stamps the rows with a fresh claim
 token (after `SELECT … FOR UPDATE SKIP LOCKED` on PostgreSQL, so workers do
 not queue behind each other). Only the holder of the token may record the
 outcome, so two workers never send the same row. A claim is a lease: if a
-worker dies mid-batch, its rows become claimable again after `LEASE`.
+worker dies mid-batch, its rows become claimable again after `LEASE`; a worker
+still sending (a slow relay) renews it every `RENEW_EVERY`.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ import secrets
 import socket
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parseaddr
 from functools import cache
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
@@ -34,12 +36,16 @@ from .models import MAX_ATTEMPTS, Attempt, Delivery, Outage, retry_delay
 from .transports import SERVER, TransportError, kept_mailer, send_http
 
 log = logging.getLogger("closeloop.delivery")
+T = TypeVar("T")
 
 EMAIL_BATCH = 100
 SMTP_SESSIONS = 4
 HTTP_BATCH = 24
 HTTP_THREADS = 8
 LEASE = timedelta(minutes=5)
+# A batch still sending renews its lease this often, so however slow the relay, no other
+# worker takes its rows while they are being sent.
+RENEW_EVERY = timedelta(minutes=1)
 
 
 def worker_name() -> str:
@@ -292,8 +298,8 @@ def handle_email_batch() -> bool:
         return False
     # A few SMTP sessions side by side: each waits on the server most of the time.
     chunks = [claimed[i::SMTP_SESSIONS] for i in range(SMTP_SESSIONS)]
-    outcomes = [o for part in _pool().map(_send_emails, [c for c in chunks if c]) for o in part]
-    record(outcomes)
+    parts = _under_lease(claimed, _pool("email"), _send_emails, [c for c in chunks if c])
+    record([o for part in parts for o in part])
     return True
 
 
@@ -308,12 +314,30 @@ def handle_http_batch() -> bool:
     if not claimed:
         return False
     # Receivers answer slowly compared with our CPU; post a batch side by side.
-    outcomes = list(_pool().map(lambda d: _attempt(d, send_http), claimed))
-    record(outcomes)
+    record(_under_lease(claimed, _pool("http"), lambda d: _attempt(d, send_http), claimed))
     return True
 
 
+def _under_lease(
+    claimed: list[Delivery], pool: ThreadPoolExecutor, send: Callable[[Any], T], items: list[Any]
+) -> list[T]:
+    """Run `send` over `items` in `pool`, renewing the batch's lease while any is still
+    going, so a slow relay can never let another worker send the same rows again."""
+    futures = [pool.submit(send, item) for item in items]
+    token = claimed[0].claim_token
+    while True:
+        _, pending = wait(futures, timeout=RENEW_EVERY.total_seconds())
+        if not pending:
+            return [f.result() for f in futures]
+        renewed = Delivery.objects.filter(claim_token=token, status=Delivery.Status.SENDING).update(
+            claimed_until=timezone.now() + LEASE
+        )
+        log.info("batch still sending: lease renewed on %d deliveries", renewed)
+
+
 @cache
-def _pool() -> ThreadPoolExecutor:
-    """Threads for sending only; they never touch the database."""
-    return ThreadPoolExecutor(max_workers=HTTP_THREADS, thread_name_prefix="closeloop-send")
+def _pool(kind: str) -> ThreadPoolExecutor:
+    """Threads for sending only (they never touch the database); one pool per kind, so
+    slow webhook receivers never hold the threads email needs."""
+    size = SMTP_SESSIONS if kind == "email" else HTTP_THREADS
+    return ThreadPoolExecutor(max_workers=size, thread_name_prefix=f"closeloop-{kind}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from datetime import datetime, timedelta
 from typing import Any
@@ -348,6 +349,38 @@ class ResponseEdit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.score_before} → {self.score_after} via {self.via}"
+
+
+class Suppression(models.Model):
+    """An address that must never be surveyed again, kept only as a hash: what is left
+    of a person who asked to be erased (closeloop/loop/erasure.py)."""
+
+    address_hash = models.CharField(max_length=64, unique=True)
+    reason = models.CharField(max_length=200)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.address_hash[:12]}… ({self.reason})"
+
+    @staticmethod
+    def digest(address: str) -> str:
+        return hashlib.sha256(address.strip().lower().encode()).hexdigest()
+
+    @classmethod
+    def add(cls, address: str, reason: str) -> None:
+        cls.objects.get_or_create(address_hash=cls.digest(address), defaults={"reason": reason})
+
+    @classmethod
+    def suppressed(cls, addresses: list[str]) -> set[str]:
+        """Which of these addresses (as given) are on the list."""
+        by_hash = {cls.digest(a): a for a in addresses if a}
+        hashes, found = list(by_hash), set()
+        for start in range(0, len(hashes), 500):  # under SQLite's limit on parameters
+            chunk = hashes[start : start + 500]
+            found |= set(
+                cls.objects.filter(address_hash__in=chunk).values_list("address_hash", flat=True)
+            )
+        return {by_hash[h] for h in found}
 
 
 class LinkHit(models.Model):

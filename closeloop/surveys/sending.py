@@ -11,11 +11,11 @@ throttle (they are part of closing the loop), not from unsubscribes or bounces.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -23,7 +23,7 @@ from closeloop.db import bulk_insert
 from closeloop.delivery.models import Delivery
 
 from .mail import Invitations
-from .models import Person, Survey, SurveyRequest, Wave
+from .models import Person, Suppression, Survey, SurveyRequest, Wave
 
 log = logging.getLogger("closeloop.surveys")
 
@@ -91,6 +91,10 @@ def blocked_reasons(
             reasons[person.pk] = "bounced"
         elif not person.email:
             reasons[person.pk] = "has no email address"
+    erased = Suppression.suppressed([p.email for p in people if p.email and p.pk not in reasons])
+    for person in people:
+        if person.email in erased:
+            reasons[person.pk] = "erased at their request: never surveyed again"
     if purpose == SurveyRequest.Purpose.FOLLOW_UP:
         return reasons
     since = now - timedelta(days=survey.throttle_days)
@@ -198,12 +202,52 @@ def _send(requests: list[SurveyRequest], now: datetime) -> None:
                 request.status_reason = reason
                 request.sent_at = None
                 skipped.append(request)
-            else:
+                continue
+            try:
                 deliveries.append(invitation(request))
+            except Exception as exc:  # one request's data never holds back the others
+                log.exception("survey request %s could not be rendered", request.pk)
+                _failed(request, f"could not be written: {type(exc).__name__}: {exc}")
     if skipped:
         SurveyRequest.objects.bulk_update(skipped, ["status", "status_reason", "sent_at"])
-    bulk_insert(deliveries)
-    log.info("surveys: %d sent, %d skipped", len(deliveries), len(skipped))
+    queued = insert_isolated(deliveries, _refused)
+    log.info("surveys: %d sent, %d skipped", queued, len(skipped))
+
+
+def _failed(request: SurveyRequest, reason: str) -> None:
+    SurveyRequest.objects.filter(pk=request.pk).update(
+        status=SurveyRequest.Status.FAILED, status_reason=reason[:200], sent_at=None
+    )
+
+
+def _refused(delivery: Delivery, error: Exception) -> None:
+    if delivery.survey_request is not None:
+        _failed(delivery.survey_request, f"could not be queued: {type(error).__name__}: {error}")
+
+
+def insert_isolated(
+    deliveries: list[Delivery], refused: Callable[[Delivery, Exception], None]
+) -> int:
+    """Insert a batch's deliveries at once; if the database refuses the batch (one row's
+    data that does not fit), insert them one by one so only the bad rows are left out,
+    each told to `refused`. Returns how many were inserted."""
+    try:
+        with transaction.atomic():
+            bulk_insert(deliveries)
+        return len(deliveries)
+    except DatabaseError:
+        log.warning("a batch of %d deliveries was refused; inserting one by one", len(deliveries))
+    inserted = 0
+    for delivery in deliveries:
+        delivery.pk, delivery._state.adding = None, True
+        try:
+            with transaction.atomic():
+                delivery.save(force_insert=True)
+            inserted += 1
+        except DatabaseError as exc:
+            log.error("delivery to %s refused by the database: %s", delivery.to, exc)
+            refused(delivery, exc)
+    return inserted
 
 
 def handle_reminders() -> bool:
@@ -237,16 +281,22 @@ def handle_reminders() -> bool:
                     "survey", "person__account"
                 )
                 reminder = Invitations(reminder=True)
-                bulk_insert(
-                    [
-                        reminder(r)
-                        for r in requests
-                        if r.person.unsubscribed_at is None and r.person.bounced_at is None
-                    ]
-                )
+                reminders = []
+                for r in requests:
+                    if r.person.unsubscribed_at is not None or r.person.bounced_at is not None:
+                        continue
+                    try:
+                        reminders.append(reminder(r))
+                    except Exception:  # this request's data alone: its reminder is skipped
+                        log.exception("reminder for survey request %s could not be written", r.pk)
+                insert_isolated(reminders, _reminder_refused)
         except _Lost:
             did = True
     return did
+
+
+def _reminder_refused(delivery: Delivery, error: Exception) -> None:
+    """A reminder the database refused is not sent; the invitation stands."""
 
 
 def delivery_failed(delivery: Delivery) -> None:

@@ -22,7 +22,7 @@ from django.views.decorators.http import require_POST
 from closeloop.delivery.models import Delivery, Outage
 from closeloop.insights import learning, program
 from closeloop.insights.models import Theme
-from closeloop.loop import guide, notify, outreach
+from closeloop.loop import erasure, guide, notify, outreach
 from closeloop.loop.models import (
     CALL_OUTCOMES,
     Announcement,
@@ -243,6 +243,24 @@ def case_act(request: HttpRequest, pk: int) -> HttpResponse:
         case = _case(pk)
         messages.success(request, _act(case, action, post, user))
     return redirect("case", pk=pk)
+
+
+@login_required
+@require_POST
+def erase_person(request: HttpRequest, pk: int) -> HttpResponse:
+    """An admin erases the customer of a case and every copy of their data."""
+    user: User = request.user  # type: ignore[assignment]
+    if not user.is_admin():
+        raise PermissionDenied("admins only")
+    case = _case(pk)
+    label = case.person.email or case.person.external_id or f"person {case.person_id}"
+    if request.POST.get("confirm") != "yes":
+        messages.error(request, "confirm: tick the box to erase this person")
+        return redirect("case", pk=pk)
+    erased = erasure.erase(case.person)
+    summary = ", ".join(f"{n} {what}" for what, n in erased.counts.items())
+    messages.success(request, f"Erased {label}: {summary}. Only a hash of the address is kept.")
+    return redirect("inbox")
 
 
 def _act(case: FollowUpCase, action: str, post: Any, user: User) -> str:
