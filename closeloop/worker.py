@@ -39,7 +39,7 @@ def default_lanes() -> list[Lane]:
     A step waits only for the steps of its own lane. So an owner's alert, an outreach
     email or an escalation (the "mail" lane) never waits behind a slow webhook
     receiver or an IMAP server ("network") or behind reading comments, training and
-    discovering themes, tuning sentiment or the monthly report ("heavy").
+    discovering themes, tuning sentiment, CSV imports or the monthly report ("heavy").
     """
     from closeloop.api.models import handle_idempotency_expiry
     from closeloop.delivery.sending import handle_email_batch, handle_http_batch
@@ -54,6 +54,7 @@ def default_lanes() -> list[Lane]:
     from closeloop.insights.tuning import handle_sentiment_tuning
     from closeloop.loop.imap import handle_imap_poll
     from closeloop.loop.sla import handle_one_escalation, handle_priority_refresh
+    from closeloop.surveys.imports import handle_csv_import
     from closeloop.surveys.models import handle_link_hit_expiry
     from closeloop.surveys.sending import handle_due_surveys, handle_reminders
 
@@ -73,6 +74,7 @@ def default_lanes() -> list[Lane]:
             "heavy",
             (
                 handle_model_preparation,
+                handle_csv_import,
                 handle_theme_batch,
                 handle_reply_batch,
                 handle_sentiment_tuning,

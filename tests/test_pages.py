@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import csv
 import io
+from typing import Any
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from closeloop.surveys.ingest import PersonData, ResponseData, record_responses
-from closeloop.surveys.models import Response
+from closeloop.surveys.models import CsvImport, Response
 from closeloop.team.models import User
+
+from .conftest import drain
 
 pytestmark = pytest.mark.django_db
 
@@ -52,12 +55,32 @@ def test_it_exports_filtered_answers_with_formulas_neutralised(agent: User) -> N
     assert rows[0]["comment"] == "'@SUM(1+1)" and rows[0]["name"].startswith("'=")
 
 
+def imported(client: Client, form: dict[str, Any]) -> Any:
+    """Upload a CSV on the import page, let the worker run it, and open its page."""
+    queued = client.post("/import/", form)
+    assert queued.status_code == 302, queued.content[:300]
+    waiting = client.get(queued["Location"])
+    assert b"Waiting for the worker" in waiting.content
+    drain()
+    return client.get(queued["Location"])
+
+
+def test_it_imports_a_csv_in_the_worker_and_shows_its_progress(agent: User) -> None:
+    rows = "".join(f"p{i}@x.io,{i % 11}\n" for i in range(2500))
+    upload = SimpleUploadedFile("big.csv", ("email,score\n" + rows).encode())
+    page = imported(_client(agent), {"kind": "responses", "file": upload})
+    assert page.context["report"].imported == 2500 and Response.objects.count() == 2500
+    job = CsvImport.objects.get()
+    assert (job.status, job.rows_done, job.rows_total, job.percent) == ("done", 2500, 2500, 100)
+    assert b"Imported 2500 rows" in page.content and b"big.csv" in page.content
+
+
 def test_it_does_not_turn_export_only_columns_into_properties(agent: User) -> None:
     record_responses([ResponseData(person=PersonData(email="a@x.io"), score=4, comment="meh")])
     body = b"".join(_client(agent).get("/responses/export.csv").streaming_content)
     Response.objects.all().delete()
     upload = SimpleUploadedFile("responses.csv", body, content_type="text/csv")
-    r = _client(agent).post("/import/", {"kind": "responses", "file": upload})
+    r = imported(_client(agent), {"kind": "responses", "file": upload})
     assert r.context["report"].created == 1
     assert Response.objects.get().person.properties == {}
 
@@ -68,7 +91,7 @@ def test_it_round_trips_an_export_through_the_import(agent: User) -> None:
     )
     body = b"".join(_client(agent).get("/responses/export.csv").streaming_content)
     upload = SimpleUploadedFile("responses.csv", body, content_type="text/csv")
-    r = _client(agent).post("/import/", {"kind": "responses", "file": upload})
+    r = imported(_client(agent), {"kind": "responses", "file": upload})
     assert r.status_code == 200
     assert r.context["report"].ok and r.context["report"].created == 0
     assert Response.objects.count() == 1
@@ -84,7 +107,7 @@ def test_it_reports_a_bad_filter_instead_of_failing(agent: User) -> None:
 
 def test_it_refuses_a_non_utf8_upload_with_a_message(agent: User) -> None:
     upload = SimpleUploadedFile("x.csv", "email,score\nzoë@x.io,3\n".encode("latin-1"))
-    r = _client(agent).post("/import/", {"kind": "responses", "file": upload})
+    r = imported(_client(agent), {"kind": "responses", "file": upload})
     assert "not UTF-8" in r.context["file_error"]
     assert Response.objects.count() == 0
 

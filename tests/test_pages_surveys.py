@@ -123,16 +123,43 @@ def test_it_adds_people_from_a_csv_file_checked_once(manager: User) -> None:
     body = check.content.decode()
     assert "would reach 2 people" in body and "1 of them are new" in body
     assert not Person.objects.filter(email="new@acme.example").exists()
-    kept = check.context["form"]["csv_text"].value()
+    kept = check.context["form"]["csv_upload"].value()
     done = client.post(
         "/surveys/nps/waves/new/",
-        {"source": "csv", "spread_days": 2, "action": "schedule", "csv_text": kept},
+        {"source": "csv", "spread_days": 2, "action": "schedule", "csv_upload": kept},
     )
     assert done.status_code == 302
     nia = Person.objects.get(email="new@acme.example")
     assert (nia.name, nia.locale) == ("Nia", "de")
     times = sorted(SurveyRequest.objects.values_list("scheduled_at", flat=True))
     assert times[1] - times[0] == timedelta(days=1)
+
+
+def test_it_schedules_a_wave_from_a_csv_larger_than_a_form_field_may_be(manager: User) -> None:
+    Survey.default()
+    client = logged_in(manager)
+    note = "x" * 400  # a wide column: 3,000 rows make a file of about 1.3 MB
+    rows = "".join(f"w{i}@acme.example,Person {i},{note}\n" for i in range(3000))
+    csv = ("email,name,note\n" + rows).encode()
+    assert len(csv) > 1024 * 1024
+    check = client.post(
+        "/surveys/nps/waves/new/",
+        {
+            "source": "csv",
+            "action": "check",
+            "spread_days": 0,
+            "file": SimpleUploadedFile("w.csv", csv),
+        },
+    )
+    assert "would reach 3000 people" in check.content.decode().replace(",", "")
+    kept = check.context["form"]["csv_upload"].value()
+    assert len(kept) < 200  # a reference to the stored file, not the file again
+    done = client.post(
+        "/surveys/nps/waves/new/",
+        {"source": "csv", "spread_days": 0, "action": "schedule", "csv_upload": kept},
+    )
+    assert done.status_code == 302
+    assert SurveyRequest.objects.count() == 3000
 
 
 @pytest.mark.parametrize(
@@ -234,10 +261,10 @@ def test_it_keeps_every_column_of_a_checked_csv_for_scheduling(manager: User) ->
             "file": SimpleUploadedFile("w.csv", csv),
         },
     )
-    kept = check.context["form"]["csv_text"].value()
+    kept = check.context["form"]["csv_upload"].value()
     client.post(
         "/surveys/nps/waves/new/",
-        {"source": "csv", "spread_days": 0, "action": "schedule", "csv_text": kept},
+        {"source": "csv", "spread_days": 0, "action": "schedule", "csv_upload": kept},
     )
     person = Person.objects.select_related("account").get(email="new@acme.example")
     assert person.account is not None

@@ -16,7 +16,7 @@ import csv
 import hashlib
 import io
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -379,24 +379,45 @@ def _unknown_reference(item: BaseModel, known: dict[str, set[str]]) -> tuple[str
     return None
 
 
+WRITE_CHUNK = 1000
+
+
 def import_text(
-    kind: str, text: str, *, valid_only: bool = False, dry_run: bool = False
+    kind: str,
+    text: str,
+    *,
+    valid_only: bool = False,
+    dry_run: bool = False,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> ImportReport:
-    """Validate, then write all rows, or only the valid ones when `valid_only` is set."""
+    """Validate every row, then write all of them, or only the valid ones when
+    `valid_only` is set.
+
+    Rows are written WRITE_CHUNK at a time, each chunk in its own transaction, so a
+    large file never holds the database for long; `progress(phase, done, total)` hears
+    of each. Importing is idempotent (answers by their id or content, people by
+    address, accounts by id or name), so a file stopped half-way is finished by
+    importing it again, and nothing is created twice.
+    """
     valid, report = read(kind, text)
     if valid:
         report.preview += _preview([item for _, item in valid])
     if dry_run or not valid or (report.problems and not valid_only):
         return report
     items = [item for _, item in valid]
-    try:
-        with transaction.atomic():
-            report.created = _write(kind, items)
-    except IngestError as exc:
-        report.problems.append(Problem(0, exc.field, exc.reason))
-        return report
-    report.imported = len(items)
-    report.written = True
+    for start in range(0, len(items), WRITE_CHUNK):
+        chunk = items[start : start + WRITE_CHUNK]
+        try:
+            with transaction.atomic():
+                report.created += _write(kind, chunk)
+        except IngestError as exc:
+            where = f" (rows from {start + 2} on were not imported)" if start else ""
+            report.problems.append(Problem(0, exc.field, exc.reason + where))
+            break
+        report.imported += len(chunk)
+        if progress is not None:
+            progress("writing", report.imported, len(items))
+    report.written = report.imported > 0
     return report
 
 

@@ -440,3 +440,70 @@ class LinkHit(models.Model):
 def handle_link_hit_expiry() -> bool:
     """Worker step: forget link hits older than an hour."""
     return LinkHit.expire() > 0
+
+
+class Upload(models.Model):
+    """A file a person uploaded, kept in the database so any web process and any worker
+    can read it (no shared disk needed); forgotten a day after it was uploaded."""
+
+    KEPT = timedelta(days=1)
+
+    name = models.CharField(max_length=255, blank=True)
+    data = models.BinaryField()
+    size = models.PositiveBigIntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.size} bytes)"
+
+    @classmethod
+    def keep(cls, uploaded: Any, user: Any = None) -> Upload:
+        """Store an uploaded file (read in chunks, never whole into a form field)."""
+        data = b"".join(uploaded.chunks())
+        return cls.objects.create(
+            name=str(uploaded.name or "")[:255], data=data, size=len(data), created_by=user
+        )
+
+
+class CsvImport(models.Model):
+    """A CSV file being imported by the worker, with its progress and, at the end, its
+    report: a large file is never written inside a web request."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    LEASE = timedelta(minutes=10)
+
+    upload = models.ForeignKey(Upload, null=True, blank=True, on_delete=models.SET_NULL)
+    name = models.CharField(max_length=255, blank=True)
+    kind = models.CharField(max_length=16)
+    valid_only = models.BooleanField(default=False)
+    dry_run = models.BooleanField(default=False)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    phase = models.CharField(max_length=100, blank=True)
+    rows_total = models.PositiveIntegerField(default=0)
+    rows_done = models.PositiveIntegerField(default=0)
+    report = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"import of {self.name} ({self.status})"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (self.Status.DONE, self.Status.FAILED)
+
+    @property
+    def percent(self) -> int:
+        return int(100 * self.rows_done / self.rows_total) if self.rows_total else 0

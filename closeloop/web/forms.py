@@ -169,7 +169,7 @@ class WaveForm(forms.Form):
     property_key = forms.CharField(required=False, max_length=100, label="Property")
     property_value = forms.CharField(required=False, max_length=200, label="equals")
     file = forms.FileField(required=False, label="CSV file (the people import's columns)")
-    csv_text = forms.CharField(required=False, widget=forms.HiddenInput)
+    csv_upload = forms.CharField(required=False, widget=forms.HiddenInput)
     starts_at = forms.DateTimeField(
         required=False,
         label="Send from (UTC; empty = now)",

@@ -10,6 +10,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core import signing
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count
@@ -20,7 +21,7 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 from closeloop.loop.models import CaseError
 from closeloop.surveys import mail, pages, reach, waves
 from closeloop.surveys.ingest import PersonData
-from closeloop.surveys.models import Survey, SurveyRequest, Wave
+from closeloop.surveys.models import Survey, SurveyRequest, Upload, Wave
 from closeloop.surveys.texts import LANGUAGES, texts
 from closeloop.team.models import User
 
@@ -128,15 +129,23 @@ def preview(request: HttpRequest, slug: str, what: str) -> HttpResponse:
     return pages.preview(request, item, lang)
 
 
-def _audience(form: WaveForm) -> tuple[waves.Audience, str]:
-    """Who the form chose, and the CSV file's text (empty unless the source is a file)."""
+_UPLOAD_SALT = "closeloop.web.wave-upload"
+
+
+def _audience(form: WaveForm, user: User) -> tuple[waves.Audience, str]:
+    """Who the form chose, and (for a file) a signed reference to the stored file, so the
+    second step schedules from the same file without sending it again."""
     data = form.cleaned_data
     people: list[PersonData] = []
-    text = ""
+    kept = ""
     if data["source"] == "csv":
         upload = data.get("file")
-        raw = upload.read() if upload is not None else data.get("csv_text", "").encode()
-        people, text = waves.read_csv(raw)
+        if upload is not None:
+            stored = Upload.keep(upload, user)
+        else:
+            stored = _kept_upload(data.get("csv_upload", ""))
+        people, _ = waves.read_csv(bytes(stored.data))
+        kept = signing.dumps(stored.pk, salt=_UPLOAD_SALT)
     audience = waves.Audience(
         source=data["source"],
         account_ids=[a.pk for a in data.get("accounts") or []],
@@ -148,7 +157,16 @@ def _audience(form: WaveForm) -> tuple[waves.Audience, str]:
         property_value=data.get("property_value", ""),
         csv_people=people,
     )
-    return audience, text
+    return audience, kept
+
+
+def _kept_upload(token: str) -> Upload:
+    """The file checked in the first step (kept for a day), or a CaseError naming `file`."""
+    try:
+        pk = signing.loads(token, salt=_UPLOAD_SALT, max_age=int(Upload.KEPT.total_seconds()))
+        return Upload.objects.get(pk=int(pk))
+    except (signing.BadSignature, Upload.DoesNotExist, TypeError, ValueError):
+        raise CaseError("file", "choose the CSV file (the one checked is no longer kept)") from None
 
 
 @login_required
@@ -166,7 +184,7 @@ def new_wave(request: HttpRequest, slug: str) -> HttpResponse:
         else:
             data = form.cleaned_data
             with reported(request) as outcome:
-                audience, csv_text = _audience(form)
+                audience, kept = _audience(form, user)
                 if request.POST.get("action") == "schedule":
                     wave = waves.start(
                         item,
@@ -181,7 +199,7 @@ def new_wave(request: HttpRequest, slug: str) -> HttpResponse:
                 plan = waves.plan(item, audience)
                 if audience.source == "csv":
                     # Keep the file's people for the second step, so it is not uploaded twice.
-                    form = WaveForm({**request.POST.dict(), "csv_text": csv_text})
+                    form = WaveForm({**request.POST.dict(), "csv_upload": kept})
                     form.is_valid()
             if outcome.refused:
                 status = 422

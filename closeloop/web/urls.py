@@ -30,6 +30,7 @@ urlpatterns = [
     path("people/export.csv", views.export_people, name="export-people"),
     path("accounts/export.csv", views.export_accounts, name="export-accounts"),
     path("import/", views.import_csv, name="import"),
+    path("import/<int:pk>/", views.import_status, name="import-status"),
     path("settings/api-keys/", views.api_keys, name="api-keys"),
     path("cases/", cases.inbox, name="inbox"),
     path("cases/<int:pk>/", cases.case_detail, name="case"),

@@ -16,7 +16,7 @@ from django.core.paginator import Paginator
 from django.db import DatabaseError, connection, transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from pydantic import ValidationError
@@ -41,10 +41,10 @@ from closeloop.insights.periods import (
 from closeloop.insights.taxonomy import TaxonomyError
 from closeloop.insights.trends import TrendPoint, trend
 from closeloop.loop.models import CaseError
-from closeloop.surveys import csvio
+from closeloop.surveys import csvio, imports
 from closeloop.surveys.demo import has_demo_data
 from closeloop.surveys.filters import FilterError, ResponseFilter
-from closeloop.surveys.models import Account, Person, Response, Survey
+from closeloop.surveys.models import Account, CsvImport, Person, Response, Survey
 
 from .forms import ApiKeyForm, ImportForm, ResponseFilterForm
 
@@ -341,34 +341,43 @@ def export_accounts(request: HttpRequest) -> StreamingHttpResponse:
 
 @login_required
 def import_csv(request: HttpRequest) -> HttpResponse:
-    """Upload a CSV: every row is checked, and a report shown, before anything is written."""
+    """Upload a CSV: the worker checks every row, then imports; the next page follows it."""
     if not request.user.can_write():  # type: ignore[union-attr]
         raise PermissionDenied("Viewers cannot import data.")
-    report = None
-    file_error = None
     if request.method == "POST":
         form = ImportForm(request.POST, request.FILES)
         if form.is_valid():
-            try:
-                text = csvio.decode(form.cleaned_data["file"].read())
-                report = csvio.import_text(
-                    form.cleaned_data["kind"],
-                    text,
-                    valid_only=form.cleaned_data["valid_only"],
-                    dry_run=form.cleaned_data["dry_run"],
-                )
-            except csvio.CsvFileError as exc:
-                file_error = str(exc)
+            job = imports.queue(
+                form.cleaned_data["file"],
+                form.cleaned_data["kind"],
+                valid_only=form.cleaned_data["valid_only"],
+                dry_run=form.cleaned_data["dry_run"],
+                user=request.user,
+            )
+            return redirect("import-status", pk=job.pk)
     else:
         form = ImportForm()
+    recent = CsvImport.objects.order_by("-created_at")[:10]
+    return render(request, "web/import.html", _base(form=form, recent=recent))
+
+
+@login_required
+def import_status(request: HttpRequest, pk: int) -> HttpResponse:
+    """One import: its progress while the worker runs it, then its report."""
+    if not request.user.can_write():  # type: ignore[union-attr]
+        raise PermissionDenied("Viewers cannot import data.")
+    job = get_object_or_404(CsvImport, pk=pk)
+    report = imports.report_of(job)
     return render(
         request,
         "web/import.html",
         _base(
-            form=form,
+            form=ImportForm(),
+            job=job,
             report=report,
-            file_error=file_error,
+            file_error=(job.report or {}).get("file_error"),
             problems=report.problems[:500] if report else [],
+            recent=CsvImport.objects.order_by("-created_at")[:10],
         ),
     )
 
