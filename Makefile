@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run migrate demo test test-postgres e2e lint bench chromium clean
+.PHONY: install run migrate demo test test-postgres e2e lint bench faults chromium clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@echo "== [1/4] installing closeloop and its packages into $(VENV) (about 2 minutes the first time)"
@@ -62,6 +62,11 @@ lint: install
 
 bench: install
 	$(PY) -m bench
+
+# The outbox under faults (SMTP down, bad webhook receivers, a worker SIGKILLed, PostgreSQL
+# restarted) on a throw-away PostgreSQL cluster; prints the table issue 18 asks for.
+faults: install
+	$(PY) -m bench.faults
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import secrets
 import socket
 import time
@@ -20,8 +21,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parseaddr
-from functools import cache
-from typing import Any, TypeVar
+from functools import cache, partial
 
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
@@ -36,16 +36,17 @@ from .models import MAX_ATTEMPTS, Attempt, Delivery, Outage, retry_delay
 from .transports import SERVER, TransportError, kept_mailer, send_http
 
 log = logging.getLogger("closeloop.delivery")
-T = TypeVar("T")
 
 EMAIL_BATCH = 100
 SMTP_SESSIONS = 4
 HTTP_BATCH = 24
 HTTP_THREADS = 8
-LEASE = timedelta(minutes=5)
-# A batch still sending renews its lease this often, so however slow the relay, no other
-# worker takes its rows while they are being sent.
-RENEW_EVERY = timedelta(minutes=1)
+# A claim lasts this long unless renewed: a worker killed mid-batch leaves its rows to
+# another worker after at most this. A batch still sending renews it every RENEW_EVERY.
+LEASE = timedelta(seconds=60)
+RENEW_EVERY = timedelta(seconds=15)
+# Outcomes are recorded as they come in, at most this many seconds late.
+RECORD_EVERY = 0.2
 
 
 def worker_name() -> str:
@@ -298,14 +299,14 @@ def handle_email_batch() -> bool:
         return False
     # A few SMTP sessions side by side: each waits on the server most of the time.
     chunks = [claimed[i::SMTP_SESSIONS] for i in range(SMTP_SESSIONS)]
-    parts = _under_lease(claimed, _pool("email"), _send_emails, [c for c in chunks if c])
-    record([o for part in parts for o in part])
+    _send_all(claimed, _pool("email"), [partial(_send_emails, c) for c in chunks if c])
     return True
 
 
-def _send_emails(deliveries: list[Delivery]) -> list[Outcome]:
+def _send_emails(deliveries: list[Delivery], done: queue.SimpleQueue[Outcome]) -> None:
     m = kept_mailer()  # one session per sending thread, kept between batches
-    return [_attempt(d, m.send) for d in deliveries]
+    for delivery in deliveries:
+        done.put(_attempt(delivery, m.send))
 
 
 def handle_http_batch() -> bool:
@@ -314,25 +315,50 @@ def handle_http_batch() -> bool:
     if not claimed:
         return False
     # Receivers answer slowly compared with our CPU; post a batch side by side.
-    record(_under_lease(claimed, _pool("http"), lambda d: _attempt(d, send_http), claimed))
+    _send_all(claimed, _pool("http"), [partial(_post, d) for d in claimed])
     return True
 
 
-def _under_lease(
-    claimed: list[Delivery], pool: ThreadPoolExecutor, send: Callable[[Any], T], items: list[Any]
-) -> list[T]:
-    """Run `send` over `items` in `pool`, renewing the batch's lease while any is still
-    going, so a slow relay can never let another worker send the same rows again."""
-    futures = [pool.submit(send, item) for item in items]
+def _post(delivery: Delivery, done: queue.SimpleQueue[Outcome]) -> None:
+    done.put(_attempt(delivery, send_http))
+
+
+def _send_all(
+    claimed: list[Delivery],
+    pool: ThreadPoolExecutor,
+    jobs: list[Callable[[queue.SimpleQueue[Outcome]], None]],
+) -> None:
+    """Run the sending jobs in `pool` and record each outcome soon after it is known (at
+    most RECORD_EVERY later), not at the end of the batch: a worker killed mid-batch
+    then leaves only the messages of its last moment unrecorded, to be sent again.
+    While any job is still going the batch's lease is renewed, so a slow relay never
+    lets another worker take the same rows."""
+    done: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+    futures = [pool.submit(job, done) for job in jobs]
     token = claimed[0].claim_token
+    renewed_at = time.monotonic()
+    pending = set(futures)
+    while pending:
+        _, pending = wait(pending, timeout=RECORD_EVERY)
+        record(_drain(done))
+        if pending and time.monotonic() - renewed_at >= RENEW_EVERY.total_seconds():
+            renewed_at = time.monotonic()
+            n = Delivery.objects.filter(claim_token=token, status=Delivery.Status.SENDING).update(
+                claimed_until=timezone.now() + LEASE
+            )
+            log.info("batch still sending: lease renewed on %d deliveries", n)
+    for future in futures:
+        future.result()  # a job's own failure (never a send's) is not swallowed
+    record(_drain(done))
+
+
+def _drain(done: queue.SimpleQueue[Outcome]) -> list[Outcome]:
+    ready = []
     while True:
-        _, pending = wait(futures, timeout=RENEW_EVERY.total_seconds())
-        if not pending:
-            return [f.result() for f in futures]
-        renewed = Delivery.objects.filter(claim_token=token, status=Delivery.Status.SENDING).update(
-            claimed_until=timezone.now() + LEASE
-        )
-        log.info("batch still sending: lease renewed on %d deliveries", renewed)
+        try:
+            ready.append(done.get_nowait())
+        except queue.Empty:
+            return ready
 
 
 @cache
