@@ -37,12 +37,17 @@ def default_lanes() -> list[Lane]:
     """Every step the worker runs, by lane.
 
     A step waits only for the steps of its own lane. So an owner's alert, an outreach
-    email or an escalation (the "mail" lane) never waits behind a slow webhook
-    receiver or an IMAP server ("network") or behind reading comments, training and
-    discovering themes, tuning sentiment, CSV imports or the monthly report ("heavy").
+    email or an escalation (the "mail" lane), or a Slack alert ("alerts"), never waits
+    behind a slow webhook receiver or an IMAP server ("network") or behind reading
+    comments, training and discovering themes, tuning sentiment, CSV imports or the
+    monthly report ("heavy").
     """
     from closeloop.api.models import handle_idempotency_expiry
-    from closeloop.delivery.sending import handle_email_batch, handle_http_batch
+    from closeloop.delivery.sending import (
+        handle_email_batch,
+        handle_slack_batch,
+        handle_webhook_batch,
+    )
     from closeloop.insights.discovery import handle_theme_discovery
     from closeloop.insights.learning import handle_model_preparation, handle_theme_training
     from closeloop.insights.report import handle_monthly_report
@@ -69,7 +74,8 @@ def default_lanes() -> list[Lane]:
                 handle_priority_refresh,
             ),
         ),
-        Lane("network", (handle_http_batch, handle_imap_poll)),
+        Lane("alerts", (handle_slack_batch,)),
+        Lane("network", (handle_webhook_batch, handle_imap_poll)),
         Lane(
             "heavy",
             (

@@ -309,13 +309,23 @@ def _send_emails(deliveries: list[Delivery], done: queue.SimpleQueue[Outcome]) -
         done.put(_attempt(delivery, m.send))
 
 
-def handle_http_batch() -> bool:
-    """Worker step: post due Slack messages and webhooks."""
-    claimed = claim([Delivery.Kind.SLACK, Delivery.Kind.WEBHOOK], HTTP_BATCH)
+def handle_slack_batch() -> bool:
+    """Worker step: post due Slack messages (owners' alerts), apart from webhooks, so a
+    slow webhook receiver never holds an alert back."""
+    return _http_batch(Delivery.Kind.SLACK)
+
+
+def handle_webhook_batch() -> bool:
+    """Worker step: post due webhooks."""
+    return _http_batch(Delivery.Kind.WEBHOOK)
+
+
+def _http_batch(kind: str) -> bool:
+    claimed = claim([kind], HTTP_BATCH)
     if not claimed:
         return False
     # Receivers answer slowly compared with our CPU; post a batch side by side.
-    _send_all(claimed, _pool("http"), [partial(_post, d) for d in claimed])
+    _send_all(claimed, _pool(kind), [partial(_post, d) for d in claimed])
     return True
 
 
@@ -364,6 +374,6 @@ def _drain(done: queue.SimpleQueue[Outcome]) -> list[Outcome]:
 @cache
 def _pool(kind: str) -> ThreadPoolExecutor:
     """Threads for sending only (they never touch the database); one pool per kind, so
-    slow webhook receivers never hold the threads email needs."""
+    slow webhook receivers never hold the threads email or Slack need."""
     size = SMTP_SESSIONS if kind == "email" else HTTP_THREADS
     return ThreadPoolExecutor(max_workers=size, thread_name_prefix=f"closeloop-{kind}")

@@ -19,7 +19,7 @@ class Command(BaseCommand):
             "--lane",
             action="append",
             default=[],
-            help="run only this lane (mail, network or heavy); may be given more than once",
+            help="run only this lane (mail, alerts, network or heavy); may be given more than once",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
