@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import FrameType
@@ -140,14 +141,6 @@ class Worker:
         finally:
             db.connection.close()
 
-    def run(self) -> None:
-        """Loop until SIGTERM or SIGINT, in this thread."""
-        signal.signal(signal.SIGTERM, self.stop)
-        signal.signal(signal.SIGINT, self.stop)
-        log.info("worker started with %d step(s)", len(self.steps))
-        self.loop()
-        log.info("worker stopped")
-
 
 class Lanes:
     """Each lane's steps looping in a thread of its own, until `stop`."""
@@ -186,10 +179,18 @@ def run_lanes(lanes: Sequence[Lane], idle_seconds: float) -> None:
     """Run each lane in its own thread until SIGTERM or SIGINT; each lane finishes the
     step in progress, then the process ends."""
     running = Lanes(lanes, idle_seconds)
-    signal.signal(signal.SIGTERM, running.stop)
-    signal.signal(signal.SIGINT, running.stop)
+    asked: list[int] = []
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        # Only a note: a handler that took a lock (Event.set does) could find it held by
+        # the very code it interrupted, or by itself when a second signal arrives, and
+        # wait for ever. The loop below acts on the note.
+        asked.append(signum)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     running.start()
-    while not running.stopping.wait(1.0):
-        if not any(t.is_alive() for t in running.threads):
-            break
+    while not asked and any(t.is_alive() for t in running.threads):
+        time.sleep(0.2)
+    running.stop(asked[0] if asked else None)
     running.join()

@@ -84,6 +84,34 @@ def test_it_exits_cleanly_on_a_signal(sig: signal.Signals, tmp_path: Path) -> No
             proc.kill()
 
 
+def test_it_exits_when_signals_come_one_on_another(tmp_path: Path) -> None:
+    # `make run`'s script and the terminal both pass on Ctrl-C: the worker used to take
+    # a lock in its signal handler and, with a second signal inside the first, hang.
+    env = {**os.environ, "DATA_DIR": str(tmp_path), "WORKER_IDLE_SECONDS": "0.01"}
+    env.pop("DATABASE_URL", None)
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "runworker"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 30
+        line = proc.stdout.readline()
+        while "worker started" not in line and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+        for _ in range(20):
+            proc.send_signal(signal.SIGTERM)
+            proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
 def test_it_runs_a_lane_while_another_is_stuck_in_a_long_step() -> None:
     from closeloop.worker import Lane, Lanes
 

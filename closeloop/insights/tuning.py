@@ -14,8 +14,10 @@ test suite does; `make bench` tunes in the foreground instead).
 from __future__ import annotations
 
 import atexit
+import ctypes
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -29,12 +31,20 @@ log = logging.getLogger("closeloop.themes")
 RETRY_AFTER_FAILURE = 600.0  # seconds before a failed tuning (no registry, say) is tried again
 STOP_GRACE = 30.0  # seconds a stopping worker gives the child to save its checkpoint
 
+PR_SET_PDEATHSIG = 1
 _child: subprocess.Popen[bytes] | None = None
 _failed_at = -RETRY_AFTER_FAILURE
 
 
 def _lower_priority() -> None:  # pragma: no cover - runs in the child before exec
     os.nice(19)
+    # If the worker dies without stopping it (SIGKILL), the child is told to checkpoint
+    # and stop (Linux), instead of tuning on as an orphan nobody asked for.
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
 
 
 def handle_sentiment_tuning() -> bool:
