@@ -57,28 +57,30 @@ def test_it_stops_before_the_next_step_once_asked() -> None:
     assert calls == ["first"]
 
 
+def start_worker(tmp_path: Path, idle: str) -> tuple[subprocess.Popen[bytes], Path]:
+    """`manage.py runworker` on a fresh, unmigrated database (every step fails and says
+    so), its output in a file: a pipe nobody reads would fill and stall it."""
+    env = {**os.environ, "DATA_DIR": str(tmp_path), "WORKER_IDLE_SECONDS": idle}
+    env.pop("DATABASE_URL", None)
+    log = tmp_path / "worker.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "manage.py", "runworker"], cwd=ROOT, env=env, stdout=out, stderr=out
+        )
+    deadline = time.monotonic() + 60
+    while "worker started" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "worker started" in log.read_text()
+    return proc, log
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_it_exits_cleanly_on_a_signal(sig: signal.Signals, tmp_path: Path) -> None:
-    env = {**os.environ, "DATA_DIR": str(tmp_path), "WORKER_IDLE_SECONDS": "0.2"}
-    env.pop("DATABASE_URL", None)
-    proc = subprocess.Popen(
-        [sys.executable, "manage.py", "runworker"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc, log = start_worker(tmp_path, "0.2")
     try:
-        deadline = time.monotonic() + 30
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        while "worker started" not in line and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-        assert "worker started" in line
         proc.send_signal(sig)
-        assert proc.wait(timeout=10) == 0
-        assert "worker stopped" in proc.stdout.read()
+        assert proc.wait(timeout=20) == 0
+        assert "worker stopped" in log.read_text()
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -87,26 +89,13 @@ def test_it_exits_cleanly_on_a_signal(sig: signal.Signals, tmp_path: Path) -> No
 def test_it_exits_when_signals_come_one_on_another(tmp_path: Path) -> None:
     # `make run`'s script and the terminal both pass on Ctrl-C: the worker used to take
     # a lock in its signal handler and, with a second signal inside the first, hang.
-    env = {**os.environ, "DATA_DIR": str(tmp_path), "WORKER_IDLE_SECONDS": "0.01"}
-    env.pop("DATABASE_URL", None)
-    proc = subprocess.Popen(
-        [sys.executable, "manage.py", "runworker"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc, log = start_worker(tmp_path, "0.01")
     try:
-        assert proc.stdout is not None
-        deadline = time.monotonic() + 30
-        line = proc.stdout.readline()
-        while "worker started" not in line and time.monotonic() < deadline:
-            line = proc.stdout.readline()
         for _ in range(20):
             proc.send_signal(signal.SIGTERM)
             proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=20) == 0
+        assert proc.wait(timeout=30) == 0
+        assert "worker stopped" in log.read_text()
     finally:
         if proc.poll() is None:
             proc.kill()
