@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 import time_machine
 from django.core import signing
-from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
@@ -437,18 +436,15 @@ def test_it_reads_the_client_address_behind_a_counted_proxy(settings: Any) -> No
     assert client_address(request) == "203.0.113.9"  # what our proxy saw, not what was sent
 
 
-@pytest.mark.skipif(
-    connection.vendor != "postgresql", reason="SQLite does not hold text to its column's length"
-)
-def test_it_sends_the_rest_of_a_batch_when_one_invitation_does_not_fit_its_row(
+def test_it_sends_the_rest_of_a_batch_when_one_invitation_cannot_be_written(
     smtp: SmtpServer,
 ) -> None:
     people = [Person.objects.create(email=f"p{i}@example.com") for i in range(5)]
     made = sending.schedule(people, Survey.default())
-    # Written before subjects were checked at entry: longer than Delivery.subject holds.
-    SurveyRequest.objects.filter(pk=made[2].pk).update(options={"subject": "x" * 1000})
+    # Options an older version stored as a list, not the object every reader expects.
+    SurveyRequest.objects.filter(pk=made[2].pk).update(options=["subject", "x"])
     drain()
     assert len(smtp.inbox.messages) == 4
     bad = SurveyRequest.objects.get(pk=made[2].pk)
-    assert bad.status == SurveyRequest.Status.FAILED and "could not be queued" in bad.status_reason
+    assert bad.status == SurveyRequest.Status.FAILED and "could not be written" in bad.status_reason
     assert SurveyRequest.objects.filter(status=SurveyRequest.Status.SENT).count() == 4
