@@ -150,14 +150,11 @@ AXES_RESET_ON_SUCCESS = True
 AXES_HTTP_RESPONSE_CODE = 429
 AXES_LOCKOUT_TEMPLATE = "web/locked_out.html"
 AXES_VERBOSE = False
-# Whose address a request comes from. Without a proxy in front, the connection's own
-# address (X-Forwarded-For is whatever a client writes); with WEB_PROXY_COUNT proxies
-# (each appending to X-Forwarded-For), the address the outermost of them saw.
+# How many proxies stand in front of gunicorn: with none, a client's address is the
+# connection's (X-Forwarded-For is whatever a client writes). closeloop/clients.py reads
+# it for the login throttle and the link-survey limit alike.
 WEB_PROXY_COUNT = int(os.environ.get("WEB_PROXY_COUNT", "0"))
-AXES_IPWARE_META_PRECEDENCE_ORDER: tuple[str, ...] = ("REMOTE_ADDR",)
-if WEB_PROXY_COUNT:
-    AXES_IPWARE_PROXY_COUNT = WEB_PROXY_COUNT
-    AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
+AXES_CLIENT_IP_CALLABLE = "closeloop.clients.client_address"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/login/"
 

@@ -52,3 +52,21 @@ def test_it_does_not_trust_a_forwarded_address_without_a_proxy(manager: User) ->
             "/login/", {"username": "maria", "password": "wrong"}
         )
     assert attempt("pw-maria-123").status_code == 429
+
+
+def test_it_counts_failures_per_client_behind_a_counted_proxy(
+    manager: User, settings: Any
+) -> None:
+    # Behind one proxy every request comes from the proxy's address; the client is the
+    # address the proxy appended. One client's failures must not lock out another.
+    settings.WEB_PROXY_COUNT = 1
+
+    def via_proxy(password: str, client: str) -> Any:
+        return Client(REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR=client).post(
+            "/login/", {"username": "maria", "password": password}
+        )
+
+    for _ in range(2):
+        via_proxy("wrong", "203.0.113.5")
+    assert via_proxy("wrong", "203.0.113.5").status_code == 429
+    assert via_proxy("pw-maria-123", "198.51.100.7").status_code == 302

@@ -32,6 +32,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from closeloop.clients import client_address
 from closeloop.delivery.models import Delivery
 from closeloop.loop import notify
 
@@ -75,17 +76,6 @@ def _mark_opened(survey_request: SurveyRequest) -> None:
     SurveyRequest.objects.filter(pk=survey_request.pk, opened_at__isnull=True).update(
         opened_at=timezone.now()
     )
-
-
-def client_address(request: HttpRequest) -> str:
-    """The client's address: the connection's, or with WEB_PROXY_COUNT proxies in front,
-    the one the outermost proxy saw (the last entries of X-Forwarded-For are theirs)."""
-    proxies: int = settings.WEB_PROXY_COUNT
-    forwarded = [a.strip() for a in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
-    forwarded = [a for a in forwarded if a]
-    if proxies and len(forwarded) >= proxies:
-        return str(forwarded[-proxies])
-    return str(request.META.get("REMOTE_ADDR", ""))
 
 
 def _client_key(request: HttpRequest) -> str:
