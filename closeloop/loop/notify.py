@@ -578,19 +578,13 @@ def delivery_failed(delivery: Delivery) -> None:
         )
 
 
-def _admins() -> list[User]:
-    return list(
-        User.objects.filter(is_active=True).filter(Q(role=Role.ADMIN) | Q(is_superuser=True))
-    )
-
-
 def mail_outage(outage: Outage) -> None:
     """Email stopped because of our set-up: tell the admins in the app (email may not go)."""
     text = f"Email is held back: {outage.describe()} ({outage.error})"[:500]
-    Notification.objects.bulk_create([Notification(user=u, text=text) for u in _admins()])
+    Notification.objects.bulk_create([Notification(user=u, text=text) for u in User.admins()])
 
 
 def mail_outage_over(outage: Outage) -> None:
     """Email goes out again: tell the admins who were told it stopped."""
     text = f"Email goes out again; before, {outage.describe()} ({outage.held} emails waited)"
-    Notification.objects.bulk_create([Notification(user=u, text=text[:500]) for u in _admins()])
+    Notification.objects.bulk_create([Notification(user=u, text=text[:500]) for u in User.admins()])

@@ -13,10 +13,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 
-from closeloop.team.models import Role, User
+from closeloop.team.models import User
 
 from . import notify, priority
 from .models import Activity, FollowUpCase, open_filter
@@ -69,9 +68,7 @@ def escalation_recipients(case: FollowUpCase, level: int) -> list[User]:
         person = person.manager if person is not None else None
     if person is not None and person.is_active:
         return [person]
-    return list(
-        User.objects.filter(is_active=True).filter(Q(role=Role.ADMIN) | Q(is_superuser=True))
-    )
+    return User.admins()
 
 
 def escalate(case: FollowUpCase, now: datetime) -> None:

@@ -44,6 +44,15 @@ class User(AbstractUser):
         """Admins (and Django superusers) change settings and users."""
         return self.is_superuser or self.role == Role.ADMIN
 
+    @classmethod
+    def admins(cls) -> list[User]:
+        """The active admins (and superusers): who hears when nobody else can act."""
+        return list(
+            cls.objects.filter(is_active=True).filter(
+                models.Q(role=Role.ADMIN) | models.Q(is_superuser=True)
+            )
+        )
+
     def can_manage(self) -> bool:
         """Admins and managers oversee: the mail quarantine, surveys and their waves."""
         return self.is_admin() or self.role == Role.MANAGER
