@@ -20,10 +20,8 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.utils import parseaddr
 from functools import cache, partial
 
-from django.conf import settings
 from django.db import OperationalError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -33,7 +31,7 @@ from closeloop.surveys import sending as survey_sending
 from closeloop.surveys.models import Person
 
 from .models import MAX_ATTEMPTS, Attempt, Delivery, Outage, retry_delay
-from .transports import SERVER, TransportError, kept_mailer, send_http
+from .transports import SERVER, TransportError, kept_mailer, send_http, sender_scope
 
 log = logging.getLogger("closeloop.delivery")
 
@@ -170,10 +168,7 @@ def _record(outcomes: list[Outcome]) -> None:
                 _failed(delivery, error, now)
         emails = [d for d in sent if d.kind == Delivery.Kind.EMAIL]
         if emails:
-            senders = {
-                "sender:" + parseaddr(d.from_email or settings.DEFAULT_FROM_EMAIL)[1].lower()
-                for d in emails
-            }
+            senders = {sender_scope(d) for d in emails}
             for outage in Outage.resolve({SERVER} | senders, now):
                 notify.mail_outage_over(outage)
         notify.deliveries_sent(sent)

@@ -201,8 +201,15 @@ def names_the_mailbox(text: str) -> bool:
     return subject == "1" or (subject == "2" and detail == "1")
 
 
+def sender_scope(delivery: Delivery) -> str:
+    """The outage scope of the address an email goes out from: what a server refusing
+    the sender holds back, and what an email going through clears."""
+    return "sender:" + parseaddr(delivery.from_email or settings.DEFAULT_FROM_EMAIL)[1].lower()
+
+
 def _smtp_error(exc: Exception, sender: str = "") -> TransportError:
-    """Classify an SMTP failure by the stage it happened at and the server's reply.
+    """Classify an SMTP failure by the stage it happened at and the server's reply;
+    `sender` is the sending address's outage scope (`sender_scope`).
 
     The address is only blamed (a bounce) when the server refused the recipient; a
     refused login, a refused sender or an unreachable server is our set-up's fault.
@@ -225,7 +232,7 @@ def _smtp_error(exc: Exception, sender: str = "") -> TransportError:
         if exc.smtp_code < 500:
             return TransportError(message)
         scope = SERVER if exc.smtp_code == 530 or _REFUSES_US.search(text) else ""
-        return TransportError(message, setup=scope or f"sender:{sender.lower()}")
+        return TransportError(message, setup=scope or sender)
     if isinstance(exc, (smtplib.SMTPAuthenticationError, smtplib.SMTPHeloError)):
         message = f"the mail server refused our login: {exc.smtp_code} {_text(exc.smtp_error)}"
         return TransportError(message, setup=SERVER)
@@ -235,7 +242,7 @@ def _smtp_error(exc: Exception, sender: str = "") -> TransportError:
         if exc.smtp_code < 500:
             return TransportError(message)
         if _REFUSES_SENDER.search(text):
-            return TransportError(message, setup=f"sender:{sender.lower()}")
+            return TransportError(message, setup=sender)
         status = _STATUS.search(text)
         return TransportError(
             message, permanent=True, bounce=status is not None and names_the_mailbox(text)
@@ -276,7 +283,7 @@ class Mailer:
 
     def send(self, delivery: Delivery) -> None:
         """Send one email delivery or raise TransportError."""
-        sender = parseaddr(delivery.from_email or settings.DEFAULT_FROM_EMAIL)[1]
+        sender = sender_scope(delivery)
         for again in (True, False):
             if self.unreachable is not None:
                 # The server could not be reached for this batch; retry the rest later.
