@@ -61,6 +61,11 @@ def _resolve(host: str, port: int) -> list[tuple[Any, ...]]:
     return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
 
 
+def _inside(infos: list[tuple[Any, ...]]) -> list[str]:
+    """The resolved addresses that are inside the network, in order."""
+    return sorted({info[4][0] for info in infos if internal(info[4][0])})
+
+
 def refusal(url: str) -> str | None:
     """Why a URL may not be called (saving a channel), or None. A name that cannot be
     resolved now is accepted: it is checked again at every call."""
@@ -75,10 +80,9 @@ def refusal(url: str) -> str | None:
     if host_allowed(host, port):
         return None
     try:
-        addresses = {info[4][0] for info in _resolve(host, port)}
+        inside = _inside(_resolve(host, port))
     except (OSError, UnicodeError):
         return None
-    inside = sorted(a for a in addresses if internal(a))
     if inside:
         return (
             f"points inside the network ({host} is {inside[0]}); list the host in "
@@ -97,7 +101,7 @@ def connect(
         sock = socket.create_connection(address, timeout, source)
     else:
         infos = _resolve(host, port)
-        inside = [info[4][0] for info in infos if internal(info[4][0])]
+        inside = _inside(infos)
         if inside:
             raise ForbiddenDestination(
                 f"{host} resolves to {inside[0]}, inside the network (OUTBOUND_ALLOW_HOSTS)"
