@@ -115,10 +115,10 @@ def page(request: HttpRequest, value: str) -> HttpResponse:
         return _problem(request, error)
     survey_request = opened.request
     _mark_opened(survey_request)
+    if request.method == "POST" and request.POST.get("auto") == "1":
+        return _save_click(request, survey_request)  # the script: no page to render
     existing = Response.objects.filter(request=survey_request).order_by("pk").first()
     ctx = _page_context(request, survey_request, request.path)
-    if request.method == "POST" and request.POST.get("auto") == "1":
-        return _save_click(request, survey_request)
     if request.method == "POST":
         score, comment, wrong = _read_form(request.POST, ctx["t"])
         if wrong is None:
