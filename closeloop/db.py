@@ -13,6 +13,13 @@ from django.db import connection, models
 COPY_MIN_ROWS = 100
 
 
+def delete_some(rows: models.QuerySet[Any], limit: int = 5000) -> int:
+    """Delete up to `limit` of `rows`, so a worker step forgetting old records never
+    holds the table for long; returns how many went."""
+    ids = list(rows.values_list("pk", flat=True)[:limit])
+    return rows.model._default_manager.filter(pk__in=ids).delete()[0] if ids else 0
+
+
 def bulk_insert(objs: Sequence[models.Model]) -> None:
     """Insert new model instances and give them their primary keys.
 

@@ -448,3 +448,17 @@ def test_it_sends_the_rest_of_a_batch_when_one_invitation_cannot_be_written(
     bad = SurveyRequest.objects.get(pk=made[2].pk)
     assert bad.status == SurveyRequest.Status.FAILED and "could not be written" in bad.status_reason
     assert SurveyRequest.objects.filter(status=SurveyRequest.Status.SENT).count() == 4
+
+
+def test_it_forgets_link_hits_after_an_hour_and_uploads_after_a_day(db: object) -> None:
+    from closeloop.surveys.models import Upload
+
+    survey = Survey.default()
+    LinkHit.objects.create(kind=LinkHit.Kind.ANSWER, survey=survey, client="a")
+    Upload.objects.create(name="w.csv", data=b"email\n", size=6)
+    with time_machine.travel(timezone.now() + timedelta(minutes=59), tick=False):
+        drain()
+    assert LinkHit.objects.count() == 1 and Upload.objects.count() == 1
+    with time_machine.travel(timezone.now() + timedelta(hours=25), tick=False):
+        drain()
+    assert LinkHit.objects.count() == 0 and Upload.objects.count() == 0

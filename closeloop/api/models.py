@@ -12,6 +12,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from closeloop.db import delete_some
+
 KEY_PREFIX = "cl_"
 # last_used_at is written at most this often, so reads do not turn into writes.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -163,10 +165,7 @@ class IdempotencyRecord(models.Model):
     @classmethod
     def expire(cls, limit: int = 5000) -> int:
         """Delete up to `limit` forgotten records; how many went."""
-        old = list(
-            cls.objects.filter(created_at__lt=cls.cutoff()).values_list("pk", flat=True)[:limit]
-        )
-        return cls.objects.filter(pk__in=old).delete()[0] if old else 0
+        return delete_some(cls.objects.filter(created_at__lt=cls.cutoff()), limit)
 
 
 def handle_idempotency_expiry() -> bool:

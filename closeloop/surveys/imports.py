@@ -13,6 +13,8 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from closeloop.db import delete_some
+
 from . import csvio
 from .models import CsvImport, Upload
 
@@ -94,13 +96,10 @@ def run(job: CsvImport) -> CsvImport:
 
 def handle_csv_import() -> bool:
     """Worker step: run the oldest queued CSV import; forget old uploads."""
-    old = Upload.objects.filter(created_at__lt=timezone.now() - Upload.KEPT)
-    ids = list(old.values_list("pk", flat=True)[:100])
-    if ids:
-        Upload.objects.filter(pk__in=ids).delete()
+    forgot = delete_some(Upload.objects.filter(created_at__lt=timezone.now() - Upload.KEPT), 100)
     job = _claim()
     if job is None:
-        return bool(ids)
+        return forgot > 0
     run(job)
     return True
 

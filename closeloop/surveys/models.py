@@ -13,6 +13,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from closeloop.db import delete_some
 from closeloop.insights import nps
 from closeloop.insights.reading import ReadByWorker
 
@@ -432,9 +433,7 @@ class LinkHit(models.Model):
     @classmethod
     def expire(cls, limit: int = 5000) -> int:
         """Forget hits older than KEPT, a bounded number at a time; returns how many."""
-        old = cls.objects.filter(at__lt=timezone.now() - cls.KEPT).values_list("pk", flat=True)
-        ids = list(old[:limit])
-        return cls.objects.filter(pk__in=ids).delete()[0] if ids else 0
+        return delete_some(cls.objects.filter(at__lt=timezone.now() - cls.KEPT), limit)
 
 
 def handle_link_hit_expiry() -> bool:
