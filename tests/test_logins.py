@@ -54,9 +54,7 @@ def test_it_does_not_trust_a_forwarded_address_without_a_proxy(manager: User) ->
     assert attempt("pw-maria-123").status_code == 429
 
 
-def test_it_counts_failures_per_client_behind_a_counted_proxy(
-    manager: User, settings: Any
-) -> None:
+def test_it_counts_failures_per_client_behind_a_counted_proxy(manager: User, settings: Any) -> None:
     # Behind one proxy every request comes from the proxy's address; the client is the
     # address the proxy appended. One client's failures must not lock out another.
     settings.WEB_PROXY_COUNT = 1
