@@ -269,3 +269,14 @@ def test_it_keeps_every_column_of_a_checked_csv_for_scheduling(manager: User) ->
     person = Person.objects.select_related("account").get(email="new@acme.example")
     assert person.account is not None
     assert (person.account.name, person.account.tier) == ("Acme", "smb")
+
+
+def test_it_names_the_file_when_a_kept_csv_reference_is_forged(manager: User) -> None:
+    Survey.default()
+    reply = logged_in(manager).post(
+        "/surveys/nps/waves/new/",
+        {"source": "csv", "spread_days": 0, "action": "schedule", "csv_upload": "forged"},
+    )
+    assert reply.status_code == 422
+    assert "choose the CSV file" in reply.content.decode()
+    assert SurveyRequest.objects.count() == 0
