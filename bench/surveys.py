@@ -37,7 +37,7 @@ def _schedule_wave(manage: Any, due_in: float) -> None:
         "-c",
         "from datetime import timedelta\n"
         "from django.utils import timezone\n"
-        "from closeloop.db import bulk_insert\n"
+        "from closeloop.core.db import bulk_insert\n"
         "from closeloop.surveys.models import Person, Survey\n"
         "from closeloop.surveys.sending import schedule\n"
         f"people = [Person(email=f'wave{{i}}@customer.example') for i in range({WAVE})]\n"

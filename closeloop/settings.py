@@ -154,7 +154,7 @@ AXES_VERBOSE = False
 # connection's (X-Forwarded-For is whatever a client writes). closeloop/clients.py reads
 # it for the login throttle and the link-survey limit alike.
 WEB_PROXY_COUNT = int(os.environ.get("WEB_PROXY_COUNT", "0"))
-AXES_CLIENT_IP_CALLABLE = "closeloop.clients.client_address"
+AXES_CLIENT_IP_CALLABLE = "closeloop.core.clients.client_address"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/login/"
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from closeloop.core.periods import Grain
 from closeloop.insights import program
-from closeloop.insights.periods import Grain
 from closeloop.insights.segments import segment_table
 from closeloop.insights.trends import trend
 from closeloop.loop.models import FollowUpCase

@@ -6,14 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from closeloop.db import COPY_MIN_ROWS
-from closeloop.surveys.ingest import (
-    AccountData,
-    IngestError,
-    PersonData,
-    ResponseData,
-    record_responses,
-)
+from closeloop.core.db import COPY_MIN_ROWS
+from closeloop.core.errors import FieldError
+from closeloop.surveys.ingest import AccountData, PersonData, ResponseData, record_responses
 from closeloop.surveys.models import Person, Response
 
 pytestmark = pytest.mark.django_db
@@ -57,7 +52,7 @@ def test_it_refuses_an_unknown_owner_and_writes_nothing() -> None:
         ),
         score=3,
     )
-    with pytest.raises(IngestError) as caught:
+    with pytest.raises(FieldError) as caught:
         record_responses([item])
     assert caught.value.field == "account.owner_email"
     assert Person.objects.count() == 0 and Response.objects.count() == 0

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import time_machine
 
+from closeloop.core.periods import Grain, period_start
 from closeloop.insights import program
-from closeloop.insights.periods import Grain, period_start
 from closeloop.loop.models import CALL_REACHED, Activity, FollowUpCase
 from closeloop.surveys.models import Account, Response
 from closeloop.team.models import Team, User

@@ -13,9 +13,9 @@ import pytest
 import time_machine
 from django.test import Client
 
+from closeloop.core.nps import NpsSummary
 from closeloop.insights import report
 from closeloop.insights.models import MonthlyReportRun
-from closeloop.insights.nps import NpsSummary
 from closeloop.loop.models import FollowUpCase, Task
 from closeloop.surveys.models import Account, Response
 from closeloop.team.models import Team, User

@@ -13,9 +13,9 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from closeloop.core.periods import Grain, day_start, today
 from closeloop.insights import top_themes
 from closeloop.insights.models import Theme, ThemeTag
-from closeloop.insights.periods import Grain, day_start, today
 from closeloop.surveys.models import Account, Person, Response, Survey
 from closeloop.team.models import User
 

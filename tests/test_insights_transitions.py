@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from closeloop.insights.nps import Category, category
+from closeloop.core.nps import Category, category
 from closeloop.insights.transitions import CLASSES, cell_moves, matrix
 from closeloop.surveys.models import Response
 

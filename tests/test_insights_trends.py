@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from closeloop.insights.nps import NpsSummary, change_is_significant
-from closeloop.insights.periods import Grain, next_period, period_start
+from closeloop.core.nps import NpsSummary, change_is_significant
+from closeloop.core.periods import Grain, next_period, period_start
 from closeloop.insights.segments import NO_ACCOUNT, NOT_SET, segment_table, tenure_bucket
 from closeloop.insights.trends import trend
 from closeloop.surveys.models import Response

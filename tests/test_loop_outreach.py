@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from closeloop.core.errors import FieldError
 from closeloop.loop.models import OutreachTemplate
-from closeloop.loop.outreach import DEFAULTS, TemplateError, fill, lint, template_for
+from closeloop.loop.outreach import DEFAULTS, fill, lint, template_for
 from closeloop.loop.policy import Action
 
 GOOD = (
@@ -59,9 +60,9 @@ def test_it_passes_a_good_template() -> None:
 
 
 def test_it_refuses_unknown_variables_and_stray_braces_when_filling() -> None:
-    with pytest.raises(TemplateError, match="unknown variable"):
+    with pytest.raises(FieldError, match="unknown variable"):
         fill("Hi {nickname}", {})
-    with pytest.raises(TemplateError, match="literal braces"):
+    with pytest.raises(FieldError, match="literal braces"):
         fill("Hi {first_name", {})
 
 

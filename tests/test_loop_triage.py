@@ -1,4 +1,4 @@
-"""Triage: what an answer becomes the moment it is stored (DOMAIN.md sections 3–4)."""
+"""Triage: what an answer becomes the moment it is stored (docs/domain.md §3–4)."""
 
 from __future__ import annotations
 

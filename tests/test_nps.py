@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from closeloop.insights import nps
+from closeloop.core import nps
 
 scores = st.lists(st.integers(min_value=0, max_value=10), min_size=1, max_size=400)
 

@@ -426,7 +426,7 @@ def test_it_limits_anonymous_link_answers_per_address_and_survey(db: object, set
 def test_it_reads_the_client_address_behind_a_counted_proxy(settings: Any) -> None:
     from django.test import RequestFactory
 
-    from closeloop.clients import client_address
+    from closeloop.core.clients import client_address
 
     request = RequestFactory().get(
         "/", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="6.6.6.6, 203.0.113.9"

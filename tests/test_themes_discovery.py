@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 from django.test import Client
 
+from closeloop.core.periods import today
 from closeloop.insights import discovery
 from closeloop.insights.models import (
     Theme,
@@ -17,7 +18,6 @@ from closeloop.insights.models import (
     ThemeExample,
     ThemeTraining,
 )
-from closeloop.insights.periods import today
 from closeloop.surveys.demo import EMERGING_PHRASES
 from closeloop.surveys.models import Response
 from closeloop.team.models import User
@@ -155,7 +155,7 @@ def test_it_discovers_accepts_and_dismisses_through_the_api(api: ApiClient) -> N
 def test_it_fails_a_discovery_cut_off_with_its_worker(db: None) -> None:
     from django.utils import timezone
 
-    from closeloop.insights.reading import STALE_RUN
+    from closeloop.core.reading import STALE_RUN
 
     cut_off = ThemeDiscovery.objects.create(
         since=today(), until=today(), status="running", started_at=timezone.now() - 2 * STALE_RUN

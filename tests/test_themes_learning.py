@@ -12,9 +12,10 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from closeloop.insights import analysis, classifier, learning, periods
+from closeloop.core import periods
+from closeloop.core.reading import STALE_RUN
+from closeloop.insights import analysis, classifier, learning
 from closeloop.insights.models import Theme, ThemeExample, ThemeTag, ThemeTraining
-from closeloop.insights.reading import STALE_RUN
 from closeloop.surveys.models import Account, Response
 
 from .conftest import ApiClient, answer, drain, open_case

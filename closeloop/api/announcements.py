@@ -16,9 +16,10 @@ from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import Field, Router, Schema, Status
 
+from closeloop.core.errors import FieldError
 from closeloop.delivery.models import Delivery
 from closeloop.insights.models import Theme
-from closeloop.loop.models import Announcement, CaseError
+from closeloop.loop.models import Announcement
 from closeloop.loop.outreach import FIX_SHIPPED, FIX_VARIABLES
 
 from .access import require_admin
@@ -103,7 +104,7 @@ def theme_named(slug: str) -> Theme | None:
         return None
     theme = Theme.objects.filter(slug=slug.strip()).select_related("merged_into").first()
     if theme is None:
-        raise CaseError("theme", f"no theme {slug!r}")
+        raise FieldError("theme", f"no theme {slug!r}")
     return theme.current
 
 
@@ -117,7 +118,7 @@ def list_announcements(request: HttpRequest, status: str = "") -> list[dict[str,
     qs = Announcement.objects.order_by("-created_at")
     if status:
         if status not in Announcement.Status.values:
-            raise CaseError("status", "must be draft or sent")
+            raise FieldError("status", "must be draft or sent")
         qs = qs.filter(Q(status=status))
     return [_json(a) for a in qs[:200]]
 

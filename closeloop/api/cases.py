@@ -19,12 +19,12 @@ from django.utils import timezone
 from ninja import Field, Query, Router, Schema, Status
 from pydantic import field_validator, model_validator
 
+from closeloop.core.errors import FieldError
 from closeloop.delivery import outbound
 from closeloop.delivery.models import DELIGHTED_EVENTS, EVENTS, Channel
 from closeloop.loop import notify
 from closeloop.loop.models import (
     CALL_OUTCOMES,
-    CaseError,
     FollowUpCase,
     OutreachTemplate,
     RoutingRule,
@@ -272,7 +272,7 @@ class AssignIn(In):
 def _user(email: str, field: str) -> User:
     user = User.objects.filter(email__iexact=email, is_active=True).first()
     if user is None:
-        raise CaseError(field, f"no active closeloop user has the email {email}")
+        raise FieldError(field, f"no active closeloop user has the email {email}")
     return user
 
 
@@ -378,7 +378,7 @@ def commit(request: HttpRequest, case_id: int, payload: CommitIn) -> dict[str, A
     require_write(request)
     due = payload.due_at
     if timezone.is_naive(due):
-        raise CaseError("due_at", "give a time zone offset, e.g. 2026-12-01T17:00:00Z")
+        raise FieldError("due_at", "give a time zone offset, e.g. 2026-12-01T17:00:00Z")
     with transaction.atomic():
         case = _case(case_id)
         case.commit(payload.promise, due, None)
@@ -454,7 +454,7 @@ def _team(name: str | None, field: str) -> Team | None:
         return None
     team = Team.objects.filter(name__iexact=name).first()
     if team is None:
-        raise CaseError(field, f"no team is named {name!r}")
+        raise FieldError(field, f"no team is named {name!r}")
     return team
 
 
@@ -464,25 +464,25 @@ def _check_target(payload: ChannelIn) -> None:
 
     if payload.kind == "email":
         if not payload.email:
-            raise CaseError("email", "an email channel needs an email address")
+            raise FieldError("email", "an email channel needs an email address")
         try:
             validate_email(payload.email)
         except ValidationError as exc:
-            raise CaseError("email", "is not a valid email address") from exc
+            raise FieldError("email", "is not a valid email address") from exc
         return
     if not payload.url:
-        raise CaseError("url", f"a {payload.kind} channel needs a url")
+        raise FieldError("url", f"a {payload.kind} channel needs a url")
     if not payload.url.isascii() or any(ch <= " " or ch == "\x7f" for ch in payload.url):
-        raise CaseError(
+        raise FieldError(
             "url", "must be ASCII without spaces or control characters (percent-encode the rest)"
         )
     try:
         URLValidator(schemes=["http", "https"])(payload.url)
     except ValidationError as exc:
-        raise CaseError("url", "must be an http(s) URL") from exc
+        raise FieldError("url", "must be an http(s) URL") from exc
     refused = outbound.refusal(payload.url)
     if refused:
-        raise CaseError("url", refused)
+        raise FieldError("url", refused)
 
 
 @router.get("/channels", response=list[ChannelOut], summary="Notification channels")
@@ -686,7 +686,7 @@ def put_template(
     the findings back as advice."""
     require_admin(request)
     if not 2 <= len(locale) <= 16:
-        raise CaseError("locale", "must be 2–16 characters, e.g. en or pt-BR")
+        raise FieldError("locale", "must be 2–16 characters, e.g. en or pt-BR")
     findings = save_template(action, locale, payload.subject, payload.body, None)
     return _template_json(action, locale, Draft(payload.subject, payload.body), findings)
 
@@ -696,11 +696,13 @@ def save_template(
 ) -> list[Finding]:
     """Lint and save a template (the API's and the settings page's); returns the findings.
 
-    Raises TemplateLintError for unknown variables, or any finding on an automated one.
+    Raises FieldError naming `body` for each finding when a variable is unknown, or when
+    an automated template has any finding.
     """
     findings = lint(subject, body, locale)
     if any(f.rule == "variables" for f in findings) or (action.automated and findings):
-        raise TemplateLintError(findings)
+        problems = [("body", f"{f.rule}: {f.message}") for f in findings]
+        raise FieldError(*problems[0], also=problems[1:])
     OutreachTemplate.objects.update_or_create(
         action=action.value,
         locale=locale,
@@ -712,9 +714,3 @@ def save_template(
         },
     )
     return findings
-
-
-class TemplateLintError(Exception):
-    def __init__(self, findings: list[Finding]) -> None:
-        super().__init__("template breaks outreach rules")
-        self.findings = findings

@@ -31,13 +31,12 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
+from closeloop.core.errors import ConcurrentWriteError, FieldError
 from closeloop.insights.metrics import summarise
 from closeloop.loop import erasure
 from closeloop.surveys import sending
 from closeloop.surveys.delighted_shapes import person_json, response_json, unix
 from closeloop.surveys.ingest import (
-    ConcurrentWriteError,
-    IngestError,
     PersonData,
     ResponseData,
     change_response,
@@ -394,7 +393,7 @@ def create_person(request: HttpRequest, params: dict[str, Any]) -> HttpResponse:
         )
         try:
             person = upsert_people([data])[("email", email)]
-        except IngestError as exc:
+        except FieldError as exc:
             raise invalid(exc.field, exc.reason) from None
         if last_sent_at is not None:
             # Surveyed elsewhere (by Delighted): the throttle counts it before scheduling.
@@ -534,7 +533,7 @@ def create_response(request: HttpRequest, params: dict[str, Any]) -> HttpRespons
     )
     try:
         (outcome,) = record_responses([data])
-    except IngestError as exc:
+    except FieldError as exc:
         raise invalid(exc.field, exc.reason) from None
     return JsonResponse(_response_json(outcome.response, set()), status=201)
 
@@ -665,7 +664,7 @@ def create_unsubscribe(request: HttpRequest, params: dict[str, Any]) -> HttpResp
         raise invalid("person_email", "is required", "missing")
     try:
         person = upsert_people([PersonData(email=email)])[("email", email)]
-    except IngestError as exc:
+    except FieldError as exc:
         raise invalid("person_email", exc.reason) from None
     unsubscribe_person(person)
     return JsonResponse({"ok": True})

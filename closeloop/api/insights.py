@@ -14,15 +14,16 @@ from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import Field, Router, Schema, Status
 
+from closeloop.core.errors import FieldError
+from closeloop.core.nps import NpsSummary
+from closeloop.core.periods import Grain, day_start
 from closeloop.insights import program, risk, top_themes, transitions
 from closeloop.insights import segments as seg
 from closeloop.insights.models import Incident, with_spikes
-from closeloop.insights.nps import NpsSummary
-from closeloop.insights.periods import Grain, day_start
 from closeloop.insights.schemas import IncidentIn
 from closeloop.insights.trends import trend
 from closeloop.loop.models import FollowUpCase
-from closeloop.surveys.filters import FilterError, ResponseFilter
+from closeloop.surveys.filters import ResponseFilter
 from closeloop.surveys.models import Response
 from closeloop.team.models import Team, User
 
@@ -63,7 +64,7 @@ def _filter(request: HttpRequest, days: int) -> tuple[ResponseFilter, date, date
 def _choice(request: HttpRequest, name: str, default: str, choices: list[str]) -> str:
     value = request.GET.get(name) or default
     if value not in choices:
-        raise FilterError(name, f"must be one of {', '.join(choices)}")
+        raise FieldError(name, f"must be one of {', '.join(choices)}", where="query")
     return value
 
 
@@ -86,7 +87,7 @@ def get_trend(request: HttpRequest) -> list[dict[str, Any]]:
     flt, since, until = _filter(request, 365)
     grain = Grain(_choice(request, "grain", "month", [g.value for g in Grain]))
     if (until - since).days > 3660:
-        raise FilterError("since", "at most ten years at a time")
+        raise FieldError("since", "at most ten years at a time", where="query")
     points = trend(flt.apply_segment(Response.objects.all()), since, until, grain)
     return [
         {
@@ -129,10 +130,7 @@ def get_segments(request: HttpRequest) -> dict[str, Any]:
     segments moving against the overall trend first, small ones (n < 30) last."""
     flt, since, until = _filter(request, 90)
     by = request.GET.get("by") or "tier"
-    try:
-        seg.check_dimension(by)
-    except seg.UnknownDimension as exc:
-        raise FilterError(exc.field, exc.reason) from None
+    seg.check_dimension(by)
     table = seg.segment_table(flt.apply_segment(Response.objects.all()), by, since, until)
     return {
         "dimension": by,
@@ -383,7 +381,7 @@ def get_themes(request: HttpRequest, top: int = 5) -> dict[str, Any]:
     ARR, change and sentiment; and, per `grain` over [since, until], the share of comments
     naming each of the `top` most frequent."""
     if not 1 <= top <= 20:
-        raise FilterError("top", "must be from 1 to 20")
+        raise FieldError("top", "must be from 1 to 20", where="query")
     flt, since, until = _filter(request, 90)
     grain = Grain(_choice(request, "grain", "month", [g.value for g in Grain]))
     segment = flt.apply_segment(Response.objects.all())

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from closeloop.db import delete_some
+from closeloop.core.db import delete_some
 
 KEY_PREFIX = "cl_"
 # last_used_at is written at most this often, so reads do not turn into writes.

@@ -14,11 +14,10 @@ from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import Field, Router, Schema, Status
 
+from closeloop.core.errors import FieldError
 from closeloop.insights import analysis, discovery, learning, taxonomy
-from closeloop.insights.learning import CorrectionError
 from closeloop.insights.model_files import ModelNotReady
 from closeloop.insights.models import Theme, ThemeCandidate, ThemeDiscovery, ThemeTraining
-from closeloop.insights.taxonomy import TaxonomyError
 from closeloop.loop.models import FollowUpCase
 from closeloop.surveys.models import Response
 from closeloop.team.models import User
@@ -139,7 +138,7 @@ class CorrectedOut(Schema):
 def _correct(request: HttpRequest, response: Response, payload: CorrectionIn) -> dict[str, Any]:
     key = require_write(request)
     if not payload.add and not payload.remove:
-        raise CorrectionError("add", "name a theme to add or to remove")
+        raise FieldError("add", "name a theme to add or to remove")
     add = learning.resolve_themes(payload.add, "add", for_adding=True)
     remove = learning.resolve_themes(payload.remove, "remove", for_adding=False)
     learning.correct(response, add, remove, via=f"API key {key.name}")
@@ -307,7 +306,7 @@ def _owner(email: str | None) -> User | None:
 def _named(slug: str, field: str = "theme") -> Theme:
     theme = Theme.objects.filter(slug=slug).first()
     if theme is None:
-        raise TaxonomyError(field, f"no theme {slug!r}")
+        raise FieldError(field, f"no theme {slug!r}")
     return theme
 
 

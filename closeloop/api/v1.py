@@ -21,17 +21,13 @@ from ninja.errors import AuthenticationError, HttpError
 from ninja.security import HttpBearer
 from pydantic import ValidationError
 
-from closeloop.insights.learning import CorrectionError
+from closeloop.core.errors import FieldError
+from closeloop.core.nps import NpsSummary
 from closeloop.insights.metrics import compare_periods, previous_period
 from closeloop.insights.model_files import ModelNotReady
-from closeloop.insights.nps import NpsSummary
-from closeloop.insights.taxonomy import TaxonomyError
 from closeloop.loop import erasure
-from closeloop.loop.models import CaseError
-from closeloop.surveys.filters import FilterError, ResponseFilter
+from closeloop.surveys.filters import ResponseFilter
 from closeloop.surveys.ingest import (
-    ConcurrentWriteError,
-    IngestError,
     Outcome,
     record_responses,
     upsert_accounts,
@@ -42,7 +38,6 @@ from closeloop.surveys.schemas import AccountIn, PersonIn, ResponseIn
 
 from .access import require_write
 from .announcements import router as announcements_router
-from .cases import TemplateLintError
 from .cases import router as follow_up_router
 from .insights import router as insights_router
 from .models import ApiKey, IdempotencyRecord
@@ -96,36 +91,14 @@ def _unauthorised(request: HttpRequest, exc: AuthenticationError) -> HttpRespons
     )
 
 
-@api.exception_handler(FilterError)
-def _bad_filter(request: HttpRequest, exc: FilterError) -> HttpResponse:
-    return _error(422, ["query", exc.field], exc.reason)
-
-
-@api.exception_handler(ConcurrentWriteError)
-def _conflict(request: HttpRequest, exc: ConcurrentWriteError) -> HttpResponse:
-    return _error(409, [exc.field], exc.reason)
-
-
-@api.exception_handler(CaseError)
-def _bad_change(request: HttpRequest, exc: CaseError) -> HttpResponse:
-    return _error(422, ["body", exc.field], exc.reason)
-
-
-@api.exception_handler(CorrectionError)
-@api.exception_handler(TaxonomyError)
-def _bad_correction(request: HttpRequest, exc: CorrectionError | TaxonomyError) -> HttpResponse:
-    return _error(422, ["body", *exc.field.split(".")], exc.reason)
-
-
-@api.exception_handler(TemplateLintError)
-def _bad_template(request: HttpRequest, exc: TemplateLintError) -> HttpResponse:
-    detail = [{"loc": ["body", "body"], "msg": f"{f.rule}: {f.message}"} for f in exc.findings]
-    return JsonResponse({"detail": detail}, status=422)
-
-
-@api.exception_handler(IngestError)
-def _bad_item(request: HttpRequest, exc: IngestError) -> HttpResponse:
-    return _error(422, ["body", *exc.field.split(".")], exc.reason)
+@api.exception_handler(FieldError)
+def _bad_input(request: HttpRequest, exc: FieldError) -> HttpResponse:
+    """Input that cannot be used: every problem, each naming where in the request it is."""
+    detail = [
+        {"loc": [exc.where, *field.split(".")] if field else [exc.where], "msg": reason}
+        for field, reason in exc.problems
+    ]
+    return JsonResponse({"detail": detail}, status=exc.status)
 
 
 def _idempotent(request: HttpRequest, key: ApiKey, run: Any) -> HttpResponse:
@@ -235,7 +208,7 @@ def list_responses(
     """Filter with since, until, score (e.g. 0,1,2), band, category, account, tier, survey,
     q (comment text) and property.<key>=<value>; page with the returned `next_cursor`."""
     if not 1 <= limit <= 500:
-        raise FilterError("limit", "must be from 1 to 500")
+        raise FieldError("limit", "must be from 1 to 500", where="query")
     qs = ResponseFilter.from_params(request.GET).apply(
         Response.objects.select_related("person", "account", "survey").prefetch_related(
             "theme_tags__theme"
@@ -259,7 +232,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, int]:
         created, pk = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
         return datetime.fromisoformat(created), int(pk)
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise FilterError("cursor", "is not a cursor this API returned") from None
+        raise FieldError("cursor", "is not a cursor this API returned", where="query") from None
 
 
 @api.get("/responses/{response_id}", response=ResponseOut, summary="One answer")
@@ -297,7 +270,7 @@ def metrics(request: HttpRequest) -> dict[str, Any]:
     flt = ResponseFilter.from_params(request.GET)
     since, until = flt.period(30)
     if since > until:
-        raise FilterError("since", "is after until")
+        raise FieldError("since", "is after until", where="query")
     cmp = compare_periods(flt.apply_segment(Response.objects.all()), since, until)
     prev_since, prev_until = previous_period(since, until)
     return {

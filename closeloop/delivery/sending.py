@@ -22,10 +22,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache, partial
 
-from django.db import OperationalError, connection, transaction
+from django.db import OperationalError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from closeloop.core import claims
 from closeloop.loop import batch, notify
 from closeloop.surveys import sending as survey_sending
 from closeloop.surveys.models import Person
@@ -67,20 +68,16 @@ def claim(kinds: Iterable[str], limit: int) -> list[Delivery]:
     """Take up to `limit` due deliveries of the given kinds for this worker alone."""
     token = secrets.token_hex(16)
     now = timezone.now()
-    with transaction.atomic():
-        candidates = Delivery.objects.filter(_claimable(now), kind__in=list(kinds)).order_by(
-            "next_attempt_at", "id"
-        )
-        if connection.features.has_select_for_update_skip_locked:
-            candidates = candidates.select_for_update(skip_locked=True)
-        ids = list(candidates.values_list("id", flat=True)[:limit])
-        if not ids:
-            return []
-        Delivery.objects.filter(_claimable(now), id__in=ids).update(
-            status=Delivery.Status.SENDING, claim_token=token, claimed_until=now + LEASE
-        )
+    due = Delivery.objects.filter(_claimable(now), kind__in=list(kinds))
+    ids = claims.claim(
+        due.order_by("next_attempt_at", "id"),
+        limit,
+        status=Delivery.Status.SENDING,
+        claim_token=token,
+        claimed_until=now + LEASE,
+    )
     return list(
-        Delivery.objects.filter(id__in=ids, claim_token=token, status=Delivery.Status.SENDING)
+        Delivery.objects.filter(id__in=ids, claim_token=token)
         .select_related("channel", "case__person", "survey_request")
         .order_by("next_attempt_at", "id")
     )

@@ -14,29 +14,21 @@ import math
 from dataclasses import dataclass
 from statistics import NormalDist
 
-from .nps import NpsSummary
+from closeloop.core.errors import FieldError
+from closeloop.core.nps import NpsSummary
 
 B2B_MEDIAN_RESPONSE_RATE = 12.4
 POWERS = (0.5, 0.8, 0.9)
-
-
-class CalculatorError(ValueError):
-    """An input that cannot be used; `field` names it."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
 
 
 def count(field: str, value: str | None, *, low: int = 0, high: int = 10**9) -> int:
     """A whole number typed into a calculator."""
     text = (value or "").strip()
     if not text.isdigit():
-        raise CalculatorError(field, f"{text!r} is not a whole number")
+        raise FieldError(field, f"{text!r} is not a whole number")
     number = int(text)
     if not low <= number <= high:
-        raise CalculatorError(field, f"must be between {low:,} and {high:,}")
+        raise FieldError(field, f"must be between {low:,} and {high:,}")
     return number
 
 
@@ -46,15 +38,15 @@ def number(field: str, value: str | None, low: float, high: float) -> float:
     try:
         result = float(text)
     except ValueError:
-        raise CalculatorError(field, f"{text!r} is not a number") from None
+        raise FieldError(field, f"{text!r} is not a number") from None
     if not math.isfinite(result) or not low <= result <= high:
-        raise CalculatorError(field, f"must be between {low:g} and {high:g}")
+        raise FieldError(field, f"must be between {low:g} and {high:g}")
     return result
 
 
 def nps_from_counts(promoters: int, passives: int, detractors: int) -> NpsSummary:
     if promoters + passives + detractors == 0:
-        raise CalculatorError("promoters", "enter at least one answer")
+        raise FieldError("promoters", "enter at least one answer")
     return NpsSummary(promoters, passives, detractors)
 
 
@@ -82,9 +74,9 @@ class ResponseRate:
 
 def response_rate(delivered: int, answered: int) -> ResponseRate:
     if delivered == 0:
-        raise CalculatorError("delivered", "must be at least 1")
+        raise FieldError("delivered", "must be at least 1")
     if answered > delivered:
-        raise CalculatorError("answered", "cannot exceed delivered")
+        raise FieldError("answered", "cannot exceed delivered")
     return ResponseRate(delivered, answered)
 
 
@@ -128,12 +120,12 @@ def sample_size(
     rate: float | None = None,
 ) -> SampleSize:
     if promoter_share + detractor_share > 100:
-        raise CalculatorError("detractor_share", "promoters and detractors exceed 100%")
+        raise FieldError("detractor_share", "promoters and detractors exceed 100%")
     if change <= 0:
-        raise CalculatorError("change", "must be more than 0 points")
+        raise FieldError("change", "must be more than 0 points")
     if power not in POWERS:
-        raise CalculatorError("power", "must be 0.5, 0.8 or 0.9")
+        raise FieldError("power", "must be 0.5, 0.8 or 0.9")
     size = SampleSize(promoter_share, detractor_share, change, power, rate)
     if size.variance == 0:
-        raise CalculatorError("promoter_share", "every answer in one class leaves nothing to test")
+        raise FieldError("promoter_share", "every answer in one class leaves nothing to test")
     return size

@@ -25,13 +25,15 @@ from django.db import transaction
 from django.db.models import Exists, Max, OuterRef, Q, QuerySet
 from django.utils import timezone
 
+from closeloop.core import claims
+from closeloop.core.errors import FieldError
+from closeloop.core.periods import within
+from closeloop.core.reading import error_text, fail_cut_off
 from closeloop.surveys.models import Response
 from closeloop.team.models import User
 
 from . import classifier, learning, taxonomy
 from .models import Theme, ThemeCandidate, ThemeDiscovery, ThemeExample, ThemeTag
-from .periods import within
-from .reading import error_text, fail_cut_off
 
 log = logging.getLogger("closeloop.themes")
 
@@ -169,9 +171,9 @@ def _name(keywords: list[str]) -> str:
 
 def request_discovery(since: date, until: date, by: User | None = None) -> ThemeDiscovery:
     if until < since:
-        raise taxonomy.TaxonomyError("until", "is before since")
+        raise FieldError("until", "is before since")
     if (until - since).days > 366:
-        raise taxonomy.TaxonomyError("since", "a period of at most a year")
+        raise FieldError("since", "a period of at most a year")
     return ThemeDiscovery.objects.create(since=since, until=until, requested_by=by)
 
 
@@ -221,10 +223,8 @@ def handle_theme_discovery() -> bool:
     )[:5]:
         if now - discovery.requested_at < WAIT_FOR_TAGGING and _still_reading(discovery, now):
             continue
-        taken = ThemeDiscovery.objects.filter(
-            pk=discovery.pk, status=ThemeDiscovery.Status.QUEUED
-        ).update(status=ThemeDiscovery.Status.RUNNING, started_at=now)
-        if not taken:
+        queued = ThemeDiscovery.objects.filter(pk=discovery.pk, status=ThemeDiscovery.Status.QUEUED)
+        if not claims.claim(queued, status=ThemeDiscovery.Status.RUNNING, started_at=now):
             continue
         try:
             run(discovery)
@@ -251,7 +251,7 @@ def _still_reading(discovery: ThemeDiscovery, now: datetime) -> bool:
 def _open(candidate: ThemeCandidate) -> ThemeCandidate:
     locked = ThemeCandidate.objects.select_for_update().get(pk=candidate.pk)
     if locked.status != ThemeCandidate.Status.OPEN:
-        raise taxonomy.TaxonomyError("candidate", f"already {locked.status}")
+        raise FieldError("candidate", f"already {locked.status}")
     return locked
 
 

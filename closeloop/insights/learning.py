@@ -30,25 +30,18 @@ from pathlib import Path
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from closeloop.core import claims, periods
+from closeloop.core.errors import FieldError
+from closeloop.core.reading import error_text, fail_cut_off
 from closeloop.surveys.models import Response
 from closeloop.team.models import User
 
-from . import classifier, model_files, periods
+from . import classifier, model_files
 from .models import Theme, ThemeExample, ThemeTag, ThemeTraining
-from .reading import error_text, fail_cut_off
 
 log = logging.getLogger("closeloop.themes")
 
 NIGHTLY_HOUR = 2  # local time of the organisation
-
-
-class CorrectionError(ValueError):
-    """A correction names a theme that cannot be used; `field` says which."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(reason)
-        self.field = field
-        self.reason = reason
 
 
 # --- corrections ------------------------------------------------------------------------
@@ -61,10 +54,10 @@ def resolve_themes(slugs: Sequence[str], field: str, *, for_adding: bool) -> lis
     for index, slug in enumerate(slugs):
         theme = found.get(slug)
         if theme is None:
-            raise CorrectionError(f"{field}.{index}", f"no theme {slug!r}")
+            raise FieldError(f"{field}.{index}", f"no theme {slug!r}")
         theme = theme.current
         if for_adding and theme.retired_at is not None:
-            raise CorrectionError(f"{field}.{index}", f"the theme {slug!r} is retired")
+            raise FieldError(f"{field}.{index}", f"the theme {slug!r} is retired")
         themes.append(theme)
     return themes
 
@@ -272,16 +265,11 @@ def request_training(by: User | None = None) -> ThemeTraining:
 
 def _claim_queued(now: datetime) -> ThemeTraining | None:
     fail_cut_off(ThemeTraining, now)
-    for run in ThemeTraining.objects.filter(status=ThemeTraining.Status.QUEUED).order_by(
-        "requested_at", "id"
-    )[:5]:
-        taken = ThemeTraining.objects.filter(pk=run.pk, status=ThemeTraining.Status.QUEUED).update(
-            status=ThemeTraining.Status.RUNNING, started_at=now
-        )
-        if taken:
-            run.refresh_from_db()
-            return run
-    return None
+    queued = ThemeTraining.objects.filter(status=ThemeTraining.Status.QUEUED)
+    taken = claims.claim(
+        queued.order_by("requested_at", "id"), status=ThemeTraining.Status.RUNNING, started_at=now
+    )
+    return ThemeTraining.objects.get(pk=taken[0]) if taken else None
 
 
 def _queue_nightly(now: datetime) -> None:

@@ -8,8 +8,8 @@ from typing import Any
 
 from django.db.models import Count, Q, QuerySet
 
-from .nps import NpsSummary, change_is_significant
-from .periods import day_start
+from closeloop.core.nps import NpsSummary, change_is_significant
+from closeloop.core.periods import day_start
 
 
 def class_counts(prefix: str = "", extra: Q | None = None) -> dict[str, Count]:

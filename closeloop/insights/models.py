@@ -1,7 +1,7 @@
 """Events that explain a trend: incidents, outages, releases and price changes.
 
 Each is drawn on the NPS trend, and `detractor_spike` tests whether the share of
-detractors after it rose beyond what noise explains (DOMAIN.md section 6).
+detractors after it rose beyond what noise explains (docs/domain.md §6).
 """
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ from django.db.models import F, Func, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
 
+from closeloop.core.nps import Z_95
 from closeloop.surveys.models import Response
-
-from .nps import Z_95
 
 # Answers this long before and after an event are compared.
 SPIKE_WINDOW = timedelta(days=14)
@@ -134,7 +133,7 @@ class MonthlyReportRun(models.Model):
 
 
 class Theme(models.Model):
-    """A reason customers give (DOMAIN.md section 6). Default slugs never change.
+    """A reason customers give (docs/domain.md §6). Default slugs never change.
 
     Retired themes keep their tags readable; a merged theme points at the one it
     became, and its tags are moved there (`merged_into`).

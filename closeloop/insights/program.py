@@ -1,4 +1,4 @@
-"""Program metrics (DOMAIN.md section 7): does the follow-up itself work?
+"""Program metrics (docs/domain.md §7): does the follow-up itself work?
 
 Over the cases opened in a period, per owner, per team or per week/month/quarter:
 - follow-up within 48h, automated and personal apart, against the 100% / 80% targets;
@@ -35,10 +35,9 @@ from django.db.models import (
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
+from closeloop.core.periods import Grain, as_period, trunc, within
 from closeloop.loop.models import CALL_REACHED, Activity, FollowUpCase
 from closeloop.surveys.models import Response
-
-from .periods import Grain, as_period, trunc, within
 
 FOLLOW_UP_HOURS = 48
 TARGET_AUTOMATED = 100.0

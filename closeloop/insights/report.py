@@ -19,6 +19,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.urls import reverse
 
+from closeloop.core.nps import Compared, NpsSummary
+from closeloop.core.periods import Grain, day_start, next_period, period_label, period_start, today
 from closeloop.delivery.models import Delivery
 from closeloop.loop.models import Task
 from closeloop.surveys.models import Response
@@ -27,8 +29,6 @@ from closeloop.team.models import User
 from . import program, risk, top_themes
 from .metrics import class_counts, summary_from
 from .models import MonthlyReportRun
-from .nps import Compared, NpsSummary
-from .periods import Grain, day_start, next_period, period_label, period_start, today
 
 TOP = 3
 

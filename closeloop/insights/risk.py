@@ -1,6 +1,6 @@
 """Revenue at risk: the ARR of live accounts showing a churn signal.
 
-An account is at risk when any of these holds (DOMAIN.md sections 7–8):
+An account is at risk when any of these holds (docs/domain.md §7–8):
 - it has an open detractor case;
 - one of its people is a silent detractor: their last answer was 0–6 and they
   have ignored their last two invitations (`surveys.reach.silent_people`);

@@ -6,11 +6,11 @@ from datetime import UTC, datetime
 
 from pydantic import Field, ValidationInfo, field_validator
 
+from closeloop.core.periods import org_zone
 from closeloop.surveys.schemas import EARLIEST_ANSWER, StrictSchema
 from closeloop.team.models import User
 
 from .models import Incident
-from .periods import org_zone
 
 LATEST = datetime(3000, 1, 1, tzinfo=UTC)
 

@@ -19,9 +19,11 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, Coalesce, ExtractMonth, ExtractYear, NullIf
 from django.db.models.lookups import LessThan
 
+from closeloop.core.errors import FieldError
+from closeloop.core.nps import Compared, NpsSummary, change_z
+from closeloop.core.periods import day_start, org_zone
+
 from .metrics import PeriodComparison, class_counts, compare_periods, previous_period, summary_from
-from .nps import Compared, NpsSummary, change_z
-from .periods import day_start, org_zone
 
 # Below this many answers a segment's NPS is too uncertain to rank (its 95%
 # interval is wider than ±30 points for a typical spread).
@@ -48,23 +50,14 @@ TENURE_BUCKETS: list[tuple[int, str]] = [
 TENURE_LAST = "5+ years"
 
 
-class UnknownDimension(ValueError):
-    """A segment dimension that does not exist; `field` names the parameter."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
-
-
 def check_dimension(key: str, field: str = "by") -> str:
-    """`key` if it names a dimension, else UnknownDimension naming `field`."""
+    """`key` if it names a dimension, else FieldError naming `field`."""
     if key in DIMENSIONS:
         return key
     if key.startswith(PROPERTY) and 0 < len(key) - len(PROPERTY) <= 100 and "\x00" not in key:
         return key
     choices = ", ".join(DIMENSIONS)
-    raise UnknownDimension(field, f"must be one of {choices} or property:<name>")
+    raise FieldError(field, f"must be one of {choices} or property:<name>", where="query")
 
 
 def dimension_label(key: str) -> str:

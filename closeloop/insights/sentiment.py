@@ -40,6 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from closeloop.core.reading import INTERIM_SENTIMENT
+
 from . import classifier, model_files
 
 NEGATIVE, NEUTRAL, POSITIVE = "negative", "neutral", "positive"
@@ -60,7 +62,7 @@ CLOSEST = ("product reviews", "tweets")
 # never read.
 VERSION = "sent-minilm-tuned-vader-2"
 # The interim reader while the tuned model is not built yet (`InterimModel`).
-INTERIM_VERSION = "sent-minilm-frozen-lr-1"
+INTERIM_VERSION = INTERIM_SENTIMENT
 INTERIM_FILE = Path(__file__).parent / "data" / "sentiment_interim.json"
 RECHECK_SECONDS = 30.0  # how often a process on the interim reader looks for the tuned model
 MAX_SENTENCES = 20

@@ -16,15 +16,16 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from closeloop.core import claims
+from closeloop.core.reading import error_text
 from closeloop.surveys.models import Response
 
 from . import analysis, sentiment
 from .models import ThemeTag
-from .reading import error_text
 
 log = logging.getLogger("closeloop.themes")
 
@@ -49,20 +50,10 @@ def _claim(model: Any, text_field: str, now: datetime, due_rows: Q | None = None
     """Take up to BATCH due rows (answers, or replies and call notes; by default those
     pending, or `due_rows`) by stamping them with a lease end unique to this claim."""
     due_rows = _due(now) if due_rows is None else due_rows
-    until = now + LEASE
-    with transaction.atomic():
-        due = model.objects.filter(due_rows).order_by("themes_next_at", "id")
-        if connection.features.has_select_for_update_skip_locked:
-            due = due.select_for_update(skip_locked=True)
-        ids = list(due.values_list("id", flat=True)[:BATCH])
-        if not ids:
-            return []
-        model.objects.filter(due_rows, id__in=ids).update(themes_next_at=until)
-    # Rows another worker took between our read and our write carry its stamp, not ours.
+    due = model.objects.filter(due_rows).order_by("themes_next_at", "id")
+    ids = claims.claim(due, BATCH, themes_next_at=now + LEASE)
     return list(
-        model.objects.filter(id__in=ids, themes_next_at=until).only(
-            "id", text_field, "themes_attempts", "themes_next_at"
-        )
+        model.objects.filter(id__in=ids).only("id", text_field, "themes_attempts", "themes_next_at")
     )
 
 

@@ -1,4 +1,4 @@
-"""Changing the themes while history keeps its meaning (DOMAIN.md section 6).
+"""Changing the themes while history keeps its meaning (docs/domain.md §6).
 
 - add a theme; rename it or change its description, probes and owner (its slug stays,
   so API callers and saved filters keep working);
@@ -11,7 +11,7 @@
 - retire a theme (no longer given, added or taught; its tags stay readable) and
   restore it.
 
-Every refusal is a TaxonomyError naming the field.
+Every refusal is a FieldError naming the field.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from closeloop.core.errors import FieldError
 from closeloop.surveys.filters import UNCLASSIFIED
 from closeloop.surveys.models import Response
 from closeloop.team.models import User
@@ -45,27 +46,20 @@ RESERVED = {
 MAX_PROBES = 10
 
 
-class TaxonomyError(ValueError):
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(reason)
-        self.field = field
-        self.reason = reason
-
-
 def _clean_name(name: str, field: str = "name", theme: Theme | None = None) -> str:
     """The name, tidied; unique ignoring case among all themes (retired ones included, as
     reports still name them), so two themes never read the same in a report."""
     name = " ".join((name or "").split())
     if not name:
-        raise TaxonomyError(field, "give the theme a name")
+        raise FieldError(field, "give the theme a name")
     if len(name) > 100:
-        raise TaxonomyError(field, "at most 100 characters")
+        raise FieldError(field, "at most 100 characters")
     same = Theme.objects.filter(name__iexact=name)
     if theme is not None:
         same = same.exclude(pk=theme.pk)
     found = same.first()
     if found is not None:
-        raise TaxonomyError(
+        raise FieldError(
             field, f"a theme named {found.name!r} already exists ({found.state}); choose another"
         )
     return name
@@ -74,33 +68,33 @@ def _clean_name(name: str, field: str = "name", theme: Theme | None = None) -> s
 def _clean_probes(probes: Sequence[str]) -> list[str]:
     cleaned = [" ".join(p.split()) for p in probes if p and p.strip()]
     if len(cleaned) > MAX_PROBES:
-        raise TaxonomyError("probes", f"at most {MAX_PROBES} probe questions")
+        raise FieldError("probes", f"at most {MAX_PROBES} probe questions")
     for index, probe in enumerate(cleaned):
         if len(probe) > 300:
-            raise TaxonomyError(f"probes.{index}", "at most 300 characters")
+            raise FieldError(f"probes.{index}", "at most 300 characters")
     return cleaned
 
 
 def _new_slug(name: str, slug: str, field: str) -> str:
     slug = (slug or slugify(name))[:60].strip("-")
     if not SLUG.match(slug):
-        raise TaxonomyError(field, "use lower-case letters, digits and single hyphens")
+        raise FieldError(field, "use lower-case letters, digits and single hyphens")
     if slug in RESERVED:
-        raise TaxonomyError(field, f"{slug!r} is reserved")
+        raise FieldError(field, f"{slug!r} is reserved")
     if Theme.objects.filter(slug=slug).exists():
-        raise TaxonomyError(field, f"a theme {slug!r} already exists (retired ones included)")
+        raise FieldError(field, f"a theme {slug!r} already exists (retired ones included)")
     return slug
 
 
 def _owner(owner: User | None) -> User | None:
     if owner is not None and not owner.is_active:
-        raise TaxonomyError("owner", "choose an active user")
+        raise FieldError("owner", "choose an active user")
     return owner
 
 
 def _active(theme: Theme, field: str) -> Theme:
     if not theme.is_active:
-        raise TaxonomyError(field, f"{theme.name} is {theme.state}")
+        raise FieldError(field, f"{theme.name} is {theme.state}")
     return theme
 
 
@@ -151,7 +145,7 @@ def merge(source: Theme, target: Theme) -> int:
     _active(source, "theme")
     _active(target, "into")
     if source.pk == target.pk:
-        raise TaxonomyError("into", "choose another theme to merge into")
+        raise FieldError("into", "choose another theme to merge into")
     both = ThemeTag.objects.filter(theme=target).values("response_id")
     moved = ThemeTag.objects.filter(theme=source).exclude(response_id__in=both).update(theme=target)
     ThemeTag.objects.filter(theme=source).delete()  # answers that already had the target
@@ -168,9 +162,9 @@ def split(source: Theme, names: Sequence[str]) -> list[Theme]:
     _active(source, "theme")
     names = [n for n in names if n and n.strip()]
     if len(names) < 2:
-        raise TaxonomyError("names", "name at least two themes to split into")
+        raise FieldError("names", "name at least two themes to split into")
     if len(names) > 10:
-        raise TaxonomyError("names", "at most ten themes")
+        raise FieldError("names", "at most ten themes")
     created = [
         add_theme(
             name,
@@ -206,10 +200,10 @@ def sort_split(source: Theme, choices: dict[int, Theme | None], by: User | None,
     done = 0
     for response_id, theme in choices.items():
         if theme is not None and theme.pk not in children:
-            raise TaxonomyError(f"answer.{response_id}", f"{theme.name} is not part of the split")
+            raise FieldError(f"answer.{response_id}", f"{theme.name} is not part of the split")
         response = Response.objects.filter(pk=response_id, theme_tags__theme=source).first()
         if response is None:
-            raise TaxonomyError(f"answer.{response_id}", "no such answer with this theme")
+            raise FieldError(f"answer.{response_id}", "no such answer with this theme")
         learning.correct(response, [theme] if theme else [], [source], by=by, via=via)
         done += 1
     return done
@@ -228,7 +222,7 @@ def retire(theme: Theme) -> Theme:
 def restore(theme: Theme) -> Theme:
     theme = Theme.objects.select_for_update().get(pk=theme.pk)
     if theme.merged_into_id:
-        raise TaxonomyError("theme", f"{theme.name} was merged; its tags are on another theme")
+        raise FieldError("theme", f"{theme.name} was merged; its tags are on another theme")
     theme.retired_at = None
     theme.save(update_fields=["retired_at"])
     return theme

@@ -10,10 +10,7 @@ from datetime import date, timedelta
 from django.db.models import Avg, Count, OuterRef, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 
-from closeloop.surveys.models import Account, Response
-
-from .models import Theme, ThemeTag
-from .periods import (
+from closeloop.core.periods import (
     Grain,
     as_period,
     day_start,
@@ -23,6 +20,9 @@ from .periods import (
     trunc,
     within,
 )
+from closeloop.surveys.models import Account, Response
+
+from .models import Theme, ThemeTag
 
 
 @dataclass(frozen=True)

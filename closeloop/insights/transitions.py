@@ -18,10 +18,9 @@ from django.db.models.functions import Lag
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from closeloop.core.nps import Category
+from closeloop.core.periods import day_start
 from closeloop.surveys.models import Person, Response
-
-from .nps import Category
-from .periods import day_start
 
 CLASSES = [Category.DETRACTOR, Category.PASSIVE, Category.PROMOTER]
 # The most people a cell's list shows; its CSV has them all.

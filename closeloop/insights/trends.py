@@ -9,10 +9,9 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from .metrics import class_counts, summary_from
-from .nps import STRUCTURAL_DETRACTOR_SHARE, NpsSummary, change_is_significant
-from .nps import change as nps_change
-from .periods import (
+from closeloop.core.nps import STRUCTURAL_DETRACTOR_SHARE, NpsSummary, change_is_significant
+from closeloop.core.nps import change as nps_change
+from closeloop.core.periods import (
     Grain,
     as_period,
     day_start,
@@ -22,6 +21,8 @@ from .periods import (
     period_starts,
     trunc,
 )
+
+from .metrics import class_counts, summary_from
 
 EMPTY = NpsSummary(0, 0, 0)
 

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from django.db import models
 
-from closeloop.db import bulk_insert
+from closeloop.core.db import bulk_insert
 
 M = TypeVar("M", bound=models.Model)
 T = TypeVar("T")

@@ -1,4 +1,4 @@
-"""The conversation guide (DOMAIN.md section 5): five steps, and probes per theme."""
+"""The conversation guide (docs/domain.md §5): five steps, and probes per theme."""
 
 from __future__ import annotations
 

@@ -18,8 +18,9 @@ from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from closeloop.insights import nps
-from closeloop.insights.reading import ReadByWorker
+from closeloop.core import nps
+from closeloop.core.errors import FieldError
+from closeloop.core.reading import ReadByWorker
 from closeloop.surveys.models import Account, Person, Response
 from closeloop.team.models import Team, User
 
@@ -369,13 +370,13 @@ class FollowUpCase(models.Model):
         from . import notify
 
         if resolution not in self.Resolution.values:
-            raise CaseError("resolution", f"must be one of {', '.join(self.Resolution.values)}")
+            raise FieldError("resolution", f"must be one of {', '.join(self.Resolution.values)}")
         if not reason.strip():
-            raise CaseError("reason", "a closing reason is required")
+            raise FieldError("reason", "a closing reason is required")
         if not note.strip():
-            raise CaseError("note", "a closing note is required")
+            raise FieldError("note", "a closing note is required")
         if self.is_closed:
-            raise CaseError("status", "the case is already closed")
+            raise FieldError("status", "the case is already closed")
         self.status = self.Status.CLOSED
         self.resolution = resolution
         self.close_reason = reason.strip()
@@ -399,7 +400,7 @@ class FollowUpCase(models.Model):
         from . import notify
 
         if not self.is_closed:
-            raise CaseError("status", "the case is not closed")
+            raise FieldError("status", "the case is not closed")
         self.status = self.Status.IN_CONVERSATION if self.first_touch_at else self.Status.OPEN
         self.resolution = ""
         self.closed_at = None
@@ -455,7 +456,7 @@ class FollowUpCase(models.Model):
     def watch(self, user: User, actor: User | None) -> None:
         """Add someone (a senior leader, the executive sponsor) who hears of replies."""
         if not user.is_active:
-            raise CaseError("user", "is not an active user")
+            raise FieldError("user", "is not an active user")
         if self.watchers.filter(pk=user.pk).exists():
             return
         self.watchers.add(user)
@@ -465,7 +466,7 @@ class FollowUpCase(models.Model):
 
     def set_detractor_type(self, kind: str, actor: User | None) -> None:
         if kind not in self.DetractorType.values:
-            raise CaseError(
+            raise FieldError(
                 "detractor_type", f"must be one of {', '.join(self.DetractorType.values)}"
             )
         self.detractor_type = kind
@@ -475,9 +476,9 @@ class FollowUpCase(models.Model):
     def commit(self, promise: str, due_at: datetime, actor: User | None) -> Task:
         """Summarise-and-commit: what was promised to the customer, and by when."""
         if not promise.strip():
-            raise CaseError("promise", "say what was promised")
+            raise FieldError("promise", "say what was promised")
         if due_at <= timezone.now():
-            raise CaseError("due_at", "must be in the future")
+            raise FieldError("due_at", "must be in the future")
         task = Task.objects.create(
             case=self,
             kind=Task.Kind.COMMITMENT,
@@ -492,15 +493,6 @@ class FollowUpCase(models.Model):
             task=task.pk,
         )
         return task
-
-
-class CaseError(Exception):
-    """A change to a case was refused; `field` names the input at fault."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
 
 
 CALL_REACHED = {"talked", "resolved_on_call"}
@@ -655,7 +647,7 @@ class InboundMessage(models.Model):
     def attach_to(self, case: FollowUpCase, actor: User | None) -> None:
         """Place a quarantined message on a case by hand; it then counts as the customer's reply."""
         if self.status != self.Status.QUARANTINED:
-            raise CaseError("status", "only quarantined messages can be placed on a case")
+            raise FieldError("status", "only quarantined messages can be placed on a case")
         self.case = case
         self.status = self.Status.MATCHED
         self.handled_by = actor
@@ -764,15 +756,15 @@ class Announcement(models.Model):
     def validate_draft(self) -> None:
         """Refuse a draft that cannot be sent as written (names the field)."""
         if not self.title.strip():
-            raise CaseError("title", "say what shipped")
+            raise FieldError("title", "say what shipped")
         if not self.subject.strip():
-            raise CaseError("subject", "an email needs a subject")
+            raise FieldError("subject", "an email needs a subject")
         if not self.body.strip():
-            raise CaseError("body", "an email needs a body")
+            raise FieldError("body", "an email needs a body")
         try:
             outreach.check_fix_template(self.subject, self.body)
-        except outreach.TemplateError as exc:
-            raise CaseError(exc.field, exc.reason) from exc
+        except FieldError as exc:
+            raise FieldError(exc.field, exc.reason) from exc
 
     @classmethod
     def draft(cls, case_ids: list[int], **fields: Any) -> Announcement:
@@ -817,22 +809,22 @@ class Announcement(models.Model):
         """Set the cases: the listed ids (all must exist), plus the tag's cases if `by_tag`
         and the theme's if `by_theme`."""
         if self.status == self.Status.SENT:
-            raise CaseError("status", "this announcement was already sent")
+            raise FieldError("status", "this announcement was already sent")
         chosen: set[int] = set()
         if case_ids:
             wanted = set(case_ids)
             found = set(FollowUpCase.objects.filter(pk__in=wanted).values_list("pk", flat=True))
             missing = sorted(wanted - found)
             if missing:
-                raise CaseError("case_ids", f"no case with id {', '.join(map(str, missing))}")
+                raise FieldError("case_ids", f"no case with id {', '.join(map(str, missing))}")
             chosen |= found
         if by_tag:
             if not self.tag.strip():
-                raise CaseError("tag", "name a tag to choose cases by")
+                raise FieldError("tag", "name a tag to choose cases by")
             chosen |= set(self.tagged_cases(self.tag).values_list("pk", flat=True))
         if by_theme:
             if self.theme_id is None:
-                raise CaseError("theme", "choose a theme to choose cases by")
+                raise FieldError("theme", "choose a theme to choose cases by")
             chosen |= set(self.themed_cases(self.theme).values_list("pk", flat=True))
         self.cases.set(chosen)
 
@@ -888,10 +880,10 @@ class Announcement(models.Model):
                 Announcement.objects.select_for_update().filter(pk=self.pk).get().status
                 == self.Status.SENT
             ):
-                raise CaseError("status", "this announcement was already sent")
+                raise FieldError("status", "this announcement was already sent")
             cases = self.chosen_cases()
             if not cases:
-                raise CaseError("case_ids", "choose at least one case")
+                raise FieldError("case_ids", "choose at least one case")
             told: dict[int, FollowUpCase] = {}
             with batch.collecting():
                 for case in cases:

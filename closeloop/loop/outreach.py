@@ -1,6 +1,6 @@
 """Outreach templates: the shipped defaults, filling in {variables}, and the linter.
 
-The linter applies DOMAIN.md's rules for a first outreach email. Saving an
+The linter applies the rules of docs/domain.md §5 for a first outreach email. Saving an
 automated template that breaks one is refused; a personal template (a human
 reads it before sending) gets the same findings as warnings.
 """
@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from django.conf import settings
+
+from closeloop.core.errors import FieldError
 
 from . import batch
 from .policy import Action
@@ -148,27 +150,18 @@ DEFAULTS: dict[tuple[Action, str], Draft] = {
 }
 
 
-class TemplateError(Exception):
-    """A template cannot be filled in (unknown variable, bad braces)."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
-
-
 def variables_in(text: str, field: str = "body", allowed: dict[str, str] = VARIABLES) -> set[str]:
     """The {names} a template uses; refuses unknown names, attribute access and bad braces."""
     names: set[str] = set()
     try:
         parsed = list(string.Formatter().parse(text))
     except ValueError as exc:
-        raise TemplateError(field, f"{exc} (write {{{{ and }}}} for literal braces)") from exc
+        raise FieldError(field, f"{exc} (write {{{{ and }}}} for literal braces)") from exc
     for _, name, spec, conversion in parsed:
         if name is None:
             continue
         if name not in allowed or spec or conversion:
-            raise TemplateError(
+            raise FieldError(
                 field,
                 f"unknown variable {{{name}}}; use one of "
                 + ", ".join(f"{{{v}}}" for v in allowed),
@@ -302,7 +295,7 @@ def lint(subject: str, body: str, locale: str = "en") -> list[Finding]:
         variables_in(subject, "subject")
         used = variables_in(body, "body")
         text = fill(body, SAMPLE)
-    except TemplateError as exc:
+    except FieldError as exc:
         return [Finding("variables", str(exc))]
     words = len(re.findall(r"\w+", text))
     if words >= MAX_WORDS:

@@ -3,7 +3,7 @@
 Admins edit it (page and API); each save is a new numbered version, and every
 case records the version and the matrix cell that made it, so "why did this
 customer get an automated email?" always has an answer. The defaults are
-DOMAIN.md section 3.
+docs/domain.md §3.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from closeloop.insights.nps import Band, Category
+from closeloop.core.nps import Band, Category
 
 
 class Action(StrEnum):

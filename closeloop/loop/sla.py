@@ -12,9 +12,10 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
+from closeloop.core import claims
 from closeloop.team.models import User
 
 from . import notify, priority
@@ -92,27 +93,20 @@ def handle_one_escalation() -> bool:
         due = FollowUpCase.objects.filter(
             open_filter(), next_escalation_at__lte=now, first_touch_at__isnull=True
         ).order_by("next_escalation_at")
-        if connection.features.has_select_for_update_skip_locked:
-            due = due.select_for_update(skip_locked=True)
-        found = due.values_list("pk", "escalation_level").first()
-        if found is None:
+        # Taken by clearing its escalation time; the next one is set below, once known.
+        taken = claims.claim(due, escalated_at=now, next_escalation_at=None, updated_at=now)
+        if not taken:
             return False
-        pk, level = found
         case = FollowUpCase.objects.select_related(
             "owner__manager__manager", "person", "account", "response", "policy"
-        ).get(pk=pk)
+        ).get(pk=taken[0])
+        pk, level = case.pk, case.escalation_level
         second_level = timedelta(hours=case.policy.rules.escalation.second_level_after_hours)
-        changes = {
-            "escalation_level": level + 1,
-            "escalated_at": now,
-            "next_escalation_at": now + second_level if level == 0 else None,
-            "updated_at": now,
-        }
-        # The conditional update is the claim: of two workers, one sees the old level.
-        if not FollowUpCase.objects.filter(pk=pk, escalation_level=level).update(**changes):
-            return True
-        for name, value in changes.items():
-            setattr(case, name, value)
+        case.escalation_level = level + 1
+        case.next_escalation_at = now + second_level if level == 0 else None
+        FollowUpCase.objects.filter(pk=pk).update(
+            escalation_level=case.escalation_level, next_escalation_at=case.next_escalation_at
+        )
         escalate(case, now)
     log.info("case %s escalated to level %s", pk, level + 1)
     return True

@@ -27,8 +27,8 @@ from datetime import datetime, timedelta
 from django.db.models import Q
 from django.utils import timezone
 
-from closeloop.db import bulk_insert
-from closeloop.insights import nps
+from closeloop.core import nps
+from closeloop.core.db import bulk_insert
 from closeloop.surveys.models import Response, SurveyRequest
 from closeloop.team.models import User
 

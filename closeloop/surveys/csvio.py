@@ -25,9 +25,10 @@ from typing import Any
 from django.db import transaction
 from pydantic import BaseModel, ValidationError
 
+from closeloop.core.errors import FieldError
 from closeloop.team.models import User
 
-from .ingest import IngestError, record_responses, upsert_accounts, upsert_people
+from .ingest import record_responses, upsert_accounts, upsert_people
 from .models import Account, Person, Response, Survey
 from .schemas import AccountIn, PersonIn, ResponseIn
 
@@ -410,7 +411,7 @@ def import_text(
         try:
             with transaction.atomic():
                 report.created += _write(kind, chunk)
-        except IngestError as exc:
+        except FieldError as exc:
             where = f" (rows from {start + 2} on were not imported)" if start else ""
             report.problems.append(Problem(0, exc.field, exc.reason + where))
             break

@@ -1,6 +1,6 @@
 """A believable twelve-month history for a new install, every row marked `is_demo`.
 
-Comments come from small phrase banks per theme (DOMAIN.md section 6), mixed
+Comments come from small phrase banks per theme (docs/domain.md §6), mixed
 so no two read quite alike. Mid-market accounts drift down over the year, so
 the segment views have something real to find.
 """
@@ -14,7 +14,7 @@ from django.contrib.auth.hashers import make_password
 from django.db import transaction
 from django.utils import timezone
 
-from closeloop.insights import nps
+from closeloop.core import nps
 from closeloop.team.models import Role, User
 
 from .ingest import AccountData, PersonData, ResponseData, record_responses
@@ -319,8 +319,8 @@ def seed(accounts: int = 200, people: int = 2000, responses: int = 6000, seed: i
 
 def _discovery() -> None:
     """Ask the worker to look for new themes in the last quarter once it has read it."""
+    from closeloop.core.periods import today
     from closeloop.insights.discovery import request_discovery
-    from closeloop.insights.periods import today
 
     request_discovery(today() - timedelta(days=EMERGING_DAYS - 1), today())
 

@@ -19,24 +19,16 @@ from django.db.models import Exists, OuterRef, Q, QuerySet, TextField
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 
-from closeloop.insights.nps import BAND_RANGES, CATEGORY_RANGES, Band, Category
-from closeloop.insights.periods import day_start, today
-from closeloop.insights.segments import UnknownDimension, check_dimension, dimension_expr
+from closeloop.core.errors import FieldError
+from closeloop.core.nps import BAND_RANGES, CATEGORY_RANGES, Band, Category
+from closeloop.core.periods import day_start, today
+from closeloop.insights.segments import check_dimension, dimension_expr
 
 from .models import Response
 
 PROPERTY_PREFIX = "property."
 # Ids are 64-bit; a longer number can only be an external id.
 MAX_ID = 2**63 - 1
-
-
-class FilterError(ValueError):
-    """A query parameter that cannot be understood; `field` names it."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
 
 
 # Periods and their previous periods must stay inside what dates can represent.
@@ -47,9 +39,9 @@ def _parse_date(name: str, value: str) -> date:
     try:
         day = date.fromisoformat(value)
     except ValueError:
-        raise FilterError(name, f"{value!r} is not a date like 2026-01-31") from None
+        raise FieldError(name, f"{value!r} is not a date like 2026-01-31", where="query") from None
     if not EARLIEST_DAY <= day <= LATEST_DAY:
-        raise FilterError(name, f"must be between {EARLIEST_DAY} and {LATEST_DAY}")
+        raise FieldError(name, f"must be between {EARLIEST_DAY} and {LATEST_DAY}", where="query")
     return day
 
 
@@ -92,52 +84,61 @@ class ResponseFilter:
 
     @classmethod
     def from_params(cls, params: Mapping[str, str]) -> ResponseFilter:
-        """Read filters from query parameters, raising FilterError on bad values."""
+        """Read filters from query parameters, raising FieldError on bad values."""
         flt = cls()
         for key, value in params.items():
             if "\x00" in key or "\x00" in value:
-                raise FilterError(key.replace("\x00", ""), "must not contain the NUL character")
+                raise FieldError(
+                    key.replace("\x00", ""), "must not contain the NUL character", where="query"
+                )
         if params.get("since"):
             flt.since = _parse_date("since", params["since"])
         if params.get("until"):
             flt.until = _parse_date("until", params["until"])
         if flt.since and flt.until and flt.until < flt.since:
-            raise FilterError("until", "is before since")
+            raise FieldError("until", "is before since", where="query")
         if params.get("score"):
             for part in params["score"].split(","):
                 if not part.strip().isdigit() or not 0 <= int(part) <= 10:
-                    raise FilterError("score", f"{part!r} is not an integer from 0 to 10")
+                    raise FieldError(
+                        "score", f"{part!r} is not an integer from 0 to 10", where="query"
+                    )
                 flt.scores.append(int(part))
         if params.get("band"):
             try:
                 flt.band = Band(params["band"])
             except ValueError:
-                raise FilterError("band", "must be severe, moderate or mild") from None
+                raise FieldError(
+                    "band", "must be severe, moderate or mild", where="query"
+                ) from None
         if params.get("category"):
             try:
                 flt.category = Category(params["category"])
             except ValueError:
-                raise FilterError("category", "must be promoter, passive or detractor") from None
+                raise FieldError(
+                    "category", "must be promoter, passive or detractor", where="query"
+                ) from None
         for name in ("account", "tier", "survey", "person", "q", "tag", "theme"):
             if params.get(name):
                 setattr(flt, name, params[name].strip())
         if params.get("sentiment"):
             if params["sentiment"] not in SENTIMENTS:
-                raise FilterError("sentiment", "must be negative, neutral or positive")
+                raise FieldError(
+                    "sentiment", "must be negative, neutral or positive", where="query"
+                )
             flt.sentiment = params["sentiment"]
         if params.get("segment"):
-            try:
-                dimension = check_dimension(params["segment"], "segment")
-            except UnknownDimension as exc:
-                raise FilterError(exc.field, exc.reason) from None
+            dimension = check_dimension(params["segment"], "segment")
             if "segment_value" not in params:
-                raise FilterError("segment_value", "is required with segment")
+                raise FieldError("segment_value", "is required with segment", where="query")
             flt.segment = (dimension, params["segment_value"])
         for key, value in params.items():
             if key.startswith(PROPERTY_PREFIX):
                 prop = key[len(PROPERTY_PREFIX) :]
                 if not prop or len(prop) > 100:
-                    raise FilterError(key, "needs a property name of 1 to 100 characters")
+                    raise FieldError(
+                        key, "needs a property name of 1 to 100 characters", where="query"
+                    )
                 flt.properties[prop] = value
         return flt
 

@@ -13,7 +13,8 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from closeloop.db import delete_some
+from closeloop.core import claims
+from closeloop.core.db import delete_some
 
 from . import csvio
 from .models import CsvImport, Upload
@@ -41,17 +42,13 @@ def _claim() -> CsvImport | None:
     free = CsvImport.objects.filter(status=CsvImport.Status.QUEUED) | CsvImport.objects.filter(
         status=CsvImport.Status.RUNNING, claimed_until__lt=now
     )
-    for candidate in free.order_by("created_at", "pk")[:5]:
-        taken = CsvImport.objects.filter(
-            pk=candidate.pk, status=candidate.status, claimed_until=candidate.claimed_until
-        ).update(
-            status=CsvImport.Status.RUNNING,
-            claimed_until=now + CsvImport.LEASE,
-            phase="checking the rows",
-        )
-        if taken:
-            return CsvImport.objects.select_related("upload").get(pk=candidate.pk)
-    return None
+    taken = claims.claim(
+        free.order_by("created_at", "pk"),
+        status=CsvImport.Status.RUNNING,
+        claimed_until=now + CsvImport.LEASE,
+        phase="checking the rows",
+    )
+    return CsvImport.objects.select_related("upload").get(pk=taken[0]) if taken else None
 
 
 def _progress(job: CsvImport) -> Any:

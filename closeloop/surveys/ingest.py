@@ -17,28 +17,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from closeloop.db import bulk_insert
+from closeloop.core.db import bulk_insert
+from closeloop.core.errors import ConcurrentWriteError, FieldError
 from closeloop.loop import triage
 from closeloop.team.models import User
 
 from .models import Account, Person, Response, ResponseEdit, Survey, SurveyRequest
-
-
-class IngestError(Exception):
-    """An item cannot be stored; `field` names the offending input, dotted."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
-
-
-class ConcurrentWriteError(IngestError):
-    """Other requests kept writing the same people or answers; retrying later will work."""
-
-    def __init__(self) -> None:
-        super().__init__("body", "conflicted with concurrent writes of the same rows; retry")
-
 
 # How often a write that collides with concurrent writers is tried before giving up. Each
 # collision means another writer committed and is done, so up to this many writers racing
@@ -69,7 +53,7 @@ class AccountData:
             return ("external_id", self.external_id)
         if self.name:
             return ("name", self.name)
-        raise IngestError("person.account", "needs an external_id or a name")
+        raise FieldError("person.account", "needs an external_id or a name")
 
 
 @dataclass
@@ -97,7 +81,7 @@ class PersonData:
             return ("email", self.email.strip().lower())
         if self.external_id:
             return ("external_id", self.external_id)
-        raise IngestError("person", "needs an email or an external_id")
+        raise FieldError("person", "needs an email or an external_id")
 
 
 @dataclass
@@ -238,7 +222,7 @@ def _owners_by_email(emails: set[str], field: str = "account.owner_email") -> di
     owners = {u.email.lower(): u for u in User.objects.filter(match)}
     missing = sorted(emails - owners.keys())
     if missing:
-        raise IngestError(field, f"no closeloop user has the email {missing[0]}")
+        raise FieldError(field, f"no closeloop user has the email {missing[0]}")
     return owners
 
 
@@ -249,7 +233,7 @@ def _check_external_ids_free(wanted: dict[tuple[str, str], PersonData]) -> None:
         return
     for holder in Person.objects.filter(external_id__in=claimed).only("email", "external_id"):
         if holder.email != claimed[holder.external_id or ""]:
-            raise IngestError(
+            raise FieldError(
                 "person.external_id",
                 f"{holder.external_id!r} already belongs to a person with another email",
             )
@@ -389,7 +373,7 @@ def _surveys(slugs: set[str | None]) -> dict[str | None, Survey]:
     found: dict[str | None, Survey] = {s.slug: s for s in Survey.objects.filter(slug__in=wanted)}
     for slug in slugs:
         if slug and slug not in found:
-            raise IngestError("survey", f"no survey with slug {slug!r}")
+            raise FieldError("survey", f"no survey with slug {slug!r}")
     if None in slugs:
         found[None] = found.get(Survey.DEFAULT_SLUG) or Survey.default()
     return found

@@ -13,9 +13,9 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from closeloop.db import delete_some
-from closeloop.insights import nps
-from closeloop.insights.reading import ReadByWorker
+from closeloop.core import nps
+from closeloop.core.db import delete_some
+from closeloop.core.reading import ReadByWorker
 
 
 class Account(models.Model):

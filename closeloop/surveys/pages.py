@@ -32,14 +32,14 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from closeloop.clients import client_address
+from closeloop.core.clients import client_address
+from closeloop.core.errors import FieldError
 from closeloop.delivery.models import Delivery
 from closeloop.loop import notify
 
 from . import links
 from .ingest import (
     ACCOUNT_PREFIX,
-    IngestError,
     PersonData,
     ResponseData,
     answer_request,
@@ -358,7 +358,7 @@ def link_survey(request: HttpRequest, slug: str) -> HttpResponse:
                     )
                 ]
             )[0].response
-        except IngestError as exc:
+        except FieldError as exc:
             ctx.update(error=str(exc), comment=comment)
             return _link_form(request, ctx, None, score_given, status=422)
     ctx["saved"] = True

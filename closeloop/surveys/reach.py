@@ -1,11 +1,11 @@
 """Whom surveys reach: response rates per survey and wave, and people who fell silent.
 
-Response rate follows DOMAIN.md §1 and §7: answers over invitations *delivered*
+Response rate follows docs/domain.md §1 and §7: answers over invitations *delivered*
 (accepted by the mail server), compared with the B2B median of 12.4%. Opens
 are counted "where known": an open is seen only when the tracking pixel loads
 or the person clicks, so it is a floor, not a figure to divide by.
 
-Silence (DOMAIN.md §7–8) is a churn signal: a person who answered an earlier
+Silence (docs/domain.md §7–8) is a churn signal: a person who answered an earlier
 survey and has given no answer since the older of their last two invitations.
 An invitation younger than `SILENCE_GRACE` is not yet "ignored".
 """

@@ -1,6 +1,6 @@
 """Sending surveys: schedule people, send due invitations through the outbox, remind once.
 
-Survey hygiene (DOMAIN.md §10) is checked twice, when people are scheduled
+Survey hygiene (docs/domain.md §10) is checked twice, when people are scheduled
 and again when the worker sends: a person who unsubscribed, bounced, has no
 email address or was surveyed within the survey's throttle window is
 *skipped*, with the reason kept on the request. Nothing blocked is queued for
@@ -15,11 +15,12 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from closeloop.db import bulk_insert
+from closeloop.core import claims
+from closeloop.core.db import bulk_insert
 from closeloop.delivery.models import Delivery
 
 from .mail import Invitations
@@ -29,10 +30,6 @@ log = logging.getLogger("closeloop.surveys")
 
 BATCH = 200
 ID_SLICE = 5000
-
-
-class _Lost(Exception):
-    """Another worker took some of the rows this one read; roll back and read again."""
 
 
 def schedule(
@@ -141,42 +138,22 @@ def blocked_reasons(
     return reasons
 
 
-def _claim(due: Any) -> list[int]:
-    """Lock (PostgreSQL) or read the ids of up to BATCH due rows."""
-    if connection.features.has_select_for_update_skip_locked:
-        due = due.select_for_update(skip_locked=True, of=("self",))
-    ids: list[int] = list(due.values_list("id", flat=True)[:BATCH])
-    return ids
-
-
 def handle_due_surveys() -> bool:
     """Worker step: send the survey invitations that are due, skipping the blocked."""
     now = timezone.now()
-    try:
-        with transaction.atomic():
-            due = SurveyRequest.objects.filter(
-                status=SurveyRequest.Status.SCHEDULED, scheduled_at__lte=now
-            ).order_by("scheduled_at", "id")
-            ids = _claim(due)
-            if not ids:
-                return False
-            # The first write takes the rows; on SQLite a worker that read the same rows
-            # finds fewer still scheduled and starts over.
-            taken = SurveyRequest.objects.filter(
-                pk__in=ids, status=SurveyRequest.Status.SCHEDULED
-            ).update(status=SurveyRequest.Status.SENT, sent_at=now)
-            if taken != len(ids):
-                raise _Lost()
-            _send(
-                list(
-                    SurveyRequest.objects.filter(pk__in=ids).select_related(
-                        "survey", "person__account"
-                    )
-                ),
-                now,
-            )
-    except _Lost:
-        pass
+    with transaction.atomic():
+        due = SurveyRequest.objects.filter(
+            status=SurveyRequest.Status.SCHEDULED, scheduled_at__lte=now
+        ).order_by("scheduled_at", "id")
+        ids = claims.claim(due, BATCH, status=SurveyRequest.Status.SENT, sent_at=now)
+        if not ids:
+            return False
+        _send(
+            list(
+                SurveyRequest.objects.filter(pk__in=ids).select_related("survey", "person__account")
+            ),
+            now,
+        )
     return True
 
 
@@ -255,43 +232,35 @@ def handle_reminders() -> bool:
     now = timezone.now()
     did = False
     for survey in Survey.objects.filter(reminder_days__gt=0):
-        try:
-            with transaction.atomic():
-                due = SurveyRequest.objects.filter(
-                    survey=survey,
-                    status=SurveyRequest.Status.SENT,
-                    reminded_at__isnull=True,
-                    purpose=SurveyRequest.Purpose.SURVEY,
-                    sent_at__lte=now - timedelta(days=survey.reminder_days),
-                    # Remind only while the links still work, and only if the invitation left.
-                    sent_at__gte=now - timedelta(days=survey.link_days - 1),
-                    deliveries__purpose=Delivery.Purpose.SURVEY,
-                    deliveries__status=Delivery.Status.SENT,
-                ).order_by("sent_at", "id")
-                ids = _claim(due)
-                if not ids:
-                    continue
-                did = True
-                taken = SurveyRequest.objects.filter(pk__in=ids, reminded_at__isnull=True).update(
-                    reminded_at=now
-                )
-                if taken != len(ids):
-                    raise _Lost()
-                requests = SurveyRequest.objects.filter(pk__in=ids).select_related(
-                    "survey", "person__account"
-                )
-                reminder = Invitations(reminder=True)
-                reminders = []
-                for r in requests:
-                    if r.person.unsubscribed_at is not None or r.person.bounced_at is not None:
-                        continue
-                    try:
-                        reminders.append(reminder(r))
-                    except Exception:  # this request's data alone: its reminder is skipped
-                        log.exception("reminder for survey request %s could not be written", r.pk)
-                insert_isolated(reminders, _reminder_refused)
-        except _Lost:
+        with transaction.atomic():
+            due = SurveyRequest.objects.filter(
+                survey=survey,
+                status=SurveyRequest.Status.SENT,
+                reminded_at__isnull=True,
+                purpose=SurveyRequest.Purpose.SURVEY,
+                sent_at__lte=now - timedelta(days=survey.reminder_days),
+                # Remind only while the links still work, and only if the invitation left.
+                sent_at__gte=now - timedelta(days=survey.link_days - 1),
+                deliveries__purpose=Delivery.Purpose.SURVEY,
+                deliveries__status=Delivery.Status.SENT,
+            ).order_by("sent_at", "id")
+            ids = claims.claim(due, BATCH, reminded_at=now)
+            if not ids:
+                continue
             did = True
+            requests = SurveyRequest.objects.filter(pk__in=ids).select_related(
+                "survey", "person__account"
+            )
+            reminder = Invitations(reminder=True)
+            reminders = []
+            for r in requests:
+                if r.person.unsubscribed_at is not None or r.person.bounced_at is not None:
+                    continue
+                try:
+                    reminders.append(reminder(r))
+                except Exception:  # this request's data alone: its reminder is skipped
+                    log.exception("reminder for survey request %s could not be written", r.pk)
+            insert_isolated(reminders, _reminder_refused)
     return did
 
 

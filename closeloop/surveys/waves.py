@@ -18,7 +18,7 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from closeloop.loop.models import CaseError
+from closeloop.core.errors import FieldError
 from closeloop.team.models import User
 
 from . import csvio
@@ -51,14 +51,14 @@ class Audience:
     def check(self) -> None:
         """Refuse a choice that cannot be read, naming the field."""
         if self.source not in self.SOURCES:
-            raise CaseError("source", "choose accounts, a segment or a CSV file")
+            raise FieldError("source", "choose accounts, a segment or a CSV file")
         if self.source == "accounts" and not self.account_ids:
-            raise CaseError("accounts", "choose at least one account")
+            raise FieldError("accounts", "choose at least one account")
         if self.source == "csv" and not self.csv_people:
-            raise CaseError("file", "the CSV file holds no people")
+            raise FieldError("file", "the CSV file holds no people")
         if self.source == "segment" and (self.property_key or self.property_value):
             if not _PROPERTY_KEY.match(self.property_key) or "__" in self.property_key:
-                raise CaseError(
+                raise FieldError(
                     "property_key",
                     "a property name is 1–100 letters, digits, spaces, '.', '_' or '-'",
                 )
@@ -105,19 +105,19 @@ def read_csv(raw: bytes) -> tuple[list[PersonData], str]:
     try:
         text = csvio.decode(raw)
     except csvio.CsvFileError as exc:
-        raise CaseError("file", str(exc)) from None
+        raise FieldError("file", str(exc)) from None
     valid, report = csvio.read("people", text)
     if report.problems:
         first = report.problems[0]
         more = f" (and {len(report.problems) - 1} more)" if len(report.problems) > 1 else ""
         where = f"row {first.row}, " if first.row else ""
-        raise CaseError("file", f"{where}{first.column}: {first.reason}{more}")
+        raise FieldError("file", f"{where}{first.column}: {first.reason}{more}")
     return [item.to_data() for _, item in valid if isinstance(item, PersonIn)], text
 
 
 def _within_limit(reached: int) -> None:
     if reached > MAX_WAVE:
-        raise CaseError("audience", f"a wave reaches at most {MAX_WAVE:,} people; narrow it down")
+        raise FieldError("audience", f"a wave reaches at most {MAX_WAVE:,} people; narrow it down")
 
 
 @dataclass
@@ -163,15 +163,15 @@ def start(
     """Make a wave and schedule its people, in one transaction (CSV people are stored first)."""
     audience.check()
     if not 0 <= spread_days <= MAX_SPREAD_DAYS:
-        raise CaseError("spread_days", f"spread a wave over 0 to {MAX_SPREAD_DAYS} days")
+        raise FieldError("spread_days", f"spread a wave over 0 to {MAX_SPREAD_DAYS} days")
     if len(name) > 200:
-        raise CaseError("name", "at most 200 characters")
+        raise FieldError("name", "at most 200 characters")
     with transaction.atomic():
         if audience.source == "csv":
             upsert_people(audience.csv_people)
         people = list(audience.query().select_related("account")[: MAX_WAVE + 1])
         if not people:
-            raise CaseError("audience", "nobody with an email address matches this choice")
+            raise FieldError("audience", "nobody with an email address matches this choice")
         _within_limit(len(people))
         wave = Wave.objects.create(
             survey=survey,

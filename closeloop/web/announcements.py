@@ -14,8 +14,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
 from closeloop.api.announcements import theme_named
+from closeloop.core.errors import FieldError
 from closeloop.delivery.models import Delivery
-from closeloop.loop.models import Announcement, CaseError
+from closeloop.loop.models import Announcement
 from closeloop.loop.outreach import FIX_VARIABLES
 from closeloop.team.models import User
 
@@ -35,7 +36,7 @@ def _ids(raw: str) -> list[int]:
     for part in raw.replace(",", " ").split():
         part = part.lstrip("#")
         if not part.isdigit() or len(part) > 18:
-            raise CaseError("case_ids", f"{part!r} is not a case number")
+            raise FieldError("case_ids", f"{part!r} is not a case number")
         ids.append(int(part))
     return ids
 
@@ -111,7 +112,7 @@ def _act(item: Announcement, request: HttpRequest, user: User) -> str:
     post = request.POST
     action = post.get("action", "")
     if item.status == Announcement.Status.SENT:
-        raise CaseError("status", "this announcement was already sent")
+        raise FieldError("status", "this announcement was already sent")
     current = list(item.cases.values_list("pk", flat=True))
     if action == "save":
         item.title = post.get("title", "").strip()
@@ -140,4 +141,4 @@ def _act(item: Announcement, request: HttpRequest, user: User) -> str:
         return (
             f"Queued {item.emailed} email(s); {item.not_emailed} customer(s) could not be emailed."
         )
-    raise CaseError("action", f"unknown action {action!r}")
+    raise FieldError("action", f"unknown action {action!r}")

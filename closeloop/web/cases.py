@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_POST
 
+from closeloop.core.errors import FieldError
 from closeloop.delivery.models import Delivery, Outage
 from closeloop.insights import learning, program
 from closeloop.insights.models import Theme
@@ -26,7 +27,6 @@ from closeloop.loop import erasure, guide, notify, outreach
 from closeloop.loop.models import (
     CALL_OUTCOMES,
     Announcement,
-    CaseError,
     FollowUpCase,
     InboundMessage,
     Notification,
@@ -207,10 +207,10 @@ def _correct_themes(case: FollowUpCase, action: str, post: Any, user: User) -> s
     """Add or remove one theme on the case's answer: a correction the model learns from."""
     theme = Theme.objects.filter(pk=form_pk(post.get("theme"))).first()
     if theme is None:
-        raise CaseError("theme", "choose a theme")
+        raise FieldError("theme", "choose a theme")
     adding = action == "theme_add"
     if adding and (theme.retired_at or theme.merged_into_id):
-        raise CaseError("theme", f"{theme.name} is retired")
+        raise FieldError("theme", f"{theme.name} is retired")
     learning.correct(
         case.response,
         add=[theme] if adding else [],
@@ -224,7 +224,7 @@ def _correct_themes(case: FollowUpCase, action: str, post: Any, user: User) -> s
 def _when(value: str, field: str) -> datetime:
     parsed = parse_datetime(value.strip()) if value.strip() else None
     if parsed is None:
-        raise CaseError(field, "give a date and time")
+        raise FieldError(field, "give a date and time")
     if timezone.is_naive(parsed):
         parsed = timezone.make_aware(parsed, timezone.get_fixed_timezone(0))
     return parsed
@@ -266,21 +266,21 @@ def erase_person(request: HttpRequest, pk: int) -> HttpResponse:
 def _act(case: FollowUpCase, action: str, post: Any, user: User) -> str:
     if action == "note":
         if not post.get("text", "").strip():
-            raise CaseError("text", "write something first")
+            raise FieldError("text", "write something first")
         case.add_note(post["text"].strip(), user)
         return "Note added."
     if action == "call":
         outcome = post.get("outcome", "")
         if outcome not in CALL_OUTCOMES:
-            raise CaseError("outcome", "choose how the call went")
+            raise FieldError("outcome", "choose how the call went")
         case.log_call(outcome, post.get("note", "").strip(), user)
         return "Call logged."
     if action == "email":
         subject, body = post.get("subject", "").strip(), post.get("body", "").strip()
         if not subject or not body:
-            raise CaseError("subject" if not subject else "body", "is required")
+            raise FieldError("subject" if not subject else "body", "is required")
         if notify.customer_email(case, subject, body, Delivery.Purpose.OUTREACH, user) is None:
-            raise CaseError("email", "not sent; the timeline says why")
+            raise FieldError("email", "not sent; the timeline says why")
         return "Email queued; it is sent within seconds and logged here."
     if action == "commit":
         case.commit(post.get("promise", ""), _when(post.get("due_at", ""), "due_at"), user)
@@ -290,14 +290,14 @@ def _act(case: FollowUpCase, action: str, post: Any, user: User) -> str:
         return "Case closed."
     if action == "reopen":
         if not post.get("reason", "").strip():
-            raise CaseError("reason", "say why it is reopened")
+            raise FieldError("reason", "say why it is reopened")
         case.reopen(post["reason"].strip(), user)
         return "Case reopened."
     if action == "assign":
         raw = post.get("owner", "")
         owner = User.objects.filter(pk=form_pk(raw), is_active=True).first()
         if raw and owner is None:
-            raise CaseError("owner", "no such user")
+            raise FieldError("owner", "no such user")
         case.assign(owner, user, post.get("why", "").strip())
         return "Reassigned."
     if action in ("theme_add", "theme_remove"):
@@ -308,14 +308,14 @@ def _act(case: FollowUpCase, action: str, post: Any, user: User) -> str:
     if action == "task_done":
         task = case.tasks.filter(pk=form_pk(post.get("task"))).first()
         if task is None:
-            raise CaseError("task", "no such task on this case")
+            raise FieldError("task", "no such task on this case")
         task.complete(user)
         return "Task done."
     if action == "watch":
         raw = post.get("user", "")
         watcher = User.objects.filter(pk=form_pk(raw), is_active=True).first()
         if watcher is None:
-            raise CaseError("user", "no such user")
+            raise FieldError("user", "no such user")
         case.watch(watcher, user)
         return f"{watcher.display_name} added; they hear of the customer's replies."
     if action == "announce":
@@ -324,10 +324,10 @@ def _act(case: FollowUpCase, action: str, post: Any, user: User) -> str:
             pk=form_pk(raw), status=Announcement.Status.DRAFT
         ).first()
         if draft is None:
-            raise CaseError("announcement", "no such draft announcement")
+            raise FieldError("announcement", "no such draft announcement")
         draft.cases.add(case)
         return f"Added to “{draft.title}”; the customer hears when it is sent."
-    raise CaseError("action", f"unknown action {action!r}")
+    raise FieldError("action", f"unknown action {action!r}")
 
 
 @login_required
@@ -356,7 +356,7 @@ def quarantine(request: HttpRequest) -> HttpResponse:
                 raw = request.POST.get("case", "")
                 case = FollowUpCase.objects.filter(pk=form_pk(raw)).first()
                 if case is None:
-                    raise CaseError("case", "no case with that number")
+                    raise FieldError("case", "no case with that number")
                 message.attach_to(case, user)
         return redirect("quarantine")
     held = InboundMessage.objects.filter(status=InboundMessage.Status.QUARANTINED).order_by(

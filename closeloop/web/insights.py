@@ -16,17 +16,12 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
+from closeloop.core.errors import FieldError
+from closeloop.core.nps import Category
+from closeloop.core.periods import Grain, local_date, period_label, period_start, period_starts
 from closeloop.insights import calculators, program, report, risk, top_themes, transitions
 from closeloop.insights import segments as seg
 from closeloop.insights.models import SPIKE_MIN_ANSWERS, SPIKE_WINDOW, Incident, with_spikes
-from closeloop.insights.nps import Category
-from closeloop.insights.periods import (
-    Grain,
-    local_date,
-    period_label,
-    period_start,
-    period_starts,
-)
 from closeloop.insights.schemas import IncidentIn
 from closeloop.loop.models import FollowUpCase
 from closeloop.surveys.models import Account, Response
@@ -53,7 +48,7 @@ def _segments(request: HttpRequest) -> tuple[seg.SegmentTable, str | None]:
     by = request.GET.get("by") or "tier"
     try:
         seg.check_dimension(by)
-    except seg.UnknownDimension as exc:
+    except FieldError as exc:
         error, by = error or f"{exc.field}: {exc.reason}", "tier"
     table = seg.segment_table(
         flt.apply_segment(Response.objects.all()), by, since, until, request.GET.get("sort", "")
@@ -319,7 +314,7 @@ def _cell(request: HttpRequest, name: str) -> Category | None:
     try:
         return Category(value)
     except ValueError:
-        raise seg.UnknownDimension(name, "must be detractor, passive or promoter") from None
+        raise FieldError(name, "must be detractor, passive or promoter", where="query") from None
 
 
 def _transitions(
@@ -329,7 +324,7 @@ def _transitions(
     since, until = flt.period(DEFAULT_DAYS)
     try:
         before, after = _cell(request, "before"), _cell(request, "after")
-    except seg.UnknownDimension as exc:
+    except FieldError as exc:
         before, after, error = None, None, error or f"{exc.field}: {exc.reason}"
     if (before is None) != (after is None):
         before, after, error = None, None, error or "after: give both before and after"
@@ -657,7 +652,7 @@ def _calculate(get: Any, name: str, run: Any) -> tuple[Any, str | None]:
         return None, None
     try:
         return run(), None
-    except calculators.CalculatorError as exc:
+    except FieldError as exc:
         return None, f"{exc.field}: {exc.reason}"
 
 

@@ -22,12 +22,14 @@ from closeloop.api.cases import (
     ChannelIn,
     RuleIn,
     TeamIn,
-    TemplateLintError,
     add_channel,
     add_rule,
     save_team,
     save_template,
 )
+from closeloop.core.errors import FieldError
+from closeloop.core.nps import Band
+from closeloop.core.periods import today
 from closeloop.delivery.models import EVENTS, Channel
 from closeloop.insights import discovery, learning, taxonomy
 from closeloop.insights.models import (
@@ -37,10 +39,7 @@ from closeloop.insights.models import (
     ThemeExample,
     ThemeTraining,
 )
-from closeloop.insights.nps import Band
-from closeloop.insights.periods import today
-from closeloop.insights.taxonomy import TaxonomyError
-from closeloop.loop.models import CaseError, OutreachTemplate, RoutingRule, TriagePolicy
+from closeloop.loop.models import OutreachTemplate, RoutingRule, TriagePolicy
 from closeloop.loop.outreach import DEFAULTS, VARIABLES, lint, template_for
 from closeloop.loop.policy import DEFAULT_PLAYBOOKS, Action, PolicyConfig
 from closeloop.team.models import Team, User
@@ -167,7 +166,7 @@ def routing_settings(request: HttpRequest) -> HttpResponse:
                 )
                 messages.success(request, f"Team {team.name} saved.")
             else:
-                raise CaseError("action", f"unknown action {action!r}")
+                raise FieldError("action", f"unknown action {action!r}")
         return redirect("settings-routing")
     return render(
         request,
@@ -270,8 +269,8 @@ def template_edit(request: HttpRequest, action: str, locale: str) -> HttpRespons
         else:
             try:
                 save_template(act, locale, subject, body, user)
-            except TemplateLintError as exc:
-                findings = exc.findings
+            except FieldError:
+                findings = lint(subject, body, locale)
                 messages.error(request, "Not saved: an automated email must pass every rule below.")
                 status = 422
             else:
@@ -296,7 +295,7 @@ def template_edit(request: HttpRequest, action: str, locale: str) -> HttpRespons
 def _theme(post: QueryDict, name: str = "theme") -> Theme:
     theme = Theme.objects.filter(pk=form_pk(post.get(name))).first()
     if theme is None:
-        raise TaxonomyError(name, "choose a theme")
+        raise FieldError(name, "choose a theme")
     return theme
 
 
@@ -304,7 +303,7 @@ def _owner_from(post: QueryDict) -> User | None:
     raw = post.get("owner", "")
     owner = User.objects.filter(pk=form_pk(raw)).first()
     if raw and owner is None:
-        raise TaxonomyError("owner", "no such user")
+        raise FieldError("owner", "no such user")
     return owner
 
 
@@ -354,20 +353,20 @@ def _theme_action(request: HttpRequest, post: QueryDict) -> str:
     if action in ("accept", "dismiss"):
         candidate = ThemeCandidate.objects.filter(pk=form_pk(post.get("candidate"))).first()
         if candidate is None:
-            raise TaxonomyError("candidate", "no such candidate")
+            raise FieldError("candidate", "no such candidate")
         if action == "dismiss":
             discovery.dismiss(candidate, user)
             return f"{candidate.name} dismissed."
         theme = discovery.accept(candidate, post.get("name", ""), user, post.get("slug", ""))
         return f"Theme {theme.name} added with {candidate.size} tagged answers; retraining queued."
-    raise TaxonomyError("action", f"unknown action {action!r}")
+    raise FieldError("action", f"unknown action {action!r}")
 
 
 def _date(value: str, field: str) -> date:
     try:
         return date.fromisoformat(value.strip())
     except ValueError:
-        raise TaxonomyError(field, "give a date (YYYY-MM-DD)") from None
+        raise FieldError(field, "give a date (YYYY-MM-DD)") from None
 
 
 @login_required

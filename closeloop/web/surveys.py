@@ -18,7 +18,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 
-from closeloop.loop.models import CaseError
+from closeloop.core.errors import FieldError
 from closeloop.surveys import mail, pages, reach, waves
 from closeloop.surveys.ingest import PersonData
 from closeloop.surveys.models import Survey, SurveyRequest, Upload, Wave
@@ -161,12 +161,14 @@ def _audience(form: WaveForm, user: User) -> tuple[waves.Audience, str]:
 
 
 def _kept_upload(token: str) -> Upload:
-    """The file checked in the first step (kept for a day), or a CaseError naming `file`."""
+    """The file checked in the first step (kept for a day), or a FieldError naming `file`."""
     try:
         pk = signing.loads(token, salt=_UPLOAD_SALT, max_age=int(Upload.KEPT.total_seconds()))
         return Upload.objects.get(pk=int(pk))
     except (signing.BadSignature, Upload.DoesNotExist, TypeError, ValueError):
-        raise CaseError("file", "choose the CSV file (the one checked is no longer kept)") from None
+        raise FieldError(
+            "file", "choose the CSV file (the one checked is no longer kept)"
+        ) from None
 
 
 @login_required
@@ -221,7 +223,7 @@ def wave(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
         user = _manager(request)
         with reported(request):
             if request.POST.get("action") != "cancel":
-                raise CaseError("action", "unknown action")
+                raise FieldError("action", "unknown action")
             n = waves.cancel_rest(item, user)
             messages.success(request, f"{n} request(s) not yet sent were cancelled.")
         return redirect("wave", slug, pk)

@@ -22,14 +22,13 @@ from django.views.decorators.cache import never_cache
 from pydantic import ValidationError
 
 from closeloop.api.models import ApiKey
-from closeloop.insights.metrics import compare_periods, score_distribution
-from closeloop.insights.models import Incident, Spike, Theme, with_spikes
-from closeloop.insights.nps import (
+from closeloop.core.errors import FieldError
+from closeloop.core.nps import (
     B2B_SAAS_AVERAGE_NPS,
     HEALTHY_DETRACTOR_SHARE,
     STRUCTURAL_DETRACTOR_SHARE,
 )
-from closeloop.insights.periods import (
+from closeloop.core.periods import (
     Grain,
     day_start,
     local_date,
@@ -38,12 +37,12 @@ from closeloop.insights.periods import (
     today,
     within,
 )
-from closeloop.insights.taxonomy import TaxonomyError
+from closeloop.insights.metrics import compare_periods, score_distribution
+from closeloop.insights.models import Incident, Spike, Theme, with_spikes
 from closeloop.insights.trends import TrendPoint, trend
-from closeloop.loop.models import CaseError
 from closeloop.surveys import csvio, imports
 from closeloop.surveys.demo import has_demo_data
-from closeloop.surveys.filters import FilterError, ResponseFilter
+from closeloop.surveys.filters import ResponseFilter
 from closeloop.surveys.models import Account, CsvImport, Person, Response, Survey
 
 from .forms import ApiKeyForm, ImportForm, ResponseFilterForm
@@ -55,7 +54,7 @@ def _filters(request: HttpRequest) -> tuple[ResponseFilterForm, ResponseFilter, 
     params = {k: str(v) for k, v in request.GET.items() if v}
     try:
         return form, ResponseFilter.from_params(params), None
-    except FilterError as exc:
+    except FieldError as exc:
         return form, ResponseFilter(), f"{exc.field}: {exc.reason}"
 
 
@@ -68,8 +67,8 @@ class Outcome:
 
 @contextmanager
 def reported(request: HttpRequest) -> Iterator[Outcome]:
-    """Make a change from a form in one transaction; a refusal (CaseError, a theme
-    change's TaxonomyError, or a schema's ValidationError) writes nothing and becomes an
+    """Make a change from a form in one transaction; a refusal (FieldError, a theme
+    change's FieldError, or a schema's ValidationError) writes nothing and becomes an
     error message naming the field."""
     outcome = Outcome()
     try:
@@ -79,7 +78,7 @@ def reported(request: HttpRequest) -> Iterator[Outcome]:
         outcome.refused = True
         for problem in field_errors(exc):
             messages.error(request, problem)
-    except (CaseError, TaxonomyError) as exc:
+    except FieldError as exc:
         outcome.refused = True
         messages.error(request, f"{exc.field}: {exc.reason}")
 

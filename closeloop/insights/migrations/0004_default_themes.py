@@ -1,4 +1,4 @@
-"""The default themes of DOMAIN.md section 6, and the existing comments queued for them."""
+"""The default themes of docs/domain.md §6, and the existing comments queued for them."""
 
 from django.db import migrations
 

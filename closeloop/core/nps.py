@@ -1,7 +1,7 @@
 """NPS arithmetic: classes, detractor bands, the score, its uncertainty and change tests.
 
 Every figure a page or the API shows about NPS comes from here, so the rules in
-DOMAIN.md section 1 live in one place. Scores are integers 0..10.
+docs/domain.md §1 live in one place. Scores are integers 0..10.
 """
 
 from __future__ import annotations
@@ -166,7 +166,7 @@ def change_is_significant(before: NpsSummary, after: NpsSummary) -> bool:
     return z is not None and abs(z) > Z_95
 
 
-# Reference points shown beside an organisation's own figures (DOMAIN.md section 1).
+# Reference points shown beside an organisation's own figures (docs/domain.md §1).
 B2B_SAAS_AVERAGE_NPS = 41.0
 HEALTHY_DETRACTOR_SHARE = (10.0, 20.0)
 # Above this share of detractors the problem is structural, not a follow-up problem.

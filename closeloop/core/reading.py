@@ -9,6 +9,10 @@ from typing import Any
 
 from django.db import models
 
+# The version the interim sentiment model writes (the theme engine's sentiment module
+# builds it); readings under it are read again once the tuned model is ready.
+INTERIM_SENTIMENT = "sent-minilm-frozen-lr-1"
+
 # A retraining or discovery "running" this long was cut off with its worker.
 STALE_RUN = timedelta(hours=1)
 
@@ -48,9 +52,7 @@ class ReadByWorker(models.Model):
     @property
     def sentiment_is_interim(self) -> bool:
         """Read by the interim model: read again once the tuned model is ready."""
-        from .sentiment import INTERIM_VERSION
-
-        return self.sentiment_version == INTERIM_VERSION
+        return self.sentiment_version == INTERIM_SENTIMENT
 
     def sentiment_json(self) -> dict[str, Any] | None:
         """The sentiment of the text and of each sentence; None until the worker read it."""
