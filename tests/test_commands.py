@@ -12,7 +12,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from closeloop.insights.metrics import summarise
-from closeloop.surveys import demo
+from closeloop.management import demo
 from closeloop.surveys.models import Account, Person, Response
 from closeloop.team.models import User
 

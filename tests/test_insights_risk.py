@@ -123,7 +123,7 @@ def test_it_counts_themes_by_answers_and_by_distinct_accounts_arr(world: World) 
 
 
 def test_it_filters_answers_by_tag(world: World) -> None:
-    from closeloop.surveys.filters import ResponseFilter
+    from closeloop.insights.filters import ResponseFilter
 
     got = set(
         ResponseFilter(tag="pricing").apply(Response.objects.all()).values_list("pk", flat=True)

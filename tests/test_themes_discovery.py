@@ -18,7 +18,7 @@ from closeloop.insights.models import (
     ThemeExample,
     ThemeTraining,
 )
-from closeloop.surveys.demo import EMERGING_PHRASES
+from closeloop.management.demo import EMERGING_PHRASES
 from closeloop.surveys.models import Response
 from closeloop.team.models import User
 

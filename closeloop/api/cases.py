@@ -22,6 +22,7 @@ from pydantic import field_validator, model_validator
 from closeloop.core.errors import FieldError
 from closeloop.delivery import outbound
 from closeloop.delivery.models import DELIGHTED_EVENTS, EVENTS, Channel
+from closeloop.insights.filters import theme_matches
 from closeloop.loop import notify
 from closeloop.loop.models import (
     CALL_OUTCOMES,
@@ -34,7 +35,6 @@ from closeloop.loop.models import (
 )
 from closeloop.loop.outreach import Draft, Finding, lint, template_for
 from closeloop.loop.policy import Action, PolicyConfig
-from closeloop.surveys.filters import theme_matches
 from closeloop.surveys.schemas import StrictSchema, has_nul
 from closeloop.team.models import Membership, Team, User
 

@@ -19,11 +19,11 @@ from closeloop.core.nps import NpsSummary
 from closeloop.core.periods import Grain, day_start
 from closeloop.insights import program, risk, top_themes, transitions
 from closeloop.insights import segments as seg
+from closeloop.insights.filters import ResponseFilter
 from closeloop.insights.models import Incident, with_spikes
 from closeloop.insights.schemas import IncidentIn
 from closeloop.insights.trends import trend
 from closeloop.loop.models import FollowUpCase
-from closeloop.surveys.filters import ResponseFilter
 from closeloop.surveys.models import Response
 from closeloop.team.models import Team, User
 

@@ -23,10 +23,10 @@ from pydantic import ValidationError
 
 from closeloop.core.errors import FieldError
 from closeloop.core.nps import NpsSummary
+from closeloop.insights.filters import ResponseFilter
 from closeloop.insights.metrics import compare_periods, previous_period
 from closeloop.insights.model_files import ModelNotReady
 from closeloop.loop import erasure
-from closeloop.surveys.filters import ResponseFilter
 from closeloop.surveys.ingest import (
     Outcome,
     record_responses,

@@ -24,7 +24,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from closeloop.core.errors import FieldError
-from closeloop.surveys.filters import UNCLASSIFIED
+from closeloop.insights.filters import UNCLASSIFIED
 from closeloop.surveys.models import Response
 from closeloop.team.models import User
 

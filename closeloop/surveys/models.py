@@ -311,6 +311,11 @@ class Response(ReadByWorker):
     def __str__(self) -> str:
         return f"{self.person} scored {self.score}"
 
+    @staticmethod
+    def demo_loaded() -> bool:
+        """True once `manage.py seed_demo` has loaded the demo answers."""
+        return Response.objects.filter(is_demo=True).exists()
+
     @property
     def category(self) -> nps.Category:
         return nps.category(self.score)

@@ -22,6 +22,7 @@ from django.views.decorators.http import require_POST
 from closeloop.core.errors import FieldError
 from closeloop.delivery.models import Delivery, Outage
 from closeloop.insights import learning, program
+from closeloop.insights.filters import theme_matches
 from closeloop.insights.models import Theme
 from closeloop.loop import erasure, guide, notify, outreach
 from closeloop.loop.models import (
@@ -34,7 +35,6 @@ from closeloop.loop.models import (
     overdue_filter,
     revenue_at_risk,
 )
-from closeloop.surveys.filters import theme_matches
 from closeloop.surveys.models import Response
 from closeloop.team.models import Role, User
 

@@ -37,12 +37,11 @@ from closeloop.core.periods import (
     today,
     within,
 )
+from closeloop.insights.filters import ResponseFilter
 from closeloop.insights.metrics import compare_periods, score_distribution
 from closeloop.insights.models import Incident, Spike, Theme, with_spikes
 from closeloop.insights.trends import TrendPoint, trend
 from closeloop.surveys import csvio, imports
-from closeloop.surveys.demo import has_demo_data
-from closeloop.surveys.filters import ResponseFilter
 from closeloop.surveys.models import Account, CsvImport, Person, Response, Survey
 
 from .forms import ApiKeyForm, ImportForm, ResponseFilterForm
@@ -100,7 +99,7 @@ def form_pk(value: str | None) -> int:
 def _base(**extra: Any) -> dict[str, Any]:
     """What every page shows: the demo banner and the survey list for filters."""
     return {
-        "demo": has_demo_data(),
+        "demo": Response.demo_loaded(),
         "surveys": Survey.objects.all(),
         "themes": Theme.objects.filter(merged_into__isnull=True).order_by("retired_at", "name"),
         **extra,

@@ -15,10 +15,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from closeloop.core import nps
+from closeloop.surveys.ingest import AccountData, PersonData, ResponseData, record_responses
+from closeloop.surveys.models import Account, Person, Response
 from closeloop.team.models import Role, User
-
-from .ingest import AccountData, PersonData, ResponseData, record_responses
-from .models import Account, Person, Response
 
 THEME_PHRASES: dict[str, list[str]] = {
     "usability": [
@@ -211,11 +210,6 @@ LAST = [
     "Ahmed",
 ]
 ROLES = ["admin", "end user", "team lead", "executive", "developer"]
-
-
-def has_demo_data() -> bool:
-    """True once seed_demo has run."""
-    return Response.objects.filter(is_demo=True).exists()
 
 
 def _comment(rng: random.Random, score: int) -> tuple[str, list[str]]:

@@ -5,7 +5,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from closeloop.surveys import demo
+from closeloop.management import demo
+from closeloop.surveys.models import Response
 
 
 class Command(BaseCommand):
@@ -16,7 +17,7 @@ class Command(BaseCommand):
         parser.add_argument("--responses", type=int, default=6000)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if options["once"] and demo.has_demo_data():
+        if options["once"] and Response.demo_loaded():
             self.stdout.write("Demo data already loaded.")
             return
         made = demo.seed(responses=options["responses"])

@@ -22,9 +22,9 @@ from django.db.models.functions import Cast
 from closeloop.core.errors import FieldError
 from closeloop.core.nps import BAND_RANGES, CATEGORY_RANGES, Band, Category
 from closeloop.core.periods import day_start, today
+from closeloop.insights.models import ThemeTag
 from closeloop.insights.segments import check_dimension, dimension_expr
-
-from .models import Response
+from closeloop.surveys.models import Response
 
 PROPERTY_PREFIX = "property."
 # Ids are 64-bit; a longer number can only be an external id.
@@ -52,8 +52,6 @@ SENTIMENTS = ("negative", "neutral", "positive")
 def theme_matches(theme: str, path: str = "") -> Q:
     """Answers carrying the theme with this slug; for UNCLASSIFIED, answers the worker read
     and gave no theme. `path` leads from the queried model to the answer ("response__")."""
-    from closeloop.insights.models import ThemeTag
-
     tagged = ThemeTag.objects.filter(response=OuterRef(path.removesuffix("__") or "pk"))
     if theme == UNCLASSIFIED:
         return Q(Q(**{f"{path}themes_status": "done"}), ~Exists(tagged))
