@@ -5,7 +5,7 @@ from django.urls import include, path
 
 from closeloop.api.inbound import inbound_email
 from closeloop.api.v1 import api
-from closeloop.surveys import pages as survey_pages
+from closeloop.web import survey_pages
 
 urlpatterns = [
     path("admin/", admin.site.urls),

@@ -59,8 +59,8 @@ def default_lanes() -> list[Lane]:
     )
     from closeloop.insights.tuning import handle_sentiment_tuning
     from closeloop.loop.imap import handle_imap_poll
+    from closeloop.loop.imports import handle_csv_import
     from closeloop.loop.sla import handle_one_escalation, handle_priority_refresh
-    from closeloop.surveys.imports import handle_csv_import
     from closeloop.surveys.models import handle_link_hit_expiry
     from closeloop.surveys.sending import handle_due_surveys, handle_reminders
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
+from closeloop.loop import imports
 from closeloop.surveys import csvio
 from closeloop.surveys.models import Account, Person, Response
 from closeloop.team.models import User
@@ -21,7 +22,7 @@ cy@x.io,,6,,,a2,Beta,smb,5000,3
 
 
 def test_it_imports_answers_with_people_accounts_and_extra_columns() -> None:
-    report = csvio.import_text("responses", GOOD)
+    report = imports.import_text("responses", GOOD)
     assert report.ok and report.written and (report.imported, report.created) == (3, 3)
     ana = Response.objects.get(person__email="ana@x.io")
     assert ana.score == 2 and ana.comment == "Too slow, again" and ana.source == "import"
@@ -32,8 +33,8 @@ def test_it_imports_answers_with_people_accounts_and_extra_columns() -> None:
 
 
 def test_it_creates_nothing_when_the_same_file_is_imported_again() -> None:
-    csvio.import_text("responses", GOOD)
-    again = csvio.import_text("responses", GOOD)
+    imports.import_text("responses", GOOD)
+    again = imports.import_text("responses", GOOD)
     assert again.imported == 3 and again.created == 0
     assert Response.objects.count() == 3 and Person.objects.count() == 3
 
@@ -50,7 +51,7 @@ six@x.io,3,,,,extra-cell
 
 
 def test_it_reports_every_bad_row_by_row_and_column_and_writes_nothing() -> None:
-    report = csvio.import_text("responses", BAD)
+    report = imports.import_text("responses", BAD)
     assert not report.written and Response.objects.count() == 0 and Person.objects.count() == 0
     assert [(p.row, p.column) for p in report.problems] == [
         (3, "email"),
@@ -66,13 +67,13 @@ def test_it_reports_every_bad_row_by_row_and_column_and_writes_nothing() -> None
 
 
 def test_it_imports_only_the_valid_rows_when_asked() -> None:
-    report = csvio.import_text("responses", BAD, valid_only=True)
+    report = imports.import_text("responses", BAD, valid_only=True)
     assert report.written and report.imported == 1
     assert list(Response.objects.values_list("person__email", flat=True)) == ["ok@x.io"]
 
 
 def test_it_writes_nothing_on_a_dry_run() -> None:
-    report = csvio.import_text("responses", GOOD, dry_run=True)
+    report = imports.import_text("responses", GOOD, dry_run=True)
     assert report.ok and report.valid == 3 and not report.written
     assert Response.objects.count() == 0
 
@@ -86,7 +87,7 @@ def test_it_writes_nothing_on_a_dry_run() -> None:
     ],
 )
 def test_it_names_a_missing_column(kind: str, text: str, column: str) -> None:
-    report = csvio.import_text(kind, text)
+    report = imports.import_text(kind, text)
     assert [(p.row, p.column, p.reason) for p in report.problems] == [(1, column, "missing column")]
 
 
@@ -103,13 +104,13 @@ def test_it_imports_accounts_with_owners_and_people(agent: User) -> None:
         "a1,Acme,enterprise,99000,ALEX@example.com,emea\n"
         "a2,Beta,smb,100,nobody@example.com,us\n"
     )
-    report = csvio.import_text("accounts", accounts)
+    report = imports.import_text("accounts", accounts)
     assert [(p.row, p.column) for p in report.problems] == [(3, "owner_email")]
-    report = csvio.import_text("accounts", accounts, valid_only=True)
+    report = imports.import_text("accounts", accounts, valid_only=True)
     acme = Account.objects.get(external_id="a1")
     assert acme.owner == agent and acme.properties == {"region": "emea"}
     people = "email,name,account_external_id,role\nkim@x.io,Kim,a1,admin\n"
-    assert csvio.import_text("people", people).created == 1
+    assert imports.import_text("people", people).created == 1
     kim = Person.objects.get(email="kim@x.io")
     assert kim.account == acme and kim.properties == {"role": "admin"}
 
@@ -139,9 +140,9 @@ def test_it_neutralises_formulas_on_export() -> None:
 
 def test_it_refuses_a_file_with_nul_characters_or_oversized_cells() -> None:
     with pytest.raises(csvio.CsvFileError, match="line 2 contains a NUL"):
-        csvio.import_text("responses", "email,score\na@x.io,3\x00\n")
+        imports.import_text("responses", "email,score\na@x.io,3\x00\n")
     with pytest.raises(csvio.CsvFileError, match="after line 1: field larger than field limit"):
-        csvio.import_text("responses", 'email,score,comment\na@x.io,3,"' + "x" * 200_000 + '"\n')
+        imports.import_text("responses", 'email,score,comment\na@x.io,3,"' + "x" * 200_000 + '"\n')
     assert Response.objects.count() == 0
 
 

@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from closeloop.surveys import csvio
+from closeloop.loop import imports
 from closeloop.surveys.models import Person, Response
 
 pytestmark = pytest.mark.django_db
@@ -23,7 +23,7 @@ RESPONSES = (
 
 
 def test_it_previews_a_responses_export_without_writing(db: Any) -> None:
-    report = csvio.import_text("delighted", RESPONSES, dry_run=True)
+    report = imports.import_text("delighted", RESPONSES, dry_run=True)
     assert report.ok and report.rows == 3 and not report.written
     assert "Read as a Delighted export of responses." in report.preview
     assert "Kept as person properties: Plan, Country." in report.preview
@@ -33,7 +33,7 @@ def test_it_previews_a_responses_export_without_writing(db: Any) -> None:
 
 
 def test_it_imports_every_column_and_creates_nothing_the_second_time(db: Any) -> None:
-    first = csvio.import_text("delighted", RESPONSES)
+    first = imports.import_text("delighted", RESPONSES)
     assert first.written and first.created == 3
     pat = Response.objects.get(person__email="pat@example.com")
     assert (pat.score, pat.comment, pat.tags) == (
@@ -46,7 +46,7 @@ def test_it_imports_every_column_and_creates_nothing_the_second_time(db: Any) ->
     assert pat.person.name == "Pat Lee"
     assert pat.person.properties == {"Plan": "Pro", "Country": "NL"}
     assert Response.objects.get(external_id="delighted:9003").created_at.year == 2025
-    again = csvio.import_text("delighted", RESPONSES)
+    again = imports.import_text("delighted", RESPONSES)
     assert again.written and again.created == 0
     assert "0 new answers, 3 already imported (left as they are)." in again.preview
     assert Response.objects.count() == 3
@@ -56,7 +56,7 @@ def test_it_imports_every_column_and_creates_nothing_the_second_time(db: Any) ->
 
 def test_it_reads_a_people_export_as_people(db: Any) -> None:
     people = "Email,Name,Created,Company\nkim@example.com,Kim,2024-01-02,Acme\n"
-    report = csvio.import_text("delighted", people)
+    report = imports.import_text("delighted", people)
     assert report.written and "Read as a Delighted export of people." in report.preview
     assert Person.objects.get().properties == {"Created": "2024-01-02", "Company": "Acme"}
 
@@ -68,14 +68,14 @@ def test_it_names_delighteds_own_columns_in_problems(db: Any) -> None:
         "2,someday,5,b@example.com\n"
         "3,2025-01-01,5,not-an-email\n"
     )
-    report = csvio.import_text("delighted", bad)
+    report = imports.import_text("delighted", bad)
     assert not report.written and not Response.objects.exists()
     assert [(p.row, p.column) for p in report.problems] == [
         (2, "Score"),
         (3, "Date"),
         (4, "Email"),
     ]
-    missing = csvio.import_text("delighted", "Score,Comment\n5,ok\n")
+    missing = imports.import_text("delighted", "Score,Comment\n5,ok\n")
     assert [(p.row, p.column) for p in missing.problems] == [(1, "email or person_external_id")]
 
 

@@ -11,7 +11,7 @@ from django.test import Client
 
 from closeloop.api.models import ApiKey
 from closeloop.delivery.models import Channel
-from closeloop.surveys.ingest import change_response
+from closeloop.loop.intake import change_response
 from closeloop.surveys.models import Response
 
 from .conftest import ApiClient, answer, drain

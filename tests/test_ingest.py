@@ -8,7 +8,8 @@ import pytest
 
 from closeloop.core.db import COPY_MIN_ROWS
 from closeloop.core.errors import FieldError
-from closeloop.surveys.ingest import AccountData, PersonData, ResponseData, record_responses
+from closeloop.loop.intake import record_responses
+from closeloop.surveys.ingest import AccountData, PersonData, ResponseData
 from closeloop.surveys.models import Person, Response
 
 pytestmark = pytest.mark.django_db

@@ -7,7 +7,8 @@ import threading
 import pytest
 from django.db import connection, connections
 
-from closeloop.surveys.ingest import PersonData, ResponseData, record_responses
+from closeloop.loop.intake import record_responses
+from closeloop.surveys.ingest import PersonData, ResponseData
 from closeloop.surveys.models import Person, Response
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from closeloop.loop import imports
 from closeloop.loop.inbound import receive
 from closeloop.loop.models import Activity, TriagePolicy
 from closeloop.loop.policy import PolicyConfig
-from closeloop.surveys import csvio
 from closeloop.surveys.models import Account
 from closeloop.team.models import Role, User
 
@@ -73,11 +73,11 @@ def test_it_sets_sponsors_by_api_and_csv_and_adds_watchers_by_hand(
         "/api/v1/accounts", {"external_id": "x", "executive_sponsor_email": "who@example.com"}
     )
     assert bad.status_code == 422 and "executive_sponsor_email" in str(bad.json())
-    report = csvio.import_text(
+    report = imports.import_text(
         "accounts", "external_id,name,executive_sponsor_email\na9,Nine,nobody@example.com\n"
     )
     assert [(p.row, p.column) for p in report.problems] == [(2, "executive_sponsor_email")]
-    csvio.import_text(
+    imports.import_text(
         "accounts", "external_id,name,executive_sponsor_email\na9,Nine,vp@example.com\n"
     )
     assert Account.objects.get(external_id="a9").executive_sponsor == sponsor

@@ -10,7 +10,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
-from closeloop.surveys.ingest import PersonData, ResponseData, record_responses
+from closeloop.loop.intake import record_responses
+from closeloop.surveys.ingest import PersonData, ResponseData
 from closeloop.surveys.models import CsvImport, Response
 from closeloop.team.models import User
 

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from closeloop.surveys.ingest import PersonData, ResponseData, record_responses
+from closeloop.loop.intake import record_responses
+from closeloop.surveys.ingest import PersonData, ResponseData
 from closeloop.team.models import User
 
 from .browser import log_in

@@ -308,7 +308,7 @@ def test_it_keeps_a_link_survey_answer_with_the_query_string_as_properties(
 
 
 def test_it_identifies_a_link_survey_by_a_signed_token(client: Client, db: object) -> None:
-    from closeloop.surveys.pages import person_token
+    from closeloop.web.survey_pages import person_token
 
     Survey.default()
     person = Person.objects.create(email="inapp@example.com")
@@ -333,7 +333,7 @@ def test_it_names_what_is_wrong_with_a_link_surveys_input(client: Client, db: ob
 
 def test_it_stops_every_queued_email_to_a_person_who_unsubscribes(smtp: SmtpServer) -> None:
     from closeloop.delivery.models import Delivery
-    from closeloop.surveys.pages import unsubscribe_person
+    from closeloop.loop.consent import unsubscribe_person
 
     message = surveyed(smtp)
     person = Person.objects.get()
@@ -384,8 +384,9 @@ def test_it_sends_a_survey_whose_question_is_longer_than_a_subject_can_be(
 def test_it_never_lets_answer_properties_overwrite_the_account_facts(
     client: Client, db: object
 ) -> None:
-    from closeloop.surveys.ingest import PersonData, ResponseData, record_responses
-    from closeloop.surveys.pages import person_token
+    from closeloop.loop.intake import record_responses
+    from closeloop.surveys.ingest import PersonData, ResponseData
+    from closeloop.web.survey_pages import person_token
 
     Survey.default()
     account = Account.objects.create(name="Initech", external_id="acc-i", tier="smb")

@@ -9,8 +9,9 @@ import time_machine
 from django.test import Client
 from django.utils import timezone
 
+from closeloop.loop.intake import record_responses
 from closeloop.surveys import links, reach, sending, waves
-from closeloop.surveys.ingest import PersonData, ResponseData, record_responses
+from closeloop.surveys.ingest import PersonData, ResponseData
 from closeloop.surveys.models import Account, Person, Response, Survey, SurveyRequest
 from closeloop.team.models import User
 

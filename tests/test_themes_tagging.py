@@ -14,7 +14,7 @@ from sklearn.linear_model import LogisticRegression
 
 from closeloop.insights import classifier, learning, sentiment, tagging
 from closeloop.insights.models import Theme, ThemeTag
-from closeloop.surveys.ingest import change_response
+from closeloop.loop.intake import change_response
 from closeloop.surveys.models import Account, Response
 
 from .conftest import ApiClient, answer, drain, open_case

@@ -34,17 +34,12 @@ from django.views.decorators.csrf import csrf_exempt
 from closeloop.core.errors import ConcurrentWriteError, FieldError
 from closeloop.insights.metrics import summarise
 from closeloop.loop import erasure
+from closeloop.loop.consent import unsubscribe_person
+from closeloop.loop.intake import change_response, record_responses
 from closeloop.surveys import sending
 from closeloop.surveys.delighted_shapes import person_json, response_json, unix
-from closeloop.surveys.ingest import (
-    PersonData,
-    ResponseData,
-    change_response,
-    record_responses,
-    upsert_people,
-)
+from closeloop.surveys.ingest import PersonData, ResponseData, upsert_people
 from closeloop.surveys.models import Person, Response, Survey, SurveyRequest
-from closeloop.surveys.pages import unsubscribe_person
 from closeloop.surveys.schemas import has_nul, past_problem
 
 from .models import ApiKey

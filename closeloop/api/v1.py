@@ -27,11 +27,8 @@ from closeloop.insights.filters import ResponseFilter
 from closeloop.insights.metrics import compare_periods, previous_period
 from closeloop.insights.model_files import ModelNotReady
 from closeloop.loop import erasure
-from closeloop.surveys.ingest import (
-    Outcome,
-    record_responses,
-    upsert_accounts,
-)
+from closeloop.loop.intake import record_responses
+from closeloop.surveys.ingest import Outcome, upsert_accounts
 from closeloop.surveys.ingest import upsert_people as _upsert_people
 from closeloop.surveys.models import Account, Person, Response, Survey
 from closeloop.surveys.schemas import AccountIn, PersonIn, ResponseIn

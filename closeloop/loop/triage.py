@@ -1,23 +1,6 @@
-"""What happens the moment a customer answers, top to bottom.
-
-`record_responses` (every source: API, survey link, email, CSV import) calls
-`follow_up` inside the transaction that saves the answers, so an answer and
-its follow-up are committed together or not at all:
-
-1. Answers older than the policy's freshness window (historical imports) stop
-   here: following up on last year's score helps nobody.
-2. An answer from a person with an open case joins that case (a new score,
-   a timeline entry, the owner told) instead of opening a second one.
-3. Otherwise triage: the score's band × the account's value picks an action
-   from the policy's matrix (promoters and passives get their own loops),
-   routing picks an owner, the SLA sets `due_at` (and when to escalate), and
-   the priority score places it in the queues.
-4. The outbox gets its rows: the owner's alert (email + in-app), channel
-   messages (Slack, webhooks, email), the first outreach email when the
-   action is automated, a call task when it is a call, and a follow-up
-   survey request when the action asks for one.
-The worker sends the rows after commit and escalates missed deadlines.
-"""
+"""Triage: what a stored answer becomes (a case with an owner, a clock, a priority and
+its first messages), or how a changed answer moves its case. `intake` calls it in the
+transaction that stores the answers; read `intake` for the order of events."""
 
 from __future__ import annotations
 

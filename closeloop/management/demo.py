@@ -15,7 +15,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from closeloop.core import nps
-from closeloop.surveys.ingest import AccountData, PersonData, ResponseData, record_responses
+from closeloop.loop.intake import record_responses
+from closeloop.surveys.ingest import AccountData, PersonData, ResponseData
 from closeloop.surveys.models import Account, Person, Response
 from closeloop.team.models import Role, User
 

@@ -16,19 +16,16 @@ import csv
 import hashlib
 import io
 import re
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from django.db import transaction
 from pydantic import BaseModel, ValidationError
 
-from closeloop.core.errors import FieldError
 from closeloop.team.models import User
 
-from .ingest import record_responses, upsert_accounts, upsert_people
 from .models import Account, Person, Response, Survey
 from .schemas import AccountIn, PersonIn, ResponseIn
 
@@ -381,81 +378,6 @@ def _unknown_reference(item: BaseModel, known: dict[str, set[str]]) -> tuple[str
 
 
 WRITE_CHUNK = 1000
-
-
-def import_text(
-    kind: str,
-    text: str,
-    *,
-    valid_only: bool = False,
-    dry_run: bool = False,
-    progress: Callable[[str, int, int], None] | None = None,
-) -> ImportReport:
-    """Validate every row, then write all of them, or only the valid ones when
-    `valid_only` is set.
-
-    Rows are written WRITE_CHUNK at a time, each chunk in its own transaction, so a
-    large file never holds the database for long; `progress(phase, done, total)` hears
-    of each. Importing is idempotent (answers by their id or content, people by
-    address, accounts by id or name), so a file stopped half-way is finished by
-    importing it again, and nothing is created twice.
-    """
-    valid, report = read(kind, text)
-    if valid:
-        report.preview += _preview([item for _, item in valid])
-    if dry_run or not valid or (report.problems and not valid_only):
-        return report
-    items = [item for _, item in valid]
-    for start in range(0, len(items), WRITE_CHUNK):
-        chunk = items[start : start + WRITE_CHUNK]
-        try:
-            with transaction.atomic():
-                report.created += _write(kind, chunk)
-        except FieldError as exc:
-            where = f" (rows from {start + 2} on were not imported)" if start else ""
-            report.problems.append(Problem(0, exc.field, exc.reason + where))
-            break
-        report.imported += len(chunk)
-        if progress is not None:
-            progress("writing", report.imported, len(items))
-    report.written = report.imported > 0
-    return report
-
-
-def _preview(items: list[BaseModel]) -> list[str]:
-    """What importing the valid rows would change: new and already-known answers and people."""
-    lines = []
-    people = [i.person if isinstance(i, ResponseIn) else i for i in items]
-    emails = {p.email for p in people if isinstance(p, PersonIn) and p.email}
-    known = Person.objects.filter(email__in=emails).count() if emails else 0
-    if isinstance(items[0], ResponseIn):
-        ids = {i.external_id for i in items if isinstance(i, ResponseIn) and i.external_id}
-        stored = Response.objects.filter(external_id__in=ids).count() if ids else 0
-        lines.append(
-            f"{len(ids) - stored} new answer{'s' if len(ids) - stored != 1 else ''}, "
-            f"{stored} already imported (left as they are)."
-        )
-    if emails:
-        lines.append(f"{len(emails) - known} new people, {known} already known (updated).")
-    return lines
-
-
-def _write(kind: str, items: list[Any]) -> int:
-    if kind == "delighted":
-        kind = "responses" if isinstance(items[0], ResponseIn) else "people"
-    if kind == "responses":
-        outcomes = []
-        data = [replace(i.to_data(), source=Response.Source.IMPORT) for i in items]
-        for start in range(0, len(data), 1000):
-            outcomes += record_responses(data[start : start + 1000])
-        return sum(o.created for o in outcomes)
-    if kind == "people":
-        before = Person.objects.count()
-        upsert_people([i.to_data() for i in items])
-        return Person.objects.count() - before
-    before = Account.objects.count()
-    upsert_accounts([i.to_data() for i in items])
-    return Account.objects.count() - before
 
 
 # --- export -------------------------------------------------------------------------------

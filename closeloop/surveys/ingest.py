@@ -1,14 +1,15 @@
-"""Recording answers: what happens, in order, when responses arrive from any source.
+"""Storing answers, people and accounts: the writes behind every source of answers.
 
-API calls, CSV imports and (later) survey links all come through
-`record_responses`, which upserts accounts and people, freezes their
-properties onto each answer and saves it, in one transaction. A batch costs a
-handful of queries however many rows it has.
+`store_responses` upserts accounts and people, freezes their properties onto each
+answer and saves it, in one transaction, a handful of queries however many rows a
+batch has; it hands the new answers to `then` inside that transaction. Answers come
+in through `loop.intake`, which passes its triage as `then`, so no answer is stored
+without its follow-up.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime
 from typing import Any, TypeVar
@@ -19,7 +20,6 @@ from django.utils import timezone
 
 from closeloop.core.db import bulk_insert
 from closeloop.core.errors import ConcurrentWriteError, FieldError
-from closeloop.loop import triage
 from closeloop.team.models import User
 
 from .models import Account, Person, Response, ResponseEdit, Survey, SurveyRequest
@@ -286,8 +286,11 @@ def upsert_people(items: Sequence[PersonData]) -> dict[tuple[str, str], Person]:
     return found
 
 
-def record_responses(items: Sequence[ResponseData]) -> list[Outcome]:
-    """Store answers, all or none, returning one outcome per item in order.
+def store_responses(
+    items: Sequence[ResponseData], then: Callable[[list[Response]], object]
+) -> list[Outcome]:
+    """Store answers, all or none, returning one outcome per item in order; `then(new)`
+    runs on the answers created, in the same transaction.
 
     An item whose `external_id` was stored before is not stored again: its
     outcome carries the original response with `created=False`, which makes
@@ -301,13 +304,17 @@ def record_responses(items: Sequence[ResponseData]) -> list[Outcome]:
     conflict: IntegrityError | None = None
     for _ in range(WRITE_ATTEMPTS):
         try:
-            return _record(items, surveys)
+            return _record(items, surveys, then)
         except IntegrityError as exc:
             conflict = exc
     raise ConcurrentWriteError() from conflict
 
 
-def _record(items: Sequence[ResponseData], surveys: dict[str | None, Survey]) -> list[Outcome]:
+def _record(
+    items: Sequence[ResponseData],
+    surveys: dict[str | None, Survey],
+    then: Callable[[list[Response]], object],
+) -> list[Outcome]:
     with transaction.atomic():
         ext_ids = [i.external_id for i in items if i.external_id]
         existing = (
@@ -362,8 +369,7 @@ def _record(items: Sequence[ResponseData], surveys: dict[str | None, Survey]) ->
             SurveyRequest.objects.filter(pk__in=answered).update(
                 status=SurveyRequest.Status.ANSWERED, answered_at=now
             )
-        # The follow-up starts in the same transaction: no answer is saved without it.
-        triage.follow_up(to_create)
+        then(to_create)
     return outcomes
 
 
@@ -379,46 +385,18 @@ def _surveys(slugs: set[str | None]) -> dict[str | None, Survey]:
     return found
 
 
-def answer_request(
-    request: SurveyRequest, score: int, comment: str | None, source: str
-) -> tuple[Response, bool]:
-    """A person answered through their survey email or page; returns the answer and if it is new.
-
-    The first answer is recorded like any other (and triaged); later ones
-    change it, keeping the history. `comment=None` leaves the comment as it is.
-    """
-    with transaction.atomic():
-        # Lock the request row only: FOR UPDATE on the joined person and survey rows
-        # would block (and on PostgreSQL deadlock with) every transaction that writes a
-        # row pointing at them, such as the worker recording a batch of sent emails.
-        locked = SurveyRequest.objects.select_for_update(of=("self",)).select_related(
-            "person", "survey"
-        )
-        request = locked.get(pk=request.pk)
-        existing = Response.objects.filter(request=request).order_by("pk").first()
-        if existing is not None:
-            return change_response(existing, score=score, comment=comment, via=source), False
-        data = ResponseData(
-            person=PersonData.of(request.person),
-            score=score,
-            comment=comment or "",
-            source=source,
-            survey=request.survey.slug,
-            request=request,
-        )
-        return record_responses([data])[0].response, True
-
-
 def change_response(
     response: Response,
     *,
     score: int | None = None,
     comment: str | None = None,
     via: str,
+    then: Callable[[Response, int, str], object],
     notes: str | None = None,
     properties: dict[str, Any] | None = None,
 ) -> Response:
-    """Change an answer, keeping what it was; its case (or a new one) hears of a new score.
+    """Change an answer, keeping what it was; when its score or comment changed,
+    `then(answer, old_score, old_comment)` runs in the same transaction.
 
     None leaves a field as it is. Properties given are merged into the answer's.
     """
@@ -465,5 +443,5 @@ def change_response(
         answer.updated_at = timezone.now()
         answer.save(update_fields=[*fields_changed, "updated_at"])
         if changed:
-            triage.answer_changed(answer, old_score, old_comment)
+            then(answer, old_score, old_comment)
     return answer

@@ -19,12 +19,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 
 from closeloop.core.errors import FieldError
-from closeloop.surveys import mail, pages, reach, waves
+from closeloop.surveys import mail, reach, waves
 from closeloop.surveys.ingest import PersonData
 from closeloop.surveys.models import Survey, SurveyRequest, Upload, Wave
 from closeloop.surveys.texts import LANGUAGES, texts
 from closeloop.team.models import User
 
+from . import survey_pages
 from .forms import SurveyForm, WaveForm
 from .views import _base, reported, stream
 
@@ -126,7 +127,7 @@ def preview(request: HttpRequest, slug: str, what: str) -> HttpResponse:
     if what == "text":
         email = mail.preview(item, lang, reminder)
         return HttpResponse(f"Subject: {email.subject}\n\n{email.text}", content_type="text/plain")
-    return pages.preview(request, item, lang)
+    return survey_pages.preview(request, item, lang)
 
 
 _UPLOAD_SALT = "closeloop.web.wave-upload"

@@ -25,7 +25,6 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core import signing
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
@@ -34,22 +33,14 @@ from django.views.decorators.http import require_http_methods
 
 from closeloop.core.clients import client_address
 from closeloop.core.errors import FieldError
-from closeloop.delivery.models import Delivery
-from closeloop.loop import notify
-
-from . import links
-from .ingest import (
-    ACCOUNT_PREFIX,
-    PersonData,
-    ResponseData,
-    answer_request,
-    change_response,
-    record_responses,
-)
-from .mail import context, sample_request
-from .models import LinkHit, Person, Response, Survey, SurveyRequest
-from .schemas import has_nul
-from .texts import texts
+from closeloop.loop.consent import unsubscribe_person
+from closeloop.loop.intake import answer_request, change_response, record_responses
+from closeloop.surveys import links
+from closeloop.surveys.ingest import ACCOUNT_PREFIX, PersonData, ResponseData
+from closeloop.surveys.mail import context, sample_request
+from closeloop.surveys.models import LinkHit, Person, Response, Survey, SurveyRequest
+from closeloop.surveys.schemas import has_nul
+from closeloop.surveys.texts import texts
 
 MAX_COMMENT = 10_000
 MAX_LINK_PROPERTIES = 30
@@ -253,23 +244,6 @@ def unsubscribe(request: HttpRequest, value: str) -> HttpResponse:
         "surveys/message.html",
         {**base, "title": message, "message": message, "confirm": t["unsubscribe"]},
     )
-
-
-def unsubscribe_person(person: Person) -> bool:
-    """Stop surveying a person: mark them and cancel what is scheduled. False if already done."""
-    with transaction.atomic():
-        done = Person.objects.filter(pk=person.pk, unsubscribed_at__isnull=True).update(
-            unsubscribed_at=timezone.now()
-        )
-        SurveyRequest.objects.filter(person=person, status=SurveyRequest.Status.SCHEDULED).update(
-            status=SurveyRequest.Status.CANCELLED, status_reason="unsubscribed"
-        )
-        if person.email:  # and every email to them still queued, retries included
-            Delivery.cancel_to_customer(person.email, "not sent: the customer unsubscribed")
-        if done:
-            person.refresh_from_db(fields=["unsubscribed_at"])
-            notify.unsubscribed(person)
-    return bool(done)
 
 
 # --- link surveys (web page or in-app) -----------------------------------------------------

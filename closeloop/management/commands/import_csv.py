@@ -10,6 +10,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from closeloop.loop import imports
 from closeloop.surveys import csvio
 
 
@@ -29,7 +30,7 @@ class Command(BaseCommand):
         path: Path = options["file"]
         try:
             text = csvio.decode(path.read_bytes())
-            report = csvio.import_text(
+            report = imports.import_text(
                 options["kind"],
                 text,
                 valid_only=options["valid_only"],
