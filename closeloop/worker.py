@@ -17,7 +17,9 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial, update_wrapper
 from types import FrameType
+from typing import Any
 
 from django import db
 
@@ -60,23 +62,29 @@ def default_lanes() -> list[Lane]:
     from closeloop.insights.tuning import handle_sentiment_tuning
     from closeloop.loop.imap import handle_imap_poll
     from closeloop.loop.imports import handle_csv_import
+    from closeloop.loop.outcomes import LISTENERS
     from closeloop.loop.sla import handle_one_escalation, handle_priority_refresh
     from closeloop.surveys.models import handle_link_hit_expiry
     from closeloop.surveys.sending import handle_due_surveys, handle_reminders
 
+    # The outbox's steps tell the apps how each delivery went through LISTENERS.
+    send_email, send_slack, send_webhooks = (
+        _bound(step, LISTENERS)
+        for step in (handle_email_batch, handle_slack_batch, handle_webhook_batch)
+    )
     return [
         Lane(
             "mail",
             (
-                handle_email_batch,
+                send_email,
                 handle_one_escalation,
                 handle_due_surveys,
                 handle_reminders,
                 handle_priority_refresh,
             ),
         ),
-        Lane("alerts", (handle_slack_batch,)),
-        Lane("network", (handle_webhook_batch, handle_imap_poll)),
+        Lane("alerts", (send_slack,)),
+        Lane("network", (send_webhooks, handle_imap_poll)),
         Lane(
             "heavy",
             (
@@ -94,6 +102,11 @@ def default_lanes() -> list[Lane]:
             ),
         ),
     ]
+
+
+def _bound(step: Callable[[Any], bool], argument: Any) -> Step:
+    """`step(argument)` as a step of its own, logged under the step's name."""
+    return update_wrapper(partial(step, argument), step)
 
 
 def default_steps() -> list[Step]:

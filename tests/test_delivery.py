@@ -18,6 +18,7 @@ from closeloop.delivery.models import MAX_ATTEMPTS, Attempt, Channel, Delivery
 from closeloop.delivery.sending import SMTP_SESSIONS
 from closeloop.delivery.transports import kept_mailer
 from closeloop.loop.models import Activity, FollowUpCase
+from closeloop.loop.outcomes import LISTENERS
 from closeloop.surveys.models import Account, Person
 from closeloop.team.models import User
 
@@ -302,7 +303,7 @@ def test_it_records_a_sent_batch_again_when_the_database_refused_it_once(
 
     calls: list[int] = []
 
-    def flaky(outcomes: list[sending.Outcome]) -> None:
+    def flaky(outcomes: list[sending.Outcome], listeners: sending.Listeners) -> None:
         calls.append(len(outcomes))
         if len(calls) == 1:  # as PostgreSQL answers a deadlock: the transaction is gone
             raise OperationalError("deadlock detected")
@@ -310,7 +311,7 @@ def test_it_records_a_sent_batch_again_when_the_database_refused_it_once(
     monkeypatch.setattr(sending, "_record", flaky)
     monkeypatch.setattr(sending.time, "sleep", lambda seconds: None)
     outcome = sending.Outcome(delivery=object(), error=None, ms=1)  # type: ignore[arg-type]
-    sending.record([outcome])
+    sending.record([outcome], LISTENERS)
     assert calls == [1, 1]  # recorded on the second try, not left to the lease
 
 

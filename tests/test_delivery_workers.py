@@ -16,6 +16,7 @@ import pytest
 from django.db import connection
 
 from closeloop.delivery.models import Attempt, Delivery
+from closeloop.loop.outcomes import LISTENERS
 
 from .loopback import SmtpServer
 
@@ -175,7 +176,7 @@ def test_it_renews_the_lease_while_a_slow_relay_is_still_sending(
         from django.db import connection as thread_connection
 
         try:
-            sending.handle_email_batch()
+            sending.handle_email_batch(LISTENERS)
         finally:
             thread_connection.close()
 

@@ -6,6 +6,11 @@ not queue behind each other). Only the holder of the token may record the
 outcome, so two workers never send the same row. A claim is a lease: if a
 worker dies mid-batch, its rows become claimable again after `LEASE`; a worker
 still sending (a slow relay) renews it every `RENEW_EVERY`.
+
+The outbox imports no app that queues deliveries. What they must hear (a message
+went out, one failed for good, an address bounced, the mail set-up failed or works
+again) reaches them through the `Listeners` the caller hands in, called inside the
+transaction that records it; `worker.py` hands in `loop.outcomes.LISTENERS`.
 """
 
 from __future__ import annotations
@@ -27,9 +32,6 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from closeloop.core import claims
-from closeloop.loop import batch, notify
-from closeloop.surveys import sending as survey_sending
-from closeloop.surveys.models import Person
 
 from .models import MAX_ATTEMPTS, Attempt, Delivery, Outage, retry_delay
 from .transports import SERVER, TransportError, kept_mailer, send_http, sender_scope
@@ -46,6 +48,20 @@ LEASE = timedelta(seconds=60)
 RENEW_EVERY = timedelta(seconds=15)
 # Outcomes are recorded as they come in, at most this many seconds late.
 RECORD_EVERY = 0.2
+
+
+@dataclass(frozen=True)
+class Listeners:
+    """What the apps that queue deliveries are told, each inside the transaction that
+    records it: `sent` the deliveries that went out; `gave_up` one that failed for good
+    (after `bounced`, when its address refused it for good); `outage` and `outage_over`
+    when the mail set-up stopped all email and when it works again."""
+
+    sent: Callable[[list[Delivery]], object]
+    gave_up: Callable[[Delivery], object]
+    bounced: Callable[[str, datetime], object]
+    outage: Callable[[Outage], object]
+    outage_over: Callable[[Outage], object]
 
 
 def worker_name() -> str:
@@ -95,7 +111,7 @@ class Outcome:
 RECORD_TRIES = 5
 
 
-def record(outcomes: list[Outcome]) -> None:
+def record(outcomes: list[Outcome], listeners: Listeners) -> None:
     """Write a batch's results in one transaction: statuses, attempts, and the cases' timelines.
 
     Only rows still held under their claim token are written: a worker whose
@@ -108,7 +124,7 @@ def record(outcomes: list[Outcome]) -> None:
         return
     for attempt in range(1, RECORD_TRIES + 1):
         try:
-            _record(outcomes)
+            _record(outcomes, listeners)
             return
         except OperationalError:
             if attempt == RECORD_TRIES:
@@ -117,10 +133,11 @@ def record(outcomes: list[Outcome]) -> None:
             time.sleep(0.05 * 2**attempt)
 
 
-def _record(outcomes: list[Outcome]) -> None:
+def _record(outcomes: list[Outcome], listeners: Listeners) -> None:
     now = timezone.now()
     who = worker_name()
-    with transaction.atomic(), batch.collecting():
+    attempts: list[Attempt] = []
+    with transaction.atomic():
         held = set(
             Delivery.objects.filter(
                 pk__in=[o.delivery.pk for o in outcomes],
@@ -134,7 +151,7 @@ def _record(outcomes: list[Outcome]) -> None:
         if len(mine) < len(outcomes):
             log.warning("%d deliveries: claim lost before recording", len(outcomes) - len(mine))
         sent = [o.delivery for o in mine if o.error is None]
-        waits = _outages([o for o in mine if o.error is not None and o.error.setup], now)
+        waits = _outages([o for o in mine if o.error is not None and o.error.setup], now, listeners)
         if sent:
             Delivery.objects.filter(pk__in=[d.pk for d in sent]).update(
                 status=Delivery.Status.SENT,
@@ -145,7 +162,7 @@ def _record(outcomes: list[Outcome]) -> None:
             )
         for outcome in mine:
             delivery, error = outcome.delivery, outcome.error
-            batch.add(
+            attempts.append(
                 Attempt(
                     delivery=delivery,
                     at=now,
@@ -162,23 +179,25 @@ def _record(outcomes: list[Outcome]) -> None:
             elif error.setup:
                 _wait(delivery, error, waits[error.setup])
             else:
-                _failed(delivery, error, now)
+                _failed(delivery, error, now, listeners)
+        Attempt.objects.bulk_create(attempts)
         emails = [d for d in sent if d.kind == Delivery.Kind.EMAIL]
         if emails:
             senders = {sender_scope(d) for d in emails}
             for outage in Outage.resolve({SERVER} | senders, now):
-                notify.mail_outage_over(outage)
-        notify.deliveries_sent(sent)
+                listeners.outage_over(outage)
+        if sent:
+            listeners.sent(sent)
 
 
-def _outages(failed: list[Outcome], now: datetime) -> dict[str, datetime]:
+def _outages(failed: list[Outcome], now: datetime, listeners: Listeners) -> dict[str, datetime]:
     """Report each set-up fault of the batch once; when its emails may be tried again."""
     waits = {}
     for scope in sorted({o.error.setup for o in failed if o.error is not None}):
         errors = [o.error for o in failed if o.error is not None and o.error.setup == scope]
         outage, new = Outage.report(scope, str(errors[0]), len(errors), now)
         if new:
-            notify.mail_outage(outage)
+            listeners.outage(outage)
         waits[scope] = outage.retry_at
     return waits
 
@@ -193,7 +212,7 @@ def _wait(delivery: Delivery, error: TransportError, until: datetime) -> None:
     )
 
 
-def _failed(delivery: Delivery, error: TransportError, now: datetime) -> None:
+def _failed(delivery: Delivery, error: TransportError, now: datetime, listeners: Listeners) -> None:
     """Schedule a retry with backoff, or fail for good on a permanent error or too many tries."""
     attempts = delivery.attempts + 1
     final = error.permanent or attempts >= MAX_ATTEMPTS
@@ -219,20 +238,23 @@ def _failed(delivery: Delivery, error: TransportError, now: datetime) -> None:
         delivery.last_error = message
         delivery.permanent_failure = error.permanent
         delivery.bounced = bounced
-        _gave_up(delivery, now)
+        _gave_up(delivery, now, listeners)
 
 
-def _gave_up(delivery: Delivery, now: datetime) -> None:
-    """A delivery failed for good: mark the bounce if it was one; tell its survey or case."""
+def _gave_up(delivery: Delivery, now: datetime, listeners: Listeners) -> None:
+    """A delivery failed for good: the bounce rule if it was one; its client is told.
+
+    The one rule for every email to a customer (survey, reminder, outreach, fix notice):
+    an address refused for good stops what is still queued to it, and its people are
+    marked bounced (`listeners.bounced`), so later surveys skip them until it changes.
+    """
     if delivery.bounced:
-        bounce(delivery.to, delivery.last_error, now)
-    if delivery.survey_request_id is not None:
-        survey_sending.delivery_failed(delivery)
-    else:
-        notify.delivery_failed(delivery)
+        Delivery.cancel_to_customer(delivery.to, f"the address bounced: {delivery.last_error}")
+        listeners.bounced(delivery.to, now)
+    listeners.gave_up(delivery)
 
 
-def bounced_later(delivery: Delivery, reason: str) -> bool:
+def bounced_later(delivery: Delivery, reason: str, listeners: Listeners) -> bool:
     """The receiving server accepted the email, then reported it undeliverable (a bounce
     report naming the recipient's mailbox): the delivery failed after all, with the same
     consequences as a refusal at once. False if it was not (or no longer) marked sent."""
@@ -257,16 +279,8 @@ def bounced_later(delivery: Delivery, reason: str) -> bool:
         delivery.status = Delivery.Status.FAILED
         delivery.permanent_failure, delivery.bounced = True, bounced
         delivery.last_error = reason[:2000]
-        _gave_up(delivery, now)
+        _gave_up(delivery, now, listeners)
     return True
-
-
-def bounce(address: str, reason: str, now: datetime) -> None:
-    """The one rule for every email to a customer (survey, reminder, outreach, fix notice):
-    an address refused for good marks its people bounced, and what is still queued to it
-    is stopped. Their later surveys skip them until the address changes."""
-    Person.mark_bounced(address, now)
-    Delivery.cancel_to_customer(address, f"the address bounced: {reason}")
 
 
 def _attempt(delivery: Delivery, send: Callable[[Delivery], None]) -> Outcome:
@@ -282,7 +296,7 @@ def _attempt(delivery: Delivery, send: Callable[[Delivery], None]) -> Outcome:
     return Outcome(delivery, error, int((time.monotonic() - started) * 1000))
 
 
-def handle_email_batch() -> bool:
+def handle_email_batch(listeners: Listeners) -> bool:
     """Worker step: send due emails over a few SMTP sessions at once."""
     if Outage.server_paused(timezone.now()):
         return False  # the mail server failed us; wait for its next try (see Outage)
@@ -291,7 +305,10 @@ def handle_email_batch() -> bool:
         return False
     # A few SMTP sessions side by side: each waits on the server most of the time.
     chunks = [claimed[i::SMTP_SESSIONS] for i in range(SMTP_SESSIONS)]
-    _send_all(claimed, _pool("email"), [partial(_send_emails, c) for c in chunks if c])
+    jobs: list[Callable[[queue.SimpleQueue[Outcome]], None]] = [
+        partial(_send_emails, c) for c in chunks if c
+    ]
+    _send_all(claimed, _pool("email"), jobs, listeners)
     return True
 
 
@@ -301,23 +318,23 @@ def _send_emails(deliveries: list[Delivery], done: queue.SimpleQueue[Outcome]) -
         done.put(_attempt(delivery, m.send))
 
 
-def handle_slack_batch() -> bool:
+def handle_slack_batch(listeners: Listeners) -> bool:
     """Worker step: post due Slack messages (owners' alerts), apart from webhooks, so a
     slow webhook receiver never holds an alert back."""
-    return _http_batch(Delivery.Kind.SLACK)
+    return _http_batch(Delivery.Kind.SLACK, listeners)
 
 
-def handle_webhook_batch() -> bool:
+def handle_webhook_batch(listeners: Listeners) -> bool:
     """Worker step: post due webhooks."""
-    return _http_batch(Delivery.Kind.WEBHOOK)
+    return _http_batch(Delivery.Kind.WEBHOOK, listeners)
 
 
-def _http_batch(kind: str) -> bool:
+def _http_batch(kind: str, listeners: Listeners) -> bool:
     claimed = claim([kind], HTTP_BATCH)
     if not claimed:
         return False
     # Receivers answer slowly compared with our CPU; post a batch side by side.
-    _send_all(claimed, _pool(kind), [partial(_post, d) for d in claimed])
+    _send_all(claimed, _pool(kind), [partial(_post, d) for d in claimed], listeners)
     return True
 
 
@@ -329,6 +346,7 @@ def _send_all(
     claimed: list[Delivery],
     pool: ThreadPoolExecutor,
     jobs: list[Callable[[queue.SimpleQueue[Outcome]], None]],
+    listeners: Listeners,
 ) -> None:
     """Run the sending jobs in `pool` and record each outcome soon after it is known (at
     most RECORD_EVERY later), not at the end of the batch: a worker killed mid-batch
@@ -342,7 +360,7 @@ def _send_all(
     pending = set(futures)
     while pending:
         _, pending = wait(pending, timeout=RECORD_EVERY)
-        record(_drain(done))
+        record(_drain(done), listeners)
         if pending and time.monotonic() - renewed_at >= RENEW_EVERY.total_seconds():
             renewed_at = time.monotonic()
             n = Delivery.objects.filter(claim_token=token, status=Delivery.Status.SENDING).update(
@@ -351,7 +369,7 @@ def _send_all(
             log.info("batch still sending: lease renewed on %d deliveries", n)
     for future in futures:
         future.result()  # a job's own failure (never a send's) is not swallowed
-    record(_drain(done))
+    record(_drain(done), listeners)
 
 
 def _drain(done: queue.SimpleQueue[Outcome]) -> list[Outcome]:

@@ -17,6 +17,7 @@ from email.message import EmailMessage, Message
 from closeloop.delivery import sending
 from closeloop.delivery.models import DELIVERY_ID, Delivery
 from closeloop.delivery.transports import names_the_mailbox
+from closeloop.loop.outcomes import LISTENERS
 
 _MESSAGE_ID = re.compile(r"^Message-ID:\s*(<[^>\r\n]+>)", re.I | re.M)
 
@@ -128,5 +129,5 @@ def apply(report: Report) -> Outcome:
         return Outcome(delivery, f"a bounce report that bounces nobody ({said})")
     first = failed[0]
     reason = f"bounced after it was sent: {first.status} {first.diagnostic}".strip()
-    sending.bounced_later(delivery, reason)
+    sending.bounced_later(delivery, reason, LISTENERS)
     return Outcome(delivery, reason)
