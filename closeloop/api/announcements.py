@@ -98,16 +98,6 @@ def _json(a: Announcement) -> dict[str, Any]:
     }
 
 
-def theme_named(slug: str) -> Theme | None:
-    """The theme an announcement answers, by slug ("" for none); a merged one's successor."""
-    if not slug.strip():
-        return None
-    theme = Theme.objects.filter(slug=slug.strip()).select_related("merged_into").first()
-    if theme is None:
-        raise FieldError("theme", f"no theme {slug!r}")
-    return theme.current
-
-
 def _announcement(announcement_id: int) -> Announcement:
     return get_object_or_404(Announcement, pk=announcement_id)
 
@@ -133,7 +123,7 @@ def create_announcement(request: HttpRequest, payload: AnnouncementIn) -> Status
     require_admin(request)
     fields = payload.model_dump(exclude={"case_ids", "theme"})
     with transaction.atomic():
-        a = Announcement.draft(payload.case_ids, theme=theme_named(payload.theme), **fields)
+        a = Announcement.draft(payload.case_ids, theme=Theme.named(payload.theme), **fields)
     return Status(201, _json(a))
 
 

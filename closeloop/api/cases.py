@@ -17,17 +17,26 @@ from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema, Status
-from pydantic import field_validator, model_validator
+from pydantic import field_validator
 
 from closeloop.core.errors import FieldError
-from closeloop.delivery import outbound
-from closeloop.delivery.models import DELIGHTED_EVENTS, EVENTS, Channel
+from closeloop.core.schemas import StrictSchema, has_nul
+from closeloop.delivery.models import Channel
 from closeloop.insights.filters import theme_matches
 from closeloop.loop import notify
+from closeloop.loop.configuration import (
+    ChannelIn,
+    RuleIn,
+    TeamIn,
+    active_user,
+    add_channel,
+    add_rule,
+    save_team,
+    save_template,
+)
 from closeloop.loop.models import (
     CALL_OUTCOMES,
     FollowUpCase,
-    OutreachTemplate,
     RoutingRule,
     TriagePolicy,
     open_filter,
@@ -35,8 +44,7 @@ from closeloop.loop.models import (
 )
 from closeloop.loop.outreach import Draft, Finding, lint, template_for
 from closeloop.loop.policy import Action, PolicyConfig
-from closeloop.surveys.schemas import StrictSchema, has_nul
-from closeloop.team.models import Membership, Team, User
+from closeloop.team.models import Team
 
 from .access import require_admin, require_write, sees_secrets
 from .schemas import SentimentOut, ThemeTagOut
@@ -269,19 +277,12 @@ class AssignIn(In):
     note: str = Field("", max_length=2000)
 
 
-def _user(email: str, field: str) -> User:
-    user = User.objects.filter(email__iexact=email, is_active=True).first()
-    if user is None:
-        raise FieldError(field, f"no active closeloop user has the email {email}")
-    return user
-
-
 @router.post("/cases/{case_id}/assign", response=CaseDetailOut, summary="Reassign a case")
 def assign_case(request: HttpRequest, case_id: int, payload: AssignIn) -> dict[str, Any]:
     require_write(request)
     with transaction.atomic():
         case = _case(case_id)
-        owner = _user(payload.owner, "owner") if payload.owner else None
+        owner = active_user(payload.owner, "owner") if payload.owner else None
         case.assign(owner, None, payload.note)
     return _detail(case)
 
@@ -362,7 +363,7 @@ def add_watcher(request: HttpRequest, case_id: int, payload: WatcherIn) -> dict[
     require_write(request)
     with transaction.atomic():
         case = _case(case_id)
-        case.watch(_user(payload.email, "email"), None)
+        case.watch(active_user(payload.email, "email"), None)
     return _detail(case)
 
 
@@ -386,32 +387,6 @@ def commit(request: HttpRequest, case_id: int, payload: CommitIn) -> dict[str, A
 
 
 # --- channels --------------------------------------------------------------------------------
-
-
-class ChannelIn(In):
-    kind: Literal["slack", "webhook", "email"]
-    format: Literal["closeloop", "delighted"] = Field(
-        "closeloop",
-        description="webhooks: closeloop's events, or Delighted's (survey_response.created, "
-        "survey_response.updated, unsubscribe.created) in Delighted's shape",
-    )
-    name: str = Field("", max_length=100)
-    url: str | None = Field(None, max_length=500, description="slack and webhook")
-    email: str | None = Field(None, max_length=254, description="email")
-    events: list[str] = Field(default_factory=list, description="empty = the default set")
-    bands: list[Literal["severe", "moderate", "mild"]] = Field(default_factory=list)
-    tiers: list[str] = Field(default_factory=list, max_length=50)
-    team: str | None = Field(None, max_length=100, description="a team's name")
-
-    @model_validator(mode="after")
-    def _events(self) -> ChannelIn:
-        if self.format == "delighted" and self.kind != "webhook":
-            raise ValueError("format: delighted is for webhooks only")
-        known = DELIGHTED_EVENTS if self.format == "delighted" else EVENTS
-        unknown = [e for e in self.events if e not in known]
-        if unknown:
-            raise ValueError(f"events: unknown event {unknown[0]!r}; known: {', '.join(known)}")
-        return self
 
 
 class ChannelOut(Schema):
@@ -449,42 +424,6 @@ class ChannelOut(Schema):
         return obj.team.name if obj.team else None
 
 
-def _team(name: str | None, field: str) -> Team | None:
-    if not name:
-        return None
-    team = Team.objects.filter(name__iexact=name).first()
-    if team is None:
-        raise FieldError(field, f"no team is named {name!r}")
-    return team
-
-
-def _check_target(payload: ChannelIn) -> None:
-    from django.core.exceptions import ValidationError
-    from django.core.validators import URLValidator, validate_email
-
-    if payload.kind == "email":
-        if not payload.email:
-            raise FieldError("email", "an email channel needs an email address")
-        try:
-            validate_email(payload.email)
-        except ValidationError as exc:
-            raise FieldError("email", "is not a valid email address") from exc
-        return
-    if not payload.url:
-        raise FieldError("url", f"a {payload.kind} channel needs a url")
-    if not payload.url.isascii() or any(ch <= " " or ch == "\x7f" for ch in payload.url):
-        raise FieldError(
-            "url", "must be ASCII without spaces or control characters (percent-encode the rest)"
-        )
-    try:
-        URLValidator(schemes=["http", "https"])(payload.url)
-    except ValidationError as exc:
-        raise FieldError("url", "must be an http(s) URL") from exc
-    refused = outbound.refusal(payload.url)
-    if refused:
-        raise FieldError("url", refused)
-
-
 @router.get("/channels", response=list[ChannelOut], summary="Notification channels")
 def list_channels(request: HttpRequest) -> QuerySet[Channel]:
     return Channel.objects.select_related("team").order_by("id")
@@ -497,22 +436,6 @@ def create_channel(request: HttpRequest, payload: ChannelIn) -> Status[Channel]:
     return Status(201, add_channel(payload))
 
 
-def add_channel(payload: ChannelIn) -> Channel:
-    """Create a channel from a validated request (the API's and the settings page's)."""
-    _check_target(payload)
-    return Channel.objects.create(
-        kind=payload.kind,
-        format=payload.format,
-        name=payload.name,
-        url=payload.url or "",
-        email=payload.email or "",
-        events=payload.events,
-        bands=list(payload.bands),
-        tiers=payload.tiers,
-        team=_team(payload.team, "team"),
-    )
-
-
 @router.delete("/channels/{channel_id}", response={204: None}, summary="Remove a channel")
 def delete_channel(request: HttpRequest, channel_id: int) -> Status[None]:
     require_admin(request)
@@ -521,11 +444,6 @@ def delete_channel(request: HttpRequest, channel_id: int) -> Status[None]:
 
 
 # --- teams and routing rules ------------------------------------------------------------------
-
-
-class TeamIn(In):
-    name: str = Field(..., min_length=1, max_length=100)
-    members: list[str] = Field(default_factory=list, description="members' emails")
 
 
 class TeamOut(Schema):
@@ -547,26 +465,6 @@ def list_teams(request: HttpRequest) -> QuerySet[Team]:
 def put_team(request: HttpRequest, payload: TeamIn) -> Team:
     require_admin(request)
     return save_team(payload)
-
-
-def save_team(payload: TeamIn) -> Team:
-    """Create the team or replace its members (the API's and the settings page's)."""
-    members = [_user(email, f"members.{i}") for i, email in enumerate(payload.members)]
-    with transaction.atomic():
-        team, _ = Team.objects.get_or_create(name=payload.name)
-        Membership.objects.filter(team=team).exclude(user__in=members).delete()
-        for user in members:
-            Membership.objects.get_or_create(team=team, user=user)
-    return team
-
-
-class RuleIn(In):
-    name: str = Field(..., min_length=1, max_length=100)
-    position: int = Field(0, ge=0, le=10_000)
-    tiers: list[str] = Field(default_factory=list, max_length=50)
-    property_key: str = Field("", max_length=100)
-    property_value: str = Field("", max_length=200)
-    team: str = Field(..., min_length=1, max_length=100)
 
 
 class RuleOut(Schema):
@@ -594,20 +492,6 @@ def create_rule(request: HttpRequest, payload: RuleIn) -> Status[RoutingRule]:
     """Cases of accounts without an owner go to the first matching rule's team, round-robin."""
     require_admin(request)
     return Status(201, add_rule(payload))
-
-
-def add_rule(payload: RuleIn) -> RoutingRule:
-    """Create a routing rule (the API's and the settings page's)."""
-    team = _team(payload.team, "team")
-    assert team is not None
-    return RoutingRule.objects.create(
-        name=payload.name,
-        position=payload.position,
-        tiers=payload.tiers,
-        property_key=payload.property_key,
-        property_value=payload.property_value,
-        team=team,
-    )
 
 
 @router.delete("/routing-rules/{rule_id}", response={204: None}, summary="Remove a rule")
@@ -689,28 +573,3 @@ def put_template(
         raise FieldError("locale", "must be 2–16 characters, e.g. en or pt-BR")
     findings = save_template(action, locale, payload.subject, payload.body, None)
     return _template_json(action, locale, Draft(payload.subject, payload.body), findings)
-
-
-def save_template(
-    action: Action, locale: str, subject: str, body: str, by: User | None
-) -> list[Finding]:
-    """Lint and save a template (the API's and the settings page's); returns the findings.
-
-    Raises FieldError naming `body` for each finding when a variable is unknown, or when
-    an automated template has any finding.
-    """
-    findings = lint(subject, body, locale)
-    if any(f.rule == "variables" for f in findings) or (action.automated and findings):
-        problems = [("body", f"{f.rule}: {f.message}") for f in findings]
-        raise FieldError(*problems[0], also=problems[1:])
-    OutreachTemplate.objects.update_or_create(
-        action=action.value,
-        locale=locale,
-        defaults={
-            "subject": subject,
-            "body": body,
-            "updated_by": by,
-            "updated_at": timezone.now(),
-        },
-    )
-    return findings

@@ -32,6 +32,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from closeloop.core.errors import ConcurrentWriteError, FieldError
+from closeloop.core.schemas import has_nul
 from closeloop.insights.metrics import summarise
 from closeloop.loop import erasure
 from closeloop.loop.consent import unsubscribe_person
@@ -40,7 +41,7 @@ from closeloop.surveys import sending
 from closeloop.surveys.delighted_shapes import person_json, response_json, unix
 from closeloop.surveys.ingest import PersonData, ResponseData, upsert_people
 from closeloop.surveys.models import Person, Response, Survey, SurveyRequest
-from closeloop.surveys.schemas import has_nul, past_problem
+from closeloop.surveys.schemas import past_problem
 
 from .models import ApiKey
 

@@ -8,8 +8,9 @@ from typing import Any
 from ninja import Schema
 from pydantic import Field
 
+from closeloop.core.schemas import StrictSchema
 from closeloop.surveys.models import Account, Response
-from closeloop.surveys.schemas import MAX_BATCH, StrictSchema
+from closeloop.surveys.schemas import MAX_BATCH
 
 
 class BatchIn(StrictSchema):

@@ -18,12 +18,13 @@ from closeloop.core.errors import FieldError
 from closeloop.insights import analysis, discovery, learning, taxonomy
 from closeloop.insights.model_files import ModelNotReady
 from closeloop.insights.models import Theme, ThemeCandidate, ThemeDiscovery, ThemeTraining
+from closeloop.loop.configuration import active_user
 from closeloop.loop.models import FollowUpCase
 from closeloop.surveys.models import Response
 from closeloop.team.models import User
 
 from .access import require_admin, require_write
-from .cases import In, _user
+from .cases import In
 from .schemas import SentenceOut, ThemeTagOut
 
 router = Router(tags=["themes"])
@@ -300,7 +301,7 @@ class SplitIn(In):
 
 
 def _owner(email: str | None) -> User | None:
-    return _user(email, "owner") if email else None
+    return active_user(email, "owner") if email else None
 
 
 def _named(slug: str, field: str = "theme") -> Theme:

@@ -16,6 +16,7 @@ from django.db.models import F, Func, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
 
+from closeloop.core.errors import FieldError
 from closeloop.core.nps import Z_95
 from closeloop.surveys.models import Response
 
@@ -168,6 +169,17 @@ class Theme(models.Model):
     @property
     def is_active(self) -> bool:
         return self.retired_at is None and self.merged_into_id is None
+
+    @staticmethod
+    def named(slug: str, field: str = "theme") -> Theme | None:
+        """The theme with this slug as it is now (a merged one's successor); None for an
+        empty slug, a FieldError naming `field` for an unknown one."""
+        if not slug.strip():
+            return None
+        theme = Theme.objects.filter(slug=slug.strip()).select_related("merged_into").first()
+        if theme is None:
+            raise FieldError(field, f"no theme {slug!r}")
+        return theme.current
 
     @property
     def current(self) -> Theme:

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 from pydantic import Field, ValidationInfo, field_validator
 
 from closeloop.core.periods import org_zone
-from closeloop.surveys.schemas import EARLIEST_ANSWER, StrictSchema
+from closeloop.core.schemas import StrictSchema
+from closeloop.surveys.schemas import EARLIEST_ANSWER
 from closeloop.team.models import User
 
 from .models import Incident

@@ -15,6 +15,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from closeloop.core.nps import Band, Category
+from closeloop.core.schemas import has_nul
 
 
 class Action(StrEnum):
@@ -63,19 +64,9 @@ class _Strict(BaseModel):
     @classmethod
     def _no_nul(cls, value: object) -> object:
         # PostgreSQL's JSON cannot hold NUL; refuse it by field on every database.
-        if _has_nul(value):
+        if has_nul(value):
             raise ValueError("must not contain the NUL character")
         return value
-
-
-def _has_nul(value: object) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return any(_has_nul(v) for v in value)
-    return False
 
 
 class HighValue(_Strict):

@@ -6,16 +6,16 @@ for the same reasons whichever way it arrives. Unknown fields are refused.
 
 from __future__ import annotations
 
-import json
-import re
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from django.utils import timezone
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
+from pydantic import Field, StrictInt, field_validator, model_validator
+
+from closeloop.core.schemas import StrictSchema
 
 from .ingest import AccountData, PersonData, ResponseData
 
@@ -33,32 +33,6 @@ def past_problem(value: datetime) -> str | None:
     if value > timezone.now() + timedelta(minutes=5):
         return "is in the future"
     return None
-
-
-class StrictSchema(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    @field_validator("*", mode="after")
-    @classmethod
-    def _no_nul(cls, value: Any) -> Any:
-        # PostgreSQL cannot store NUL in text or JSON; refuse it here, by field, on every database.
-        if has_nul(value):
-            raise ValueError("must not contain the NUL character (\\u0000)")
-        return value
-
-
-_JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
-
-
-def has_nul(value: Any) -> bool:
-    """Whether a text, or any key or value of a JSON object or array, holds NUL."""
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict | list):
-        # JSON escapes NUL as \u0000 in keys and values alike; an escape is one preceded by
-        # an even number of backslashes (a typed "\\u0000" is text, not NUL).
-        return _JSON_NUL.search(json.dumps(value)) is not None
-    return False
 
 
 class AccountIn(StrictSchema):

@@ -13,9 +13,9 @@ from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
-from closeloop.api.announcements import theme_named
 from closeloop.core.errors import FieldError
 from closeloop.delivery.models import Delivery
+from closeloop.insights.models import Theme
 from closeloop.loop.models import Announcement
 from closeloop.loop.outreach import FIX_VARIABLES
 from closeloop.team.models import User
@@ -53,7 +53,7 @@ def announcements(request: HttpRequest) -> HttpResponse:
                 title=post.get("title", "").strip(),
                 details=post.get("details", "").strip(),
                 tag=post.get("tag", "").strip()[:50],
-                theme=theme_named(post.get("theme", "")),
+                theme=Theme.named(post.get("theme", "")),
                 created_by=user,
             )
         if outcome.refused:
@@ -118,7 +118,7 @@ def _act(item: Announcement, request: HttpRequest, user: User) -> str:
         item.title = post.get("title", "").strip()
         item.details = post.get("details", "").strip()
         item.tag = post.get("tag", "").strip()[:50]
-        item.theme = theme_named(post.get("theme", ""))
+        item.theme = Theme.named(post.get("theme", ""))
         item.subject = post.get("subject", "").strip()
         item.body = post.get("body", "").replace("\r\n", "\n").strip()
         item.resolve = post.get("resolve") == "on"

@@ -18,15 +18,6 @@ from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from pydantic import ValidationError
 
-from closeloop.api.cases import (
-    ChannelIn,
-    RuleIn,
-    TeamIn,
-    add_channel,
-    add_rule,
-    save_team,
-    save_template,
-)
 from closeloop.core.errors import FieldError
 from closeloop.core.nps import Band
 from closeloop.core.periods import today
@@ -38,6 +29,15 @@ from closeloop.insights.models import (
     ThemeDiscovery,
     ThemeExample,
     ThemeTraining,
+)
+from closeloop.loop.configuration import (
+    ChannelIn,
+    RuleIn,
+    TeamIn,
+    add_channel,
+    add_rule,
+    save_team,
+    save_template,
 )
 from closeloop.loop.models import OutreachTemplate, RoutingRule, TriagePolicy
 from closeloop.loop.outreach import DEFAULTS, VARIABLES, lint, template_for

@@ -33,13 +33,13 @@ from django.views.decorators.http import require_http_methods
 
 from closeloop.core.clients import client_address
 from closeloop.core.errors import FieldError
+from closeloop.core.schemas import has_nul
 from closeloop.loop.consent import unsubscribe_person
 from closeloop.loop.intake import answer_request, change_response, record_responses
 from closeloop.surveys import links
 from closeloop.surveys.ingest import ACCOUNT_PREFIX, PersonData, ResponseData
 from closeloop.surveys.mail import context, sample_request
 from closeloop.surveys.models import LinkHit, Person, Response, Survey, SurveyRequest
-from closeloop.surveys.schemas import has_nul
 from closeloop.surveys.texts import texts
 
 MAX_COMMENT = 10_000
