@@ -17,9 +17,9 @@ $(STAMP): pyproject.toml constraints.txt
 
 # The theme model of the shipped examples: trained once per version of the examples
 # (about 25 s on 2 cores) and loaded by every process. The sentiment model is tuned
-# later, in the background, by the worker (closeloop/insights/tuning.py).
+# later, in the background, by the worker (closeloop/themes/tuning.py).
 THEME_MODEL := $(VENV)/share/closeloop/.themes-stamp
-$(THEME_MODEL): $(STAMP) closeloop/insights/data/theme_examples.jsonl closeloop/insights/classifier.py
+$(THEME_MODEL): $(STAMP) closeloop/themes/data/theme_examples.jsonl closeloop/themes/classifier.py
 	@echo "== [2/4] training the theme model of the shipped examples (about 25 s)"
 	$(PY) manage.py prepare_models
 	touch $(THEME_MODEL)

@@ -14,6 +14,6 @@ timeout = int(os.environ.get("WEB_TIMEOUT_SECONDS", "30"))
 
 def post_worker_init(worker: object) -> None:
     if os.environ.get("WEB_PRELOAD_MODELS", "on").lower() not in ("0", "off", "false"):
-        from closeloop.insights.analysis import warm_up_in_background
+        from closeloop.themes.analysis import warm_up_in_background
 
         warm_up_in_background()

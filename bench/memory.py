@@ -64,7 +64,7 @@ import os, sys, time
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "closeloop.settings")
 import django
 django.setup()
-from closeloop.insights import classifier, learning, sentiment
+from closeloop.themes import classifier, learning, sentiment
 learning.current_model(); classifier.embedder(); reader = sentiment.current_sentiment()
 reader.analyse(["warm"])
 print(reader.version, flush=True)
@@ -108,7 +108,7 @@ def _bare(script: str, env: dict[str, str]) -> tuple[float, float, str]:
 
 def _queue_comments(conn: psycopg.Connection, manage: Any) -> None:
     """COMMENTS unread answers with real, distinct comments for the worker to read."""
-    from closeloop.insights.classifier import load_examples
+    from closeloop.themes.classifier import load_examples
 
     examples = [e.text for e in load_examples()]
     conn.execute("TRUNCATE surveys_response CASCADE")

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import time
 
-from closeloop.insights import classifier as c
-from closeloop.insights import sentiment
+from closeloop.themes import classifier as c
+from closeloop.themes import sentiment
 
 THROUGHPUT_COMMENTS = 2000
 

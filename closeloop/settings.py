@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "closeloop.surveys",
     "closeloop.loop",
     "closeloop.delivery",
+    "closeloop.themes",
     "closeloop.insights",
     "closeloop.api",
     "closeloop.web",
@@ -242,7 +243,7 @@ WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", "10"))
 OUTBOUND_ALLOW_HOSTS = os.environ.get("OUTBOUND_ALLOW_HOSTS", "")
 # How often the worker loop wakes when it has nothing to do, in seconds.
 WORKER_IDLE_SECONDS = float(os.environ.get("WORKER_IDLE_SECONDS", "2"))
-# The worker tunes the sentiment model in the background once (insights/tuning.py);
+# The worker tunes the sentiment model in the background once (themes/tuning.py);
 # "off" leaves comments to the interim model until someone builds the tuned one.
 SENTIMENT_TUNING = _env_bool("SENTIMENT_TUNING", True)
 

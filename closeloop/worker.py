@@ -51,21 +51,18 @@ def default_lanes() -> list[Lane]:
         handle_slack_batch,
         handle_webhook_batch,
     )
-    from closeloop.insights.discovery import handle_theme_discovery
-    from closeloop.insights.learning import handle_model_preparation, handle_theme_training
     from closeloop.insights.report import handle_monthly_report
-    from closeloop.insights.tagging import (
-        handle_reply_batch,
-        handle_sentiment_reread,
-        handle_theme_batch,
-    )
-    from closeloop.insights.tuning import handle_sentiment_tuning
     from closeloop.loop.imap import handle_imap_poll
     from closeloop.loop.imports import handle_csv_import
     from closeloop.loop.outcomes import LISTENERS
+    from closeloop.loop.reading import handle_reply_batch, handle_reply_reread
     from closeloop.loop.sla import handle_one_escalation, handle_priority_refresh
     from closeloop.surveys.models import handle_link_hit_expiry
     from closeloop.surveys.sending import handle_due_surveys, handle_reminders
+    from closeloop.themes.discovery import handle_theme_discovery
+    from closeloop.themes.learning import handle_model_preparation, handle_theme_training
+    from closeloop.themes.tagging import handle_sentiment_reread, handle_theme_batch
+    from closeloop.themes.tuning import handle_sentiment_tuning
 
     # The outbox's steps tell the apps how each delivery went through LISTENERS.
     send_email, send_slack, send_webhooks = (
@@ -94,6 +91,7 @@ def default_lanes() -> list[Lane]:
                 handle_reply_batch,
                 handle_sentiment_tuning,
                 handle_sentiment_reread,
+                handle_reply_reread,
                 handle_theme_training,
                 handle_theme_discovery,
                 handle_monthly_report,

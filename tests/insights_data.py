@@ -186,7 +186,7 @@ def generate_silence(world: World, seed: int, now: datetime) -> None:
 def tag_themes(responses: list[Response]) -> None:
     """Give each answer a model ThemeTag for every theme slug in its `tags` list, as the
     worker would have: the insight figures read theme tags."""
-    from closeloop.insights.models import Theme, ThemeTag
+    from closeloop.themes.models import Theme, ThemeTag
 
     themes = {t.slug: t for t in Theme.objects.all()}
     ThemeTag.objects.bulk_create(

@@ -178,8 +178,8 @@ def test_it_adds_a_case_to_a_draft_from_the_case_page(
 def test_it_chooses_every_case_of_a_theme_and_quotes_what_they_said_about_it(
     api: ApiClient, smb: Account, agent: User
 ) -> None:
-    from closeloop.insights import learning
-    from closeloop.insights.models import Theme
+    from closeloop.themes import learning
+    from closeloop.themes.models import Theme
 
     billing = Theme.objects.get(slug="billing")
     pat = tagged(api, smb, "pat@example.com", "We were invoiced twice", [])

@@ -87,7 +87,7 @@ SETTINGS_CHANGES = [
 def test_it_keeps_settings_and_the_taxonomy_for_admin_keys(
     writer_api: ApiClient, method: str, path: str, body: dict[str, object]
 ) -> None:
-    from closeloop.insights.models import Theme
+    from closeloop.themes.models import Theme
 
     before = sorted(Theme.objects.values_list("slug", "name", "retired_at"))
     send = writer_api.post_json if method == "post" else writer_api.client_put

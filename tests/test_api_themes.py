@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from closeloop.insights import classifier, sentiment
-from closeloop.insights.models import Theme, ThemeTag
 from closeloop.surveys.models import Account, Response
+from closeloop.themes import classifier, sentiment
+from closeloop.themes.models import Theme, ThemeTag
 
 from .conftest import ApiClient, drain, open_case
 
@@ -134,7 +134,7 @@ def test_it_changes_the_taxonomy_through_the_api(api: ApiClient, admin_user: obj
 def test_it_answers_503_while_the_process_loads_its_models(
     read_only_api: ApiClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from closeloop.insights import analysis
+    from closeloop.themes import analysis
 
     monkeypatch.setattr(analysis, "warm_up", lambda: time.sleep(0.5))
     analysis.warm_up_in_background()

@@ -244,7 +244,7 @@ def test_it_puts_the_customers_emailed_reply_on_the_case(stack: Stack) -> None:
 
 
 def test_it_classifies_a_thousand_texts_within_the_timeout(stack: Stack) -> None:
-    from closeloop.insights.classifier import load_examples
+    from closeloop.themes.classifier import load_examples
 
     # 1,000 different texts (the same text twice is read once): the shipped examples.
     examples = [e.text for e in load_examples()]
@@ -406,7 +406,7 @@ def test_it_tunes_sentiment_in_the_background_once_and_resumes_after_a_stop(
 ) -> None:
     import shutil
 
-    from closeloop.insights import learning, sentiment
+    from closeloop.themes import learning, sentiment
 
     models = tmp_path / "models"
     models.mkdir()

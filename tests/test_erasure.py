@@ -12,12 +12,12 @@ from django.core.management import call_command
 from django.test import Client
 
 from closeloop.delivery.models import Delivery
-from closeloop.insights.models import ThemeExample
 from closeloop.loop.inbound import receive
 from closeloop.loop.models import FollowUpCase
 from closeloop.surveys import sending
 from closeloop.surveys.models import Account, Person, Suppression, Survey, SurveyRequest
 from closeloop.team.models import User
+from closeloop.themes.models import ThemeExample
 
 from .conftest import ApiClient, answer, drain
 from .loopback import SmtpServer

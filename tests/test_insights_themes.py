@@ -15,9 +15,9 @@ from django.utils import timezone
 
 from closeloop.core.periods import Grain, day_start, today
 from closeloop.insights import top_themes
-from closeloop.insights.models import Theme, ThemeTag
 from closeloop.surveys.models import Account, Person, Response, Survey
 from closeloop.team.models import User
+from closeloop.themes.models import Theme, ThemeTag
 
 from .conftest import ApiClient
 

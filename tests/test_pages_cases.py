@@ -159,7 +159,7 @@ def test_it_works_a_case_in_a_real_browser(
 def test_it_shows_themes_sentiment_and_their_probes_and_takes_corrections(
     api: ApiClient, agent: User, viewer: User, enterprise: Account
 ) -> None:
-    from closeloop.insights.models import Theme, ThemeExample
+    from closeloop.themes.models import Theme, ThemeExample
 
     from .conftest import drain
 
@@ -204,8 +204,8 @@ def test_it_shows_themes_sentiment_and_their_probes_and_takes_corrections(
 def test_it_filters_the_inbox_by_theme_and_shows_each_cases_themes(
     api: ApiClient, agent: User, enterprise: Account
 ) -> None:
-    from closeloop.insights import learning
-    from closeloop.insights.models import Theme
+    from closeloop.themes import learning
+    from closeloop.themes.models import Theme
 
     billing = detractor(api, enterprise, "pat@example.com")
     other = detractor(api, enterprise, "kim@example.com")

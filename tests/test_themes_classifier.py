@@ -7,8 +7,8 @@ from collections import Counter
 
 import pytest
 
-from closeloop.insights import classifier as c
 from closeloop.loop.guide import PROBES
+from closeloop.themes import classifier as c
 
 DEFAULT_THEMES = {
     "usability",

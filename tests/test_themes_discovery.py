@@ -10,17 +10,17 @@ import pytest
 from django.test import Client
 
 from closeloop.core.periods import today
-from closeloop.insights import discovery
-from closeloop.insights.models import (
+from closeloop.management.demo import EMERGING_PHRASES
+from closeloop.surveys.models import Response
+from closeloop.team.models import User
+from closeloop.themes import discovery
+from closeloop.themes.models import (
     Theme,
     ThemeCandidate,
     ThemeDiscovery,
     ThemeExample,
     ThemeTraining,
 )
-from closeloop.management.demo import EMERGING_PHRASES
-from closeloop.surveys.models import Response
-from closeloop.team.models import User
 
 from .conftest import ApiClient, answer, drain
 

@@ -14,9 +14,9 @@ from django.utils import timezone
 
 from closeloop.core import periods
 from closeloop.core.reading import STALE_RUN
-from closeloop.insights import analysis, classifier, learning
-from closeloop.insights.models import Theme, ThemeExample, ThemeTag, ThemeTraining
 from closeloop.surveys.models import Account, Response
+from closeloop.themes import analysis, classifier, learning
+from closeloop.themes.models import Theme, ThemeExample, ThemeTag, ThemeTraining
 
 from .conftest import ApiClient, answer, drain, open_case
 
@@ -202,7 +202,7 @@ def test_it_fails_a_retraining_cut_off_with_its_worker(db: None) -> None:
 def test_it_answers_503_while_the_theme_model_is_missing_and_a_worker_builds_it(
     api: ApiClient, read_only_api: ApiClient, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from closeloop.insights import model_files
+    from closeloop.themes import model_files
 
     monkeypatch.setattr(model_files, "MODEL_DIR", tmp_path)
     monkeypatch.setattr(learning, "_cache", {})

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from closeloop.insights import model_files
-from closeloop.insights import sentiment as s
+from closeloop.themes import model_files
+from closeloop.themes import sentiment as s
 
 
 @pytest.fixture(scope="module", params=["interim", "tuned"])

@@ -12,10 +12,10 @@ from django.utils import timezone
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from closeloop.insights import classifier, learning, sentiment, tagging
-from closeloop.insights.models import Theme, ThemeTag
 from closeloop.loop.intake import change_response
 from closeloop.surveys.models import Account, Response
+from closeloop.themes import classifier, learning, sentiment, tagging
+from closeloop.themes.models import Theme, ThemeTag
 
 from .conftest import ApiClient, answer, drain, open_case
 from .test_themes_classifier import DEFAULT_THEMES

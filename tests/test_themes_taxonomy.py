@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from closeloop.insights import learning
-from closeloop.insights.models import Theme, ThemeExample, ThemeTag
 from closeloop.surveys.models import Response
 from closeloop.team.models import User
+from closeloop.themes import learning
+from closeloop.themes.models import Theme, ThemeExample, ThemeTag
 
 from .conftest import ApiClient, answer
 

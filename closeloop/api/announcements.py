@@ -18,9 +18,9 @@ from ninja import Field, Router, Schema, Status
 
 from closeloop.core.errors import FieldError
 from closeloop.delivery.models import Delivery
-from closeloop.insights.models import Theme
 from closeloop.loop.models import Announcement
 from closeloop.loop.outreach import FIX_SHIPPED, FIX_VARIABLES
+from closeloop.themes.models import Theme
 
 from .access import require_admin
 from .cases import In

@@ -15,13 +15,13 @@ from django.shortcuts import get_object_or_404
 from ninja import Field, Router, Schema, Status
 
 from closeloop.core.errors import FieldError
-from closeloop.insights import analysis, discovery, learning, taxonomy
-from closeloop.insights.model_files import ModelNotReady
-from closeloop.insights.models import Theme, ThemeCandidate, ThemeDiscovery, ThemeTraining
 from closeloop.loop.configuration import active_user
 from closeloop.loop.models import FollowUpCase
 from closeloop.surveys.models import Response
 from closeloop.team.models import User
+from closeloop.themes import analysis, discovery, learning, taxonomy
+from closeloop.themes.model_files import ModelNotReady
+from closeloop.themes.models import Theme, ThemeCandidate, ThemeDiscovery, ThemeTraining
 
 from .access import require_admin, require_write
 from .cases import In

@@ -25,13 +25,13 @@ from closeloop.core.errors import FieldError
 from closeloop.core.nps import NpsSummary
 from closeloop.insights.filters import ResponseFilter
 from closeloop.insights.metrics import compare_periods, previous_period
-from closeloop.insights.model_files import ModelNotReady
 from closeloop.loop import erasure
 from closeloop.loop.intake import record_responses
 from closeloop.surveys.ingest import Outcome, upsert_accounts
 from closeloop.surveys.ingest import upsert_people as _upsert_people
 from closeloop.surveys.models import Account, Person, Response, Survey
 from closeloop.surveys.schemas import AccountIn, PersonIn, ResponseIn
+from closeloop.themes.model_files import ModelNotReady
 
 from .access import require_write
 from .announcements import router as announcements_router

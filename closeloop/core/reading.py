@@ -1,6 +1,6 @@
 """What a row whose text the worker reads carries: the reading's state (pending, done,
 failed, with retries) and the sentiment found. Answers (their comment) and case events
-(a customer's reply, a call note) are such rows; `insights.tagging` reads them."""
+(a customer's reply, a call note) are such rows; `themes.tagging` reads them."""
 
 from __future__ import annotations
 

@@ -22,9 +22,9 @@ from django.db.models.functions import Cast
 from closeloop.core.errors import FieldError
 from closeloop.core.nps import BAND_RANGES, CATEGORY_RANGES, Band, Category
 from closeloop.core.periods import day_start, today
-from closeloop.insights.models import ThemeTag
 from closeloop.insights.segments import check_dimension, dimension_expr
 from closeloop.surveys.models import Response
+from closeloop.themes.models import UNCLASSIFIED, ThemeTag
 
 PROPERTY_PREFIX = "property."
 # Ids are 64-bit; a longer number can only be an external id.
@@ -45,7 +45,6 @@ def _parse_date(name: str, value: str) -> date:
     return day
 
 
-UNCLASSIFIED = "unclassified"
 SENTIMENTS = ("negative", "neutral", "positive")
 
 

@@ -21,8 +21,7 @@ from closeloop.core.periods import (
     within,
 )
 from closeloop.surveys.models import Account, Response
-
-from .models import Theme, ThemeTag
+from closeloop.themes.models import Theme, ThemeTag
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,8 @@ from django.db import transaction
 from django.db.models import Q
 
 from closeloop.delivery.models import Delivery
-from closeloop.insights.models import ThemeCandidate, ThemeExample
 from closeloop.surveys.models import Person, Response, Suppression
+from closeloop.themes.models import ThemeCandidate, ThemeExample
 
 from .models import FollowUpCase, InboundMessage
 

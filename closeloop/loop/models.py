@@ -719,7 +719,7 @@ class Announcement(models.Model):
     details = models.TextField(blank=True, help_text="a few words more for customers")
     tag = models.CharField(max_length=50, blank=True, help_text="the response tag it answers")
     theme = models.ForeignKey(
-        "insights.Theme",
+        "themes.Theme",
         null=True,
         blank=True,
         on_delete=models.SET_NULL,

@@ -315,7 +315,7 @@ def seed(accounts: int = 200, people: int = 2000, responses: int = 6000, seed: i
 def _discovery() -> None:
     """Ask the worker to look for new themes in the last quarter once it has read it."""
     from closeloop.core.periods import today
-    from closeloop.insights.discovery import request_discovery
+    from closeloop.themes.discovery import request_discovery
 
     request_discovery(today() - timedelta(days=EMERGING_DAYS - 1), today())
 

@@ -15,10 +15,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 
 from closeloop.core.errors import FieldError
 from closeloop.delivery.models import Delivery
-from closeloop.insights.models import Theme
 from closeloop.loop.models import Announcement
 from closeloop.loop.outreach import FIX_VARIABLES
 from closeloop.team.models import User
+from closeloop.themes.models import Theme
 
 from .views import _base, form_pk, reported
 

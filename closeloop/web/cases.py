@@ -21,9 +21,8 @@ from django.views.decorators.http import require_POST
 
 from closeloop.core.errors import FieldError
 from closeloop.delivery.models import Delivery, Outage
-from closeloop.insights import learning, program
+from closeloop.insights import program
 from closeloop.insights.filters import theme_matches
-from closeloop.insights.models import Theme
 from closeloop.loop import erasure, guide, notify, outreach
 from closeloop.loop.models import (
     CALL_OUTCOMES,
@@ -37,6 +36,8 @@ from closeloop.loop.models import (
 )
 from closeloop.surveys.models import Response
 from closeloop.team.models import Role, User
+from closeloop.themes import learning
+from closeloop.themes.models import Theme
 
 from .views import DEFAULT_DAYS, _base, _filters, form_pk, reported
 

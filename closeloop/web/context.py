@@ -20,7 +20,7 @@ def unread_notifications(request: HttpRequest) -> dict[str, Any]:
 def sentiment_model(request: HttpRequest) -> dict[str, Any]:
     """`sentiment_model`: whether the tuned sentiment model is ready, or the tuning's
     progress; read only by pages that include `_sentiment_note.html`."""
-    from closeloop.insights import sentiment
+    from closeloop.themes import sentiment
 
     return {"sentiment_model": SimpleLazyObject(sentiment.status)}
 

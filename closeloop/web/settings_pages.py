@@ -22,14 +22,6 @@ from closeloop.core.errors import FieldError
 from closeloop.core.nps import Band
 from closeloop.core.periods import today
 from closeloop.delivery.models import EVENTS, Channel
-from closeloop.insights import discovery, learning, taxonomy
-from closeloop.insights.models import (
-    Theme,
-    ThemeCandidate,
-    ThemeDiscovery,
-    ThemeExample,
-    ThemeTraining,
-)
 from closeloop.loop.configuration import (
     ChannelIn,
     RuleIn,
@@ -43,6 +35,14 @@ from closeloop.loop.models import OutreachTemplate, RoutingRule, TriagePolicy
 from closeloop.loop.outreach import DEFAULTS, VARIABLES, lint, template_for
 from closeloop.loop.policy import DEFAULT_PLAYBOOKS, Action, PolicyConfig
 from closeloop.team.models import Team, User
+from closeloop.themes import discovery, learning, taxonomy
+from closeloop.themes.models import (
+    Theme,
+    ThemeCandidate,
+    ThemeDiscovery,
+    ThemeExample,
+    ThemeTraining,
+)
 
 from .views import _base, field_errors, form_pk, reported
 

@@ -39,11 +39,12 @@ from closeloop.core.periods import (
 )
 from closeloop.insights.filters import ResponseFilter
 from closeloop.insights.metrics import compare_periods, score_distribution
-from closeloop.insights.models import Incident, Spike, Theme, with_spikes
+from closeloop.insights.models import Incident, Spike, with_spikes
 from closeloop.insights.trends import TrendPoint, trend
 from closeloop.loop import imports
 from closeloop.surveys import csvio
 from closeloop.surveys.models import Account, CsvImport, Person, Response, Survey
+from closeloop.themes.models import Theme
 
 from .forms import ApiKeyForm, ImportForm, ResponseFilterForm
 

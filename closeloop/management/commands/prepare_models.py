@@ -1,14 +1,14 @@
 """`manage.py prepare_models`: train the theme model of the shipped examples once (about
 25 s on 2 cores) and store it where every process loads it from. `make install` runs
 it; a worker that finds the file missing builds it too. The sentiment model is tuned
-later, in the background, by the worker (see `closeloop.insights.tuning`)."""
+later, in the background, by the worker (see `closeloop.themes.tuning`)."""
 
 import time
 from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from closeloop.insights import learning
+from closeloop.themes import learning
 
 
 class Command(BaseCommand):

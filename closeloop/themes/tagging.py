@@ -57,7 +57,7 @@ def _claim(model: Any, text_field: str, now: datetime, due_rows: Q | None = None
     )
 
 
-def _sentiment_fields(feeling: Any, version: str) -> dict[str, Any]:
+def sentiment_fields(feeling: Any, version: str) -> dict[str, Any]:
     return {
         "themes_status": DONE,
         "themes_next_at": None,
@@ -69,7 +69,7 @@ def _sentiment_fields(feeling: Any, version: str) -> dict[str, Any]:
     }
 
 
-def _read_batch(model: Any, text_field: str, what: str, store: Any) -> bool:
+def read_batch(model: Any, text_field: str, what: str, store: Any) -> bool:
     """Claim a batch of pending rows, read their texts, and `store(batch, found)` in one
     transaction. When the models fail the rows stay pending with the error, retried
     later (see `_retry`). False when nothing was pending."""
@@ -114,26 +114,10 @@ def handle_theme_batch() -> bool:
         )
         for r, result in zip(batch, found.results, strict=True):
             Response.objects.filter(pk=r.pk, themes_status=PENDING).update(
-                **_sentiment_fields(result.sentiment, found.sentiment_version)
+                **sentiment_fields(result.sentiment, found.sentiment_version)
             )
 
-    return _read_batch(Response, "comment", "comment", store)
-
-
-def handle_reply_batch() -> bool:
-    """Worker step: themes and sentiment of customers' replies and of call notes. Their
-    themes are kept on the timeline event; the case's own themes stay its answer's."""
-    from closeloop.loop.models import Activity
-
-    def store(batch: list[Activity], found: analysis.Analysed) -> None:
-        for a, result in zip(batch, found.results, strict=True):
-            Activity.objects.filter(pk=a.pk, themes_status=PENDING).update(
-                themes=found.named(result.themes),
-                themes_version=found.themes_version,
-                **_sentiment_fields(result.sentiment, found.sentiment_version),
-            )
-
-    return _read_batch(Activity, "text", "reply", store)
+    return read_batch(Response, "comment", "comment", store)
 
 
 def _give_back_memory() -> None:
@@ -146,27 +130,29 @@ def _give_back_memory() -> None:
 
 
 def handle_sentiment_reread() -> bool:
-    """Worker step: once the tuned sentiment model is in use, read again the answers,
-    replies and call notes whose sentiment came from the interim model (their themes
-    stay as they are). False while the interim model is still the reader or nothing is left."""
-    from closeloop.loop.models import Activity
+    """Worker step: once the tuned sentiment model is in use, read again the answers
+    whose sentiment came from the interim model (their themes stay as they are). False
+    while the interim model is still the reader or nothing is left."""
+    return reread_sentiment(Response, "comment")
 
+
+def reread_sentiment(model: Any, text_field: str) -> bool:
+    """Read again a batch of `model`'s rows (a ReadByWorker) whose sentiment came from the
+    interim model, once the tuned one is in use; False when there is nothing to do."""
     reader = sentiment.current_sentiment()
     if reader.interim:
         return False
     now = timezone.now()
-    for model, text_field in ((Response, "comment"), (Activity, "text")):
-        batch = _claim(model, text_field, now, _reread_due(now))
-        if not batch:
-            continue
-        found = reader.analyse([getattr(row, text_field) for row in batch])
-        with transaction.atomic():
-            for row, feeling in zip(batch, found, strict=True):
-                model.objects.filter(pk=row.pk, sentiment_version=sentiment.INTERIM_VERSION).update(
-                    **_sentiment_fields(feeling, reader.version)
-                )
-        return True
-    return False
+    batch = _claim(model, text_field, now, _reread_due(now))
+    if not batch:
+        return False
+    found = reader.analyse([getattr(row, text_field) for row in batch])
+    with transaction.atomic():
+        for row, feeling in zip(batch, found, strict=True):
+            model.objects.filter(pk=row.pk, sentiment_version=sentiment.INTERIM_VERSION).update(
+                **sentiment_fields(feeling, reader.version)
+            )
+    return True
 
 
 def _retry(model: Any, batch: list[Any], error: str, now: datetime) -> None:

@@ -24,12 +24,11 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from closeloop.core.errors import FieldError
-from closeloop.insights.filters import UNCLASSIFIED
 from closeloop.surveys.models import Response
 from closeloop.team.models import User
 
 from . import learning
-from .models import Theme, ThemeTag
+from .models import UNCLASSIFIED, Theme, ThemeTag
 
 SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 # "unclassified" is a filter value; the others are API paths under /themes/.

@@ -399,7 +399,7 @@ def _interim_features(texts: Sequence[str], known: dict[int, Any] | None = None)
 
 def fit_interim(snippets: Sequence[Snippet]) -> InterimModel:
     """Fit the interim reader on rated training snippets (the closest corpora count
-    double): `python -m closeloop.insights.sentiment --fit-interim` rewrites its file."""
+    double): `python -m closeloop.themes.sentiment --fit-interim` rewrites its file."""
     from sklearn.linear_model import LogisticRegression
 
     texts = [classifier.clean(s.text) for s in snippets]
