@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "closeloop.surveys",
     "closeloop.loop",
     "closeloop.delivery",
+    "closeloop.access",
     "closeloop.themes",
     "closeloop.insights",
     "closeloop.api",

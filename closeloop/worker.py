@@ -45,7 +45,7 @@ def default_lanes() -> list[Lane]:
     comments, training and discovering themes, tuning sentiment, CSV imports or the
     monthly report ("heavy").
     """
-    from closeloop.api.models import handle_idempotency_expiry
+    from closeloop.access.models import handle_idempotency_expiry
     from closeloop.delivery.sending import (
         handle_email_batch,
         handle_slack_batch,

@@ -10,7 +10,7 @@ import pytest
 from django.conf import settings
 from django.test import Client
 
-from closeloop.api.models import ApiKey
+from closeloop.access.models import ApiKey
 from closeloop.loop.models import FollowUpCase
 from closeloop.surveys.models import Account
 from closeloop.team.models import Role, User

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.core.management import CommandError, call_command
 
-from closeloop.api.models import ApiKey
+from closeloop.access.models import ApiKey
 from closeloop.surveys.models import Response
 
 from .conftest import ApiClient, answer

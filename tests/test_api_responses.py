@@ -278,7 +278,7 @@ def test_it_forgets_an_idempotency_key_after_a_day(api: ApiClient) -> None:
     import time_machine
     from django.utils import timezone
 
-    from closeloop.api.models import IdempotencyRecord
+    from closeloop.access.models import IdempotencyRecord
 
     assert (
         api.post_json("/api/v1/responses", answer(), HTTP_IDEMPOTENCY_KEY="k1").status_code == 201

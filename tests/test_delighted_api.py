@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from closeloop.api.models import ApiKey
+from closeloop.access.models import ApiKey
 from closeloop.surveys.models import Person, Response
 
 pytestmark = pytest.mark.django_db

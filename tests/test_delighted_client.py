@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from closeloop.api.models import ApiKey
+from closeloop.access.models import ApiKey
 from closeloop.loop.models import FollowUpCase
 from closeloop.surveys.models import Person, Response, ResponseEdit, SurveyRequest
 

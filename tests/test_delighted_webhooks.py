@@ -9,7 +9,7 @@ import hmac
 import pytest
 from django.test import Client
 
-from closeloop.api.models import ApiKey
+from closeloop.access.models import ApiKey
 from closeloop.delivery.models import Channel
 from closeloop.loop.intake import change_response
 from closeloop.surveys.models import Response

@@ -125,7 +125,7 @@ def test_it_answers_health_checks_without_login() -> None:
 
 
 def test_it_lets_an_admin_issue_a_key_shown_once_and_revoke_it(admin_user: User) -> None:
-    from closeloop.api.models import ApiKey
+    from closeloop.access.models import ApiKey
 
     client = _client(admin_user)
     r = client.post("/settings/api-keys/", {"name": "billing sync", "scope": "read"})

@@ -137,7 +137,7 @@ def test_it_lets_a_manager_place_a_quarantined_reply_on_its_case(
 def test_it_works_a_case_in_a_real_browser(
     live_server: Any, page: Any, agent: User, enterprise: Account
 ) -> None:
-    from closeloop.api.models import ApiKey
+    from closeloop.access.models import ApiKey
 
     _, key = ApiKey.issue("browser")
     case = detractor(ApiClient(key), enterprise, "pat@example.com", score=1)

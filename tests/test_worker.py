@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from closeloop.api.models import ApiKey
+from closeloop.access.models import ApiKey
 from closeloop.worker import Worker
 
 from .conftest import ApiClient

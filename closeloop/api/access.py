@@ -11,7 +11,7 @@ from __future__ import annotations
 from django.http import HttpRequest
 from ninja.errors import HttpError
 
-from .models import ApiKey
+from closeloop.access.models import ApiKey
 
 
 def require_write(request: HttpRequest) -> ApiKey:

@@ -31,6 +31,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
+from closeloop.access.models import ApiKey
 from closeloop.core.errors import ConcurrentWriteError, FieldError
 from closeloop.core.schemas import has_nul
 from closeloop.insights.metrics import summarise
@@ -42,8 +43,6 @@ from closeloop.surveys.delighted_shapes import person_json, response_json, unix
 from closeloop.surveys.ingest import PersonData, ResponseData, upsert_people
 from closeloop.surveys.models import Person, Response, Survey, SurveyRequest
 from closeloop.surveys.schemas import past_problem
-
-from .models import ApiKey
 
 MAX_PER_PAGE = 100
 DEFAULT_PER_PAGE = 20

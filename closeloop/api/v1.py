@@ -21,6 +21,7 @@ from ninja.errors import AuthenticationError, HttpError
 from ninja.security import HttpBearer
 from pydantic import ValidationError
 
+from closeloop.access.models import ApiKey, IdempotencyRecord
 from closeloop.core.errors import FieldError
 from closeloop.core.nps import NpsSummary
 from closeloop.insights.filters import ResponseFilter
@@ -37,7 +38,6 @@ from .access import require_write
 from .announcements import router as announcements_router
 from .cases import router as follow_up_router
 from .insights import router as insights_router
-from .models import ApiKey, IdempotencyRecord
 from .schemas import AccountOut, BatchIn, BatchOut, MetricsOut, PersonOut, ResponseOut, ResponsePage
 from .surveys import router as surveys_router
 from .themes import router as themes_router

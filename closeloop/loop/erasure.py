@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from django.db import transaction
 from django.db.models import Q
 
+from closeloop.access.models import IdempotencyRecord
 from closeloop.delivery.models import Delivery
 from closeloop.surveys.models import Person, Response, Suppression
 from closeloop.themes.models import ThemeCandidate, ThemeExample
@@ -48,8 +49,6 @@ class Erased:
 
 def erase(person: Person) -> Erased:
     """Remove the person and every copy of their personal data (see above)."""
-    from closeloop.api.models import IdempotencyRecord  # the API's replay store
-
     erased = Erased()
     with transaction.atomic():
         person = Person.objects.select_for_update().get(pk=person.pk)

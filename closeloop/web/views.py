@@ -21,7 +21,7 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from pydantic import ValidationError
 
-from closeloop.api.models import ApiKey
+from closeloop.access.models import ApiKey
 from closeloop.core.errors import FieldError
 from closeloop.core.nps import (
     B2B_SAAS_AVERAGE_NPS,

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from closeloop.api.models import ApiKey
+from closeloop.access.models import ApiKey
 
 
 class Command(BaseCommand):

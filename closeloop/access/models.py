@@ -1,4 +1,9 @@
-"""API keys and idempotency records."""
+"""Who may call the API, and what it answered: API keys, and the replay store of writes
+sent with an Idempotency-Key. Used by the API (authentication, replays), the API keys
+page, the worker (forgetting old records) and erasure (records that name a person).
+
+The tables keep their first names (`api_*`): the models were the api app's, and moving
+them would move data for nothing."""
 
 from __future__ import annotations
 
@@ -43,6 +48,7 @@ class ApiKey(models.Model):
     revoked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        db_table = "api_apikey"
         verbose_name = "API key"
 
     def __str__(self) -> str:
@@ -150,6 +156,7 @@ class IdempotencyRecord(models.Model):
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:
+        db_table = "api_idempotencyrecord"
         constraints = [
             models.UniqueConstraint(fields=["api_key", "key"], name="idempotency_key_per_api_key")
         ]
