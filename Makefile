@@ -55,10 +55,13 @@ test-postgres: install chromium
 e2e: install chromium
 	$(PY) -m pytest -q -m e2e tests/test_e2e_stack.py
 
+# Style, types, and the layers of docs/architecture.md (import-linter, configured in
+# pyproject.toml); run by .ci/run.
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy closeloop
+	$(VENV)/bin/lint-imports
 
 bench: install
 	$(PY) -m bench
