@@ -15,6 +15,7 @@ from django.test import Client
 
 from closeloop.delivery.models import Delivery
 from closeloop.delivery.transports import sign
+from closeloop.loop import actions
 from closeloop.loop.imap import handle_imap_poll
 from closeloop.loop.inbound import strip_reply
 from closeloop.loop.models import Activity, FollowUpCase, InboundMessage
@@ -94,7 +95,7 @@ def test_it_lands_a_reply_on_its_case_and_tells_the_owner(case: FollowUpCase) ->
 
 
 def test_it_reopens_a_closed_case_when_the_customer_replies(case: FollowUpCase) -> None:
-    case.close("no_response", "no answer in 2 weeks", "closing", None)
+    actions.close(case, "no_response", "no answer in 2 weeks", "closing", None)
     post(mime(case.reply_address))
     case.refresh_from_db()
     assert case.status == "in_conversation" and case.resolution == ""
@@ -248,7 +249,7 @@ def test_it_survives_an_unreachable_imap_server(settings: Any) -> None:
 def test_it_shows_a_reply_from_another_address_as_such_and_leaves_the_case_as_it_is(
     case: FollowUpCase,
 ) -> None:
-    case.close("no_response", "no answer in 2 weeks", "closing", None)
+    actions.close(case, "no_response", "no answer in 2 weeks", "closing", None)
     stranger = mime(case.reply_address).replace(
         b"From: Pat Lee <pat@example.com>", b"From: Someone <someone@elsewhere.example>"
     )

@@ -18,6 +18,7 @@ from ninja import Field, Router, Schema, Status
 
 from closeloop.core.errors import FieldError
 from closeloop.delivery.models import Delivery
+from closeloop.loop import actions
 from closeloop.loop.models import Announcement
 from closeloop.loop.outreach import FIX_SHIPPED, FIX_VARIABLES
 from closeloop.themes.models import Theme
@@ -158,5 +159,5 @@ def send_announcement(request: HttpRequest, announcement_id: int) -> Status[dict
     it was already sent or has no cases. The worker delivers the emails."""
     require_admin(request)
     a = _announcement(announcement_id)
-    a.send(None)
+    actions.send_announcement(a, None)
     return Status(202, _json(a))

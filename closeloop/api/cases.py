@@ -23,7 +23,7 @@ from closeloop.core.errors import FieldError
 from closeloop.core.schemas import StrictSchema, has_nul
 from closeloop.delivery.models import Channel
 from closeloop.insights.filters import theme_matches
-from closeloop.loop import notify
+from closeloop.loop import actions, notify
 from closeloop.loop.configuration import (
     ChannelIn,
     RuleIn,
@@ -283,7 +283,7 @@ def assign_case(request: HttpRequest, case_id: int, payload: AssignIn) -> dict[s
     with transaction.atomic():
         case = _case(case_id)
         owner = active_user(payload.owner, "owner") if payload.owner else None
-        case.assign(owner, None, payload.note)
+        actions.assign(case, owner, None, payload.note)
     return _detail(case)
 
 
@@ -296,7 +296,7 @@ def add_note(request: HttpRequest, case_id: int, payload: NoteIn) -> dict[str, A
     require_write(request)
     with transaction.atomic():
         case = _case(case_id)
-        case.add_note(payload.text, None)
+        actions.add_note(case, payload.text, None)
     return _detail(case)
 
 
@@ -317,7 +317,7 @@ def log_call(request: HttpRequest, case_id: int, payload: CallIn) -> dict[str, A
     require_write(request)
     with transaction.atomic():
         case = _case(case_id)
-        case.log_call(payload.outcome, payload.note, None)
+        actions.log_call(case, payload.outcome, payload.note, None)
     return _detail(case)
 
 
@@ -332,7 +332,7 @@ def close_case(request: HttpRequest, case_id: int, payload: CloseIn) -> dict[str
     require_write(request)
     with transaction.atomic():
         case = _case(case_id)
-        case.close(payload.resolution, payload.reason, payload.note, None)
+        actions.close(case, payload.resolution, payload.reason, payload.note, None)
     return _detail(case)
 
 
@@ -345,7 +345,7 @@ def reopen_case(request: HttpRequest, case_id: int, payload: ReopenIn) -> dict[s
     require_write(request)
     with transaction.atomic():
         case = _case(case_id)
-        case.reopen(payload.reason, None)
+        actions.reopen(case, payload.reason, None)
     return _detail(case)
 
 

@@ -22,7 +22,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 
 from closeloop.delivery.models import DELIVERY_ID, Delivery
 
-from . import bounces
+from . import actions, bounces
 from .models import FollowUpCase, InboundMessage
 
 log = logging.getLogger("closeloop.inbound")
@@ -234,5 +234,5 @@ def _land(
     auto = _is_auto_reply(message)
     inbound.status = InboundMessage.Status.AUTO_REPLY if auto else InboundMessage.Status.MATCHED
     inbound.save()
-    case.receive_reply(inbound, automatic=auto)
+    actions.receive_reply(case, inbound, automatic=auto)
     return inbound

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import string
 from dataclasses import dataclass
+from email.utils import parseaddr
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -17,10 +18,11 @@ from django.conf import settings
 from closeloop.core.errors import FieldError
 
 from . import batch
+from .models.settings import OutreachTemplate
 from .policy import Action
 
 if TYPE_CHECKING:
-    from .models import FollowUpCase
+    from .models.cases import FollowUpCase
 
 VARIABLES = {
     "first_name": "the customer's first name (or 'there')",
@@ -207,16 +209,12 @@ def values_for(case: FollowUpCase) -> dict[str, str]:
 
 
 def _default_sender_name() -> str:
-    from email.utils import parseaddr
-
     name, address = parseaddr(settings.DEFAULT_FROM_EMAIL)
     return name or address
 
 
 def template_for(action: Action, locale: str) -> Draft:
     """The saved template for the locale or its language, else the shipped one, else English."""
-    from .models import OutreachTemplate
-
     language = locale.split("-")[0].split("_")[0].lower()
     saved = {
         t.locale.lower(): t

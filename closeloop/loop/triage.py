@@ -15,7 +15,7 @@ from closeloop.core.db import bulk_insert
 from closeloop.surveys.models import Response, SurveyRequest
 from closeloop.team.models import User
 
-from . import batch, notify, priority, routing, sla
+from . import actions, batch, notify, priority, routing, sla
 from .models import Activity, FollowUpCase, RoutingRule, Task, TriagePolicy, open_filter
 from .policy import Action, Value
 
@@ -65,7 +65,8 @@ def _follow_up(responses: Sequence[Response]) -> list[FollowUpCase]:
                 touched.append(case)
             continue
         if case is not None and case.pk is not None:
-            case.close(
+            actions.close(
+                case,
                 FollowUpCase.Resolution.SUPERSEDED,
                 "a detractor answer opened a new case",
                 f"new answer {response.score}/10 (response {response.pk})",

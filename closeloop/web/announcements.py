@@ -15,6 +15,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 
 from closeloop.core.errors import FieldError
 from closeloop.delivery.models import Delivery
+from closeloop.loop import actions
 from closeloop.loop.models import Announcement
 from closeloop.loop.outreach import FIX_VARIABLES
 from closeloop.team.models import User
@@ -137,7 +138,7 @@ def _act(item: Announcement, request: HttpRequest, user: User) -> str:
         item.choose([pk for pk in current if pk not in gone])
         return f"{len(gone)} case(s) removed."
     if action == "send":
-        item.send(user)
+        actions.send_announcement(item, user)
         return (
             f"Queued {item.emailed} email(s); {item.not_emailed} customer(s) could not be emailed."
         )

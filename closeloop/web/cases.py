@@ -23,7 +23,7 @@ from closeloop.core.errors import FieldError
 from closeloop.delivery.models import Delivery, Outage
 from closeloop.insights import program
 from closeloop.insights.filters import theme_matches
-from closeloop.loop import erasure, guide, notify, outreach
+from closeloop.loop import actions, erasure, guide, notify, outreach
 from closeloop.loop.models import (
     CALL_OUTCOMES,
     Announcement,
@@ -268,13 +268,13 @@ def _act(case: FollowUpCase, action: str, post: Any, user: User) -> str:
     if action == "note":
         if not post.get("text", "").strip():
             raise FieldError("text", "write something first")
-        case.add_note(post["text"].strip(), user)
+        actions.add_note(case, post["text"].strip(), user)
         return "Note added."
     if action == "call":
         outcome = post.get("outcome", "")
         if outcome not in CALL_OUTCOMES:
             raise FieldError("outcome", "choose how the call went")
-        case.log_call(outcome, post.get("note", "").strip(), user)
+        actions.log_call(case, outcome, post.get("note", "").strip(), user)
         return "Call logged."
     if action == "email":
         subject, body = post.get("subject", "").strip(), post.get("body", "").strip()
@@ -287,19 +287,21 @@ def _act(case: FollowUpCase, action: str, post: Any, user: User) -> str:
         case.commit(post.get("promise", ""), _when(post.get("due_at", ""), "due_at"), user)
         return "Commitment recorded."
     if action == "close":
-        case.close(post.get("resolution", ""), post.get("reason", ""), post.get("note", ""), user)
+        actions.close(
+            case, post.get("resolution", ""), post.get("reason", ""), post.get("note", ""), user
+        )
         return "Case closed."
     if action == "reopen":
         if not post.get("reason", "").strip():
             raise FieldError("reason", "say why it is reopened")
-        case.reopen(post["reason"].strip(), user)
+        actions.reopen(case, post["reason"].strip(), user)
         return "Case reopened."
     if action == "assign":
         raw = post.get("owner", "")
         owner = User.objects.filter(pk=form_pk(raw), is_active=True).first()
         if raw and owner is None:
             raise FieldError("owner", "no such user")
-        case.assign(owner, user, post.get("why", "").strip())
+        actions.assign(case, owner, user, post.get("why", "").strip())
         return "Reassigned."
     if action in ("theme_add", "theme_remove"):
         return _correct_themes(case, action, post, user)
@@ -358,7 +360,7 @@ def quarantine(request: HttpRequest) -> HttpResponse:
                 case = FollowUpCase.objects.filter(pk=form_pk(raw)).first()
                 if case is None:
                     raise FieldError("case", "no case with that number")
-                message.attach_to(case, user)
+                actions.attach(message, case, user)
         return redirect("quarantine")
     held = InboundMessage.objects.filter(status=InboundMessage.Status.QUARANTINED).order_by(
         "-received_at"

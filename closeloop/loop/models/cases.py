@@ -1,20 +1,18 @@
-"""Follow-up: the triage policy, routing rules, cases, their timeline, tasks and templates.
-
-A FollowUpCase is what a detractor's answer becomes: an owner, a deadline and
-a record of everything done about it. Its methods are the only way its state
-changes, and each leaves an Activity row, so the timeline is complete.
+"""A FollowUpCase is what a detractor's answer becomes: an owner, a deadline and a
+record of everything done about it. Its methods are the only way its state changes,
+and each leaves an Activity row, so the timeline is complete; who hears of a change
+(the owner, webhooks, Slack) is `loop.actions`' part. Also here: the timeline, tasks,
+in-app notifications and inbound mail.
 """
 
 from __future__ import annotations
 
-import json
-import re
 import secrets
 from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import models, transaction
+from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
@@ -24,87 +22,9 @@ from closeloop.core.reading import ReadByWorker
 from closeloop.surveys.models import Account, Person, Response
 from closeloop.team.models import Team, User
 
-from . import batch, outreach
-from .policy import Action, PolicyConfig
-
-
-class TriagePolicy(models.Model):
-    """One saved version of the triage policy; the newest is in force."""
-
-    version = models.PositiveIntegerField(unique=True)
-    config = models.JSONField()
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
-    )
-    created_at = models.DateTimeField(default=timezone.now)
-
-    def __str__(self) -> str:
-        return f"triage policy v{self.version}"
-
-    @property
-    def rules(self) -> PolicyConfig:
-        """The validated configuration of this version."""
-        cached: PolicyConfig | None = getattr(self, "_rules", None)
-        if cached is None:
-            cached = PolicyConfig.model_validate(self.config)
-            self._rules = cached
-        return cached
-
-    @classmethod
-    def current(cls) -> TriagePolicy:
-        """The version in force; version 1 holds the defaults until an admin saves one."""
-        policy = cls.objects.order_by("-version").first()
-        if policy is None:
-            policy, _ = cls.objects.get_or_create(
-                version=1, defaults={"config": PolicyConfig().model_dump(mode="json")}
-            )
-        return policy
-
-    @classmethod
-    def save_new_version(cls, config: PolicyConfig, by: User | None) -> TriagePolicy:
-        """Store `config` as the next version; cases keep pointing at the version that made them."""
-        with transaction.atomic():
-            latest = cls.objects.select_for_update().order_by("-version").first()
-            return cls.objects.create(
-                version=(latest.version + 1) if latest else 1,
-                config=config.model_dump(mode="json"),
-                created_by=by,
-            )
-
-
-class RoutingRule(models.Model):
-    """Sends cases of accounts without an owner to a team, by tier and/or a property value.
-
-    Rules are tried by position; an empty rule matches everything (a catch-all).
-    """
-
-    position = models.PositiveIntegerField(default=0)
-    name = models.CharField(max_length=100)
-    tiers = models.JSONField(default=list, blank=True, help_text="account tiers; empty = any")
-    property_key = models.CharField(
-        max_length=100, blank=True, help_text="an account or person property, e.g. region"
-    )
-    property_value = models.CharField(max_length=200, blank=True)
-    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="routing_rules")
-    active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        ordering = ["position", "id"]
-
-    def __str__(self) -> str:
-        return self.name
-
-    def matches(self, account: Account | None, person: Person) -> bool:
-        """Whether this rule applies to an answer from `person` at `account`."""
-        tier = account.tier.lower() if account is not None else ""
-        if self.tiers and tier not in {t.lower() for t in self.tiers}:
-            return False
-        if self.property_key:
-            props = {**(account.properties if account else {}), **person.properties}
-            if str(props.get(self.property_key, "")) != self.property_value:
-                return False
-        return True
+from .. import batch
+from ..policy import Action
+from .settings import TriagePolicy
 
 
 def _reply_token() -> str:
@@ -321,12 +241,11 @@ class FollowUpCase(models.Model):
         new = self.status
         self.log(Activity.Kind.STATUS_CHANGE, f"{old} → {new}", actor, old=old, new=new)
 
-    def assign(self, owner: User | None, actor: User | None, why: str = "") -> None:
-        """Give the case to someone (None: back to the unassigned queue)."""
-        from . import notify
-
+    def assign(self, owner: User | None, actor: User | None, why: str = "") -> bool:
+        """Give the case to someone (None: back to the unassigned queue); False if they
+        had it already. `actions.assign` also tells them."""
         if owner == self.owner:
-            return
+            return False
         old = self.owner
         self.owner = owner
         self.save_changes("owner")
@@ -339,21 +258,10 @@ class FollowUpCase(models.Model):
             owner=owner.pk if owner else None,
             previous=old.pk if old else None,
         )
-        if owner is not None and owner != actor:
-            notify.owner_alert(self, reason="assigned")
-        notify.case_event(self, "case.updated")
-
-    def add_note(self, text: str, actor: User | None) -> Activity:
-        from . import notify
-
-        activity = self.log(Activity.Kind.NOTE, text, actor)
-        notify.case_event(self, "case.updated")
-        return activity
+        return True
 
     def log_call(self, outcome: str, note: str, actor: User | None) -> Activity:
         """A call happened (or was tried): reaching the customer starts the conversation."""
-        from . import notify
-
         activity = self.log(Activity.Kind.CALL_LOGGED, note, actor, outcome=outcome)
         if outcome in CALL_REACHED:
             self.touch(None, None if self.is_closed else self.Status.IN_CONVERSATION, actor)
@@ -362,13 +270,10 @@ class FollowUpCase(models.Model):
                 task.complete(actor)
         elif outcome in CALL_ATTEMPTED and self.status == self.Status.OPEN:
             self.touch(None, self.Status.CONTACTED, actor)
-        notify.case_event(self, "case.updated")
         return activity
 
     def close(self, resolution: str, reason: str, note: str, actor: User | None) -> None:
         """Close with an outcome; a reason and a note are required so the record means something."""
-        from . import notify
-
         if resolution not in self.Resolution.values:
             raise FieldError("resolution", f"must be one of {', '.join(self.Resolution.values)}")
         if not reason.strip():
@@ -393,12 +298,9 @@ class FollowUpCase(models.Model):
             new=self.status,
             resolution=resolution,
         )
-        notify.case_event(self, "case.closed")
 
     def reopen(self, why: str, actor: User | None) -> None:
         """Open a closed case again, e.g. when the customer writes back."""
-        from . import notify
-
         if not self.is_closed:
             raise FieldError("status", "the case is not closed")
         self.status = self.Status.IN_CONVERSATION if self.first_touch_at else self.Status.OPEN
@@ -406,52 +308,6 @@ class FollowUpCase(models.Model):
         self.closed_at = None
         self.save_changes("status", "resolution", "closed_at")
         self.log(Activity.Kind.REOPENED, why, actor)
-        notify.case_event(self, "case.updated")
-
-    def receive_reply(self, inbound: InboundMessage, automatic: bool = False) -> None:
-        """A customer's email landed: the conversation is on, the SLA met, the owner told.
-
-        A reply to a closed case reopens it. An auto-reply (out of office) is only
-        noted: it is not the customer talking. Mail from another address (a colleague,
-        a forward, someone who found the reply address) is shown as such and the owner
-        told, but it neither reopens the case, nor counts as the customer's reply.
-        """
-        from . import notify
-
-        customer = (self.person.email or "").lower()
-        if not automatic and inbound.from_address.lower() != customer:
-            self.log(
-                Activity.Kind.REPLY_RECEIVED,
-                f"From {inbound.from_address} (not the customer's address):\n\n"
-                + (inbound.text or "(no text; see the original message)"),
-                inbound=inbound.pk,
-                sender=inbound.from_address,
-                subject=inbound.subject,
-                not_customer=True,
-            )
-            notify.reply_alert(self, inbound)
-            return
-        if automatic:
-            self.log(
-                Activity.Kind.REPLY_RECEIVED,
-                f"automatic reply from {inbound.from_address}: {inbound.subject}",
-                inbound=inbound.pk,
-                automatic=True,
-            )
-            return
-        self.log(
-            Activity.Kind.REPLY_RECEIVED,
-            inbound.text or "(no text; see the original message)",
-            inbound=inbound.pk,
-            sender=inbound.from_address,
-            subject=inbound.subject,
-        )
-        self.touch(inbound.received_at)
-        if self.is_closed:
-            self.reopen("the customer replied", None)
-        self.set_status(self.Status.IN_CONVERSATION)
-        notify.reply_alert(self, inbound)
-        notify.case_event(self, "case.updated")
 
     def watch(self, user: User, actor: User | None) -> None:
         """Add someone (a senior leader, the executive sponsor) who hears of replies."""
@@ -645,41 +501,20 @@ class InboundMessage(models.Model):
         return f"{self.from_address}: {self.subject} ({self.status})"
 
     def attach_to(self, case: FollowUpCase, actor: User | None) -> None:
-        """Place a quarantined message on a case by hand; it then counts as the customer's reply."""
+        """Place a quarantined message on a case by hand (`actions.attach` then hands it to
+        the case as the customer's reply)."""
         if self.status != self.Status.QUARANTINED:
             raise FieldError("status", "only quarantined messages can be placed on a case")
         self.case = case
         self.status = self.Status.MATCHED
         self.handled_by = actor
         self.save(update_fields=["case", "status", "handled_by"])
-        case.receive_reply(self)
 
     def dismiss(self, actor: User | None) -> None:
         """Mark a quarantined message as not a customer reply (spam, misdirected)."""
         self.status = self.Status.DISMISSED
         self.handled_by = actor
         self.save(update_fields=["status", "handled_by"])
-
-
-class OutreachTemplate(models.Model):
-    """The first email of an action, per locale, with {variables} filled from the case."""
-
-    action = models.CharField(max_length=32, choices=[(a.value, a.label) for a in Action])
-    locale = models.CharField(max_length=16, default="en")
-    subject = models.CharField(max_length=200)
-    body = models.TextField()
-    updated_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
-    )
-    updated_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["action", "locale"], name="template_action_locale")
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.action} ({self.locale})"
 
 
 def open_filter() -> Q:
@@ -698,220 +533,3 @@ def revenue_at_risk(cases: models.QuerySet[FollowUpCase]) -> int:
         pk__in=cases.filter(account__isnull=False).values("account")
     ).aggregate(total=models.Sum("arr_cents"))["total"]
     return int(total or 0)
-
-
-class Announcement(models.Model):
-    """A fix that shipped, told personally to each customer whose case asked for it.
-
-    It starts as a draft: what shipped, a few words more, the message, and the
-    cases it goes to (picked by hand, by a theme, by a response tag, or any of
-    these). Sending
-    queues one email per person from their case's owner ("you told us X; we
-    shipped Y"), logs it on every chosen case, and can close the open ones as
-    resolved.
-    """
-
-    class Status(models.TextChoices):
-        DRAFT = "draft"
-        SENT = "sent"
-
-    title = models.CharField(max_length=200, help_text="what shipped, in a line")
-    details = models.TextField(blank=True, help_text="a few words more for customers")
-    tag = models.CharField(max_length=50, blank=True, help_text="the response tag it answers")
-    theme = models.ForeignKey(
-        "themes.Theme",
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="announcements",
-        help_text="the theme it answers",
-    )
-    subject = models.CharField(max_length=300, default=outreach.FIX_SHIPPED.subject)
-    body = models.TextField(default=outreach.FIX_SHIPPED.body)
-    resolve = models.BooleanField(default=False, help_text="close open cases as resolved")
-    cases = models.ManyToManyField(FollowUpCase, related_name="announcements", blank=True)
-    status = models.CharField(max_length=8, choices=Status.choices, default=Status.DRAFT)
-    emailed = models.PositiveIntegerField(default=0, help_text="people an email was queued for")
-    not_emailed = models.PositiveIntegerField(default=0, help_text="people who could not be")
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
-    created_at = models.DateTimeField(default=timezone.now)
-    sent_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
-    sent_at = models.DateTimeField(null=True, blank=True)
-
-    def __str__(self) -> str:
-        return self.title
-
-    def validate_draft(self) -> None:
-        """Refuse a draft that cannot be sent as written (names the field)."""
-        if not self.title.strip():
-            raise FieldError("title", "say what shipped")
-        if not self.subject.strip():
-            raise FieldError("subject", "an email needs a subject")
-        if not self.body.strip():
-            raise FieldError("body", "an email needs a body")
-        try:
-            outreach.check_fix_template(self.subject, self.body)
-        except FieldError as exc:
-            raise FieldError(exc.field, exc.reason) from exc
-
-    @classmethod
-    def draft(cls, case_ids: list[int], **fields: Any) -> Announcement:
-        """Check and save a new draft; its cases are `case_ids` plus those of its theme
-        and of its tag."""
-        announcement = cls(**fields)
-        announcement.validate_draft()
-        announcement.save()
-        announcement.choose(
-            case_ids,
-            by_tag=bool(announcement.tag.strip()),
-            by_theme=announcement.theme_id is not None,
-        )
-        return announcement
-
-    @staticmethod
-    def themed_cases(theme: Any) -> models.QuerySet[FollowUpCase]:
-        """Every case one of whose answers has the theme (found by the model or a person)."""
-        if theme is None:
-            return FollowUpCase.objects.none()
-        return FollowUpCase.objects.filter(
-            Q(response__theme_tags__theme=theme) | Q(responses__theme_tags__theme=theme)
-        ).distinct()
-
-    @staticmethod
-    def tagged_cases(tag: str) -> models.QuerySet[FollowUpCase]:
-        """Every case one of whose answers carries `tag` (any letter case)."""
-        wanted = tag.strip().lower()
-        if not wanted:
-            return FollowUpCase.objects.none()
-        candidates = Response.objects.filter(tags__icontains=json.dumps(wanted)[1:-1])
-        ids = [
-            pk
-            for pk, tags in candidates.values_list("pk", "tags")
-            if wanted in {str(t).lower() for t in tags}
-        ]
-        return FollowUpCase.objects.filter(Q(response__in=ids) | Q(responses__in=ids)).distinct()
-
-    def choose(
-        self, case_ids: list[int] | None = None, by_tag: bool = False, by_theme: bool = False
-    ) -> None:
-        """Set the cases: the listed ids (all must exist), plus the tag's cases if `by_tag`
-        and the theme's if `by_theme`."""
-        if self.status == self.Status.SENT:
-            raise FieldError("status", "this announcement was already sent")
-        chosen: set[int] = set()
-        if case_ids:
-            wanted = set(case_ids)
-            found = set(FollowUpCase.objects.filter(pk__in=wanted).values_list("pk", flat=True))
-            missing = sorted(wanted - found)
-            if missing:
-                raise FieldError("case_ids", f"no case with id {', '.join(map(str, missing))}")
-            chosen |= found
-        if by_tag:
-            if not self.tag.strip():
-                raise FieldError("tag", "name a tag to choose cases by")
-            chosen |= set(self.tagged_cases(self.tag).values_list("pk", flat=True))
-        if by_theme:
-            if self.theme_id is None:
-                raise FieldError("theme", "choose a theme to choose cases by")
-            chosen |= set(self.themed_cases(self.theme).values_list("pk", flat=True))
-        self.cases.set(chosen)
-
-    def chosen_cases(self) -> list[FollowUpCase]:
-        """The cases it answers, newest first, with what rendering their emails reads."""
-        return list(
-            self.cases.select_related("person", "owner", "account", "response")
-            .prefetch_related("responses__theme_tags", "response__theme_tags")
-            .order_by("-created_at")
-        )
-
-    def preview(self, cases: list[FollowUpCase]) -> tuple[FollowUpCase, str, str] | None:
-        """The first case's email (subject, body) as its customer will read it."""
-        if not cases:
-            return None
-        return (cases[0], *self.render(cases[0]))
-
-    def comment_for(self, case: FollowUpCase) -> str:
-        """What the customer told us: the comment of the answer with the theme (or the
-        tag), else their latest comment."""
-        answers = sorted(
-            {case.response, *case.responses.all()}, key=lambda r: r.created_at, reverse=True
-        )
-        tag = self.tag.strip().lower()
-        with_comment = [r for r in answers if r.comment.strip()]
-        for response in with_comment:
-            if self.theme_id and any(
-                t.theme_id == self.theme_id for t in response.theme_tags.all()
-            ):
-                return response.comment
-        for response in with_comment:
-            if tag and tag in {str(t).lower() for t in response.tags}:
-                return response.comment
-        return with_comment[0].comment if with_comment else ""
-
-    def render(self, case: FollowUpCase) -> tuple[str, str]:
-        """Subject and body of this announcement's email to the case's customer."""
-        values = outreach.fix_values(case, self.title, self.details, self.comment_for(case))
-        body = outreach.fill(self.body, values, "body")
-        # An empty {details} would leave a blank line of its own; fold it away.
-        body = re.sub(r"\n{3,}", "\n\n", body)
-        return outreach.fill(self.subject, values, "subject"), body
-
-    def send(self, actor: User | None) -> None:
-        """Tell every chosen customer, once per person, and log it on each case."""
-        from closeloop.delivery.models import Delivery
-
-        from . import notify
-
-        self.validate_draft()
-        with transaction.atomic():
-            if (
-                Announcement.objects.select_for_update().filter(pk=self.pk).get().status
-                == self.Status.SENT
-            ):
-                raise FieldError("status", "this announcement was already sent")
-            cases = self.chosen_cases()
-            if not cases:
-                raise FieldError("case_ids", "choose at least one case")
-            told: dict[int, FollowUpCase] = {}
-            with batch.collecting():
-                for case in cases:
-                    first = told.get(case.person_id)
-                    if first is None:
-                        told[case.person_id] = case
-                        subject, body = self.render(case)
-                        queued = notify.customer_email(
-                            case,
-                            subject,
-                            body,
-                            Delivery.Purpose.FIX_SHIPPED,
-                            actor,
-                            announcement=self,
-                        )
-                        if queued is None:
-                            self.not_emailed += 1
-                            text = f"Fix shipped: {self.title} (the customer could not be emailed)"
-                        else:
-                            self.emailed += 1
-                            text = f"Fix shipped: {self.title}; the customer is being told"
-                    else:
-                        text = f"Fix shipped: {self.title}; told by email on case #{first.pk}"
-                    case.log(Activity.Kind.FIX_SHIPPED, text, actor, announcement=self.pk)
-                    if self.resolve and not case.is_closed:
-                        note = f"{self.title}. {self.details}".strip()
-                        case.close(FollowUpCase.Resolution.RESOLVED, "fix shipped", note, actor)
-            self.status = self.Status.SENT
-            self.sent_by = actor
-            self.sent_at = timezone.now()
-            self.save(update_fields=["status", "sent_by", "sent_at", "emailed", "not_emailed"])

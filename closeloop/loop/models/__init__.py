@@ -1,0 +1,37 @@
+"""The follow-up's records: cases and their timeline (`cases`), what admins set
+(`settings`), and fixes shipped (`announcements`)."""
+
+from .announcements import Announcement
+from .cases import (
+    CALL_ATTEMPTED,
+    CALL_OUTCOMES,
+    CALL_REACHED,
+    Activity,
+    FollowUpCase,
+    InboundMessage,
+    Notification,
+    Task,
+    open_filter,
+    overdue_filter,
+    revenue_at_risk,
+)
+from .cases import _reply_token as _reply_token  # named by migration 0001
+from .settings import OutreachTemplate, RoutingRule, TriagePolicy
+
+__all__ = [
+    "CALL_ATTEMPTED",
+    "CALL_OUTCOMES",
+    "CALL_REACHED",
+    "Activity",
+    "Announcement",
+    "FollowUpCase",
+    "InboundMessage",
+    "Notification",
+    "OutreachTemplate",
+    "RoutingRule",
+    "Task",
+    "TriagePolicy",
+    "open_filter",
+    "overdue_filter",
+    "revenue_at_risk",
+]
