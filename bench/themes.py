@@ -9,6 +9,7 @@ import time
 
 from closeloop.themes import classifier as c
 from closeloop.themes import sentiment
+from closeloop.themes import sentiment_training as st
 
 THROUGHPUT_COMMENTS = 2000
 
@@ -55,9 +56,9 @@ def _vader_accuracy(rated: list[sentiment.Snippet]) -> dict[str, float]:
         return sentiment.NEGATIVE if compound <= -sentiment.LEXICON_POLAR else sentiment.NEUTRAL
 
     right = [(s, label(s.text) == s.label) for s in rated]
-    groups = {name: [name] for name in sentiment.CORPUS_FILES}
-    groups[" + ".join(sentiment.CLOSEST)] = list(sentiment.CLOSEST)
-    groups["all four"] = list(sentiment.CORPUS_FILES)
+    groups = {name: [name] for name in st.CORPUS_FILES}
+    groups[" + ".join(st.CLOSEST)] = list(st.CLOSEST)
+    groups["all four"] = list(st.CORPUS_FILES)
     return {
         name: sum(ok for s, ok in right if s.corpus in members)
         / max(1, sum(1 for s, _ in right if s.corpus in members))
@@ -100,8 +101,8 @@ def run() -> list[tuple[str, ...]]:
     ours, base = c.macro_f1(scores), c.macro_f1(base_scores)
     rows.append(("  macro-F1", f"{ours:.3f}", f"{base:.3f}", _ratio(ours, base), "≥ 0.85"))
     # The tuned model (built here, in the foreground, if no worker has tuned it yet).
-    feeling = sentiment.tuned()
-    _, rated = sentiment.split(sentiment.load_corpus())
+    feeling = st.tuned()
+    _, rated = st.split(st.load_corpus())
     vader = _vader_accuracy(rated)
     rows.append(
         (
@@ -112,8 +113,8 @@ def run() -> list[tuple[str, ...]]:
             "",
         )
     )
-    for a in sentiment.evaluate(feeling, rated):
-        goal = "≥ 0.80" if a.corpus == " + ".join(sentiment.CLOSEST) else ""
+    for a in st.evaluate(feeling, rated):
+        goal = "≥ 0.80" if a.corpus == " + ".join(st.CLOSEST) else ""
         rows.append(
             (
                 f"  accuracy, {a.corpus} (n {a.n})",
@@ -123,8 +124,8 @@ def run() -> list[tuple[str, ...]]:
                 goal,
             )
         )
-    closest = " + ".join(sentiment.CLOSEST)
-    interim = {a.corpus: a for a in sentiment.evaluate(sentiment.InterimModel.shipped(), rated)}
+    closest = " + ".join(st.CLOSEST)
+    interim = {a.corpus: a for a in st.evaluate(sentiment.InterimModel.shipped(), rated)}
     rows.append(
         (
             f"  interim model (until the tuning is done), {closest}",

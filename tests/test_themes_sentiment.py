@@ -12,6 +12,7 @@ import pytest
 
 from closeloop.themes import model_files
 from closeloop.themes import sentiment as s
+from closeloop.themes import sentiment_training as st
 
 
 @pytest.fixture(scope="module", params=["interim", "tuned"])
@@ -63,12 +64,12 @@ def test_it_handles_empty_emoticon_long_and_non_english_comments(model: s.Reader
 
 
 def test_it_measures_itself_on_rated_snippets_it_never_saw(model: s.Reader) -> None:
-    snippets = s.load_corpus(s.fetch_corpus())
-    training, held_out = s.split(snippets)
+    snippets = st.load_corpus(st.fetch_corpus())
+    training, held_out = st.split(snippets)
     assert len(snippets) > 20_000 and not {x.text for x in training} & {x.text for x in held_out}
-    closest = [x for x in held_out if x.corpus in s.CLOSEST]
-    rows = {a.corpus: a for a in s.evaluate(model, closest)}
-    both = rows[" + ".join(s.CLOSEST)]
+    closest = [x for x in held_out if x.corpus in st.CLOSEST]
+    rows = {a.corpus: a for a in st.evaluate(model, closest)}
+    both = rows[" + ".join(st.CLOSEST)]
     assert both.n == len(closest) > 1500
     # The goal (0.80) is tracked by `make bench`; this guards against a broken model.
     assert both.accuracy > 0.7
@@ -81,7 +82,7 @@ def test_it_removes_the_models_of_older_versions(tmp_path: Path) -> None:
     (tmp_path / "sent-older-folder").mkdir()
     (tmp_path / "vader-corpus").mkdir()
     (tmp_path / "tuning-sent-older").mkdir()
-    s.remove_older(keep)
+    st.remove_older(keep)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([s.VERSION, "vader-corpus"])
     assert (keep / "inner").is_dir()
 
@@ -98,11 +99,11 @@ def test_it_resumes_an_interrupted_tuning_and_ends_with_the_same_model(tmp_path:
     import torch
 
     corpus = _tiny_corpus()  # 66 snippets: 4 steps of 32 in two passes
-    whole = s.train(corpus, epochs=2)
+    whole = st.train(corpus, epochs=2)
     checkpoint = tmp_path / "checkpoint.pt"
     steps: list[int] = []
-    with pytest.raises(s.Interrupted):
-        s.train(
+    with pytest.raises(st.Interrupted):
+        st.train(
             corpus,
             epochs=2,
             checkpoint=checkpoint,
@@ -111,7 +112,7 @@ def test_it_resumes_an_interrupted_tuning_and_ends_with_the_same_model(tmp_path:
             progress=lambda step, total: steps.append(step),
         )
     assert steps == [1, 2] and checkpoint.exists()  # saved on the way out, not at 100
-    resumed = s.train(
+    resumed = st.train(
         corpus, epochs=2, checkpoint=checkpoint, progress=lambda step, total: steps.append(step)
     )
     assert steps == [1, 2, 2, 3, 4]  # resumed at 2 (reported once), then only 3 and 4 ran
@@ -126,7 +127,7 @@ def test_it_never_tunes_twice_at_once(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setattr(s, "MODEL_PATH", tmp_path / s.VERSION)
     with model_files.exclusive(s.LOCK, wait=False) as first:
         assert first and model_files.is_locked(s.LOCK)
-        assert s.tune(wait=False) is False  # another process holds it: nothing starts
+        assert st.tune(wait=False) is False  # another process holds it: nothing starts
         assert s.status()["tuning"] is True and s.status()["ready"] is False
     assert not model_files.is_locked(s.LOCK)
 
@@ -138,7 +139,7 @@ def test_it_reads_with_the_interim_model_until_the_tuned_one_exists(
     monkeypatch.setattr(s, "_current", None)
     reader = s.current_sentiment()
     assert reader.interim and reader.version == s.INTERIM_VERSION
-    s.save(s.train(_tiny_corpus(), epochs=0.5), s.MODEL_PATH)
+    s.save(st.train(_tiny_corpus(), epochs=0.5), s.MODEL_PATH)
     monkeypatch.setattr(s, "_checked_at", 0.0)  # as if RECHECK_SECONDS had passed
     switched = s.current_sentiment()
     assert not switched.interim and switched.version == s.VERSION

@@ -15,6 +15,7 @@ from sklearn.linear_model import LogisticRegression
 from closeloop.loop.intake import change_response
 from closeloop.surveys.models import Account, Response
 from closeloop.themes import classifier, learning, sentiment, tagging
+from closeloop.themes import sentiment_training as st
 from closeloop.themes.models import Theme, ThemeTag
 
 from .conftest import ApiClient, answer, drain, open_case
@@ -164,7 +165,7 @@ def test_it_reads_sentiment_again_once_the_tuned_model_arrives(
     themes = sorted(t.theme.slug for t in saved.theme_tags.all())
     # A tuned model appears (here a tiny one, tuned for a step), as a worker's tuning ends.
     tiny = [sentiment.Snippet("tweets", f"awful {i}", -3.0) for i in range(40)]
-    sentiment.save(sentiment.train(tiny, epochs=1), tmp_path / sentiment.VERSION)
+    sentiment.save(st.train(tiny, epochs=1), tmp_path / sentiment.VERSION)
     monkeypatch.setattr(sentiment, "_checked_at", 0.0)  # as if RECHECK_SECONDS had passed
     assert tagging.handle_sentiment_reread() is True
     assert tagging.handle_sentiment_reread() is False  # nothing left to read again

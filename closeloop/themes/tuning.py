@@ -1,6 +1,6 @@
 """The sentiment model is tuned in the background, never on the way to a running site.
 
-`handle_sentiment_tuning` (a worker step) starts `python -m closeloop.themes.sentiment`
+`handle_sentiment_tuning` (a worker step) starts `python -m closeloop.themes.sentiment_training`
 as a child process at the lowest CPU priority when the tuned model is missing and no
 other process is tuning it (the tuning holds a lock beside the model, so two workers or
 two `make run`s never tune at once). The child checkpoints every hundred steps and on
@@ -69,7 +69,7 @@ def handle_sentiment_tuning() -> bool:
     log.info("sentiment model: tuning in the background (comments are read by the interim model)")
     # A fixed command: this interpreter running our own module.
     _child = subprocess.Popen(
-        [sys.executable, "-m", "closeloop.themes.sentiment"],
+        [sys.executable, "-m", "closeloop.themes.sentiment_training"],
         preexec_fn=_lower_priority,  # the child is a fresh interpreter
     )
     return False

@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import announcements, cases, insights, settings_pages, surveys, views
+from . import announcements, cases, insights, reports, settings_pages, surveys, views
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(template_name="web/login.html"), name="login"),
@@ -21,10 +21,10 @@ urlpatterns = [
     path("insights/transitions.csv", insights.export_transitions, name="export-transitions"),
     path("insights/risk/", insights.risk_page, name="risk"),
     path("insights/risk.csv", insights.export_risk, name="export-risk"),
-    path("insights/incidents/", insights.incidents_page, name="incidents"),
-    path("insights/incidents.csv", insights.export_incidents, name="export-incidents"),
-    path("insights/report/", insights.report_page, name="report"),
-    path("insights/calculators/", insights.calculators_page, name="calculators"),
+    path("insights/incidents/", reports.incidents_page, name="incidents"),
+    path("insights/incidents.csv", reports.export_incidents, name="export-incidents"),
+    path("insights/report/", reports.report_page, name="report"),
+    path("insights/calculators/", reports.calculators_page, name="calculators"),
     path("responses/", views.responses, name="responses"),
     path("responses/export.csv", views.export_responses, name="export-responses"),
     path("people/export.csv", views.export_people, name="export-people"),
