@@ -23,7 +23,7 @@ from closeloop.core.errors import FieldError
 from closeloop.core.schemas import StrictSchema, has_nul
 from closeloop.delivery.models import Channel
 from closeloop.insights.filters import theme_matches
-from closeloop.loop import actions, notify
+from closeloop.loop import actions, payloads
 from closeloop.loop.configuration import (
     ChannelIn,
     RuleIn,
@@ -228,11 +228,11 @@ def list_cases(request: HttpRequest, filters: Query[CaseFilter]) -> dict[str, An
     """Cases by priority (highest first). `email=` finds one customer's cases."""
     qs = filter_cases(_cases(), filters).order_by("-priority", "-id")
     page = list(qs[filters.offset : filters.offset + filters.limit])
-    return {"count": qs.count(), "results": [notify.case_json(c) for c in page]}
+    return {"count": qs.count(), "results": [payloads.case_json(c) for c in page]}
 
 
 def _detail(case: FollowUpCase) -> dict[str, Any]:
-    body = notify.case_json(case)
+    body = payloads.case_json(case)
     body.update(
         playbook=case.playbook,
         reply_address=case.reply_address,

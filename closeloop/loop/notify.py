@@ -1,9 +1,9 @@
-"""Who hears about a case, and what they are told: rows in the outbox, never sends.
+"""Who hears about a case (its recipients), through which channels: rows in the outbox,
+never sends.
 
 Every function here writes Delivery (or Notification) rows inside the caller's
-transaction; the worker sends them after commit. The worker reports back
-through `deliveries_sent` and `delivery_failed`, which put the outcome on the
-case's timeline.
+transaction; the worker sends them after commit and reports back through
+`outcomes`. What the rows say is `messages` (alerts) and `payloads` (JSON).
 """
 
 from __future__ import annotations
@@ -18,123 +18,17 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from closeloop.delivery.models import DELIGHTED_NAMES, Channel, Delivery, Outage
+from closeloop.delivery.models import DELIGHTED_NAMES, Channel, Delivery
 from closeloop.surveys import delighted_shapes
 from closeloop.surveys.models import Person, Response
 from closeloop.team.models import Role, User
 
 from . import batch, outreach
+from .messages import alert_email, alert_mail, headline, slack_message
 from .models import Activity, Announcement, FollowUpCase, InboundMessage, Notification
+from .payloads import case_json, case_url, event_payload, response_json
 
 NOREPLY = re.compile(r"no[-_.]?reply|do[-_.]?not[-_.]?reply", re.IGNORECASE)
-
-
-def case_url(case: FollowUpCase) -> str:
-    return f"{settings.SITE_URL}/cases/{case.pk}/"
-
-
-def money(cents: int, currency: str = "USD") -> str:
-    return f"{currency} {cents / 100:,.0f}"
-
-
-def _when(case: FollowUpCase) -> str:
-    return f"{case.due_at:%a %d %b %H:%M} UTC" if case.due_at else "no deadline"
-
-
-def _headline(case: FollowUpCase) -> str:
-    who = case.person.name or case.person.email or str(case.person)
-    where = f" at {case.account.name}" if case.account else ""
-    return f"{case.loop.capitalize()} {case.score}/10 from {who}{where}"
-
-
-# --- JSON shapes shared by webhooks and the API ------------------------------------------
-
-
-def person_json(case: FollowUpCase) -> dict[str, Any]:
-    p = case.person
-    return {"id": p.pk, "email": p.email, "name": p.name, "external_id": p.external_id}
-
-
-def account_json(case: FollowUpCase) -> dict[str, Any] | None:
-    a = case.account
-    if a is None:
-        return None
-    return {
-        "id": a.pk,
-        "external_id": a.external_id,
-        "name": a.name,
-        "tier": a.tier,
-        "arr": a.arr_cents / 100,
-        "currency": a.currency,
-    }
-
-
-def user_json(user: User | None) -> dict[str, Any] | None:
-    if user is None:
-        return None
-    return {"id": user.pk, "name": user.display_name, "email": user.email}
-
-
-def case_json(case: FollowUpCase) -> dict[str, Any]:
-    """The case as webhooks carry it (documented in docs/webhooks.md)."""
-    r = case.response
-    return {
-        "id": case.pk,
-        "url": case_url(case),
-        "loop": case.loop,
-        "status": case.status,
-        "resolution": case.resolution or None,
-        "score": case.score,
-        "previous_score": case.previous_score,
-        "band": case.band or None,
-        "high_value": case.high_value,
-        "action": case.action,
-        "rule": case.rule,
-        "policy_version": case.policy.version,
-        "priority": round(case.priority, 1),
-        "due_at": _iso(case.due_at),
-        "first_touch_at": _iso(case.first_touch_at),
-        "escalation_level": case.escalation_level,
-        "overdue": case.is_overdue,
-        "owner": user_json(case.owner),
-        "person": person_json(case),
-        "account": account_json(case),
-        "response": {
-            "id": r.pk,
-            "score": r.score,
-            "comment": r.comment,
-            "created_at": _iso(r.created_at),
-            "themes": r.themes_json(),
-            "sentiment": r.sentiment_json(),
-        },
-        "created_at": _iso(case.created_at),
-        "updated_at": _iso(case.updated_at),
-        "closed_at": _iso(case.closed_at),
-    }
-
-
-def response_json(response: Response) -> dict[str, Any]:
-    return {
-        "id": response.pk,
-        "score": response.score,
-        "category": response.category.value,
-        "comment": response.comment,
-        "source": response.source,
-        "person": {"id": response.person_id, "email": response.person.email},
-        "account_id": response.account_id,
-        "created_at": _iso(response.created_at),
-    }
-
-
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def _event_payload(event: str, event_id: uuid.UUID, data: dict[str, Any]) -> dict[str, Any]:
-    return {"id": str(event_id), "type": event, "created_at": _iso(timezone.now()), "data": data}
-
-
-# --- channels ------------------------------------------------------------------------------
 
 
 def _channels_for(case: FollowUpCase, event: str) -> list[Channel]:
@@ -174,7 +68,7 @@ def _queue_channel(channel: Channel, event: str, case: FollowUpCase) -> None:
     purpose = Delivery.Purpose.CHANNEL
     common = {"channel": channel, "event": event, "event_id": event_id}
     if channel.kind == Channel.Kind.WEBHOOK:
-        payload = _event_payload(event, event_id, {"case": case_json(case)})
+        payload = event_payload(event, event_id, {"case": case_json(case)})
         batch.add(_webhook_row(channel, event, event_id, payload, case))
     elif channel.kind == Channel.Kind.SLACK:
         batch.add(
@@ -189,7 +83,7 @@ def _queue_channel(channel: Channel, event: str, case: FollowUpCase) -> None:
         )
     else:
         subject, body = alert_email(case, event)
-        _alert_mail(case, channel.email, subject, body, purpose, **common)
+        alert_mail(case, channel.email, subject, body, purpose, **common)
 
 
 def responses_created(responses: Sequence[Response]) -> None:
@@ -226,7 +120,7 @@ def response_event(responses: Sequence[Response], event: str) -> None:
             event_id = uuid.uuid4()
             data = {"response": response_json(response)}
             rows.append(
-                _webhook_row(channel, event, event_id, _event_payload(event, event_id, data))
+                _webhook_row(channel, event, event_id, event_payload(event, event_id, data))
             )
     Delivery.objects.bulk_create(rows)
 
@@ -291,110 +185,11 @@ def _delighted_rows(
     return rows
 
 
-# --- messages --------------------------------------------------------------------------------
-
-
-def _facts(case: FollowUpCase) -> list[tuple[str, str]]:
-    account = case.account
-    facts = [
-        (
-            "Score",
-            f"{case.score}/10"
-            + (f" (was {case.previous_score})" if case.previous_score is not None else ""),
-        ),
-        ("Account", account.name if account else "—"),
-        ("ARR", money(account.arr_cents, account.currency) if account else "—"),
-        ("Tier", (account.tier or "—") if account else "—"),
-        ("Owner", case.owner.display_name if case.owner else "unassigned"),
-        ("Due", _when(case)),
-        ("Action", case.action_enum.label),
-    ]
-    return facts
-
-
-def slack_message(case: FollowUpCase, event: str) -> dict[str, Any]:
-    """A Block Kit message with the facts an owner needs and a button to the case."""
-    title = _headline(case)
-    if event == "case.escalated":
-        title = f"Escalated (level {case.escalation_level}): {title}"
-    elif event == "case.closed":
-        title = f"Closed ({case.get_resolution_display()}): {title}"
-    comment = case.response.comment.strip() or "(no comment)"
-    blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
-        {
-            "type": "section",
-            "fields": [
-                {"type": "mrkdwn", "text": f"*{k}*\n{_slack_text(v)}"} for k, v in _facts(case)[:10]
-            ],
-        },
-        {
-            "type": "section",
-            "text": {"type": "mrkdwn", "text": "> " + _slack_escape(comment)[:2900]},
-        },
-        {
-            "type": "actions",
-            "elements": [
-                {
-                    "type": "button",
-                    "text": {"type": "plain_text", "text": "Open case"},
-                    "url": case_url(case),
-                }
-            ],
-        },
-    ]
-    # The fallback text shows in notifications: escaped too, so a comment's "<!channel>"
-    # or "<@U123>" never pings anyone.
-    return {"text": _slack_text(f"{title}: {comment[:200]}"), "blocks": blocks}
-
-
-def _slack_text(text: str) -> str:
-    """Text as Slack shows it literally: `&`, `<` and `>` escaped (no mentions, no links)."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _slack_escape(text: str) -> str:
-    """A quoted block of text: escaped, each line quoted."""
-    return _slack_text(text).replace("\n", "\n> ")
-
-
-def alert_email(case: FollowUpCase, event: str) -> tuple[str, str]:
-    """Subject and plain-text body of an alert to one of our users."""
-    prefix = {"case.escalated": "Escalated: ", "case.closed": "Closed: "}.get(event, "")
-    subject = f"{prefix}{_headline(case)} — due {_when(case)}"
-    lines = [_headline(case), ""]
-    lines += [f"{k}: {v}" for k, v in _facts(case)]
-    lines += ["", "Comment:", case.response.comment.strip() or "(no comment)", ""]
-    steps = case.playbook
-    if steps:
-        lines += ["Playbook:"] + [f"- {s}" for s in steps] + [""]
-    lines += [f"Open the case: {case_url(case)}"]
-    return subject, "\n".join(lines)
-
-
-def _alert_mail(
-    case: FollowUpCase, to: str, subject: str, body: str, purpose: str, **extra: Any
-) -> None:
-    """Queue an alert email to one of our users (or a channel's address)."""
-    batch.add(
-        Delivery(
-            kind=Delivery.Kind.EMAIL,
-            purpose=purpose,
-            case=case,
-            to=to,
-            from_email=settings.DEFAULT_FROM_EMAIL,
-            subject=subject,
-            body=body,
-            **extra,
-        )
-    )
-
-
 def _tell(user: User, case: FollowUpCase, notice: str, mail: tuple[str, str], purpose: str) -> None:
     """An in-app notice for `user`, and the email `mail` (subject, body) if they have an address."""
     batch.add(Notification(user=user, case=case, text=notice))
     if user.email:
-        _alert_mail(case, user.email, *mail, purpose)
+        alert_mail(case, user.email, *mail, purpose)
 
 
 def owner_alert(case: FollowUpCase, reason: str = "new") -> None:
@@ -409,7 +204,7 @@ def owner_alert(case: FollowUpCase, reason: str = "new") -> None:
             ),
         )
         for user in managers:
-            batch.add(Notification(user=user, case=case, text=f"Unassigned: {_headline(case)}"))
+            batch.add(Notification(user=user, case=case, text=f"Unassigned: {headline(case)}"))
         return
     verb = {"new": "New", "assigned": "Assigned to you"}.get(reason, reason)
     subject, body = alert_email(case, "case.created")
@@ -418,7 +213,7 @@ def owner_alert(case: FollowUpCase, reason: str = "new") -> None:
     _tell(
         case.owner,
         case,
-        f"{verb}: {_headline(case)}",
+        f"{verb}: {headline(case)}",
         (subject, body),
         Delivery.Purpose.OWNER_ALERT,
     )
@@ -437,7 +232,7 @@ def sponsor_alert(case: FollowUpCase) -> None:
     _tell(
         sponsor,
         case,
-        f"Your account {account.name}: {_headline(case)}",
+        f"Your account {account.name}: {headline(case)}",
         (f"Executive sponsor: {subject}"[:300], body),
         Delivery.Purpose.OWNER_ALERT,
     )
@@ -450,7 +245,7 @@ def sponsor_alert(case: FollowUpCase) -> None:
 
 def reply_alert(case: FollowUpCase, inbound: InboundMessage) -> None:
     """Tell the owner and the watchers the customer wrote back, with what they said."""
-    text = f"Reply on {_headline(case)}"
+    text = f"Reply on {headline(case)}"
     body = f"{inbound.from_address} wrote:\n\n{inbound.text}\n\nOpen the case: {case_url(case)}"
     mail = (f"{text}: {inbound.subject}"[:300], body)
     for watcher in case.watchers.filter(is_active=True):
@@ -465,7 +260,7 @@ def reply_alert(case: FollowUpCase, inbound: InboundMessage) -> None:
 def escalation(case: FollowUpCase, recipients: Iterable[User]) -> None:
     """Tell the people a case escalated to (email and in-app), and the channels."""
     mail = alert_email(case, "case.escalated")
-    notice = f"Escalated to you: {_headline(case)} (overdue)"
+    notice = f"Escalated to you: {headline(case)} (overdue)"
     for user in recipients:
         _tell(user, case, notice, mail, Delivery.Purpose.ESCALATION)
     case_event(case, "case.escalated")
@@ -529,62 +324,3 @@ def first_outreach(case: FollowUpCase) -> Delivery | None:
     """Queue the automated first email of the case's action, from its template."""
     subject, body = outreach.render_for(case)
     return customer_email(case, subject, body, Delivery.Purpose.OUTREACH)
-
-
-# --- the worker reports back -------------------------------------------------------------------
-
-
-def deliveries_sent(deliveries: Sequence[Delivery]) -> None:
-    """Put sent messages on their cases' timelines; customer outreach is the first touch.
-
-    The first touches of a whole batch are written together (`FollowUpCase.contacted`).
-    """
-    reached: dict[int, FollowUpCase] = {}
-    for delivery in deliveries:
-        case = delivery.case
-        if case is None:
-            continue
-        if delivery.purpose in (Delivery.Purpose.OUTREACH, Delivery.Purpose.FIX_SHIPPED):
-            case.log(
-                Activity.Kind.EMAIL_SENT,
-                f"Subject: {delivery.subject}\n\n{delivery.body}",
-                delivery=delivery.pk,
-                to=delivery.to,
-            )
-            if delivery.purpose == Delivery.Purpose.OUTREACH:
-                reached.setdefault(case.pk, case)
-        elif delivery.purpose in (Delivery.Purpose.OWNER_ALERT, Delivery.Purpose.ESCALATION):
-            case.log(Activity.Kind.NOTIFIED, f"emailed {delivery.to}", to=delivery.to)
-        elif delivery.kind == Delivery.Kind.SLACK:
-            case.log(
-                Activity.Kind.NOTIFIED,
-                f"posted to Slack ({delivery.event})",
-                channel=delivery.channel_id,
-            )
-    if reached:
-        sent = [d.sent_at for d in deliveries if d.sent_at is not None]
-        FollowUpCase.contacted(list(reached.values()), min(sent) if sent else timezone.now())
-
-
-def delivery_failed(delivery: Delivery) -> None:
-    """A delivery failed for good: say so on the case (the bounce, if it was one, is
-    marked by the outbox for every kind of customer email alike)."""
-    case = delivery.case
-    if case is not None:
-        case.log(
-            Activity.Kind.DELIVERY_FAILED,
-            f"{delivery.get_kind_display()} to {delivery.to} failed: {delivery.last_error}",
-            delivery=delivery.pk,
-        )
-
-
-def mail_outage(outage: Outage) -> None:
-    """Email stopped because of our set-up: tell the admins in the app (email may not go)."""
-    text = f"Email is held back: {outage.describe()} ({outage.error})"[:500]
-    Notification.objects.bulk_create([Notification(user=u, text=text) for u in User.admins()])
-
-
-def mail_outage_over(outage: Outage) -> None:
-    """Email goes out again: tell the admins who were told it stopped."""
-    text = f"Email goes out again; before, {outage.describe()} ({outage.held} emails waited)"
-    Notification.objects.bulk_create([Notification(user=u, text=text[:500]) for u in User.admins()])

@@ -9,36 +9,97 @@ hear when the mail set-up stops all email and when it works again.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
-from closeloop.delivery.models import Delivery
+from django.utils import timezone
+
+from closeloop.delivery.models import Delivery, Outage
 from closeloop.delivery.sending import Listeners
 from closeloop.surveys import sending as survey_sending
 from closeloop.surveys.models import Person
+from closeloop.team.models import User
 
-from . import batch, notify
+from . import batch
+from .models import Activity, FollowUpCase, Notification
 
 
 def _sent(deliveries: list[Delivery]) -> None:
     with batch.collecting():  # a batch's timeline entries are written together
-        notify.deliveries_sent(deliveries)
+        deliveries_sent(deliveries)
 
 
 def _gave_up(delivery: Delivery) -> None:
     if delivery.survey_request_id is not None:
         survey_sending.delivery_failed(delivery)
     else:
-        notify.delivery_failed(delivery)
+        delivery_failed(delivery)
 
 
 def _bounced(address: str, at: datetime) -> None:
     Person.mark_bounced(address, at)
 
 
+def deliveries_sent(deliveries: Sequence[Delivery]) -> None:
+    """Put sent messages on their cases' timelines; customer outreach is the first touch.
+
+    The first touches of a whole batch are written together (`FollowUpCase.contacted`).
+    """
+    reached: dict[int, FollowUpCase] = {}
+    for delivery in deliveries:
+        case = delivery.case
+        if case is None:
+            continue
+        if delivery.purpose in (Delivery.Purpose.OUTREACH, Delivery.Purpose.FIX_SHIPPED):
+            case.log(
+                Activity.Kind.EMAIL_SENT,
+                f"Subject: {delivery.subject}\n\n{delivery.body}",
+                delivery=delivery.pk,
+                to=delivery.to,
+            )
+            if delivery.purpose == Delivery.Purpose.OUTREACH:
+                reached.setdefault(case.pk, case)
+        elif delivery.purpose in (Delivery.Purpose.OWNER_ALERT, Delivery.Purpose.ESCALATION):
+            case.log(Activity.Kind.NOTIFIED, f"emailed {delivery.to}", to=delivery.to)
+        elif delivery.kind == Delivery.Kind.SLACK:
+            case.log(
+                Activity.Kind.NOTIFIED,
+                f"posted to Slack ({delivery.event})",
+                channel=delivery.channel_id,
+            )
+    if reached:
+        sent = [d.sent_at for d in deliveries if d.sent_at is not None]
+        FollowUpCase.contacted(list(reached.values()), min(sent) if sent else timezone.now())
+
+
+def delivery_failed(delivery: Delivery) -> None:
+    """A delivery failed for good: say so on the case (the bounce, if it was one, is
+    marked by the outbox for every kind of customer email alike)."""
+    case = delivery.case
+    if case is not None:
+        case.log(
+            Activity.Kind.DELIVERY_FAILED,
+            f"{delivery.get_kind_display()} to {delivery.to} failed: {delivery.last_error}",
+            delivery=delivery.pk,
+        )
+
+
+def mail_outage(outage: Outage) -> None:
+    """Email stopped because of our set-up: tell the admins in the app (email may not go)."""
+    text = f"Email is held back: {outage.describe()} ({outage.error})"[:500]
+    Notification.objects.bulk_create([Notification(user=u, text=text) for u in User.admins()])
+
+
+def mail_outage_over(outage: Outage) -> None:
+    """Email goes out again: tell the admins who were told it stopped."""
+    text = f"Email goes out again; before, {outage.describe()} ({outage.held} emails waited)"
+    Notification.objects.bulk_create([Notification(user=u, text=text[:500]) for u in User.admins()])
+
+
 LISTENERS = Listeners(
     sent=_sent,
     gave_up=_gave_up,
     bounced=_bounced,
-    outage=notify.mail_outage,
-    outage_over=notify.mail_outage_over,
+    outage=mail_outage,
+    outage_over=mail_outage_over,
 )

@@ -24,6 +24,7 @@ from closeloop.delivery.models import Delivery, Outage
 from closeloop.insights import program
 from closeloop.insights.filters import theme_matches
 from closeloop.loop import actions, erasure, guide, notify, outreach
+from closeloop.loop.messages import money
 from closeloop.loop.models import (
     CALL_OUTCOMES,
     Announcement,
@@ -129,7 +130,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
             loop=loop,
             band=band,
             theme=theme,
-            at_risk=notify.money(revenue_at_risk(open_detractors)),
+            at_risk=money(revenue_at_risk(open_detractors)),
             open_count=open_detractors.count(),
             overdue_count=open_detractors.filter(overdue_filter()).count(),
             now=timezone.now(),
@@ -195,7 +196,7 @@ def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
             ],
             detractor_types=FollowUpCase.DetractorType.choices,
             assignees=User.objects.filter(is_active=True).exclude(role=Role.VIEWER),
-            arr=notify.money(case.arr_cents, case.account.currency if case.account else "USD"),
+            arr=money(case.arr_cents, case.account.currency if case.account else "USD"),
             default_commit=(timezone.now() + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M"),
             drafts=Announcement.objects.filter(status=Announcement.Status.DRAFT)
             .exclude(cases=case)

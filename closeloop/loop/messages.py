@@ -1,0 +1,124 @@
+"""What an alert says: the facts of a case as an owner reads them, in a Slack message
+and in an email."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+from closeloop.delivery.models import Delivery
+
+from . import batch
+from .models import FollowUpCase
+from .payloads import case_url
+
+
+def money(cents: int, currency: str = "USD") -> str:
+    return f"{currency} {cents / 100:,.0f}"
+
+
+def _when(case: FollowUpCase) -> str:
+    return f"{case.due_at:%a %d %b %H:%M} UTC" if case.due_at else "no deadline"
+
+
+def headline(case: FollowUpCase) -> str:
+    who = case.person.name or case.person.email or str(case.person)
+    where = f" at {case.account.name}" if case.account else ""
+    return f"{case.loop.capitalize()} {case.score}/10 from {who}{where}"
+
+
+def _facts(case: FollowUpCase) -> list[tuple[str, str]]:
+    account = case.account
+    facts = [
+        (
+            "Score",
+            f"{case.score}/10"
+            + (f" (was {case.previous_score})" if case.previous_score is not None else ""),
+        ),
+        ("Account", account.name if account else "—"),
+        ("ARR", money(account.arr_cents, account.currency) if account else "—"),
+        ("Tier", (account.tier or "—") if account else "—"),
+        ("Owner", case.owner.display_name if case.owner else "unassigned"),
+        ("Due", _when(case)),
+        ("Action", case.action_enum.label),
+    ]
+    return facts
+
+
+def slack_message(case: FollowUpCase, event: str) -> dict[str, Any]:
+    """A Block Kit message with the facts an owner needs and a button to the case."""
+    title = headline(case)
+    if event == "case.escalated":
+        title = f"Escalated (level {case.escalation_level}): {title}"
+    elif event == "case.closed":
+        title = f"Closed ({case.get_resolution_display()}): {title}"
+    comment = case.response.comment.strip() or "(no comment)"
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
+        {
+            "type": "section",
+            "fields": [
+                {"type": "mrkdwn", "text": f"*{k}*\n{_slack_text(v)}"} for k, v in _facts(case)[:10]
+            ],
+        },
+        {
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": "> " + _slack_escape(comment)[:2900]},
+        },
+        {
+            "type": "actions",
+            "elements": [
+                {
+                    "type": "button",
+                    "text": {"type": "plain_text", "text": "Open case"},
+                    "url": case_url(case),
+                }
+            ],
+        },
+    ]
+    # The fallback text shows in notifications: escaped too, so a comment's "<!channel>"
+    # or "<@U123>" never pings anyone.
+    return {"text": _slack_text(f"{title}: {comment[:200]}"), "blocks": blocks}
+
+
+def _slack_text(text: str) -> str:
+    """Text as Slack shows it literally: `&`, `<` and `>` escaped (no mentions, no links)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _slack_escape(text: str) -> str:
+    """A quoted block of text: escaped, each line quoted."""
+    return _slack_text(text).replace("\n", "\n> ")
+
+
+def alert_email(case: FollowUpCase, event: str) -> tuple[str, str]:
+    """Subject and plain-text body of an alert to one of our users."""
+    prefix = {"case.escalated": "Escalated: ", "case.closed": "Closed: "}.get(event, "")
+    subject = f"{prefix}{headline(case)} — due {_when(case)}"
+    lines = [headline(case), ""]
+    lines += [f"{k}: {v}" for k, v in _facts(case)]
+    lines += ["", "Comment:", case.response.comment.strip() or "(no comment)", ""]
+    steps = case.playbook
+    if steps:
+        lines += ["Playbook:"] + [f"- {s}" for s in steps] + [""]
+    lines += [f"Open the case: {case_url(case)}"]
+    return subject, "\n".join(lines)
+
+
+def alert_mail(
+    case: FollowUpCase, to: str, subject: str, body: str, purpose: str, **extra: Any
+) -> None:
+    """Queue an alert email to one of our users (or a channel's address)."""
+    batch.add(
+        Delivery(
+            kind=Delivery.Kind.EMAIL,
+            purpose=purpose,
+            case=case,
+            to=to,
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            subject=subject,
+            body=body,
+            **extra,
+        )
+    )
