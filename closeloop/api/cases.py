@@ -20,7 +20,7 @@ from ninja import Field, Query, Router, Schema, Status
 from pydantic import field_validator
 
 from closeloop.core.errors import FieldError
-from closeloop.core.schemas import StrictSchema, has_nul
+from closeloop.core.schemas import RefusesNul, StrictSchema
 from closeloop.delivery.models import Channel
 from closeloop.insights.filters import theme_matches
 from closeloop.loop import actions, payloads
@@ -162,14 +162,7 @@ class CaseDetailOut(CaseOut):
     tasks: list[TaskOut]
 
 
-class CaseFilter(Schema):
-    @field_validator("*", mode="after")
-    @classmethod
-    def _no_nul(cls, value: Any) -> Any:
-        if has_nul(value):
-            raise ValueError("must not contain the NUL character")
-        return value
-
+class CaseFilter(Schema, RefusesNul):
     status: Literal["open", "contacted", "in_conversation", "closed", "active"] | None = Field(
         None, description="active = anything not closed"
     )

@@ -8,10 +8,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, field_validator
 
 
-class StrictSchema(BaseModel):
-    """A body whose unknown fields and NUL characters are refused, each by its name."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class RefusesNul(BaseModel):
+    """Input whose fields may hold no NUL character, refused by the field's name."""
 
     @field_validator("*", mode="after")
     @classmethod
@@ -20,6 +18,12 @@ class StrictSchema(BaseModel):
         if has_nul(value):
             raise ValueError("must not contain the NUL character (\\u0000)")
         return value
+
+
+class StrictSchema(RefusesNul):
+    """A body whose unknown fields and NUL characters are refused, each by its name."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 def has_nul(value: Any) -> bool:

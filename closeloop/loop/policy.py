@@ -12,10 +12,10 @@ from datetime import time
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from closeloop.core.nps import Band, Category
-from closeloop.core.schemas import has_nul
+from closeloop.core.schemas import RefusesNul
 
 
 class Action(StrEnum):
@@ -57,16 +57,8 @@ class Value(StrEnum):
     STANDARD = "standard"
 
 
-class _Strict(BaseModel):
+class _Strict(RefusesNul):
     model_config = ConfigDict(extra="forbid")
-
-    @field_validator("*", mode="after")
-    @classmethod
-    def _no_nul(cls, value: object) -> object:
-        # PostgreSQL's JSON cannot hold NUL; refuse it by field on every database.
-        if has_nul(value):
-            raise ValueError("must not contain the NUL character")
-        return value
 
 
 class HighValue(_Strict):
