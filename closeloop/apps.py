@@ -1,3 +1,5 @@
+"""Django's registration of the project itself (its management commands)."""
+
 from django.apps import AppConfig
 
 

@@ -1,0 +1,1 @@
+"""API access: API keys and the replay store of writes sent with an Idempotency-Key."""

@@ -1,3 +1,5 @@
+"""The Django admin pages of the access app's models."""
+
 from django.contrib import admin
 
 from .models import ApiKey

@@ -1,3 +1,5 @@
+"""Django's registration of the api app."""
+
 from django.apps import AppConfig
 
 

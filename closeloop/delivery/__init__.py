@@ -1,0 +1,1 @@
+"""The outbox: Delivery rows, channels, transports, sending with retries; it knows no client app."""

@@ -1,0 +1,1 @@
+"""Analytics over answers and cases: filters, trends, segments, program metrics, risk, reports."""

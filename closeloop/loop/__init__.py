@@ -1,0 +1,2 @@
+"""The follow-up: intake and triage of answers, cases and their actions, SLA, notify,
+outreach, customer replies."""

@@ -1,0 +1,1 @@
+"""People, accounts, surveys and answers: storing answers, sending surveys, reach, CSV reading."""

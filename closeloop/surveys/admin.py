@@ -1,3 +1,5 @@
+"""The Django admin pages of the surveys app's models."""
+
 from django.contrib import admin
 
 from .models import Account, Person, Response, Survey, SurveyRequest

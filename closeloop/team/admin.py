@@ -1,3 +1,5 @@
+"""The Django admin pages of the team app's models."""
+
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 

@@ -1,0 +1,1 @@
+"""The theme engine: themes and tags, the classifier, sentiment, learning, discovery, taxonomy."""

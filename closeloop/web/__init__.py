@@ -1,0 +1,1 @@
+"""The pages: views, templates and static files; the customer-facing survey pages too."""
