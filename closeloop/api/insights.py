@@ -17,13 +17,12 @@ from ninja import Field, Router, Schema, Status
 from closeloop.core.errors import FieldError
 from closeloop.core.nps import NpsSummary
 from closeloop.core.periods import Grain, day_start
-from closeloop.insights import program, risk, top_themes, transitions
+from closeloop.insights import params, program, risk, top_themes, transitions
 from closeloop.insights import segments as seg
 from closeloop.insights.filters import ResponseFilter
 from closeloop.insights.models import Incident, with_spikes
 from closeloop.insights.schemas import IncidentIn
 from closeloop.insights.trends import trend
-from closeloop.loop.models import FollowUpCase
 from closeloop.surveys.models import Response
 from closeloop.team.models import Team, User
 
@@ -61,13 +60,6 @@ def _filter(request: HttpRequest, days: int) -> tuple[ResponseFilter, date, date
     return flt, since, until
 
 
-def _choice(request: HttpRequest, name: str, default: str, choices: list[str]) -> str:
-    value = request.GET.get(name) or default
-    if value not in choices:
-        raise FieldError(name, f"must be one of {', '.join(choices)}", where="query")
-    return value
-
-
 class TrendPointOut(Schema):
     start: date
     end: date
@@ -85,7 +77,7 @@ def get_trend(request: HttpRequest) -> list[dict[str, Any]]:
     [since, until] (default: the last 365 days), in ORG_TIME_ZONE. `change_significant`
     is the 95% test against the period before; `structural_problem` marks > 40% detractors."""
     flt, since, until = _filter(request, 365)
-    grain = Grain(_choice(request, "grain", "month", [g.value for g in Grain]))
+    grain = params.grain(request.GET)
     if (until - since).days > 3660:
         raise FieldError("since", "at most ten years at a time", where="query")
     points = trend(flt.apply_segment(Response.objects.all()), since, until, grain)
@@ -193,8 +185,8 @@ def get_program(request: HttpRequest) -> list[dict[str, Any]]:
     in [since, until] (default the last 90 days): the whole first, then per `by` (owner,
     team, week, month or quarter; default owner)."""
     _, since, until = _filter(request, 90)
-    loop = _choice(request, "loop", "detractor", list(FollowUpCase.Loop.values))
-    by = _choice(request, "by", "owner", ["owner", "team", *[g.value for g in Grain]])
+    loop = params.loop(request.GET)
+    by = params.choice(request.GET, "by", "owner", ["owner", "team", *[g.value for g in Grain]])
     cases = program.cases_opened(since, until, loop)
     group: str | Grain = Grain(by) if by in Grain.__members__.values() else by
     whole, groups = program.program_breakdown(cases, group)
@@ -383,7 +375,7 @@ def get_themes(request: HttpRequest, top: int = 5) -> dict[str, Any]:
     if not 1 <= top <= 20:
         raise FieldError("top", "must be from 1 to 20", where="query")
     flt, since, until = _filter(request, 90)
-    grain = Grain(_choice(request, "grain", "month", [g.value for g in Grain]))
+    grain = params.grain(request.GET)
     segment = flt.apply_segment(Response.objects.all())
     table = top_themes.theme_table(segment, since, until)
     slugs = [r.figure.slug for r in table.rows[:top]]

@@ -17,7 +17,7 @@ from django.urls import reverse
 from closeloop.core.errors import FieldError
 from closeloop.core.nps import Category
 from closeloop.core.periods import Grain, period_label, period_starts
-from closeloop.insights import program, risk, top_themes, transitions
+from closeloop.insights import params, program, risk, top_themes, transitions
 from closeloop.insights import segments as seg
 from closeloop.loop.models import FollowUpCase
 from closeloop.surveys.models import Account, Response
@@ -134,14 +134,10 @@ def _program_params(request: HttpRequest) -> tuple[date, date, str, str, Grain, 
     if error:
         errors.append(error)
     since, until = flt.period(DEFAULT_DAYS)
-    loop = request.GET.get("loop") or FollowUpCase.Loop.DETRACTOR
-    if loop not in FollowUpCase.Loop.values:
-        errors.append("loop: must be detractor, passive or promoter")
-        loop = FollowUpCase.Loop.DETRACTOR
-    by = request.GET.get("by") or "owner"
-    if by not in program.GROUPS:
-        errors.append("by: must be owner or team")
-        by = "owner"
+    loop = params.or_default(errors, lambda: params.loop(request.GET), params.LOOPS[0])
+    by = params.or_default(
+        errors, lambda: params.choice(request.GET, "by", "owner", list(program.GROUPS)), "owner"
+    )
     grain, grain_error = _grain(request)
     if grain_error:
         errors.append(grain_error)

@@ -37,6 +37,7 @@ from closeloop.core.periods import (
     today,
     within,
 )
+from closeloop.insights import params
 from closeloop.insights.filters import ResponseFilter
 from closeloop.insights.metrics import compare_periods, score_distribution
 from closeloop.insights.models import Incident, Spike, with_spikes
@@ -134,11 +135,9 @@ TREND_SPAN = {Grain.WEEK: 26, Grain.MONTH: 12, Grain.QUARTER: 8}
 
 def _grain(request: HttpRequest) -> tuple[Grain, str | None]:
     """The trend's grain from `?grain=`; a bad value falls back to months and is reported."""
-    value = request.GET.get("grain") or Grain.MONTH.value
-    try:
-        return Grain(value), None
-    except ValueError:
-        return Grain.MONTH, "grain: must be week, month or quarter"
+    errors: list[str] = []
+    grain = params.or_default(errors, lambda: params.grain(request.GET), Grain.MONTH)
+    return grain, errors[0] if errors else None
 
 
 def trend_chart(points: list[TrendPoint], query: dict[str, str]) -> list[dict[str, Any]]:
