@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import models
+from django.utils import timezone
 
 # The version the interim sentiment model writes (the theme engine's sentiment module
 # builds it); readings under it are read again once the tuned model is ready.
@@ -24,6 +25,13 @@ def fail_cut_off(model: Any, now: datetime) -> None:
     stale = model.objects.filter(status="running", started_at__lt=now - STALE_RUN)
     if stale.exists():
         stale.update(status="failed", finished_at=now, error="interrupted")
+
+
+def fail_run(model: Any, pk: int, exc: BaseException) -> None:
+    """Mark one run of `model` (a retraining, a discovery) failed, saying why."""
+    model.objects.filter(pk=pk).update(
+        status="failed", finished_at=timezone.now(), error=error_text(exc)
+    )
 
 
 def error_text(exc: BaseException) -> str:

@@ -28,7 +28,7 @@ from django.utils import timezone
 from closeloop.core import claims
 from closeloop.core.errors import FieldError
 from closeloop.core.periods import within
-from closeloop.core.reading import error_text, fail_cut_off
+from closeloop.core.reading import fail_cut_off, fail_run
 from closeloop.surveys.models import Response
 from closeloop.team.models import User
 
@@ -230,11 +230,7 @@ def handle_theme_discovery() -> bool:
             run(discovery)
         except Exception as exc:  # shown on the page; nothing half-written
             log.exception("theme discovery %s failed", discovery.pk)
-            ThemeDiscovery.objects.filter(pk=discovery.pk).update(
-                status=ThemeDiscovery.Status.FAILED,
-                finished_at=timezone.now(),
-                error=error_text(exc),
-            )
+            fail_run(ThemeDiscovery, discovery.pk, exc)
         return True
     return False
 

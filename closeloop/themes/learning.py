@@ -32,7 +32,7 @@ from django.utils import timezone
 
 from closeloop.core import claims, periods
 from closeloop.core.errors import FieldError
-from closeloop.core.reading import error_text, fail_cut_off
+from closeloop.core.reading import fail_cut_off, fail_run
 from closeloop.surveys.models import Response
 from closeloop.team.models import User
 
@@ -316,11 +316,7 @@ def handle_theme_training() -> bool:
         blob = classifier.to_bytes(model)
     except Exception as exc:  # a failed run is shown, and the model in use stays
         log.exception("theme retraining %s failed", run.pk)
-        ThemeTraining.objects.filter(pk=run.pk).update(
-            status=ThemeTraining.Status.FAILED,
-            finished_at=timezone.now(),
-            error=error_text(exc),
-        )
+        fail_run(ThemeTraining, run.pk, exc)
         return True
     with _lock:
         _cache[version] = model
