@@ -163,3 +163,20 @@ def test_it_fails_a_discovery_cut_off_with_its_worker(db: None) -> None:
     discovery.handle_theme_discovery()
     cut_off.refresh_from_db()
     assert (cut_off.status, cut_off.error) == ("failed", "interrupted")
+
+
+def test_it_marks_a_discovery_that_raised_failed_with_the_reason(
+    db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queued = ThemeDiscovery.objects.create(
+        since=today() - timedelta(days=30), until=today(), status="queued"
+    )
+
+    def broken(found: ThemeDiscovery) -> None:  # a fault inside the run, as a bug would raise
+        raise RuntimeError("the clustering gave up")
+
+    monkeypatch.setattr(discovery, "run", broken)
+    assert discovery.handle_theme_discovery() is True
+    queued.refresh_from_db()
+    assert queued.status == "failed" and queued.finished_at is not None
+    assert queued.error == "RuntimeError: the clustering gave up"
