@@ -6,6 +6,8 @@ the background by a worker (or by `make bench`), so its tests run where it exist
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -143,3 +145,17 @@ def test_it_reads_with_the_interim_model_until_the_tuned_one_exists(
     monkeypatch.setattr(s, "_checked_at", 0.0)  # as if RECHECK_SECONDS had passed
     switched = s.current_sentiment()
     assert not switched.interim and switched.version == s.VERSION
+
+
+def test_it_starts_the_tuning_child_without_django(tmp_path: Path) -> None:
+    # The worker starts the tuning as `python -m closeloop.themes.sentiment_training`, a
+    # process that never sets Django up: nothing it imports may define a model.
+    found = subprocess.run(
+        [sys.executable, "-c", "import closeloop.themes.sentiment_training"],
+        cwd=Path(__file__).resolve().parent.parent,
+        env={"PATH": "/usr/bin:/bin", "MODEL_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert found.returncode == 0, found.stderr[-2000:]

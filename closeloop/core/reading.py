@@ -10,9 +10,7 @@ from typing import Any
 from django.db import models
 from django.utils import timezone
 
-# The version the interim sentiment model writes (the theme engine's sentiment module
-# builds it); readings under it are read again once the tuned model is ready.
-INTERIM_SENTIMENT = "sent-minilm-frozen-lr-1"
+from .sentiment_versions import INTERIM_SENTIMENT
 
 # A retraining or discovery "running" this long was cut off with its worker.
 STALE_RUN = timedelta(hours=1)

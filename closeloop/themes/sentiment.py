@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from closeloop.core.reading import INTERIM_SENTIMENT
+from closeloop.core.sentiment_versions import INTERIM_SENTIMENT
 
 from . import classifier, model_files
 
