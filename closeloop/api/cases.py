@@ -1,8 +1,9 @@
 """API v1 for the follow-up: cases and what people do on them, channels, routing, policy.
 
 Mounted on the same API as answers (/api/v1/), so one key and one OpenAPI
-document cover everything. Changes go through the case's own methods, which
-log every event on its timeline exactly as the pages do.
+document cover everything. Changes go through `loop.actions` (and the settings through
+`loop.configuration`), exactly as the pages' do, so every event lands on the timeline
+and everyone who must hear of it does.
 """
 
 from __future__ import annotations
