@@ -32,6 +32,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from closeloop.core import claims
+from closeloop.core.db import bulk_insert
 
 from .models import MAX_ATTEMPTS, Attempt, Delivery, Outage, retry_delay
 from .transports import SERVER, TransportError, kept_mailer, send_http, sender_scope
@@ -180,7 +181,7 @@ def _record(outcomes: list[Outcome], listeners: Listeners) -> None:
                 _wait(delivery, error, waits[error.setup])
             else:
                 _failed(delivery, error, now, listeners)
-        Attempt.objects.bulk_create(attempts)
+        bulk_insert(attempts)
         emails = [d for d in sent if d.kind == Delivery.Kind.EMAIL]
         if emails:
             senders = {sender_scope(d) for d in emails}

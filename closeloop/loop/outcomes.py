@@ -86,13 +86,16 @@ def delivery_failed(delivery: Delivery) -> None:
 
 def mail_outage(outage: Outage) -> None:
     """Email stopped because of our set-up: tell the admins in the app (email may not go)."""
-    text = f"Email is held back: {outage.describe()} ({outage.error})"[:500]
-    Notification.objects.bulk_create([Notification(user=u, text=text) for u in User.admins()])
+    _tell_admins(f"Email is held back: {outage.describe()} ({outage.error})")
 
 
 def mail_outage_over(outage: Outage) -> None:
     """Email goes out again: tell the admins who were told it stopped."""
-    text = f"Email goes out again; before, {outage.describe()} ({outage.held} emails waited)"
+    _tell_admins(f"Email goes out again; before, {outage.describe()} ({outage.held} emails waited)")
+
+
+def _tell_admins(text: str) -> None:
+    """An in-app notice to every admin (email may be what is failing)."""
     Notification.objects.bulk_create([Notification(user=u, text=text[:500]) for u in User.admins()])
 
 
