@@ -7,6 +7,7 @@ these machines are noisy: a ratio means more than a raw number.
   POST /api/v1/responses/batch rows/s                  vs  raw COPY of the same rows
   GET /api/v1/metrics over 1,000,000 responses          vs  the same aggregate in hand SQL
   insight pages over 1,000,000 responses                vs  bare SQL, and DuckDB over Parquet
+  follow-up conversation, 46 scripted personas          vs  the comment alone
 
 Set BENCH_DATABASE_URL to use another server (default: local PostgreSQL,
 database closeloop_bench, dropped and re-created).
@@ -44,8 +45,9 @@ BIG_ROWS = int(os.environ.get("BENCH_METRICS_ROWS", "1000000"))
 # Extra gunicorn arguments, e.g. "--worker-class gthread --threads 4" (measured: no faster).
 GUNICORN_ARGS = os.environ.get("BENCH_GUNICORN_ARGS", "").split()
 # Which parts to run (1 single POSTs, 2 batch ingest, 3 metrics, 4 closed loop, 5 surveys,
-# 6 insight pages, 7 theme classifier, 8 memory and start-up); default all.
-PARTS = set(os.environ.get("BENCH_PARTS", "1,2,3,4,5,6,7,8").replace(" ", "").split(","))
+# 6 insight pages, 7 theme classifier, 8 memory and start-up, 9 follow-up conversation
+# personas); default all.
+PARTS = set(os.environ.get("BENCH_PARTS", "1,2,3,4,5,6,7,8,9").replace(" ", "").split(","))
 
 
 def recreate_database() -> None:
@@ -79,6 +81,8 @@ def gunicorn(port: int) -> Iterator[None]:
         "LOG_LEVEL": "WARNING",
         # The bench measures throughput; the Delighted API's per-key limit would cap it.
         "DELIGHTED_RATE_LIMIT_PER_MINUTE": "0",
+        # Part 9's email personas reply through the signed inbound endpoint.
+        "INBOUND_EMAIL_SECRET": "bench-inbound-secret",
     }
     proc = subprocess.Popen(
         [
@@ -225,6 +229,12 @@ def main() -> None:
             from bench import loop
 
             results.extend(loop.run(DB_URL, conn, manage, lambda: Client(port, key)))
+
+        # 9. The follow-up conversation, played by the scripted personas.
+        if "9" in PARTS:
+            from bench import conversations
+
+            results.extend(conversations.run(port, key))
 
         # 5. Surveys: a wave of survey emails, and the Delighted client's people create.
         if "5" in PARTS:

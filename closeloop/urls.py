@@ -5,7 +5,7 @@ from django.urls import include, path
 
 from closeloop.api.inbound import inbound_email
 from closeloop.api.v1 import api
-from closeloop.web import survey_pages
+from closeloop.web import conversation_pages, survey_pages
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -19,5 +19,8 @@ urlpatterns = [
     path("s/<str:value>/", survey_pages.page, name="survey-page"),
     path("u/<str:value>/", survey_pages.unsubscribe, name="survey-unsubscribe"),
     path("l/<slug:slug>/", survey_pages.link_survey, name="survey-link"),
+    # The follow-up conversation a detractor's first email links to.
+    path("c/<str:value>/", conversation_pages.page, name="conversation"),
+    path("c/<str:value>/messages", conversation_pages.messages, name="conversation-messages"),
     path("", include("closeloop.web.urls")),
 ]

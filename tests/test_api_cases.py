@@ -124,7 +124,12 @@ def test_it_manages_channels_and_checks_their_targets(api: ApiClient) -> None:
         "bands": ["severe"],
     }
     r = api.post_json("/api/v1/channels", body)
-    assert r.status_code == 201 and r.json()["events"] == ["case.created", "case.escalated"]
+    assert r.status_code == 201 and r.json()["events"] == [
+        "case.created",
+        "case.escalated",
+        "case.urgent",
+        "conversation.completed",
+    ]
     r = api.post_json("/api/v1/channels", {"kind": "webhook", "url": "ftp://x"})
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "url"]
     r = api.post_json("/api/v1/channels", {"kind": "email"})

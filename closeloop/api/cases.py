@@ -151,6 +151,28 @@ class TaskOut(Schema):
     done_at: datetime | None
 
 
+class ConversationSummaryOut(Schema):
+    themes: list[str]
+    root_cause: str
+    desired_fix: str
+    impact: str
+    detractor_type: Literal["leaving", "evaluating", "invested", "loyal", "unknown"]
+    churn_intent: bool
+    competitor: str | None
+    wants_call: bool
+    urgency: Literal["low", "normal", "high"]
+    quotes: list[str]
+
+
+class ConversationOut(Schema):
+    url: str
+    status: Literal["not_started", "active", "completed", "stopped", "taken_over"]
+    messages: list[dict[str, Any]] = Field(
+        description='[{"from": "closeloop" | "customer" | "owner", "text", "at", "step"}]'
+    )
+    summary: ConversationSummaryOut
+
+
 class CaseDetailOut(CaseOut):
     playbook: list[str]
     reply_address: str
@@ -161,6 +183,10 @@ class CaseDetailOut(CaseOut):
     watchers: list[str] = Field(description="emails of people also told of replies")
     activities: list[ActivityOut]
     tasks: list[TaskOut]
+    urgency: str = Field(description="high when the customer said something that cannot wait")
+    conversation: ConversationOut | None = Field(
+        description="the follow-up conversation (docs/conversation.md); null for non-detractors"
+    )
 
 
 class CaseFilter(Schema, RefusesNul):
@@ -252,6 +278,8 @@ def _detail(case: FollowUpCase) -> dict[str, Any]:
         tasks=list(
             case.tasks.order_by("due_at").values("id", "kind", "title", "due_at", "done_at")
         ),
+        urgency=case.urgency,
+        conversation=payloads.conversation_json(payloads.conversation_of(case)),
     )
     return body
 

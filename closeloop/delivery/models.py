@@ -24,9 +24,11 @@ EVENTS = (
     "case.updated",
     "case.escalated",
     "case.closed",
+    "case.urgent",
+    "conversation.completed",
 )
 # What Slack and email channels get when they name no events: the moments a person must act.
-ALERT_EVENTS = ["case.created", "case.escalated"]
+ALERT_EVENTS = ["case.created", "case.escalated", "case.urgent", "conversation.completed"]
 # What a Delighted-format webhook can hear, named as Delighted named them (docs/delighted.md).
 DELIGHTED_EVENTS = ("survey_response.created", "survey_response.updated", "unsubscribe.created")
 # Our events that have a Delighted name.

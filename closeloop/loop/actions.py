@@ -14,8 +14,8 @@ from closeloop.core.errors import FieldError
 from closeloop.delivery.models import Delivery
 from closeloop.team.models import User
 
-from . import batch, notify
-from .models import Activity, Announcement, FollowUpCase, InboundMessage
+from . import batch, conversation, notify
+from .models import Activity, Announcement, Conversation, FollowUpCase, InboundMessage
 
 
 def assign(case: FollowUpCase, owner: User | None, actor: User | None, why: str = "") -> None:
@@ -94,6 +94,33 @@ def receive_reply(case: FollowUpCase, inbound: InboundMessage, automatic: bool =
         reopen(case, "the customer replied", None)
     case.set_status(FollowUpCase.Status.IN_CONVERSATION)
     notify.reply_alert(case, inbound)
+    notify.case_event(case, "case.updated")
+    # The reply is the customer's answer in the follow-up conversation: the next
+    # question goes back by email (conversation.email_reply says when).
+    conversation.email_reply(case, inbound)
+
+
+def take_over(case: FollowUpCase, actor: User | None) -> None:
+    """The owner takes the follow-up conversation over: the engine stops asking."""
+    talk = Conversation.objects.filter(case=case).first()
+    if talk is None:
+        raise FieldError("conversation", "this case has no follow-up conversation")
+    conversation.take_over(talk, actor)
+    notify.case_event(case, "case.updated")
+
+
+def write_in_conversation(case: FollowUpCase, text: str, actor: User) -> None:
+    """The owner writes to the customer in the conversation (taking it over): shown on
+    the conversation page and sent by email."""
+    talk = Conversation.objects.filter(case=case).first()
+    if talk is None:
+        raise FieldError("conversation", "this case has no follow-up conversation")
+    cleaned = text.strip()
+    if not cleaned:
+        raise FieldError("text", "write something first")
+    if len(cleaned) > conversation.MAX_TEXT:
+        raise FieldError("text", f"at most {conversation.MAX_TEXT} characters")
+    conversation.owner_says(talk, cleaned, actor)
     notify.case_event(case, "case.updated")
 
 

@@ -10,8 +10,8 @@ from django.conf import settings
 from closeloop.delivery.models import Delivery
 
 from . import batch
-from .models import FollowUpCase
-from .payloads import case_url
+from .models import Activity, FollowUpCase
+from .payloads import case_url, conversation_of
 
 
 def money(cents: int, currency: str = "USD") -> str:
@@ -46,20 +46,53 @@ def _facts(case: FollowUpCase) -> list[tuple[str, str]]:
     return facts
 
 
+def _conversation_facts(case: FollowUpCase) -> tuple[list[tuple[str, str]], str]:
+    """The conversation's summary as facts, and its key quote."""
+    talk = conversation_of(case)
+    summary = talk.summary if talk is not None else {}
+    facts = [
+        ("Status", talk.get_status_display() if talk is not None else "—"),
+        ("Themes", ", ".join(summary.get("themes", [])) or "—"),
+        ("Detractor type", summary.get("detractor_type", "unknown")),
+        ("Churn intent", "yes" if summary.get("churn_intent") else "no"),
+        ("Competitor", summary.get("competitor") or "—"),
+        ("Wants a call", "yes" if summary.get("wants_call") else "no"),
+        ("Urgency", summary.get("urgency", "normal")),
+        ("Root cause", summary.get("root_cause") or "—"),
+        ("Desired fix", summary.get("desired_fix") or "—"),
+        ("Owner", case.owner.display_name if case.owner else "unassigned"),
+    ]
+    quotes = summary.get("quotes") or []
+    return [(k, v[:300]) for k, v in facts], (quotes[0] if quotes else "")
+
+
+def _urgent_quote(case: FollowUpCase) -> str:
+    latest = case.activities.filter(kind=Activity.Kind.URGENT).order_by("-id").first()
+    return latest.text if latest is not None else ""
+
+
 def slack_message(case: FollowUpCase, event: str) -> dict[str, Any]:
     """A Block Kit message with the facts an owner needs and a button to the case."""
     title = headline(case)
+    facts = _facts(case)
+    comment = case.response.comment.strip() or "(no comment)"
     if event == "case.escalated":
         title = f"Escalated (level {case.escalation_level}): {title}"
     elif event == "case.closed":
         title = f"Closed ({case.get_resolution_display()}): {title}"
-    comment = case.response.comment.strip() or "(no comment)"
+    elif event == "conversation.completed":
+        title = f"Conversation ended: {title}"
+        facts, quote = _conversation_facts(case)
+        comment = quote or comment
+    elif event == "case.urgent":
+        title = f"Urgent: {title}"
+        comment = _urgent_quote(case) or comment
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
         {
             "type": "section",
             "fields": [
-                {"type": "mrkdwn", "text": f"*{k}*\n{_slack_text(v)}"} for k, v in _facts(case)[:10]
+                {"type": "mrkdwn", "text": f"*{k}*\n{_slack_text(v)}"} for k, v in facts[:10]
             ],
         },
         {
@@ -94,11 +127,22 @@ def _slack_escape(text: str) -> str:
 
 def alert_email(case: FollowUpCase, event: str) -> tuple[str, str]:
     """Subject and plain-text body of an alert to one of our users."""
-    prefix = {"case.escalated": "Escalated: ", "case.closed": "Closed: "}.get(event, "")
+    prefix = {
+        "case.escalated": "Escalated: ",
+        "case.closed": "Closed: ",
+        "case.urgent": "Urgent: ",
+        "conversation.completed": "Conversation ended: ",
+    }.get(event, "")
     subject = f"{prefix}{headline(case)} — due {_when(case)}"
     lines = [headline(case), ""]
     lines += [f"{k}: {v}" for k, v in _facts(case)]
     lines += ["", "Comment:", case.response.comment.strip() or "(no comment)", ""]
+    if event == "conversation.completed":
+        facts, quote = _conversation_facts(case)
+        lines += ["Follow-up conversation:"] + [f"{k}: {v}" for k, v in facts[:-1]]
+        lines += ([f"In their words: “{quote}”"] if quote else []) + [""]
+    elif event == "case.urgent":
+        lines += ["Urgent:", _urgent_quote(case), ""]
     steps = case.playbook
     if steps:
         lines += ["Playbook:"] + [f"- {s}" for s in steps] + [""]

@@ -26,8 +26,16 @@ from closeloop.team.models import Role, User
 from . import batch, outreach
 from .messages import alert_email, alert_mail, headline, slack_message
 from .models import Activity, Announcement, FollowUpCase, InboundMessage, Notification
-from .payloads import case_json, case_url, event_payload, response_json
+from .payloads import (
+    case_json,
+    case_url,
+    conversation_json,
+    conversation_of,
+    event_payload,
+    response_json,
+)
 
+CONVERSATION_EVENTS = ("conversation.completed", "case.urgent")
 NOREPLY = re.compile(r"no[-_.]?reply|do[-_.]?not[-_.]?reply", re.IGNORECASE)
 
 
@@ -68,7 +76,10 @@ def _queue_channel(channel: Channel, event: str, case: FollowUpCase) -> None:
     purpose = Delivery.Purpose.CHANNEL
     common = {"channel": channel, "event": event, "event_id": event_id}
     if channel.kind == Channel.Kind.WEBHOOK:
-        payload = event_payload(event, event_id, {"case": case_json(case)})
+        data: dict[str, Any] = {"case": case_json(case)}
+        if event in CONVERSATION_EVENTS:
+            data["conversation"] = conversation_json(conversation_of(case))
+        payload = event_payload(event, event_id, data)
         batch.add(_webhook_row(channel, event, event_id, payload, case))
     elif channel.kind == Channel.Kind.SLACK:
         batch.add(
@@ -257,6 +268,50 @@ def reply_alert(case: FollowUpCase, inbound: InboundMessage) -> None:
     _tell(case.owner, case, text, mail, Delivery.Purpose.OWNER_ALERT)
 
 
+def conversation_alert(case: FollowUpCase, what: str, text: str) -> None:
+    """Tell the owner (or the managers of an unassigned case) of the follow-up
+    conversation: it ended, with its summary, or the customer wrote after it ended."""
+    notice = f"{what}: {headline(case)}"
+    body = f"{text}\n\nOpen the case: {case_url(case)}"
+    mail = (notice[:300], body)
+    for user in _owner_or_managers(case):
+        _tell(user, case, notice[:500], mail, Delivery.Purpose.OWNER_ALERT)
+
+
+def urgent_alert(case: FollowUpCase, found: Sequence[tuple[str, str]]) -> None:
+    """What cannot wait, at once: the owner (or the managers) and, at a top account, the
+    executive sponsor, with the customer's words."""
+    kinds = ", ".join(kind for kind, _ in found)
+    notice = f"Urgent ({kinds}): {headline(case)}"
+    lines = [f"{kind}: “{quote}”" for kind, quote in found]
+    body = "\n".join([headline(case), "", *lines, "", f"Open the case: {case_url(case)}"])
+    mail = (notice[:300], body)
+    people = _owner_or_managers(case)
+    account = case.account
+    sponsor = account.executive_sponsor if account else None
+    if (
+        account is not None
+        and sponsor is not None
+        and sponsor.is_active
+        and sponsor not in people
+        and case.policy.rules.tell_sponsor(account.tier, account.arr_cents)
+    ):
+        people.append(sponsor)
+    for user in people:
+        _tell(user, case, notice[:500], mail, Delivery.Purpose.OWNER_ALERT)
+    case_event(case, "case.urgent")
+
+
+def _owner_or_managers(case: FollowUpCase) -> list[User]:
+    if case.owner is not None and case.owner.is_active:
+        return [case.owner]
+    return list(
+        User.objects.filter(is_active=True).filter(
+            Q(role__in=[Role.MANAGER, Role.ADMIN]) | Q(is_superuser=True)
+        )
+    )
+
+
 def escalation(case: FollowUpCase, recipients: Iterable[User]) -> None:
     """Tell the people a case escalated to (email and in-app), and the channels."""
     mail = alert_email(case, "case.escalated")
@@ -288,8 +343,10 @@ def customer_email(
     purpose: str,
     actor: User | None = None,
     announcement: Announcement | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Delivery | None:
-    """Queue an email to the customer from a real person, replies coming back to the case."""
+    """Queue an email to the customer from a real person, replies coming back to the case
+    (`headers`: threading, In-Reply-To and References)."""
     to = case.person.email
     problem = None
     if not to:
@@ -316,11 +373,13 @@ def customer_email(
             subject=subject,
             body=body,
             announcement=announcement,
+            headers=headers or {},
         )
     )
 
 
-def first_outreach(case: FollowUpCase) -> Delivery | None:
-    """Queue the automated first email of the case's action, from its template."""
-    subject, body = outreach.render_for(case)
+def first_outreach(case: FollowUpCase, conversation_url: str = "") -> Delivery | None:
+    """Queue the automated first email of the case's action, from its template, with the
+    follow-up conversation's link when there is one."""
+    subject, body = outreach.render_for(case, conversation_url=conversation_url)
     return customer_email(case, subject, body, Delivery.Purpose.OUTREACH)

@@ -33,9 +33,12 @@ VARIABLES = {
     "comment_excerpt": "the start of their comment (up to 200 characters)",
     "account": "the customer's company",
     "product": "your product's name (PRODUCT_NAME)",
+    "conversation_url": "the link to the case's follow-up conversation (added on its own "
+    "line when the template does not place it)",
 }
 
 MAX_WORDS = 100
+MAX_MESSAGE_WORDS = 60  # one message of the follow-up conversation
 
 
 @dataclass(frozen=True)
@@ -186,6 +189,7 @@ SAMPLE = {
     "comment_excerpt": "setup took far too long",
     "account": "Globex",
     "product": "Acme",
+    "conversation_url": "https://closeloop.example/c/abc/",
 }
 
 
@@ -205,6 +209,7 @@ def values_for(case: FollowUpCase) -> dict[str, str]:
         "comment_excerpt": comment[:200] + ("…" if len(comment) > 200 else ""),
         "account": case.account.name if case.account else "your team",
         "product": settings.PRODUCT_NAME,
+        "conversation_url": "",
     }
 
 
@@ -238,11 +243,23 @@ def draft_for(case: FollowUpCase) -> Draft:
     )
 
 
-def render_for(case: FollowUpCase, draft: Draft | None = None) -> tuple[str, str]:
-    """Subject and body of the case's first email, from `draft` or the case's template."""
+def render_for(
+    case: FollowUpCase, draft: Draft | None = None, conversation_url: str = ""
+) -> tuple[str, str]:
+    """Subject and body of the case's first email, from `draft` or the case's template.
+
+    With a conversation link, a template that does not place {conversation_url} gets the
+    offer on its own line before the signature (the customer's language)."""
+    from . import conversation_texts
+
     draft = draft or draft_for(case)
-    values = values_for(case)
-    return fill(draft.subject, values, "subject"), fill(draft.body, values, "body")
+    values = {**values_for(case), "conversation_url": conversation_url}
+    body = fill(draft.body, values, "body")
+    if conversation_url and "conversation_url" not in variables_in(draft.body):
+        offer = conversation_texts.text(case.person.locale, "offer", url=conversation_url)
+        head, sep, signature = body.rpartition("\n\n")
+        body = f"{head}\n\n{offer}{sep}{signature}" if sep else f"{body}\n\n{offer}"
+    return fill(draft.subject, values, "subject"), body
 
 
 # --- the linter ---------------------------------------------------------------------------
@@ -321,6 +338,38 @@ def lint(subject: str, body: str, locale: str = "en") -> list[Finding]:
             Finding("discount", "no discount or credit before you understand the problem")
         )
     if SCORE_BEGGING.search(fill(subject, SAMPLE) + "\n" + text):
+        findings.append(Finding("score-begging", "never ask for a 9 or 10"))
+    return findings
+
+
+QUOTED = re.compile(r"“[^”]*”|„[^“”]*[“”]|«[^»]*»|‘[^’]*’")
+
+
+def lint_message(text: str, locale: str = "en", asks: bool = True) -> list[Finding]:
+    """Check one message of the follow-up conversation: under 60 words, exactly one
+    question (none in a closing message), no apology or discount before the problem is
+    understood, no score-begging. The customer's own words quoted in it are theirs, not
+    ours: only the length counts them."""
+    findings: list[Finding] = []
+    words = len(re.findall(r"\w+", text))
+    if words >= MAX_MESSAGE_WORDS:
+        findings.append(Finding("length", f"{words} words; keep it under {MAX_MESSAGE_WORDS}"))
+    ours = QUOTED.sub("“”", text)
+    questions = ours.count("?")
+    if questions != (1 if asks else 0):
+        findings.append(
+            Finding(
+                "one-question",
+                f"ask {'exactly one question' if asks else 'nothing'}; this has {questions}",
+            )
+        )
+    if APOLOGY.search(ours):
+        findings.append(Finding("apology", "no apology before you understand the problem"))
+    if DISCOUNT.search(ours):
+        findings.append(
+            Finding("discount", "no discount or credit before you understand the problem")
+        )
+    if SCORE_BEGGING.search(ours):
         findings.append(Finding("score-begging", "never ask for a 9 or 10"))
     return findings
 

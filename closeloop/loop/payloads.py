@@ -12,7 +12,7 @@ from django.utils import timezone
 from closeloop.surveys.models import Response
 from closeloop.team.models import User
 
-from .models import FollowUpCase
+from .models import Conversation, FollowUpCase
 
 
 def case_url(case: FollowUpCase) -> str:
@@ -80,6 +80,23 @@ def case_json(case: FollowUpCase) -> dict[str, Any]:
         "updated_at": _iso(case.updated_at),
         "closed_at": _iso(case.closed_at),
     }
+
+
+def conversation_json(conversation: Conversation | None) -> dict[str, Any] | None:
+    """The follow-up conversation as the case API and the conversation.completed event
+    carry it (docs/conversation.md)."""
+    if conversation is None:
+        return None
+    return {
+        "url": conversation.url,
+        "status": conversation.status,
+        "messages": [m.as_json() for m in conversation.messages.all()],
+        "summary": conversation.summary,
+    }
+
+
+def conversation_of(case: FollowUpCase) -> Conversation | None:
+    return Conversation.objects.filter(case=case).first()
 
 
 def response_json(response: Response) -> dict[str, Any]:

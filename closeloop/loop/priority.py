@@ -11,6 +11,10 @@
   rising to 1 at 90 days; 0 when unknown.
 - recency: 0.5 ^ (days since the latest answer / 7) — fresh answers first.
 
+A case whose customer said something that cannot wait (churn intent, a competitor, a
+request for a call, a legal or security complaint: its urgency is "high") gets
+URGENT_BOOST more, capped at 100.
+
 The worker refreshes open cases hourly, so recency keeps its meaning.
 """
 
@@ -26,6 +30,7 @@ from django.utils.dateparse import parse_datetime
 
 ENGAGEMENT_KEYS = ("last_active_at", "last_seen_at", "last_login_at")
 WEIGHTS = {"value": 40, "drop": 25, "severity": 15, "disengagement": 10, "recency": 10}
+URGENT_BOOST = 25
 
 
 def last_active(*property_sets: Mapping[str, Any]) -> datetime | None:
@@ -82,7 +87,9 @@ def priority(
     active_at: datetime | None,
     answered_at: datetime,
     now: datetime | None = None,
+    urgent: bool = False,
 ) -> float:
-    """The weighted sum of the components, 0–100."""
+    """The weighted sum of the components, 0–100 (urgent cases boosted, see above)."""
     parts = components(arr_cents, score, previous_score, active_at, answered_at, now)
-    return round(sum(WEIGHTS[k] * v for k, v in parts.items()), 2)
+    total = sum(WEIGHTS[k] * v for k, v in parts.items()) + (URGENT_BOOST if urgent else 0)
+    return round(min(100.0, total), 2)

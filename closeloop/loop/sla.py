@@ -142,4 +142,5 @@ def compute_priority(case: FollowUpCase, now: datetime | None = None) -> float:
         priority.last_active(case.person.properties, account_props),
         case.response.created_at,
         now,
+        urgent=case.urgency == FollowUpCase.Urgency.HIGH,
     )

@@ -15,7 +15,7 @@ from closeloop.core.db import bulk_insert
 from closeloop.surveys.models import Response, SurveyRequest
 from closeloop.team.models import User
 
-from . import actions, batch, notify, priority, routing, sla
+from . import actions, batch, conversation, notify, priority, routing, sla
 from .models import Activity, FollowUpCase, RoutingRule, Task, TriagePolicy, open_filter
 from .policy import Action, Value
 
@@ -224,8 +224,9 @@ def start(case: FollowUpCase, answers: Sequence[Response]) -> None:
                 due_at=case.due_at,
             )
         )
+    talk = conversation.offer(case) if case.loop == FollowUpCase.Loop.DETRACTOR else None
     if action.automated:
-        notify.first_outreach(case)
+        notify.first_outreach(case, talk.url if talk is not None else "")
     if action == Action.AUTOMATED_EMAIL_SURVEY:
         batch.add(
             SurveyRequest(

@@ -30,6 +30,11 @@ class User(AbstractUser):
     monthly_report = models.BooleanField(
         default=False, help_text="Email this user the monthly report on the 1st."
     )
+    booking_url = models.URLField(
+        max_length=500,
+        blank=True,
+        help_text="A scheduling link (Calendly, Cal.com…) the follow-up conversation offers.",
+    )
 
     @property
     def display_name(self) -> str:

@@ -23,7 +23,7 @@ from closeloop.core.errors import FieldError
 from closeloop.delivery.models import Delivery, Outage
 from closeloop.insights import program
 from closeloop.insights.filters import theme_matches
-from closeloop.loop import actions, erasure, guide, notify, outreach
+from closeloop.loop import actions, erasure, guide, notify, outreach, payloads
 from closeloop.loop.messages import money
 from closeloop.loop.models import (
     CALL_OUTCOMES,
@@ -160,7 +160,8 @@ def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
         FollowUpCase.objects.filter(person=person).exclude(pk=case.pk).order_by("-created_at")[:10]
     )
     template = outreach.draft_for(case)
-    subject, body = outreach.render_for(case, template)
+    talk = payloads.conversation_of(case)
+    subject, body = outreach.render_for(case, template, talk.url if talk else "")
     theme_tags = list(
         case.response.theme_tags.select_related("theme", "created_by").order_by(
             "-source", "-confidence"
@@ -182,6 +183,7 @@ def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
                 list(case.response.tags),
             ),
             theme_tags=theme_tags,
+            talk=talk,
             addable_themes=Theme.objects.filter(retired_at__isnull=True, merged_into__isnull=True)
             .exclude(pk__in=[t.theme_id for t in theme_tags])
             .order_by("name"),
@@ -230,6 +232,14 @@ def _when(value: str, field: str) -> datetime:
     if timezone.is_naive(parsed):
         parsed = timezone.make_aware(parsed, timezone.get_fixed_timezone(0))
     return parsed
+
+
+@login_required
+def case_conversation(request: HttpRequest, pk: int) -> HttpResponse:
+    """The conversation card alone, which the case page refreshes while it is live."""
+    case = _case(pk)
+    talk = payloads.conversation_of(case)
+    return render(request, "web/_conversation.html", _base(case=case, talk=talk))
 
 
 @login_required
@@ -284,6 +294,12 @@ def _act(case: FollowUpCase, action: str, post: Any, user: User) -> str:
         if notify.customer_email(case, subject, body, Delivery.Purpose.OUTREACH, user) is None:
             raise FieldError("email", "not sent; the timeline says why")
         return "Email queued; it is sent within seconds and logged here."
+    if action == "take_over":
+        actions.take_over(case, user)
+        return "You have the conversation now: closeloop asks nothing more."
+    if action == "converse":
+        actions.write_in_conversation(case, post.get("text", ""), user)
+        return "Sent: on the conversation page and by email."
     if action == "commit":
         case.commit(post.get("promise", ""), _when(post.get("due_at", ""), "due_at"), user)
         return "Commitment recorded."

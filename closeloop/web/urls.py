@@ -35,6 +35,7 @@ urlpatterns = [
     path("cases/", cases.inbox, name="inbox"),
     path("cases/<int:pk>/", cases.case_detail, name="case"),
     path("cases/<int:pk>/act", cases.case_act, name="case-act"),
+    path("cases/<int:pk>/conversation", cases.case_conversation, name="case-conversation"),
     path("cases/<int:pk>/erase", cases.erase_person, name="case-erase"),
     path("notifications/", cases.notifications, name="notifications"),
     path("announcements/", announcements.announcements, name="announcements"),

@@ -1,5 +1,6 @@
-"""The follow-up's records: cases and their timeline (`cases`), what admins set
-(`settings`), and fixes shipped (`announcements`)."""
+"""The follow-up's records: cases and their timeline (`cases`), the follow-up
+conversation (`conversations`), what admins set (`settings`), and fixes shipped
+(`announcements`)."""
 
 from .announcements import Announcement
 from .cases import (
@@ -16,6 +17,7 @@ from .cases import (
     revenue_at_risk,
 )
 from .cases import _reply_token as _reply_token  # named by migration 0001
+from .conversations import Conversation, Message
 from .settings import OutreachTemplate, RoutingRule, TriagePolicy
 
 __all__ = [
@@ -24,8 +26,10 @@ __all__ = [
     "CALL_REACHED",
     "Activity",
     "Announcement",
+    "Conversation",
     "FollowUpCase",
     "InboundMessage",
+    "Message",
     "Notification",
     "OutreachTemplate",
     "RoutingRule",

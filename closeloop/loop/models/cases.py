@@ -57,6 +57,11 @@ class FollowUpCase(models.Model):
         INVESTED = "invested", "Disappointed but invested"
         LOYAL = "loyal", "Loyal, one bad experience"
 
+    class Urgency(models.TextChoices):
+        LOW = "low"
+        NORMAL = "normal"
+        HIGH = "high"
+
     loop = models.CharField(max_length=10, choices=Loop.choices, default=Loop.DETRACTOR)
     person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="cases")
     account = models.ForeignKey(
@@ -96,6 +101,13 @@ class FollowUpCase(models.Model):
     close_note = models.TextField(blank=True)
     detractor_type = models.CharField(max_length=12, choices=DetractorType.choices, blank=True)
     priority = models.FloatField(default=0, db_index=True)
+    urgency = models.CharField(
+        max_length=8,
+        choices=Urgency.choices,
+        default=Urgency.NORMAL,
+        db_default=Urgency.NORMAL,
+        help_text="high when the customer's words cannot wait (the follow-up conversation)",
+    )
     due_at = models.DateTimeField(null=True, blank=True)
     first_touch_at = models.DateTimeField(null=True, blank=True)
     escalation_level = models.PositiveSmallIntegerField(default=0)
@@ -376,6 +388,8 @@ class Activity(ReadByWorker):
         COMMITTED = "committed", "Commitment"
         TASK_DONE = "task_done", "Task done"
         FIX_SHIPPED = "fix_shipped", "Fix shipped"
+        CONVERSATION = "conversation"
+        URGENT = "urgent", "Urgent signal"
 
     case = models.ForeignKey(FollowUpCase, on_delete=models.CASCADE, related_name="activities")
     kind = models.CharField(max_length=20, choices=Kind.choices)

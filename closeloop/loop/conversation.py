@@ -1,0 +1,679 @@
+"""The follow-up conversation's engine (docs/domain.md §5): what closeloop asks next,
+what it has understood, and who must hear of it now.
+
+One answer is one turn (`answer`): the customer's words are read for themes and
+sentiment (the theme engine's models) and for signals (`signals`: churn intent, a
+competitor, a call wanted, a legal or security matter, a request to stop); the summary is
+rebuilt from every answer so far; a signal that cannot wait alerts the owner at once;
+then the next step is chosen:
+
+1. thank, name the score, quote the comment; ask the open question unless the comment
+   already answered it;
+2. the probe of the theme found (the theme's own probes, Settings → Themes);
+3. impact, and alternatives when the answer hints at them;
+4. what would fix it; then read the understanding back and let the customer correct it;
+5. offer a call with the owner (their booking link when set); close with what happens
+   next and by when (recorded as a commitment on the case).
+
+At most six questions; a question already answered is never asked; two very short
+answers end it early and politely, a request to stop ends it at once. Every message
+passes `outreach.lint_message`. The owner can take over at any moment: the engine then
+stops asking, and the customer's words still reach the owner.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from closeloop.delivery.models import Delivery
+from closeloop.team.models import User
+from closeloop.themes import analysis
+from closeloop.themes.models import Theme
+
+from . import batch, notify, outreach, signals
+from . import conversation_texts as words
+from .models import Activity, Conversation, FollowUpCase, InboundMessage, Message
+
+log = logging.getLogger("closeloop.conversation")
+
+MAX_QUESTIONS = 6
+SHORT_WORDS = 3  # an answer this short to an open question says little
+SHORT_ANSWERS_TO_END = 2
+MAX_TEXT = 5_000
+ANSWERS_PER_MINUTE = 10
+QUOTE_WORDS = 16
+OPEN_STEPS = ("open", "probe", "impact", "alternatives", "fix")
+WHY_KNOWN_WORDS = 5  # a comment this long with a theme found already says why
+
+
+@dataclass
+class Turn:
+    """What one answer produced: closeloop's new messages, and whether it has ended."""
+
+    messages: list[Message]
+    done: bool
+
+
+@dataclass
+class Answer:
+    step: str
+    text: str
+    themes: list[tuple[str, float]]
+    said: signals.Signals
+
+
+@dataclass
+class Facts:
+    """Everything understood so far, from the comment and every answer."""
+
+    comment: str
+    comment_themes: list[tuple[str, float]]
+    answers: list[Answer] = field(default_factory=list)
+
+    @property
+    def texts(self) -> list[str]:
+        return [t for t in [self.comment, *(a.text for a in self.answers)] if t.strip()]
+
+    def said(self) -> signals.Signals:
+        """The signals of the comment and of every answer, first finding kept."""
+        merged = signals.read(self.comment)
+        for answer in self.answers:
+            for key, value in vars(answer.said).items():
+                if value and not getattr(merged, key):
+                    setattr(merged, key, value)
+        return merged
+
+    def answered(self, step: str) -> Answer | None:
+        return next((a for a in self.answers if a.step == step), None)
+
+    def themes(self) -> list[str]:
+        """The themes of the comment and of the answers that describe the problem."""
+        best: dict[str, float] = {}
+        sources = [self.comment_themes] + [
+            a.themes for a in self.answers if a.step in ("open", "probe", "impact", "confirm")
+        ]
+        for found in sources:
+            for slug, confidence in found:
+                best[slug] = max(best.get(slug, 0.0), confidence)
+        ranked = sorted(best.items(), key=lambda pair: -pair[1])
+        return [slug for slug, _ in ranked[:3]]
+
+    @property
+    def why_known(self) -> bool:
+        """The comment already says what shaped the score."""
+        return signals.words(self.comment) >= WHY_KNOWN_WORDS and bool(self.comment_themes)
+
+    @property
+    def shorts(self) -> int:
+        return sum(
+            1 for a in self.answers if a.step in OPEN_STEPS and signals.words(a.text) <= SHORT_WORDS
+        )
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+def read_themes(text: str) -> tuple[list[tuple[str, float]], dict[str, Any]]:
+    """Themes (slug, confidence) and sentiment of one text; nothing when the models are
+    not ready or fail (the engine then asks the general questions)."""
+    if not text.strip() or not analysis.ready():
+        return [], {}
+    try:
+        found = analysis.analyse([text])
+    except Exception:  # a model failure must never lose the customer's answer
+        log.exception("reading a conversation answer failed")
+        return [], {}
+    result = found.results[0]
+    feeling = result.sentiment
+    return result.themes, {
+        "themes": found.named(result.themes),
+        "sentiment": getattr(feeling, "label", None),
+        "themes_version": found.themes_version,
+    }
+
+
+def _comment_themes(conversation: Conversation) -> list[tuple[str, float]]:
+    response = conversation.case.response
+    tags = [
+        (t.theme.slug, t.confidence or 1.0) for t in response.theme_tags.select_related("theme")
+    ]
+    if tags or not response.comment.strip():
+        return tags
+    return read_themes(response.comment)[0]
+
+
+def facts_of(conversation: Conversation) -> Facts:
+    facts = Facts(conversation.case.response.comment.strip(), _comment_themes(conversation))
+    for m in conversation.messages.filter(sender=Message.Sender.CUSTOMER).order_by(
+        "created_at", "id"
+    ):
+        themes = [(t["slug"], float(t["confidence"])) for t in m.reading.get("themes", [])]
+        facts.answers.append(Answer(m.step, m.text, themes, signals.read(m.text)))
+    return facts
+
+
+# --- what comes next ------------------------------------------------------------------------
+
+
+def next_step(conversation: Conversation, facts: Facts) -> str | None:
+    """The next question's step, or None when it is time to close."""
+    asked = list(conversation.asked)
+    if len(asked) >= MAX_QUESTIONS:
+        return None
+    said = facts.said()
+    reserved = [s for s in ("confirm", "call") if s not in asked and _needs(s, facts, said)]
+    wanted = []
+    if "open" not in asked and not facts.why_known and not facts.answers:
+        wanted.append("open")
+    if "probe" not in asked:
+        wanted.append("probe")
+    if "impact" not in asked and not said.impact:
+        wanted.append("impact")
+    if "alternatives" not in asked and said.alternatives and not said.competitor:
+        wanted.append("alternatives")
+    if "fix" not in asked and not said.fix:
+        wanted.append("fix")
+    budget = MAX_QUESTIONS - len(asked) - len(reserved)
+    for optional in ("impact", "alternatives"):
+        if len(wanted) > budget and optional in wanted:
+            wanted.remove(optional)
+    wanted = wanted[: max(0, budget)]
+    steps = wanted + reserved
+    return steps[0] if steps else None
+
+
+def _needs(step: str, facts: Facts, said: signals.Signals) -> bool:
+    if step == "confirm":
+        return any(signals.words(a.text) > SHORT_WORDS for a in facts.answers) or facts.why_known
+    return not said.call
+
+
+def _quote(text: str, limit: int = QUOTE_WORDS) -> str:
+    """A customer's words fit to quote in one of our sentences: first sentence, no
+    question marks (each message asks exactly one question), at most `limit` words."""
+    first = signals.sentences(text)[0] if text.strip() else ""
+    cleaned = re.sub(r"[?¿“”„«»\"]", "", first).strip().rstrip(".!;:")
+    parts = cleaned.split()
+    return " ".join(parts[:limit]) + ("…" if len(parts) > limit else "")
+
+
+def _probe(conversation: Conversation, facts: Facts) -> str:
+    locale = conversation.locale
+    themes = facts.themes()
+    if themes:
+        theme = Theme.objects.filter(slug=themes[0]).first()
+        if theme is not None and theme.probes:
+            return words.probe(theme.probes[0], locale)
+    return words.text(locale, "general_probe")
+
+
+def _values(conversation: Conversation) -> dict[str, str]:
+    values = outreach.values_for(conversation.case)
+    return {k: values[k] for k in ("first_name", "owner_name", "owner_first_name", "score")}
+
+
+def _question(conversation: Conversation, step: str, facts: Facts) -> str:
+    locale = conversation.locale
+    values = _values(conversation)
+    if step == "probe":
+        return _probe(conversation, facts)
+    if step == "confirm":
+        return words.text(locale, "confirm", understanding=understanding(conversation, facts))
+    if step == "call":
+        owner = conversation.case.owner
+        if owner is not None and owner.booking_url:
+            return words.text(
+                locale,
+                "call_booking",
+                owner_first_name=values["owner_first_name"],
+                booking=owner.booking_url,
+            )
+        return words.text(locale, "call", owner_first_name=values["owner_first_name"])
+    return words.text(locale, step)
+
+
+def understanding(conversation: Conversation, facts: Facts) -> str:
+    """One sentence of what closeloop understood, in the customer's own words."""
+    summary = summarise(conversation, facts)
+    said = f"“{_quote(summary['root_cause'])}”" if summary["root_cause"] else ""
+    if summary["desired_fix"]:
+        fix = words.text(conversation.locale, "and_fix", fix=_quote(summary["desired_fix"], 12))
+        said = f"{said}, {fix}" if said else fix
+    return said or f"“{_quote(facts.comment)}”"
+
+
+def opening(conversation: Conversation) -> tuple[str, str]:
+    """The first message (thanks, the score, the comment quoted, the first question) and
+    its step; nothing is stored until the customer answers."""
+    facts = facts_of(conversation)
+    step = next_step(conversation, facts) or "open"
+    values = _values(conversation)
+    locale = conversation.locale
+    if facts.comment:
+        thanks = words.text(
+            locale,
+            "thanks_comment",
+            score=values["score"],
+            first_name=values["first_name"],
+            quote=_quote(facts.comment),
+        )
+    else:
+        thanks = words.text(
+            locale, "thanks", score=values["score"], first_name=values["first_name"]
+        )
+    return f"{thanks} {_question(conversation, step, facts)}", step
+
+
+def _ack(conversation: Conversation, facts: Facts) -> str:
+    said = facts.answers[-1] if facts.answers else None
+    if said is not None and said.step == "confirm" and signals.says_yes(said.text) is not True:
+        return words.text(conversation.locale, "ack_correction")
+    acks = words.texts(conversation.locale)["ack"]
+    assert isinstance(acks, list)
+    return str(acks[len(facts.answers) % len(acks)])
+
+
+def _closing(conversation: Conversation, facts: Facts, key: str) -> str:
+    values = _values(conversation)
+    return words.text(
+        conversation.locale,
+        key,
+        first_name=values["first_name"],
+        owner_name=values["owner_name"],
+        date=words.day(promised_by(conversation).date(), conversation.locale),
+    )
+
+
+def promised_by(conversation: Conversation) -> Any:
+    """When the owner comes back with what happens next: a day, or two for a normal case."""
+    hours = 24 if conversation.summary.get("urgency") == "high" else 48
+    return (conversation.ended_at or timezone.now()) + timedelta(hours=hours)
+
+
+# --- the summary --------------------------------------------------------------------------
+
+
+def summarise(conversation: Conversation, facts: Facts) -> dict[str, Any]:
+    """The structured answer to "why" (issue shape in docs/conversation.md)."""
+    said = facts.said()
+    problem = [
+        a.text
+        for a in facts.answers
+        if a.step in ("open", "probe") and signals.words(a.text) > SHORT_WORDS
+    ]
+    correction = facts.answered("confirm")
+    corrected = ""
+    if correction is not None and signals.says_yes(correction.text) is not True:
+        corrected = re.sub(
+            r"^\s*(no|not quite|not really|nope)[,.!:;\s-]*", "", correction.text, flags=re.I
+        )
+    root = corrected if signals.words(corrected) > SHORT_WORDS else ""
+    if not root:
+        root = " ".join(
+            _first_sentences(t) for t in ([facts.comment] if facts.comment else []) + problem[:1]
+        )
+    fix = facts.answered("fix")
+    desired = fix.text if fix is not None and signals.words(fix.text) > 1 else said.fix
+    impact = facts.answered("impact")
+    impact_text = (
+        impact.text if impact is not None and signals.words(impact.text) > 1 else said.impact
+    )
+    call_answer = facts.answered("call")
+    wants_call = bool(said.call) or (
+        call_answer is not None and signals.says_yes(call_answer.text) is True
+    )
+    kind = detractor_type(said, facts)
+    urgent = bool(said.churn or said.legal or (said.competitor and conversation.case.high_value))
+    urgency = "high" if urgent or (wants_call and conversation.case.band == "severe") else "normal"
+    if urgency == "normal" and kind == "loyal" and conversation.case.score >= 5:
+        urgency = "low"
+    quotes = []
+    for quote in [
+        said.churn,
+        said.competitor_quote,
+        said.legal,
+        said.call,
+        root,
+        desired,
+        impact_text,
+    ]:
+        for sentence in signals.sentences(quote or "")[:2]:
+            if sentence not in quotes:
+                quotes.append(sentence)
+    return {
+        "themes": facts.themes(),
+        "root_cause": root.strip()[:1000],
+        "desired_fix": (desired or "").strip()[:1000],
+        "impact": (impact_text or "").strip()[:1000],
+        "detractor_type": kind,
+        "churn_intent": bool(said.churn),
+        "competitor": said.competitor,
+        "wants_call": wants_call,
+        "urgency": urgency,
+        "quotes": quotes[:6],
+    }
+
+
+def _first_sentences(text: str, limit: int = 2) -> str:
+    return " ".join(signals.sentences(text)[:limit])
+
+
+def detractor_type(said: signals.Signals, facts: Facts) -> str:
+    """docs/domain.md's four kinds of detractor, from what they said."""
+    if said.churn:
+        return FollowUpCase.DetractorType.LEAVING.value
+    if said.competitor or said.alternatives:
+        return FollowUpCase.DetractorType.EVALUATING.value
+    if said.loyal:
+        return FollowUpCase.DetractorType.LOYAL.value
+    substance = sum(signals.words(t) for t in facts.texts)
+    if said.invested or said.fix or (facts.answers and substance >= 25):
+        return FollowUpCase.DetractorType.INVESTED.value
+    return "unknown"
+
+
+# --- turns --------------------------------------------------------------------------------
+
+
+def offer(case: FollowUpCase) -> Conversation:
+    """Every detractor's case gets a conversation; its link goes in the first outreach."""
+    return batch.add(Conversation(case=case, locale=case.person.locale or "en"))
+
+
+class TooMany(Exception):
+    """The customer sent more answers in the last minute than a person types."""
+
+
+def answer(conversation: Conversation, text: str, via: str = Message.Via.PAGE) -> Turn:
+    """Record the customer's answer and say what comes next (see the module's docstring)."""
+    with transaction.atomic():
+        conversation = (
+            Conversation.objects.select_for_update(of=("self",))
+            .select_related("case__person", "case__owner", "case__account", "case__response")
+            .get(pk=conversation.pk)
+        )
+        since = timezone.now() - timedelta(minutes=1)
+        recent = conversation.messages.filter(
+            sender=Message.Sender.CUSTOMER, created_at__gte=since
+        ).count()
+        if recent >= ANSWERS_PER_MINUTE:
+            raise TooMany()
+        case = conversation.case
+        created: list[Message] = []
+        if not conversation.messages.exists():
+            first, first_step = opening(conversation)
+            _say(conversation, first, first_step, via)  # already shown: not among the new
+            conversation.asked = [first_step]
+        last_asked = conversation.asked[-1] if conversation.asked else ""
+        _, reading = read_themes(text) if conversation.is_open else ([], {})
+        Message.objects.create(
+            conversation=conversation,
+            sender=Message.Sender.CUSTOMER,
+            text=text,
+            step=last_asked if conversation.is_open else "",
+            via=via,
+            reading=reading,
+        )
+        if via == Message.Via.PAGE:
+            case.log(
+                Activity.Kind.REPLY_RECEIVED,
+                text,
+                via="conversation",
+                conversation=conversation.pk,
+                step=last_asked,
+            )
+            case.touch(None, None if case.is_closed else FollowUpCase.Status.IN_CONVERSATION)
+        if not conversation.is_open:
+            if via == Message.Via.PAGE:
+                _tell_owner(case, f"Conversation: {case.person.email or case.person} wrote", text)
+            return Turn([], True)
+        fields = ["asked", "summary"]
+        if conversation.status == Conversation.Status.NOT_STARTED:
+            conversation.status = Conversation.Status.ACTIVE
+            conversation.started_at = timezone.now()
+            fields += ["status", "started_at"]
+            case.log(Activity.Kind.CONVERSATION, "the customer started the follow-up conversation")
+        facts = facts_of(conversation)
+        conversation.summary = summarise(conversation, facts)
+        _urgent(conversation, facts)
+        said = facts.said()
+        step = None if said.stop else next_step(conversation, facts)
+        if said.stop:
+            created.append(
+                _end(conversation, facts, "close_stop", Conversation.Status.STOPPED, via)
+            )
+        elif facts.shorts >= SHORT_ANSWERS_TO_END:
+            created.append(
+                _end(conversation, facts, "close_short", Conversation.Status.COMPLETED, via)
+            )
+        elif step is None:
+            key = "close_call" if conversation.summary["wants_call"] else "close"
+            created.append(_end(conversation, facts, key, Conversation.Status.COMPLETED, via))
+        else:
+            question = _question(conversation, step, facts)
+            created.append(_say(conversation, f"{_ack(conversation, facts)} {question}", step, via))
+            conversation.asked = [*conversation.asked, step]
+        conversation.save_changes(*fields, "status", "ended_at")
+        if not conversation.is_open:
+            _ended(conversation)
+        return Turn(created, not conversation.is_open)
+
+
+def _say(conversation: Conversation, text: str, step: str, via: str) -> Message:
+    findings = outreach.lint_message(text, conversation.locale, asks=step != "close")
+    if findings:  # a bug in our own sentences: logged loudly, never shown to a customer as such
+        log.error("conversation message breaks the linter: %s: %r", findings, text)
+    return Message.objects.create(
+        conversation=conversation, sender=Message.Sender.CLOSELOOP, text=text, step=step, via=via
+    )
+
+
+def _end(conversation: Conversation, facts: Facts, key: str, status: str, via: str) -> Message:
+    conversation.status = status
+    conversation.ended_at = timezone.now()
+    return _say(conversation, _closing(conversation, facts, key), "close", via)
+
+
+def _ended(conversation: Conversation) -> None:
+    """The conversation's end (saved): the detractor type, the promise, the owner and the
+    channels told."""
+    case = conversation.case
+    summary = conversation.summary
+    if not case.detractor_type and summary["detractor_type"] != "unknown":
+        case.detractor_type = summary["detractor_type"]
+        case.save_changes("detractor_type")
+    owner = case.owner
+    promise = f"Tell {case.person.name or case.person.email or 'the customer'} what happens next"
+    if summary["wants_call"]:
+        promise += " (they want a call)"
+    case.commit(
+        promise + " — promised in the follow-up conversation", promised_by(conversation), owner
+    )
+    case.log(
+        Activity.Kind.CONVERSATION,
+        f"follow-up conversation {conversation.get_status_display().lower()}: "
+        + summary_line(summary),
+        summary=summary,
+    )
+    _tell_owner(
+        case,
+        f"Conversation {conversation.get_status_display().lower()}",
+        summary_text(summary),
+    )
+    notify.case_event(case, "conversation.completed")
+
+
+def summary_line(summary: dict[str, Any]) -> str:
+    parts = []
+    if summary["themes"]:
+        parts.append(", ".join(summary["themes"]))
+    if summary["detractor_type"] != "unknown":
+        parts.append(summary["detractor_type"])
+    if summary["churn_intent"]:
+        parts.append("churn intent")
+    if summary["competitor"]:
+        parts.append(f"evaluating {summary['competitor']}")
+    if summary["wants_call"]:
+        parts.append("wants a call")
+    return "; ".join(parts) or "nothing specific said"
+
+
+def summary_text(summary: dict[str, Any]) -> str:
+    """The summary as an owner reads it in an email."""
+    lines = [
+        f"Themes: {', '.join(summary['themes']) or '—'}",
+        f"Root cause: {summary['root_cause'] or '—'}",
+        f"Desired fix: {summary['desired_fix'] or '—'}",
+        f"Impact: {summary['impact'] or '—'}",
+        f"Detractor type: {summary['detractor_type']}",
+        f"Churn intent: {'yes' if summary['churn_intent'] else 'no'}",
+        f"Competitor: {summary['competitor'] or '—'}",
+        f"Wants a call: {'yes' if summary['wants_call'] else 'no'}",
+        f"Urgency: {summary['urgency']}",
+    ]
+    if summary["quotes"]:
+        lines += ["", "In their words:"] + [f"“{q}”" for q in summary["quotes"]]
+    return "\n".join(lines)
+
+
+def _tell_owner(case: FollowUpCase, what: str, text: str) -> None:
+    notify.conversation_alert(case, what, text)
+
+
+def _urgent(conversation: Conversation, facts: Facts) -> None:
+    """Alert the owner (and the sponsor of a top account) at once of what cannot wait;
+    raise the case's urgency and priority; record the detractor type it implies."""
+    said = facts.said()
+    new = [(kind, quote) for kind, quote in said.urgent if kind not in conversation.alerted]
+    if not new:
+        return
+    conversation.alerted = [*conversation.alerted, *(kind for kind, _ in new)]
+    conversation.save_changes("alerted")
+    case = conversation.case
+    from .sla import compute_priority
+
+    changed = ["urgency", "priority"]
+    case.urgency = FollowUpCase.Urgency.HIGH
+    case.priority = compute_priority(case)
+    implied = detractor_type(said, facts)
+    if not case.detractor_type and implied in ("leaving", "evaluating"):
+        case.detractor_type = implied
+        changed.append("detractor_type")
+    case.save_changes(*changed)
+    for kind, quote in new:
+        case.log(Activity.Kind.URGENT, f"{kind}: “{quote}”", signal=kind, quote=quote)
+    notify.urgent_alert(case, new)
+
+
+def take_over(conversation: Conversation, user: User | None) -> None:
+    """The owner answers from now on; the engine stops asking."""
+    if conversation.status == Conversation.Status.TAKEN_OVER:
+        return
+    was_open = conversation.is_open
+    conversation.status = Conversation.Status.TAKEN_OVER
+    conversation.taken_over_by = user
+    conversation.ended_at = conversation.ended_at or timezone.now()
+    conversation.save_changes("status", "taken_over_by", "ended_at")
+    who = user.display_name if user else "the owner"
+    conversation.case.log(
+        Activity.Kind.CONVERSATION,
+        f"{who} took over the follow-up conversation" + ("" if was_open else " after it ended"),
+        user,
+    )
+
+
+def owner_says(conversation: Conversation, text: str, user: User) -> Message:
+    """The owner writes into the conversation (taking it over); the customer sees it on
+    the page and gets it by email."""
+    take_over(conversation, user)
+    message = Message.objects.create(
+        conversation=conversation, sender=Message.Sender.OWNER, text=text
+    )
+    case = conversation.case
+    subject = outreach.values_for(case)
+    notify.customer_email(
+        case,
+        f"Re: your {subject['score']}/10 for {subject['product']}",
+        f"{text}\n\n{conversation.url}",
+        Delivery.Purpose.OUTREACH,
+        user,
+    )
+    return message
+
+
+# --- email --------------------------------------------------------------------------------
+
+
+def email_reply(case: FollowUpCase, inbound: InboundMessage) -> bool:
+    """A customer's email reply enters the conversation when the engine still asks on an
+    automated case: the next question goes back by email, threaded, from the owner.
+    False when the conversation is not the engine's to continue."""
+    conversation = Conversation.objects.filter(case=case).first()
+    if conversation is None or not conversation.is_open or not case.action_enum.automated:
+        return False
+    text = (inbound.text or "").strip()[:MAX_TEXT]
+    if not text:
+        return False
+    if not conversation.messages.exists():
+        _record_outreach(conversation)
+    try:
+        turn = answer(conversation, text, Message.Via.EMAIL)
+    except TooMany:
+        return False
+    for message in turn.messages:
+        if message.sender == Message.Sender.CLOSELOOP:
+            _email(conversation, message, inbound)
+    return True
+
+
+def _record_outreach(conversation: Conversation) -> None:
+    """The first email's question stands as the conversation's first message."""
+    case = conversation.case
+    sent = case.deliveries.filter(purpose=Delivery.Purpose.OUTREACH).order_by("created_at").first()
+    body = sent.body if sent is not None else ""
+    question = next(
+        (s for s in signals.sentences(body) if s.endswith("?")),
+        words.text(conversation.locale, "open"),
+    )
+    Message.objects.create(
+        conversation=conversation,
+        sender=Message.Sender.CLOSELOOP,
+        text=question,
+        step="open",
+        via=Message.Via.EMAIL,
+    )
+    conversation.asked = ["open"]
+    conversation.save_changes("asked")
+
+
+def _email(conversation: Conversation, message: Message, inbound: InboundMessage) -> None:
+    case = conversation.case
+    subject = inbound.subject or f"Your {case.score}/10"
+    if not subject.lower().startswith("re:"):
+        subject = f"Re: {subject}"
+    signature = outreach.values_for(case)["owner_name"]
+    headers = {}
+    if inbound.message_id:
+        first = (
+            case.deliveries.filter(purpose=Delivery.Purpose.OUTREACH).order_by("created_at").first()
+        )
+        refs = " ".join(x for x in [first.message_id if first else "", inbound.message_id] if x)
+        headers = {"In-Reply-To": inbound.message_id, "References": refs}
+    notify.customer_email(
+        case,
+        subject[:300],
+        f"{message.text}\n\n{signature}",
+        Delivery.Purpose.OUTREACH,
+        headers=headers,
+    )
+
+
+def transcript(conversation: Conversation) -> list[dict[str, Any]]:
+    return [m.as_json() for m in conversation.messages.all()]
