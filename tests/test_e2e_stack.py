@@ -242,6 +242,68 @@ def test_it_puts_the_customers_emailed_reply_on_the_case(stack: Stack) -> None:
     case = _until(replied, 60, "the reply on the case timeline")
     assert case["status"] == "in_conversation"
 
+    # The reply entered the follow-up conversation: its next question comes back by
+    # email, from the owner, threaded under the customer's reply.
+    def threaded() -> list[EmailMessage]:
+        return [m for m in stack.inbox.to(CUSTOMER) if m["In-Reply-To"] == reply["Message-ID"]]
+
+    question = _until(threaded, 60, "the conversation's next question by email")[0]
+    assert OWNER[1] in str(question["From"]) and str(question["Subject"]).startswith("Re: ")
+    assert str(outreach["Message-ID"]) in str(question["References"])
+    talk = stack.api("get", f"/api/v1/cases/{case_id}").json()["conversation"]
+    assert [m["from"] for m in talk["messages"]] == ["closeloop", "customer", "closeloop"]
+    assert talk["messages"][-1]["text"] in question.get_body().get_content()
+
+
+def test_it_holds_the_follow_up_conversation_on_its_page(stack: Stack) -> None:
+    answer = {
+        "person": {
+            "email": "lee@initech.example",
+            "name": "Lee",
+            "account": {"external_id": "acc-globex"},
+        },
+        "score": 5,
+        "comment": "The dashboard takes a minute to load every morning.",
+    }
+    assert stack.api("post", "/api/v1/responses", answer).status_code == 201
+    email = _until(lambda: stack.inbox.to("lee@initech.example"), 60, "the outreach email")[0]
+    link = re.search(r"(http://\S+/c/\S+/)", email.get_body().get_content())
+    assert link, "the first email offers the conversation"
+    url = link.group(1)
+    page = requests.get(url, timeout=30)
+    assert page.status_code == 200 and "5 out of 10" in page.text
+    said = requests.post(
+        f"{url}messages",
+        json={"text": "Honestly we are not renewing; we are moving to Grafana next month."},
+        timeout=30,
+    )
+    assert said.status_code == 200 and said.json()["done"] is False, said.text
+    # What cannot wait reaches the owner at once: by email and on Slack.
+    urgent = _until(
+        lambda: [m for m in stack.inbox.to(OWNER[1]) if str(m["Subject"]).startswith("Urgent")],
+        60,
+        "the owner's urgent alert",
+    )[0]
+    assert "not renewing" in urgent.get_body().get_content()
+    _until(
+        lambda: [r for r in stack.slack.requests if b"Urgent" in r.body], 60, "Slack's urgent alert"
+    )
+    ended = requests.post(f"{url}messages", json={"text": "No more questions please."}, timeout=30)
+    assert ended.json()["done"] is True
+    found = stack.api("get", "/api/v1/cases", params={"email": "lee@initech.example"}).json()
+    case = stack.api("get", f"/api/v1/cases/{found['results'][0]['id']}").json()
+    assert case["urgency"] == "high" and case["detractor_type"] == "leaving"
+    summary = case["conversation"]["summary"]
+    assert summary["churn_intent"] and summary["competitor"] == "Grafana"
+    assert case["conversation"]["status"] == "stopped"
+    slack = _until(
+        lambda: [r for r in stack.slack.requests if b"Conversation ended" in r.body],
+        60,
+        "conversation.completed on Slack",
+    )[0]
+    assert b"Churn intent" in slack.body and b"not renewing" in slack.body
+    assert requests.get(url.replace("/c/", "/c/x"), timeout=30).status_code == 404
+
 
 def test_it_classifies_a_thousand_texts_within_the_timeout(stack: Stack) -> None:
     from closeloop.themes.classifier import load_examples

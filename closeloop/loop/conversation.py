@@ -96,8 +96,13 @@ class Facts:
     def themes(self) -> list[str]:
         """The themes of the comment and of the answers that describe the problem."""
         best: dict[str, float] = {}
+        # What describes the problem: the comment, the answers to "why" and the probe,
+        # and a correction of the read-back (not impact, alternatives, fix or the call).
         sources = [self.comment_themes] + [
-            a.themes for a in self.answers if a.step in ("open", "probe", "impact", "confirm")
+            a.themes
+            for a in self.answers
+            if a.step in ("open", "probe")
+            or (a.step == "confirm" and signals.says_yes(a.text) is not True)
         ]
         for found in sources:
             for slug, confidence in found:

@@ -49,7 +49,8 @@ COMPETITOR_CUES = (
     r"\b(?i:switch(?:ing|ed)? to|mov(?:e|ing) to|migrat(?:e|ing) to|go(?:ing)? with"
     r"|evaluat(?:e|ing)|trial(?:l?ing)?|looking at|look at|demo(?:ed)? of|tri(?:ed|al of)"
     r"|test(?:ing)?|compar(?:e|ed|ing) (?:you )?(?:to|with)|pilot(?:ing)?|quote from"
-    r"|offer from|cheaper than|alternative(?:s)? like|such as|wechseln zu|testen"
+    r"|offer from|cheaper than|alternative(?:s)? like|such as|signed with|moving over to"
+    r"|wechseln zu|testen"
     r"|passer à|essayer|évalu\w+|cambiar a|probando|overstappen naar|mudar para)"
 )
 COMPETITOR = re.compile(

@@ -61,6 +61,9 @@ class Conversation(models.Model):
     locale = models.CharField(max_length=16, default="en")
     asked = models.JSONField(default=list, blank=True, help_text="the steps asked so far")
     summary = models.JSONField(default=empty_summary, blank=True)
+    comment_themes = models.JSONField(
+        null=True, blank=True, help_text="[[slug, confidence]] of the comment, read once"
+    )
     alerted = models.JSONField(
         default=list, blank=True, help_text="urgent signals the owner was already told of"
     )
