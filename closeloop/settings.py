@@ -239,6 +239,12 @@ ORG_TIME_ZONE = os.environ.get("ORG_TIME_ZONE", "UTC")
 
 # Slack and webhook calls give up (and retry later) after this long.
 WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", "10"))
+# An optional language model for the follow-up conversation (closeloop/loop/llm.py):
+# any OpenAI-compatible chat-completions endpoint. Off while LLM_URL is empty.
+LLM_URL = os.environ.get("LLM_URL", "")
+LLM_MODEL = os.environ.get("LLM_MODEL", "")
+LLM_API_KEY = os.environ.get("LLM_API_KEY", "")
+LLM_TIMEOUT_SECONDS = float(os.environ.get("LLM_TIMEOUT_SECONDS", "5"))
 # Slack and webhook calls go only to public internet addresses; hosts listed here
 # (comma-separated host or host:port) may be inside the network: on-premise receivers.
 OUTBOUND_ALLOW_HOSTS = os.environ.get("OUTBOUND_ALLOW_HOSTS", "")

@@ -12,6 +12,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from closeloop.insights.metrics import summarise
+from closeloop.loop.models import Conversation
 from closeloop.management import demo
 from closeloop.surveys.models import Account, Person, Response
 from closeloop.team.models import User
@@ -41,6 +42,11 @@ def test_it_seeds_a_labelled_year_with_a_drifting_segment() -> None:
     detractor_comments = Response.objects.filter(score__lte=6).exclude(comment="")
     assert detractor_comments.count() > 100
     assert Response.objects.exclude(tags=[]).filter(score__lte=6).exists()
+    # A few recent detractors answered their follow-up conversation, through the engine.
+    talked = Conversation.objects.exclude(status=Conversation.Status.NOT_STARTED)
+    assert talked.count() == len(demo.DEMO_CONVERSATIONS)
+    assert talked.filter(status=Conversation.Status.STOPPED).exists()
+    assert talked.filter(summary__churn_intent=True).exists()
 
 
 def test_it_seeds_once_with_the_once_flag(capsys: pytest.CaptureFixture[str]) -> None:

@@ -37,7 +37,7 @@ from closeloop.team.models import User
 from closeloop.themes import analysis
 from closeloop.themes.models import Theme
 
-from . import batch, notify, outreach, signals
+from . import batch, llm, notify, outreach, signals
 from . import conversation_texts as words
 from .models import Activity, Conversation, FollowUpCase, InboundMessage, Message
 
@@ -463,12 +463,51 @@ def answer(conversation: Conversation, text: str, via: str = Message.Via.PAGE) -
             created.append(_end(conversation, facts, key, Conversation.Status.COMPLETED, via))
         else:
             question = _question(conversation, step, facts)
-            created.append(_say(conversation, f"{_ack(conversation, facts)} {question}", step, via))
+            worded = _phrased(conversation, step, question, facts)
+            worded = worded or f"{_ack(conversation, facts)} {question}"
+            created.append(_say(conversation, worded, step, via))
             conversation.asked = [*conversation.asked, step]
+        if not conversation.is_open:
+            _written(conversation, facts)
         conversation.save_changes(*fields, "status", "ended_at")
         if not conversation.is_open:
             _ended(conversation)
         return Turn(created, not conversation.is_open)
+
+
+# The steps whose question the language model may word (the read-back, the call offer
+# and the close carry names and promises, so they stay the engine's own).
+PHRASED_STEPS = ("open", "probe", "impact", "alternatives", "fix")
+
+
+def _phrased(conversation: Conversation, step: str, question: str, facts: Facts) -> str | None:
+    """The language model's wording of the next question when one is set and its answer
+    passes the linter; None otherwise (the built-in words are used)."""
+    if step not in PHRASED_STEPS or not llm.enabled():
+        return None
+    text = llm.phrase(step, question, facts.texts, conversation.locale)
+    if text is None:
+        return None
+    findings = outreach.lint_message(text, conversation.locale, asks=True)
+    if findings:
+        log.warning("language model question refused (%s): %r", findings[0].rule, text)
+        return None
+    return text
+
+
+def _written(conversation: Conversation, facts: Facts) -> None:
+    """At the end, the language model (when set) writes root cause, fix and impact in
+    its words; the built-in summary stays where it says nothing."""
+    if not llm.enabled():
+        return
+    found = llm.summary_fields(facts.texts, conversation.locale)
+    if found is None:
+        return
+    summary = dict(conversation.summary)
+    for key, value in found.items():
+        if value:
+            summary[key] = value
+    conversation.summary = summary
 
 
 def _say(conversation: Conversation, text: str, step: str, via: str) -> Message:

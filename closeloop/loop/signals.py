@@ -20,7 +20,7 @@ def _any(*patterns: str) -> re.Pattern[str]:
 CHURN = _any(
     r"\bcancel+(?:l?ing|l?ed|lation)?\b",
     r"\b(?:not|won'?t|will not|don'?t plan to|aren'?t going to|not going to) renew",
-    r"\bnot renewing\b",
+    r"\bnot renewing\b|\bnot to renew\b|\bdecided to (?:leave|move on|switch|go elsewhere)\b",
     r"\bnon-?renewal\b",
     r"\b(?:we(?:'re| are)|i(?:'m| am)) (?:leaving|done with|out)\b",
     r"\bleaving (?:you|for|at the end)",

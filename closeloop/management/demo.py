@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from django.contrib.auth.hashers import make_password
 from django.db import transaction
@@ -309,7 +310,71 @@ def seed(accounts: int = 200, people: int = 2000, responses: int = 6000, seed: i
     _case_history(rng, owners)
     _incidents(now)
     _discovery()
+    _conversations()
     return len(items)
+
+
+# How some recent detractors answered their follow-up conversation: in order, with the
+# read-back ("confirm") and the call offer ("call") answered as a person would.
+DEMO_CONVERSATIONS: list[dict[str, Any]] = [
+    {
+        "replies": [
+            "It happened again on Monday: the weekly export stopped halfway and nobody could "
+            "tell us why.",
+            "Two analysts lost most of a day redoing the numbers for our board pack.",
+            "Fix the export, and warn us when something like this breaks.",
+        ],
+        "confirm": "Yes, that's it.",
+        "call": "Yes please, Thursday works.",
+    },
+    {
+        "replies": [
+            "Our renewal is in March and we are evaluating Qualtrics because this keeps happening.",
+            "Every month someone spends two days cleaning up the data by hand.",
+        ],
+    },
+    {"replies": ["We have decided not to renew at the end of the quarter."]},
+    {"replies": ["No more questions please, I have said what I wanted to say."]},
+    {
+        "replies": [
+            "We have been customers for years and this is the first time it let us down.",
+            "Not much in the end, an afternoon.",
+            "Just a note when it is fixed.",
+        ],
+        "confirm": "Exactly.",
+        "call": "No need, thanks.",
+    },
+]
+
+
+def _conversations() -> None:
+    """A few recent detractors answer their follow-up conversation, through the engine
+    itself (loop.conversation), so the case pages show live ones."""
+    from closeloop.loop import conversation
+    from closeloop.loop.models import Conversation
+
+    talks = (
+        Conversation.objects.filter(
+            status=Conversation.Status.NOT_STARTED, case__response__is_demo=True
+        )
+        .exclude(case__response__comment="")
+        .select_related("case")
+        .order_by("-case__created_at")[: len(DEMO_CONVERSATIONS)]
+    )
+    for talk, script in zip(talks, DEMO_CONVERSATIONS, strict=False):
+        replies = list(script["replies"])
+        step = conversation.opening(talk)[1]
+        while True:
+            if step in ("confirm", "call") and step in script:
+                text = script[step]
+            elif replies:
+                text = replies.pop(0)
+            else:
+                break
+            turn = conversation.answer(talk, text)
+            if turn.done or not turn.messages:
+                break
+            step = turn.messages[-1].step
 
 
 def _discovery() -> None:
