@@ -177,11 +177,13 @@ def next_step(conversation: Conversation, facts: Facts) -> str | None:
     wanted = []
     if "open" not in asked and not facts.why_known and not facts.answers:
         wanted.append("open")
-    if "probe" not in asked:
+    if "probe" not in asked and not _specific_already(facts):
         wanted.append("probe")
-    if "impact" not in asked and not said.impact:
+    # Someone who has decided to leave is asked what would have fixed it, not how much
+    # it hurts or what they compare us with.
+    if "impact" not in asked and not said.impact and not said.churn:
         wanted.append("impact")
-    if "alternatives" not in asked and said.alternatives and not said.competitor:
+    if "alternatives" not in asked and said.alternatives and not said.competitor and not said.churn:
         wanted.append("alternatives")
     if "fix" not in asked and not said.fix:
         wanted.append("fix")
@@ -192,6 +194,26 @@ def next_step(conversation: Conversation, facts: Facts) -> str | None:
     wanted = wanted[: max(0, budget)]
     steps = wanted + reserved
     return steps[0] if steps else None
+
+
+SPECIFIC = re.compile(
+    r"\d|\b(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|yesterday|today"
+    r"|last (?:week|month|time)|every (?:time|day|week|morning)|again|hours?|days?|weeks?"
+    r"|minutes?|seconds?)\b",
+    re.I,
+)
+SPECIFIC_WORDS = 12
+
+
+def _specific_already(facts: Facts) -> bool:
+    """The customer's answer to the open question already gives the detail a probe asks
+    for (long, with a time, a number or a "when"): the probe would ask it again."""
+    opened = facts.answered("open")
+    return (
+        opened is not None
+        and signals.words(opened.text) >= SPECIFIC_WORDS
+        and bool(SPECIFIC.search(opened.text))
+    )
 
 
 def _needs(step: str, facts: Facts, said: signals.Signals) -> bool:
@@ -247,7 +269,16 @@ def _question(conversation: Conversation, step: str, facts: Facts) -> str:
 def understanding(conversation: Conversation, facts: Facts) -> str:
     """One sentence of what closeloop understood, in the customer's own words."""
     summary = summarise(conversation, facts)
-    said = f"“{_quote(summary['root_cause'])}”" if summary["root_cause"] else ""
+    # The customer's most specific words: a correction, their answer about the problem,
+    # else their comment.
+    correction = facts.answered("confirm")
+    problem = [
+        a.text
+        for a in facts.answers
+        if a.step in ("open", "probe") and signals.words(a.text) > SHORT_WORDS
+    ]
+    source = problem[0] if problem and correction is None else summary["root_cause"]
+    said = f"“{_quote(source)}”" if source else ""
     if summary["desired_fix"]:
         fix = words.text(conversation.locale, "and_fix", fix=_quote(summary["desired_fix"], 12))
         said = f"{said}, {fix}" if said else fix
@@ -321,8 +352,8 @@ def summarise(conversation: Conversation, facts: Facts) -> dict[str, Any]:
         )
     root = corrected if signals.words(corrected) > SHORT_WORDS else ""
     if not root:
-        root = " ".join(
-            _first_sentences(t) for t in ([facts.comment] if facts.comment else []) + problem[:1]
+        root = _joined(
+            [_first_sentences(t) for t in ([facts.comment] if facts.comment else []) + problem[:1]]
         )
     fix = facts.answered("fix")
     desired = fix.text if fix is not None and signals.words(fix.text) > 1 else said.fix
@@ -364,6 +395,11 @@ def summarise(conversation: Conversation, facts: Facts) -> dict[str, Any]:
         "urgency": urgency,
         "quotes": quotes[:6],
     }
+
+
+def _joined(texts: list[str]) -> str:
+    """Texts as one paragraph, each ending as a sentence ends."""
+    return " ".join(t if t.rstrip()[-1:] in ".!?…" else f"{t.rstrip()}." for t in texts if t)
 
 
 def _first_sentences(text: str, limit: int = 2) -> str:

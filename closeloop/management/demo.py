@@ -319,10 +319,10 @@ def seed(accounts: int = 200, people: int = 2000, responses: int = 6000, seed: i
 DEMO_CONVERSATIONS: list[dict[str, Any]] = [
     {
         "replies": [
-            "It happened again on Monday: the weekly export stopped halfway and nobody could "
-            "tell us why.",
-            "Two analysts lost most of a day redoing the numbers for our board pack.",
-            "Fix the export, and warn us when something like this breaks.",
+            "It happened again on Monday, in front of a customer, and nobody on your side "
+            "could tell us why.",
+            "Two of us lost most of a day working around it before our board meeting.",
+            "Fix it for good, and warn us when something like this breaks.",
         ],
         "confirm": "Yes, that's it.",
         "call": "Yes please, Thursday works.",
