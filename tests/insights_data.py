@@ -143,6 +143,7 @@ def generate_cases(world: World, seed: int, owners: list[Any], teams: list[Any])
             activities.append(Activity(case=case, kind="call_logged", data={"outcome": outcome}))
         activities.append(Activity(case=case, kind="note", text="noted"))
     Activity.objects.bulk_create(activities)
+    _conversations(made, random.Random(seed + 7))
     for account in world.accounts:
         if rng.random() < 0.3:
             account.churned_at = world.responses[0].created_at + timedelta(
@@ -150,6 +151,36 @@ def generate_cases(world: World, seed: int, owners: list[Any], teams: list[Any])
             )
             account.save(update_fields=["churned_at"])
     return made
+
+
+def _conversations(cases: list[Any], rng: random.Random) -> None:
+    """Follow-up conversations on most cases: not started, or answered some questions and
+    then completed, stopped, taken over or left active, with or without a root cause."""
+    from closeloop.loop.models import Conversation, Message
+
+    talks, messages = [], []
+    for case in cases:
+        if rng.random() < 0.3:
+            continue  # a case from before the conversation existed: plain email
+        status = rng.choice(["not_started", "active", "completed", "stopped", "taken_over"])
+        started = status != "not_started"
+        summary = {"root_cause": rng.choice(["", "the export times out"]) if started else ""}
+        talks.append(
+            Conversation(
+                case=case,
+                status=status,
+                summary=summary,
+                started_at=case.created_at + timedelta(hours=2) if started else None,
+            )
+        )
+    made = Conversation.objects.bulk_create(talks)
+    for talk in made:
+        if talk.started_at is None:
+            continue
+        for n in range(rng.randint(1, 6)):
+            messages.append(Message(conversation=talk, sender="closeloop", text=f"q{n}?"))
+            messages.append(Message(conversation=talk, sender="customer", text=f"a{n}"))
+    Message.objects.bulk_create(messages)
 
 
 def generate_silence(world: World, seed: int, now: datetime) -> None:

@@ -21,7 +21,7 @@ from closeloop.surveys.models import Account
 
 from .conftest import ApiClient, open_case
 from .loopback import free_port
-from .test_conversation import COMMENT, path_of, say
+from .test_conversation import COMMENT, say
 
 pytestmark = pytest.mark.django_db
 

@@ -13,7 +13,7 @@ import time_machine
 
 from closeloop.core.periods import Grain, period_start
 from closeloop.insights import program
-from closeloop.loop.models import CALL_REACHED, Activity, FollowUpCase
+from closeloop.loop.models import CALL_REACHED, Activity, Conversation, FollowUpCase, Message
 from closeloop.surveys.models import Account, Response
 from closeloop.team.models import Team, User
 
@@ -43,6 +43,11 @@ def _expected(cases: list[FollowUpCase], now: Any) -> dict[str, Any]:
     for r in Response.objects.order_by("created_at", "id"):
         answers[r.person_id].append(r)
     churned_at = {a.pk: a.churned_at for a in Account.objects.all()}
+    talks = {t.case_id: t for t in Conversation.objects.all()}
+    answered = defaultdict(int)
+    for m in Message.objects.filter(sender="customer"):
+        answered[m.conversation_id] += 1
+    questions = []
     c: dict[str, Any] = defaultdict(int)
     accounts: dict[str, set[int]] = defaultdict(set)
     waits = []
@@ -55,12 +60,26 @@ def _expected(cases: list[FollowUpCase], now: Any) -> dict[str, Any]:
             c[f"{kind}_due"] += 1
             met = followed and case.first_touch_at <= case.created_at + timedelta(hours=48)
             c[f"{kind}_met" if met else f"{kind}_missed"] += 1
+        talk = talks.get(case.pk)
         if followed:
             waits.append(case.first_touch_at - case.created_at)
             c["followed"] += 1
             c["replied" if case.pk in replied else "not_replied"] += 1
+            way = "conversation" if talk is not None else "plain"
+            c[f"{way}_followed"] += 1
+            if case.pk in replied:
+                c[f"{way}_replied"] += 1
         else:
             c["not_followed"] += 1
+        if talk is not None:
+            c["conversation_offered"] += 1
+            if talk.status in ("completed", "stopped"):
+                c[f"conversation_{talk.status}"] += 1
+            if talk.started_at is not None:
+                c["conversation_started"] += 1
+                questions.append(answered[talk.pk])
+                if talk.summary.get("root_cause"):
+                    c["root_cause_known"] += 1
         if case.status == "closed":
             c[case.resolution] += 1
         else:
@@ -80,6 +99,7 @@ def _expected(cases: list[FollowUpCase], now: Any) -> dict[str, Any]:
                 accounts[f"{status}_churned"].add(case.account_id)
     c.update({k: len(v) for k, v in accounts.items()})
     c["median"] = statistics.median(waits) if waits else None
+    c["questions"] = statistics.median(questions) if questions else None
     return c
 
 
@@ -87,6 +107,7 @@ def _check(got: program.ProgramFigures, want: dict[str, Any]) -> None:
     for name, value in got.counts.items():
         assert value == want.get(name, 0), name
     assert got.median_first_touch == want["median"]
+    assert got.median_questions_answered == want["questions"]
 
 
 @pytest.mark.parametrize("group", [None, "owner", "team", Grain.MONTH, Grain.WEEK])

@@ -157,6 +157,16 @@ class ProgramOut(Schema):
     followed_churn_rate: float | None
     unfollowed_churn_rate: float | None
     median_hours_to_first_touch: float | None
+    conversation_start_rate: float | None = Field(description="started, of those offered")
+    conversation_completion_rate: float | None = Field(description="ran to the end, of started")
+    median_questions_answered: float | None
+    root_cause_rate: float | None = Field(description="root cause found, of all cases")
+    conversation_reply_rate: float | None = Field(
+        description="responded, of followed-up cases offered the conversation"
+    )
+    plain_reply_rate: float | None = Field(
+        description="responded, of followed-up cases with a plain email (no conversation)"
+    )
 
 
 def _program_json(key: Any, name: str, f: program.ProgramFigures) -> dict[str, Any]:
@@ -176,6 +186,12 @@ def _program_json(key: Any, name: str, f: program.ProgramFigures) -> dict[str, A
         "followed_churn_rate": r(f.followed_churn_rate),
         "unfollowed_churn_rate": r(f.unfollowed_churn_rate),
         "median_hours_to_first_touch": r(median.total_seconds() / 3600) if median else None,
+        "conversation_start_rate": r(f.conversation_start_rate),
+        "conversation_completion_rate": r(f.conversation_completion_rate),
+        "median_questions_answered": f.median_questions_answered,
+        "root_cause_rate": r(f.root_cause_rate),
+        "conversation_reply_rate": r(f.conversation_reply_rate),
+        "plain_reply_rate": r(f.plain_reply_rate),
     }
 
 

@@ -6,7 +6,10 @@ Over the cases opened in a period, per owner, per team or per week/month/quarter
 - resolution: resolved, acknowledged but can't fix, no response, open;
 - score change: of those who answered again, how many moved up to passive or promoter;
 - churn by follow-up status: accounts churned after the case, followed up or not;
-- median time to first touch.
+- median time to first touch;
+- the follow-up conversation: offered, started, completed, stopped, the median number of
+  questions answered, the share of cases whose root cause it found, and the response
+  rate of followed-up cases that were offered it against those that had a plain email.
 
 Each is a SQL aggregate: one grouped query for the counts, one window query for
 the medians. `case_filter` gives the cases behind any figure, for its link.
@@ -36,7 +39,7 @@ from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from closeloop.core.periods import Grain, as_period, trunc, within
-from closeloop.loop.models import CALL_REACHED, Activity, FollowUpCase
+from closeloop.loop.models import CALL_REACHED, Activity, Conversation, FollowUpCase, Message
 from closeloop.surveys.models import Response
 
 FOLLOW_UP_HOURS = 48
@@ -92,10 +95,18 @@ def _late() -> Q:
     )
 
 
+OFFERED = Q(conversation__isnull=False)
+
+
+def _offered() -> Exists:
+    return Exists(Conversation.objects.filter(case=OuterRef("pk")))
+
+
 def _figures() -> dict[str, Q]:
     """Each figure's cases, by name: the counts and the drill-down links share them."""
     due = _due()
     churned = Q(account__churned_at__gt=F("created_at"))
+    started = Q(conversation__started_at__isnull=False)
     return {
         "cases": Q(),
         "automated_due": AUTOMATED & due,
@@ -121,6 +132,15 @@ def _figures() -> dict[str, Q]:
         "unfollowed_moved_up": ~FOLLOWED & Q(_next_score__gte=7),
         "followed_churned": FOLLOWED & churned,
         "unfollowed_churned": ~FOLLOWED & churned,
+        "conversation_offered": OFFERED,
+        "conversation_started": started,
+        "conversation_completed": Q(conversation__status=Conversation.Status.COMPLETED),
+        "conversation_stopped": Q(conversation__status=Conversation.Status.STOPPED),
+        "root_cause_known": started & ~Q(conversation__summary__root_cause=""),
+        "conversation_followed": FOLLOWED & OFFERED,
+        "conversation_replied": FOLLOWED & OFFERED & Q(_replied=True),
+        "plain_followed": FOLLOWED & ~OFFERED,
+        "plain_replied": FOLLOWED & ~OFFERED & Q(_replied=True),
     }
 
 
@@ -149,6 +169,15 @@ FIGURE_LABELS = {
     "unfollowed_moved_up": "not followed up, and moved up on the next survey",
     "followed_churned": "followed up, and the account churned afterwards",
     "unfollowed_churned": "not followed up, and the account churned afterwards",
+    "conversation_offered": "offered the follow-up conversation",
+    "conversation_started": "the customer answered in the follow-up conversation",
+    "conversation_completed": "the follow-up conversation ran to its end",
+    "conversation_stopped": "the customer stopped the follow-up conversation",
+    "root_cause_known": "the follow-up conversation found the root cause",
+    "conversation_followed": "followed up, with the conversation offered",
+    "conversation_replied": "followed up with the conversation offered, and the customer responded",
+    "plain_followed": "followed up by plain email (no conversation offered)",
+    "plain_replied": "followed up by plain email, and the customer responded",
 }
 
 
@@ -163,6 +192,7 @@ class ProgramFigures:
 
     counts: dict[str, int] = field(default_factory=dict)
     median_first_touch: timedelta | None = None
+    median_questions_answered: float | None = None
 
     def __getattr__(self, name: str) -> int:
         # Each count reads as an attribute (figures.resolved); a group without cases has 0.
@@ -222,6 +252,28 @@ class ProgramFigures:
     def unfollowed_churn_rate(self) -> float | None:
         return _pct(self.unfollowed_churned, self.unfollowed_accounts)
 
+    @property
+    def conversation_start_rate(self) -> float | None:
+        return _pct(self.conversation_started, self.conversation_offered)
+
+    @property
+    def conversation_completion_rate(self) -> float | None:
+        """Ran to the end, of those the customer started."""
+        return _pct(self.conversation_completed, self.conversation_started)
+
+    @property
+    def root_cause_rate(self) -> float | None:
+        """Cases whose root cause the conversation found, of all the period's cases."""
+        return _pct(self.root_cause_known, self.cases)
+
+    @property
+    def conversation_reply_rate(self) -> float | None:
+        return _pct(self.conversation_replied, self.conversation_followed)
+
+    @property
+    def plain_reply_rate(self) -> float | None:
+        return _pct(self.plain_replied, self.plain_followed)
+
 
 # Figures that depend on the two per-case facts (replied, next score). They are counted
 # by grouping on the facts themselves, so each correlated subquery runs once per case;
@@ -229,6 +281,8 @@ class ProgramFigures:
 FACT_FIGURES = {
     "replied",
     "not_replied",
+    "conversation_replied",
+    "plain_replied",
     "answered_again",
     "moved_up",
     "followed_answered_again",
@@ -268,9 +322,10 @@ def _fact_counts(qs: QuerySet[FollowUpCase], expr: Any) -> dict[Any, dict[str, i
             g=expr if expr is not None else Value(0),
             followed=ExpressionWrapper(FOLLOWED, output_field=BooleanField()),
             replied=_replied(),
+            offered=_offered(),
             next_score=_next_score(),
         )
-        .values("g", "followed", "replied", "next_score")
+        .values("g", "followed", "replied", "offered", "next_score")
         .annotate(n=Count("id"))
     )
     found: dict[Any, dict[str, int]] = {}
@@ -280,6 +335,8 @@ def _fact_counts(qs: QuerySet[FollowUpCase], expr: Any) -> dict[Any, dict[str, i
         status = "followed" if followed else "unfollowed"
         if followed:
             c["replied" if row["replied"] else "not_replied"] += n
+            if row["replied"]:
+                c["conversation_replied" if row["offered"] else "plain_replied"] += n
         if score is not None:
             c["answered_again"] += n
             c[f"{status}_answered_again"] += n
@@ -327,6 +384,9 @@ def program_figures(
     for key, median in median_first_touch(qs, group).items():
         if key in result:
             result[key].median_first_touch = median
+    for key, questions in median_questions(qs, group).items():
+        if key in result:
+            result[key].median_questions_answered = questions
     return result
 
 
@@ -347,7 +407,11 @@ def program_breakdown(
     plain = _plain_aggregates()
     distinct = {name: plain[name] for name in DISTINCT_FIGURES}
     counts.update(qs.order_by().aggregate(**distinct))
-    whole = ProgramFigures(counts=counts, median_first_touch=median_first_touch(qs).get(None))
+    whole = ProgramFigures(
+        counts=counts,
+        median_first_touch=median_first_touch(qs).get(None),
+        median_questions_answered=median_questions(qs).get(None),
+    )
     return whole, groups
 
 
@@ -379,6 +443,35 @@ def median_first_touch(
         key = _key(group, row["g"]) if expr is not None else None
         middles.setdefault(key, []).append(row["wait"])
     return {key: sum(waits, timedelta()) / len(waits) for key, waits in middles.items()}
+
+
+def median_questions(
+    qs: QuerySet[FollowUpCase], group: str | Grain | None = None
+) -> dict[Any, float]:
+    """The median number of questions customers answered in the conversations they
+    started, per group: one grouped count per conversation, the median taken here."""
+    expr = _group_expr(group)
+    answered = Count(
+        "conversation__messages",
+        filter=Q(conversation__messages__sender=Message.Sender.CUSTOMER),
+    )
+    rows = (
+        qs.order_by()
+        .filter(conversation__started_at__isnull=False)
+        .annotate(g=expr if expr is not None else Value(0), answered=answered)
+        .values_list("g", "answered")
+    )
+    found: dict[Any, list[int]] = {}
+    for g, n in rows:
+        found.setdefault(_key(group, g) if expr is not None else None, []).append(n)
+    medians = {}
+    for key, counts in found.items():
+        counts.sort()
+        middle = len(counts) // 2
+        medians[key] = (
+            float(counts[middle]) if len(counts) % 2 else (counts[middle - 1] + counts[middle]) / 2
+        )
+    return medians
 
 
 def cases_opened(since: date, until: date, loop: str = FollowUpCase.Loop.DETRACTOR) -> Any:

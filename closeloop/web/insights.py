@@ -270,6 +270,14 @@ PROGRAM_HEADER = [
     "unfollowed_accounts",
     "unfollowed_churned",
     "median_hours_to_first_touch",
+    "conversation_offered",
+    "conversation_started",
+    "conversation_completed",
+    "conversation_stopped",
+    "median_questions_answered",
+    "root_cause_known",
+    "conversation_reply_rate",
+    "plain_reply_rate",
 ]
 
 
@@ -281,6 +289,11 @@ def program_row(f: program.ProgramFigures) -> list[Any]:
         "response_rate": _pct_cell(f.response_rate),
         "score_change_rate": _pct_cell(f.score_change_rate),
         "median_hours_to_first_touch": _hours(f.median_first_touch),
+        "median_questions_answered": (
+            "" if f.median_questions_answered is None else f"{f.median_questions_answered:g}"
+        ),
+        "conversation_reply_rate": _pct_cell(f.conversation_reply_rate),
+        "plain_reply_rate": _pct_cell(f.plain_reply_rate),
     }
     return [rates[h] if h in rates else f.counts.get(h, 0) for h in PROGRAM_HEADER]
 
