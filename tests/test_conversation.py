@@ -20,16 +20,14 @@ from closeloop.surveys.models import Account
 from closeloop.team.models import User
 
 from .conftest import ApiClient, answer_at, open_case
-from .test_loop_replies import SECRET, mime, post
+from .test_loop_replies import inbound_secret, mime, post
 
 pytestmark = pytest.mark.django_db
 
 COMMENT = "Setting up SSO took us three weeks and the guide was wrong."
 
 
-@pytest.fixture(autouse=True)
-def inbound_secret(settings: Any) -> None:
-    settings.INBOUND_EMAIL_SECRET = SECRET
+__all__ = ["inbound_secret"]  # the inbound endpoint's secret, set for every test here
 
 
 @pytest.fixture
@@ -447,3 +445,40 @@ def test_it_reads_signals_in_the_customers_words() -> None:
     assert signals.read("We moved to the new office last week.").churn == ""
     assert signals.says_yes("Yes please") is True and signals.says_yes("No thanks") is False
     assert re.fullmatch(r".+", signals.read("We have been customers for years.").loyal)
+
+
+def test_it_offers_the_owners_booking_link_with_the_call(case: FollowUpCase, agent: User) -> None:
+    agent.booking_url = "https://cal.example/alex/15min"
+    agent.save()
+    talk = Conversation.objects.get(case=case)
+    seen = play(
+        Client(),
+        talk,
+        [
+            "The SAML setup kept failing on the IdP step.",
+            "A week lost.",
+            "A guide that matches the screens.",
+            "Yes.",
+        ],
+    )
+    offer = next(m for m in seen if m["step"] == "call")
+    assert "https://cal.example/alex/15min" in offer["text"]
+    assert outreach.lint_message(offer["text"]) == []
+
+
+def test_it_lets_the_owner_take_over_from_the_case_page(case: FollowUpCase, agent: User) -> None:
+    talk = Conversation.objects.get(case=case)
+    say(Client(), talk, "The SAML setup kept failing.")
+    page = Client()
+    page.force_login(agent)
+    html = page.get(f"/cases/{case.pk}/").content.decode()
+    assert "Follow-up conversation" in html and "The SAML setup kept failing." in html
+    assert page.get(f"/cases/{case.pk}/conversation").status_code == 200
+    page.post(f"/cases/{case.pk}/act", {"action": "take_over"})
+    talk.refresh_from_db()
+    assert talk.status == Conversation.Status.TAKEN_OVER
+    page.post(f"/cases/{case.pk}/act", {"action": "converse", "text": "Pat, I am on it."})
+    assert talk.messages.filter(sender="owner", text="Pat, I am on it.").exists()
+    refused = page.post(f"/cases/{case.pk}/act", {"action": "converse", "text": "  "}, follow=True)
+    assert "write something first" in refused.content.decode()
+    assert say(Client(), talk, "Thanks!").json() == {"messages": [], "done": True}

@@ -115,12 +115,7 @@ def write_in_conversation(case: FollowUpCase, text: str, actor: User) -> None:
     talk = Conversation.objects.filter(case=case).first()
     if talk is None:
         raise FieldError("conversation", "this case has no follow-up conversation")
-    cleaned = text.strip()
-    if not cleaned:
-        raise FieldError("text", "write something first")
-    if len(cleaned) > conversation.MAX_TEXT:
-        raise FieldError("text", f"at most {conversation.MAX_TEXT} characters")
-    conversation.owner_says(talk, cleaned, actor)
+    conversation.owner_says(talk, conversation.clean_text(text), actor)
     notify.case_event(case, "case.updated")
 
 

@@ -32,6 +32,8 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from closeloop.core.errors import FieldError
+from closeloop.core.schemas import has_nul
 from closeloop.delivery.models import Delivery
 from closeloop.team.models import User
 from closeloop.themes import analysis
@@ -426,6 +428,21 @@ def detractor_type(said: signals.Signals, facts: Facts) -> str:
 def offer(case: FollowUpCase) -> Conversation:
     """Every detractor's case gets a conversation; its link goes in the first outreach."""
     return batch.add(Conversation(case=case, locale=case.person.locale or "en"))
+
+
+def clean_text(text: object) -> str:
+    """A message's text as given by a customer or an owner, or a FieldError naming
+    `text`: a string with words, at most MAX_TEXT characters, no NUL."""
+    if not isinstance(text, str):
+        raise FieldError("text", "must be a string")
+    cleaned = text.strip()
+    if not cleaned:
+        raise FieldError("text", "write something first")
+    if len(cleaned) > MAX_TEXT:
+        raise FieldError("text", f"at most {MAX_TEXT} characters")
+    if has_nul(cleaned):
+        raise FieldError("text", "must not contain NUL characters")
+    return cleaned
 
 
 class TooMany(Exception):

@@ -12,5 +12,5 @@ class CloseloopUserAdmin(UserAdmin[User]):
     list_filter = ("role", "is_active")
     fieldsets = (
         *(UserAdmin.fieldsets or ()),
-        ("Role", {"fields": ("role", "manager", "time_zone", "monthly_report")}),
+        ("Role", {"fields": ("role", "manager", "time_zone", "monthly_report", "booking_url")}),
     )

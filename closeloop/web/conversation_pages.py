@@ -21,7 +21,6 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from closeloop.core.errors import FieldError
-from closeloop.core.schemas import has_nul
 from closeloop.loop import conversation as engine
 from closeloop.loop import conversation_texts as words
 from closeloop.loop.models import Conversation, Message
@@ -58,20 +57,6 @@ def _texts(talk: Conversation) -> dict[str, str]:
     }
     found = words.texts(talk.locale)
     return {k: str(found[k]).format(**fill) for k in PAGE_TEXTS}
-
-
-def _read_text(text: Any) -> str:
-    """The customer's answer, or a FieldError naming `text`."""
-    if not isinstance(text, str):
-        raise FieldError("text", "must be a string")
-    cleaned = text.strip()
-    if not cleaned:
-        raise FieldError("text", "write an answer first")
-    if len(cleaned) > engine.MAX_TEXT:
-        raise FieldError("text", f"at most {engine.MAX_TEXT} characters")
-    if has_nul(cleaned):
-        raise FieldError("text", "must not contain NUL characters")
-    return cleaned
 
 
 def _messages(talk: Conversation) -> list[dict[str, Any]]:
@@ -125,7 +110,7 @@ def page(request: HttpRequest, value: str) -> HttpResponse:
     if request.method == "POST":
         draft = request.POST.get("text", "")
         try:
-            engine.answer(talk, _read_text(draft))
+            engine.answer(talk, engine.clean_text(draft))
         except FieldError as exc:
             error, status = _error_text(talk, exc), 422
         except engine.TooMany:
@@ -183,7 +168,7 @@ def messages(request: HttpRequest, value: str) -> HttpResponse:
     if not isinstance(body, dict):
         return _problem("body", "must be a JSON object", 422)
     try:
-        turn = engine.answer(talk, _read_text(body.get("text")))
+        turn = engine.answer(talk, engine.clean_text(body.get("text")))
     except FieldError as exc:
         return _problem(exc.field, exc.reason, 422)
     except engine.TooMany:
