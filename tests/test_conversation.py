@@ -482,3 +482,14 @@ def test_it_lets_the_owner_take_over_from_the_case_page(case: FollowUpCase, agen
     refused = page.post(f"/cases/{case.pk}/act", {"action": "converse", "text": "  "}, follow=True)
     assert "write something first" in refused.content.decode()
     assert say(Client(), talk, "Thanks!").json() == {"messages": [], "done": True}
+
+
+def test_it_reopens_a_closed_case_when_the_customer_writes_on_the_page(
+    case: FollowUpCase, agent: User
+) -> None:
+    case.close("resolved", "fixed", "fixed the SSO guide", agent)
+    talk = Conversation.objects.get(case=case)
+    say(Client(), talk, "It is still failing for our second team.")
+    case.refresh_from_db()
+    assert case.status == FollowUpCase.Status.IN_CONVERSATION and not case.resolution
+    assert case.activities.filter(kind=Activity.Kind.REOPENED).exists()

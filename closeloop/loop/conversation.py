@@ -227,7 +227,9 @@ def _needs(step: str, facts: Facts, said: signals.Signals) -> bool:
 def _quote(text: str, limit: int = QUOTE_WORDS) -> str:
     """A customer's words fit to quote in one of our sentences: first sentence, no
     question marks (each message asks exactly one question), at most `limit` words."""
-    first = signals.sentences(text)[0] if text.strip() else ""
+    found = signals.sentences(text) if text.strip() else []
+    # The first sentence that says something ("Hmm." does not), else all of it.
+    first = next((x for x in found if signals.words(x) >= 3), " ".join(found))
     cleaned = re.sub(r"[?¿“”„«»\"]", "", first).strip().rstrip(".!;:")
     parts = cleaned.split()
     return " ".join(parts[:limit]) + ("…" if len(parts) > limit else "")
@@ -487,7 +489,10 @@ def answer(conversation: Conversation, text: str, via: str = Message.Via.PAGE) -
                 conversation=conversation.pk,
                 step=last_asked,
             )
-            case.touch(None, None if case.is_closed else FollowUpCase.Status.IN_CONVERSATION)
+            if case.is_closed:  # as a reply by email does (actions.receive_reply)
+                case.reopen("the customer wrote in the follow-up conversation", None)
+                notify.case_event(case, "case.updated")
+            case.touch(None, FollowUpCase.Status.IN_CONVERSATION)
         if not conversation.is_open:
             if via == Message.Via.PAGE:
                 _tell_owner(case, f"Conversation: {case.person.email or case.person} wrote", text)
