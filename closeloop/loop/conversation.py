@@ -465,72 +465,84 @@ def answer(conversation: Conversation, text: str, via: str = Message.Via.PAGE) -
         ).count()
         if recent >= ANSWERS_PER_MINUTE:
             raise TooMany()
-        case = conversation.case
-        created: list[Message] = []
-        if not conversation.messages.exists():
-            first, first_step = opening(conversation)
-            _say(conversation, first, first_step, via)  # already shown: not among the new
-            conversation.asked = [first_step]
-        last_asked = conversation.asked[-1] if conversation.asked else ""
-        _, reading = read_themes(text) if conversation.is_open else ([], {})
-        Message.objects.create(
-            conversation=conversation,
-            sender=Message.Sender.CUSTOMER,
-            text=text,
-            step=last_asked if conversation.is_open else "",
-            via=via,
-            reading=reading,
-        )
-        if via == Message.Via.PAGE:
-            case.log(
-                Activity.Kind.REPLY_RECEIVED,
-                text,
-                via="conversation",
-                conversation=conversation.pk,
-                step=last_asked,
-            )
-            if case.is_closed:  # as a reply by email does (actions.receive_reply)
-                case.reopen("the customer wrote in the follow-up conversation", None)
-                notify.case_event(case, "case.updated")
-            case.touch(None, FollowUpCase.Status.IN_CONVERSATION)
+        _record(conversation, text, via)
         if not conversation.is_open:
             if via == Message.Via.PAGE:
+                case = conversation.case
                 _tell_owner(case, f"Conversation: {case.person.email or case.person} wrote", text)
             return Turn([], True)
-        fields = ["asked", "summary"]
-        if conversation.status == Conversation.Status.NOT_STARTED:
-            conversation.status = Conversation.Status.ACTIVE
-            conversation.started_at = timezone.now()
-            fields += ["status", "started_at"]
-            case.log(Activity.Kind.CONVERSATION, "the customer started the follow-up conversation")
-        facts = facts_of(conversation)
-        conversation.summary = summarise(conversation, facts)
-        _urgent(conversation, facts)
-        said = facts.said()
-        step = None if said.stop else next_step(conversation, facts)
-        if said.stop:
-            created.append(
-                _end(conversation, facts, "close_stop", Conversation.Status.STOPPED, via)
-            )
-        elif facts.shorts >= SHORT_ANSWERS_TO_END:
-            created.append(
-                _end(conversation, facts, "close_short", Conversation.Status.COMPLETED, via)
-            )
-        elif step is None:
-            key = "close_call" if conversation.summary["wants_call"] else "close"
-            created.append(_end(conversation, facts, key, Conversation.Status.COMPLETED, via))
-        else:
-            question = _question(conversation, step, facts)
-            worded = _phrased(conversation, step, question, facts)
-            worded = worded or f"{_ack(conversation, facts)} {question}"
-            created.append(_say(conversation, worded, step, via))
-            conversation.asked = [*conversation.asked, step]
-        if not conversation.is_open:
-            _written(conversation, facts)
-        conversation.save_changes(*fields, "status", "ended_at")
-        if not conversation.is_open:
-            _ended(conversation)
+        created = _respond(conversation, via)
         return Turn(created, not conversation.is_open)
+
+
+def _record(conversation: Conversation, text: str, via: str) -> None:
+    """Store the answer (after the opening it answers, the first time) and put it on the
+    case: a reply on the timeline for the worker to read, the case in conversation."""
+    case = conversation.case
+    if not conversation.messages.exists():
+        first, first_step = opening(conversation)
+        _say(conversation, first, first_step, via)  # already shown: not among the new
+        conversation.asked = [first_step]
+    last_asked = conversation.asked[-1] if conversation.asked else ""
+    _, reading = read_themes(text) if conversation.is_open else ([], {})
+    Message.objects.create(
+        conversation=conversation,
+        sender=Message.Sender.CUSTOMER,
+        text=text,
+        step=last_asked if conversation.is_open else "",
+        via=via,
+        reading=reading,
+    )
+    if via != Message.Via.PAGE:
+        return  # an email reply is on the case already (actions.receive_reply)
+    case.log(
+        Activity.Kind.REPLY_RECEIVED,
+        text,
+        via="conversation",
+        conversation=conversation.pk,
+        step=last_asked,
+    )
+    if case.is_closed:  # as a reply by email does
+        case.reopen("the customer wrote in the follow-up conversation", None)
+        notify.case_event(case, "case.updated")
+    case.touch(None, FollowUpCase.Status.IN_CONVERSATION)
+
+
+def _respond(conversation: Conversation, via: str) -> list[Message]:
+    """Read everything said so far, alert what cannot wait, and ask the next question or
+    close; returns closeloop's new message."""
+    fields = ["asked", "summary"]
+    if conversation.status == Conversation.Status.NOT_STARTED:
+        conversation.status = Conversation.Status.ACTIVE
+        conversation.started_at = timezone.now()
+        fields += ["status", "started_at"]
+        conversation.case.log(
+            Activity.Kind.CONVERSATION, "the customer started the follow-up conversation"
+        )
+    facts = facts_of(conversation)
+    conversation.summary = summarise(conversation, facts)
+    _urgent(conversation, facts)
+    said = facts.said()
+    step = None if said.stop else next_step(conversation, facts)
+    if said.stop:
+        message = _end(conversation, facts, "close_stop", Conversation.Status.STOPPED, via)
+    elif facts.shorts >= SHORT_ANSWERS_TO_END:
+        message = _end(conversation, facts, "close_short", Conversation.Status.COMPLETED, via)
+    elif step is None:
+        key = "close_call" if conversation.summary["wants_call"] else "close"
+        message = _end(conversation, facts, key, Conversation.Status.COMPLETED, via)
+    else:
+        question = _question(conversation, step, facts)
+        worded = _phrased(conversation, step, question, facts)
+        worded = worded or f"{_ack(conversation, facts)} {question}"
+        message = _say(conversation, worded, step, via)
+        conversation.asked = [*conversation.asked, step]
+    if not conversation.is_open:
+        _written(conversation, facts)
+    conversation.save_changes(*fields, "status", "ended_at")
+    if not conversation.is_open:
+        _ended(conversation)
+    return [message]
 
 
 # The steps whose question the language model may word (the read-back, the call offer
