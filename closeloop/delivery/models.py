@@ -107,6 +107,7 @@ class Delivery(models.Model):
 
     class Purpose(models.TextChoices):
         OUTREACH = "outreach", "Outreach to the customer"
+        ACKNOWLEDGE = "acknowledge", "Acknowledgement to the customer"
         OWNER_ALERT = "owner_alert", "Alert to the owner"
         ESCALATION = "escalation"
         CHANNEL = "channel", "Channel event"
@@ -178,7 +179,13 @@ class Delivery(models.Model):
 
     # Emails to a customer (not machine mail to our users): their unsubscribing stops
     # those still queued.
-    TO_CUSTOMERS = (Purpose.SURVEY, Purpose.REMINDER, Purpose.OUTREACH, Purpose.FIX_SHIPPED)
+    TO_CUSTOMERS = (
+        Purpose.SURVEY,
+        Purpose.REMINDER,
+        Purpose.OUTREACH,
+        Purpose.ACKNOWLEDGE,
+        Purpose.FIX_SHIPPED,
+    )
 
     @classmethod
     def cancel_to_customer(cls, address: str, reason: str) -> int:

@@ -295,6 +295,16 @@ MONTHS: Final = {
 }
 
 
+WEEKDAYS: Final = {
+    "en": "Monday Tuesday Wednesday Thursday Friday Saturday Sunday",
+    "de": "Montag Dienstag Mittwoch Donnerstag Freitag Samstag Sonntag",
+    "fr": "lundi mardi mercredi jeudi vendredi samedi dimanche",
+    "es": "lunes martes miércoles jueves viernes sábado domingo",
+    "nl": "maandag dinsdag woensdag donderdag vrijdag zaterdag zondag",
+    "pt": "segunda-feira terça-feira quarta-feira quinta-feira sexta-feira sábado domingo",
+}
+
+
 def language(locale: str | None) -> str:
     """The language we have for a locale: exact, then its first part, then English."""
     code = (locale or "en").replace("_", "-").lower()
@@ -330,3 +340,14 @@ def day(value: object, locale: str | None) -> str:
     if lang in ("es", "pt"):
         return f"{value.day} de {month}"
     return f"{value.day} {month}"
+
+
+def weekday_day(value: object, locale: str | None) -> str:
+    """A date with its weekday: "Thursday 3 December", "Donnerstag, 3. Dezember"."""
+    from datetime import date
+
+    assert isinstance(value, date)
+    lang = language(locale)
+    weekday = WEEKDAYS[lang].split()[value.weekday()]
+    separator = ", " if lang in ("de", "pt") else " "
+    return f"{weekday}{separator}{day(value, locale)}"

@@ -378,6 +378,13 @@ def customer_email(
     )
 
 
+def acknowledgement(case: FollowUpCase, conversation_url: str = "") -> Delivery | None:
+    """Queue the short acknowledgement of a case whose action waits for a person: from the
+    owner, saying by when they will call or write (not the first touch; docs/closed-loop.md)."""
+    subject, body = outreach.render_acknowledgement(case, conversation_url)
+    return customer_email(case, subject, body, Delivery.Purpose.ACKNOWLEDGE)
+
+
 def first_outreach(case: FollowUpCase, conversation_url: str = "") -> Delivery | None:
     """Queue the automated first email of the case's action, from its template, with the
     follow-up conversation's link when there is one."""

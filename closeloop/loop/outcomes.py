@@ -41,7 +41,8 @@ def _bounced(address: str, at: datetime) -> None:
 
 
 def deliveries_sent(deliveries: Sequence[Delivery]) -> None:
-    """Put sent messages on their cases' timelines; customer outreach is the first touch.
+    """Put sent messages on their cases' timelines; customer outreach is the first touch
+    (an acknowledgement is not: the personal action it announces keeps its deadline).
 
     The first touches of a whole batch are written together (`FollowUpCase.contacted`).
     """
@@ -50,7 +51,11 @@ def deliveries_sent(deliveries: Sequence[Delivery]) -> None:
         case = delivery.case
         if case is None:
             continue
-        if delivery.purpose in (Delivery.Purpose.OUTREACH, Delivery.Purpose.FIX_SHIPPED):
+        if delivery.purpose in (
+            Delivery.Purpose.OUTREACH,
+            Delivery.Purpose.ACKNOWLEDGE,
+            Delivery.Purpose.FIX_SHIPPED,
+        ):
             case.log(
                 Activity.Kind.EMAIL_SENT,
                 f"Subject: {delivery.subject}\n\n{delivery.body}",

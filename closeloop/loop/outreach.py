@@ -250,16 +250,164 @@ def render_for(
 
     With a conversation link, a template that does not place {conversation_url} gets the
     offer on its own line before the signature (the customer's language)."""
-    from . import conversation_texts
-
     draft = draft or draft_for(case)
     values = {**values_for(case), "conversation_url": conversation_url}
     body = fill(draft.body, values, "body")
     if conversation_url and "conversation_url" not in variables_in(draft.body):
-        offer = conversation_texts.text(case.person.locale, "offer", url=conversation_url)
-        head, sep, signature = body.rpartition("\n\n")
-        body = f"{head}\n\n{offer}{sep}{signature}" if sep else f"{body}\n\n{offer}"
+        body = _with_offer(body, case.person.locale, conversation_url)
     return fill(draft.subject, values, "subject"), body
+
+
+# --- the acknowledgement of a personal action ---------------------------------------------
+
+ACK_VARIABLES = {
+    **VARIABLES,
+    "when": "the personal action's deadline in the customer's words, e.g. Thursday 3 December",
+}
+ACK_SAMPLE_WHEN = "Thursday 3 December"
+
+# Sent at once when a detractor's action waits for a person (a call, a personal email):
+# keyed by (what the owner will do, language). They pass the linter (a test checks it).
+ACKNOWLEDGEMENTS: dict[tuple[str, str], Draft] = {
+    ("call", "en"): Draft(
+        "Your {score}/10: I'll call you by {when}",
+        "Hi {first_name},\n\n"
+        "I saw your score of {score} out of 10 and I want to hear what happened. I'm "
+        "{owner_name}, and I will call you by {when}.\n\n"
+        "What time of day is best to reach you?\n\n"
+        "Just reply to this email; it comes straight to me.\n\n"
+        "{owner_name}",
+    ),
+    ("email", "en"): Draft(
+        "Your {score}/10: I'll write to you by {when}",
+        "Hi {first_name},\n\n"
+        "I saw your score of {score} out of 10. I'm {owner_name}, and I will write to you "
+        "personally by {when}, once I have looked at your account.\n\n"
+        "What is the one thing you want me to look at first?\n\n"
+        "A reply to this email comes straight to me.\n\n"
+        "{owner_name}",
+    ),
+    ("call", "de"): Draft(
+        "Ihre {score}/10: Ich rufe Sie bis {when} an",
+        "Hallo {first_name},\n\n"
+        "ich habe Ihre Bewertung mit {score} von 10 gesehen und möchte hören, was passiert "
+        "ist. Ich bin {owner_name} und rufe Sie bis {when} an.\n\n"
+        "Zu welcher Tageszeit erreiche ich Sie am besten?\n\n"
+        "Antworten Sie einfach auf diese E-Mail; sie kommt direkt bei mir an.\n\n"
+        "{owner_name}",
+    ),
+    ("email", "de"): Draft(
+        "Ihre {score}/10: Ich schreibe Ihnen bis {when}",
+        "Hallo {first_name},\n\n"
+        "ich habe Ihre Bewertung mit {score} von 10 gesehen. Ich bin {owner_name} und "
+        "schreibe Ihnen bis {when} persönlich, sobald ich mir Ihr Konto angesehen habe.\n\n"
+        "Was soll ich mir als Erstes ansehen?\n\n"
+        "Eine Antwort auf diese E-Mail kommt direkt bei mir an.\n\n"
+        "{owner_name}",
+    ),
+    ("call", "fr"): Draft(
+        "Votre {score}/10 : je vous appelle d'ici le {when}",
+        "Bonjour {first_name},\n\n"
+        "J'ai vu votre note de {score} sur 10 et je veux comprendre ce qui s'est passé. Je "
+        "suis {owner_name} et je vous appellerai d'ici le {when}.\n\n"
+        "À quel moment de la journée puis-je vous joindre ?\n\n"
+        "Répondez simplement à cet e-mail ; il m'arrive directement.\n\n"
+        "{owner_name}",
+    ),
+    ("email", "fr"): Draft(
+        "Votre {score}/10 : je vous écris d'ici le {when}",
+        "Bonjour {first_name},\n\n"
+        "J'ai vu votre note de {score} sur 10. Je suis {owner_name} et je vous écrirai "
+        "personnellement d'ici le {when}, après avoir regardé votre compte.\n\n"
+        "Que voulez-vous que je regarde en premier ?\n\n"
+        "Une réponse à cet e-mail m'arrive directement.\n\n"
+        "{owner_name}",
+    ),
+    ("call", "es"): Draft(
+        "Su {score}/10: le llamaré antes del {when}",
+        "Hola {first_name}:\n\n"
+        "He visto su puntuación de {score} sobre 10 y quiero saber qué pasó. Soy "
+        "{owner_name} y le llamaré antes del {when}.\n\n"
+        "¿A qué hora del día es mejor llamarle?\n\n"
+        "Responda a este correo; me llega directamente.\n\n"
+        "{owner_name}",
+    ),
+    ("email", "es"): Draft(
+        "Su {score}/10: le escribiré antes del {when}",
+        "Hola {first_name}:\n\n"
+        "He visto su puntuación de {score} sobre 10. Soy {owner_name} y le escribiré "
+        "personalmente antes del {when}, cuando haya revisado su cuenta.\n\n"
+        "¿Qué quiere que revise primero?\n\n"
+        "Una respuesta a este correo me llega directamente.\n\n"
+        "{owner_name}",
+    ),
+    ("call", "nl"): Draft(
+        "Uw {score}/10: ik bel u uiterlijk {when}",
+        "Hallo {first_name},\n\n"
+        "Ik zag uw score van {score} van 10 en ik wil horen wat er gebeurd is. Ik ben "
+        "{owner_name} en ik bel u uiterlijk {when}.\n\n"
+        "Op welk moment van de dag bent u het best bereikbaar?\n\n"
+        "Antwoord gewoon op deze e-mail; die komt direct bij mij.\n\n"
+        "{owner_name}",
+    ),
+    ("email", "nl"): Draft(
+        "Uw {score}/10: ik schrijf u uiterlijk {when}",
+        "Hallo {first_name},\n\n"
+        "Ik zag uw score van {score} van 10. Ik ben {owner_name} en ik schrijf u uiterlijk "
+        "{when} persoonlijk, zodra ik uw account heb bekeken.\n\n"
+        "Waar moet ik als eerste naar kijken?\n\n"
+        "Een antwoord op deze e-mail komt direct bij mij.\n\n"
+        "{owner_name}",
+    ),
+    ("call", "pt"): Draft(
+        "A sua {score}/10: ligo-lhe até {when}",
+        "Olá {first_name},\n\n"
+        "Vi a sua nota de {score} em 10 e quero saber o que aconteceu. Sou {owner_name} e "
+        "vou ligar-lhe até {when}.\n\n"
+        "A que hora do dia é melhor contactá-lo?\n\n"
+        "Basta responder a este e-mail; chega diretamente a mim.\n\n"
+        "{owner_name}",
+    ),
+    ("email", "pt"): Draft(
+        "A sua {score}/10: escrevo-lhe até {when}",
+        "Olá {first_name},\n\n"
+        "Vi a sua nota de {score} em 10. Sou {owner_name} e vou escrever-lhe pessoalmente "
+        "até {when}, depois de ver a sua conta.\n\n"
+        "O que quer que eu veja primeiro?\n\n"
+        "Uma resposta a este e-mail chega diretamente a mim.\n\n"
+        "{owner_name}",
+    ),
+}
+
+
+def render_acknowledgement(case: FollowUpCase, conversation_url: str = "") -> tuple[str, str]:
+    """Subject and body of the acknowledgement of a case whose action waits for a person,
+    in the customer's language, with its deadline in the owner's calendar."""
+    from zoneinfo import ZoneInfo
+
+    from . import conversation_texts
+
+    assert case.due_at is not None
+    locale = case.person.locale or "en"
+    language = conversation_texts.language(locale)
+    kind = "call" if case.action_enum == Action.CALL else "email"
+    draft = ACKNOWLEDGEMENTS.get((kind, language), ACKNOWLEDGEMENTS[(kind, "en")])
+    zone = ZoneInfo(case.owner.time_zone) if case.owner is not None else ZoneInfo("UTC")
+    when = conversation_texts.weekday_day(case.due_at.astimezone(zone).date(), locale)
+    values = {**values_for(case), "when": when, "conversation_url": conversation_url}
+    body = fill(draft.body, values, "body")
+    if conversation_url:
+        body = _with_offer(body, case.person.locale, conversation_url)
+    return fill(draft.subject, values, "subject"), body
+
+
+def _with_offer(body: str, locale: str | None, url: str) -> str:
+    """The conversation's offer on its own line before the signature."""
+    from . import conversation_texts
+
+    offer = conversation_texts.text(locale, "offer", url=url)
+    head, sep, signature = body.rpartition("\n\n")
+    return f"{head}\n\n{offer}{sep}{signature}" if sep else f"{body}\n\n{offer}"
 
 
 # --- the linter ---------------------------------------------------------------------------
@@ -301,15 +449,21 @@ def _questions(text: str) -> list[str]:
     return [s.strip() for s in sentences if s.strip().endswith("?")]
 
 
-def lint(subject: str, body: str, locale: str = "en") -> list[Finding]:
+def lint(
+    subject: str,
+    body: str,
+    locale: str = "en",
+    allowed: dict[str, str] = VARIABLES,
+    sample: dict[str, str] = SAMPLE,
+) -> list[Finding]:
     """Check a template against the first-outreach rules; an empty list means it passes."""
     findings: list[Finding] = []
     language = locale.split("-")[0].split("_")[0].lower()
     closed = re.compile(rf"^({CLOSED_STARTERS.get(language, CLOSED_STARTERS['en'])})\b", re.I)
     try:
-        variables_in(subject, "subject")
-        used = variables_in(body, "body")
-        text = fill(body, SAMPLE)
+        variables_in(subject, "subject", allowed)
+        used = variables_in(body, "body", allowed)
+        text = fill(body, sample)
     except FieldError as exc:
         return [Finding("variables", str(exc))]
     words = len(re.findall(r"\w+", text))
@@ -337,7 +491,7 @@ def lint(subject: str, body: str, locale: str = "en") -> list[Finding]:
         findings.append(
             Finding("discount", "no discount or credit before you understand the problem")
         )
-    if SCORE_BEGGING.search(fill(subject, SAMPLE) + "\n" + text):
+    if SCORE_BEGGING.search(fill(subject, sample) + "\n" + text):
         findings.append(Finding("score-begging", "never ask for a 9 or 10"))
     return findings
 

@@ -176,6 +176,11 @@ class PolicyConfig(_Strict):
     follow_up_survey_days: int = Field(
         default=30, ge=7, le=365, description="when the automated_email_survey action asks again"
     )
+    acknowledge_personal: bool = Field(
+        default=True,
+        description="detractors whose action waits for a person (a call, a personal email) "
+        "get a short acknowledgement from the owner at once; it is not the first touch",
+    )
 
     @field_validator("matrix")
     @classmethod

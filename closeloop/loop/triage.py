@@ -225,8 +225,11 @@ def start(case: FollowUpCase, answers: Sequence[Response]) -> None:
             )
         )
     talk = conversation.offer(case) if case.loop == FollowUpCase.Loop.DETRACTOR else None
+    link = talk.url if talk is not None else ""
     if action.automated:
-        notify.first_outreach(case, talk.url if talk is not None else "")
+        notify.first_outreach(case, link)
+    elif talk is not None and case.due_at is not None and case.policy.rules.acknowledge_personal:
+        notify.acknowledgement(case, link)
     if action == Action.AUTOMATED_EMAIL_SURVEY:
         batch.add(
             SurveyRequest(
