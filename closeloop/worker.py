@@ -56,7 +56,12 @@ def default_lanes() -> list[Lane]:
     from closeloop.loop.imports import handle_csv_import
     from closeloop.loop.outcomes import LISTENERS
     from closeloop.loop.reading import handle_reply_batch, handle_reply_reread
-    from closeloop.loop.sla import handle_one_escalation, handle_priority_refresh
+    from closeloop.loop.sla import (
+        handle_one_escalation,
+        handle_priority_refresh,
+        handle_promise_escalation,
+        handle_promise_reminder,
+    )
     from closeloop.surveys.models import handle_link_hit_expiry
     from closeloop.surveys.sending import handle_due_surveys, handle_reminders
     from closeloop.themes.discovery import handle_theme_discovery
@@ -75,6 +80,8 @@ def default_lanes() -> list[Lane]:
             (
                 send_email,
                 handle_one_escalation,
+                handle_promise_reminder,
+                handle_promise_escalation,
                 handle_due_surveys,
                 handle_reminders,
                 handle_priority_refresh,

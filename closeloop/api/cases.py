@@ -149,6 +149,10 @@ class TaskOut(Schema):
     title: str
     due_at: datetime
     done_at: datetime | None
+    reminded_at: datetime | None
+    escalation_level: int = Field(description="how far an overdue promise has escalated")
+    outcome: str = Field(description="a promise's: kept, broken or dropped (empty while open)")
+    outcome_note: str
 
 
 class ConversationSummaryOut(Schema):
@@ -276,7 +280,17 @@ def _detail(case: FollowUpCase) -> dict[str, Any]:
             for a in case.activities.select_related("actor").order_by("created_at", "id")
         ],
         tasks=list(
-            case.tasks.order_by("due_at").values("id", "kind", "title", "due_at", "done_at")
+            case.tasks.order_by("due_at").values(
+                "id",
+                "kind",
+                "title",
+                "due_at",
+                "done_at",
+                "reminded_at",
+                "escalation_level",
+                "outcome",
+                "outcome_note",
+            )
         ),
         urgency=case.urgency,
         conversation=payloads.conversation_json(payloads.conversation_of(case)),
@@ -343,10 +357,21 @@ def log_call(request: HttpRequest, case_id: int, payload: CallIn) -> dict[str, A
     return _detail(case)
 
 
+class PromiseOutcomeIn(In):
+    id: int = Field(..., description="the commitment task's id")
+    outcome: Literal["kept", "broken", "dropped"]
+    note: str = Field("", max_length=500)
+
+
 class CloseIn(In):
     resolution: Literal["resolved", "cant_fix", "no_response"]
     reason: str = Field(..., min_length=1, max_length=200)
     note: str = Field(..., min_length=1, max_length=10_000)
+    promises: list[PromiseOutcomeIn] = Field(
+        default_factory=list,
+        max_length=200,
+        description="what became of each promise still open on the case; required for each",
+    )
 
 
 @router.post("/cases/{case_id}/close", response=CaseDetailOut, summary="Close with a reason")
@@ -354,7 +379,10 @@ def close_case(request: HttpRequest, case_id: int, payload: CloseIn) -> dict[str
     require_write(request)
     with transaction.atomic():
         case = _case(case_id)
-        actions.close(case, payload.resolution, payload.reason, payload.note, None)
+        promises: dict[int, tuple[str, str]] = {
+            p.id: (str(p.outcome), p.note) for p in payload.promises
+        }
+        actions.close(case, payload.resolution, payload.reason, payload.note, None, promises)
     return _detail(case)
 
 

@@ -41,9 +41,16 @@ def log_call(case: FollowUpCase, outcome: str, note: str, actor: User | None) ->
     return activity
 
 
-def close(case: FollowUpCase, resolution: str, reason: str, note: str, actor: User | None) -> None:
-    """Close with an outcome, a reason and a note."""
-    case.close(resolution, reason, note, actor)
+def close(
+    case: FollowUpCase,
+    resolution: str,
+    reason: str,
+    note: str,
+    actor: User | None,
+    promises: dict[int, tuple[str, str]] | None = None,
+) -> None:
+    """Close with an outcome, a reason and a note, and what became of each open promise."""
+    case.close(resolution, reason, note, actor, promises)
     notify.case_event(case, "case.closed")
 
 

@@ -25,7 +25,7 @@ from closeloop.team.models import Role, User
 
 from . import batch, outreach
 from .messages import alert_email, alert_mail, headline, slack_message
-from .models import Activity, Announcement, FollowUpCase, InboundMessage, Notification
+from .models import Activity, Announcement, FollowUpCase, InboundMessage, Notification, Task
 from .payloads import (
     case_json,
     case_url,
@@ -310,6 +310,36 @@ def _owner_or_managers(case: FollowUpCase) -> list[User]:
             Q(role__in=[Role.MANAGER, Role.ADMIN]) | Q(is_superuser=True)
         )
     )
+
+
+def promise_reminder(task: Task) -> None:
+    """Tell a promise's owner (the case's, else the managers) it comes due soon."""
+    case = task.case
+    people = [task.owner] if task.owner is not None and task.owner.is_active else []
+    people = people or _owner_or_managers(case)
+    notice = f"Promise due {task.due_at:%a %d %b %H:%M} UTC: {task.title}"
+    body = (
+        f"You promised {case.person.name or case.person.email or 'the customer'}: {task.title}\n"
+        f"Due: {task.due_at:%A %d %B %H:%M} UTC\n\n"
+        f"Mark it done on the case when it is kept: {case_url(case)}"
+    )
+    for user in people:
+        _tell(user, case, notice[:500], (notice[:300], body), Delivery.Purpose.OWNER_ALERT)
+
+
+def promise_escalation(task: Task, recipients: Iterable[User]) -> None:
+    """Tell the people an overdue promise escalated to."""
+    case = task.case
+    owner = task.owner or case.owner
+    notice = f"Promise overdue: {task.title} ({headline(case)})"
+    body = (
+        f"{owner.display_name if owner else 'Nobody'} promised "
+        f"{case.person.name or case.person.email or 'the customer'}: {task.title}\n"
+        f"It was due {task.due_at:%A %d %B %H:%M} UTC and is not marked done.\n\n"
+        f"Open the case: {case_url(case)}"
+    )
+    for user in recipients:
+        _tell(user, case, notice[:500], (notice[:300], body), Delivery.Purpose.ESCALATION)
 
 
 def escalation(case: FollowUpCase, recipients: Iterable[User]) -> None:

@@ -3,6 +3,8 @@
 A deadline is a column (`due_at`, and `next_escalation_at` for the worker),
 never a timer. At the deadline with no first touch the case escalates to the
 owner's manager; after a further `second_level_after_hours`, to the next level.
+A promise made on a case (a commitment task) is chased the same way: its owner is
+reminded before it is due, and an overdue one escalates like a missed first touch.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from closeloop.core import claims
 from closeloop.team.models import User
 
 from . import notify, priority
-from .models import Activity, FollowUpCase, open_filter
+from .models import Activity, FollowUpCase, Task, open_filter
 from .policy import BusinessHours
 
 log = logging.getLogger("closeloop.loop")
@@ -62,9 +64,9 @@ def deadline(
     return start + timedelta(hours=hours)
 
 
-def escalation_recipients(case: FollowUpCase, level: int) -> list[User]:
+def escalation_recipients(case: FollowUpCase, level: int, owner: User | None = None) -> list[User]:
     """Level 1: the owner's manager; level 2: that manager's manager; else the admins."""
-    person = case.owner
+    person = owner or case.owner
     for _ in range(level):
         person = person.manager if person is not None else None
     if person is not None and person.is_active:
@@ -109,6 +111,57 @@ def handle_one_escalation() -> bool:
         )
         escalate(case, now)
     log.info("case %s escalated to level %s", pk, level + 1)
+    return True
+
+
+def handle_promise_reminder() -> bool:
+    """Worker step: remind the owner of one promise coming due."""
+    now = timezone.now()
+    with transaction.atomic():
+        due = Task.objects.filter(
+            kind=Task.Kind.COMMITMENT,
+            done_at__isnull=True,
+            reminded_at__isnull=True,
+            remind_at__lte=now,
+        ).order_by("remind_at")
+        taken = claims.claim(due, reminded_at=now)
+        if not taken:
+            return False
+        task = Task.objects.select_related("owner", "case__owner", "case__person").get(pk=taken[0])
+        notify.promise_reminder(task)
+    return True
+
+
+def handle_promise_escalation() -> bool:
+    """Worker step: escalate one overdue promise, as a missed first touch escalates."""
+    now = timezone.now()
+    with transaction.atomic():
+        due = Task.objects.filter(
+            kind=Task.Kind.COMMITMENT, done_at__isnull=True, next_escalation_at__lte=now
+        ).order_by("next_escalation_at")
+        taken = claims.claim(due, next_escalation_at=None)
+        if not taken:
+            return False
+        task = Task.objects.select_related(
+            "owner__manager__manager", "case__owner__manager__manager", "case__policy"
+        ).get(pk=taken[0])
+        case = task.case
+        level = task.escalation_level + 1
+        second = timedelta(hours=case.policy.rules.escalation.second_level_after_hours)
+        Task.objects.filter(pk=task.pk).update(
+            escalation_level=level, next_escalation_at=now + second if level == 1 else None
+        )
+        recipients = escalation_recipients(case, level, task.owner)
+        names = ", ".join(u.display_name for u in recipients) or "nobody (no admins exist)"
+        case.log(
+            Activity.Kind.ESCALATED,
+            f"promise overdue since {task.due_at:%Y-%m-%d %H:%M} UTC ({task.title}): escalated "
+            f"(level {level}) to {names}",
+            level=level,
+            task=task.pk,
+            to=[u.pk for u in recipients],
+        )
+        notify.promise_escalation(task, recipients)
     return True
 
 

@@ -31,6 +31,7 @@ from closeloop.loop.models import (
     FollowUpCase,
     InboundMessage,
     Notification,
+    Task,
     open_filter,
     overdue_filter,
     revenue_at_risk,
@@ -176,6 +177,10 @@ def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
             previous_cases=previous_cases,
             activities=case.activities.select_related("actor").order_by("-created_at", "-id"),
             tasks=case.tasks.order_by("done_at", "due_at"),
+            open_promises=case.tasks.filter(kind="commitment", done_at__isnull=True).order_by(
+                "due_at"
+            ),
+            promise_outcomes=Task.Outcome.choices,
             failed=case.deliveries.filter(status=Delivery.Status.FAILED),
             steps=guide.STEPS,
             probes=guide.probes_for(
@@ -304,8 +309,19 @@ def _act(case: FollowUpCase, action: str, post: Any, user: User) -> str:
         case.commit(post.get("promise", ""), _when(post.get("due_at", ""), "due_at"), user)
         return "Commitment recorded."
     if action == "close":
+        # What became of each open promise: a select per promise, named promise-<id>.
+        promises = {
+            int(key.removeprefix("promise-")): (value, post.get(f"promise-note-{key[8:]}", ""))
+            for key, value in post.items()
+            if key.startswith("promise-") and key[8:].isdigit() and value
+        }
         actions.close(
-            case, post.get("resolution", ""), post.get("reason", ""), post.get("note", ""), user
+            case,
+            post.get("resolution", ""),
+            post.get("reason", ""),
+            post.get("note", ""),
+            user,
+            promises,
         )
         return "Case closed."
     if action == "reopen":

@@ -8,7 +8,7 @@ in-app notifications and inbound mail.
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -284,8 +284,35 @@ class FollowUpCase(models.Model):
             self.touch(None, self.Status.CONTACTED, actor)
         return activity
 
-    def close(self, resolution: str, reason: str, note: str, actor: User | None) -> None:
-        """Close with an outcome; a reason and a note are required so the record means something."""
+    def close(
+        self,
+        resolution: str,
+        reason: str,
+        note: str,
+        actor: User | None,
+        promises: dict[int, tuple[str, str]] | None = None,
+    ) -> None:
+        """Close with an outcome; a reason and a note are required so the record means
+        something, and what became of each open promise ({task id: (outcome, note)})."""
+        open_promises = list(
+            self.tasks.filter(kind=Task.Kind.COMMITMENT, done_at__isnull=True).order_by("due_at")
+        )
+        given = promises or {}
+        missing = [t for t in open_promises if t.pk not in given]
+        if missing:
+            raise FieldError(
+                "promises",
+                f"{len(missing)} promise(s) still open: say what became of each "
+                "(kept, broken or dropped): " + "; ".join(f"#{t.pk} {t.title}" for t in missing),
+            )
+        unknown = sorted(set(given) - {t.pk for t in open_promises})
+        if unknown:
+            raise FieldError("promises", f"no open promise #{unknown[0]} on this case")
+        for pk, (outcome, _) in given.items():
+            if outcome not in Task.Outcome.values:
+                raise FieldError(
+                    f"promises.{pk}.outcome", f"must be one of {', '.join(Task.Outcome.values)}"
+                )
         if resolution not in self.Resolution.values:
             raise FieldError("resolution", f"must be one of {', '.join(self.Resolution.values)}")
         if not reason.strip():
@@ -294,6 +321,9 @@ class FollowUpCase(models.Model):
             raise FieldError("note", "a closing note is required")
         if self.is_closed:
             raise FieldError("status", "the case is already closed")
+        for task in open_promises:
+            outcome, promise_note = given[task.pk]
+            task.settle(outcome, promise_note, actor)
         self.status = self.Status.CLOSED
         self.resolution = resolution
         self.close_reason = reason.strip()
@@ -347,12 +377,16 @@ class FollowUpCase(models.Model):
             raise FieldError("promise", "say what was promised")
         if due_at <= timezone.now():
             raise FieldError("due_at", "must be in the future")
+        now = timezone.now()
         task = Task.objects.create(
             case=self,
             kind=Task.Kind.COMMITMENT,
-            title=promise.strip(),
+            title=promise.strip()[:300],
             due_at=due_at,
             owner=actor or self.owner,
+            # Reminded a day before, or halfway there for a promise due sooner.
+            remind_at=due_at - min(timedelta(hours=24), (due_at - now) / 2),
+            next_escalation_at=due_at,
         )
         self.log(
             Activity.Kind.COMMITTED,
@@ -426,11 +460,21 @@ class Activity(ReadByWorker):
 
 
 class Task(models.Model):
-    """Something a person must do by a date: a call the matrix asked for, or a promise made."""
+    """Something a person must do by a date: a call the matrix asked for, or a promise made.
+
+    A promise (`commitment`) is chased: its owner is reminded before it is due
+    (`remind_at`), and once overdue it escalates like a missed first touch, to the
+    owner's manager and a day later to theirs (`next_escalation_at`). Closing a case
+    records what became of each open promise (`outcome`)."""
 
     class Kind(models.TextChoices):
         CALL = "call"
         COMMITMENT = "commitment"
+
+    class Outcome(models.TextChoices):
+        KEPT = "kept"
+        BROKEN = "broken", "Broken (not kept)"
+        DROPPED = "dropped", "Dropped (no longer needed)"
 
     case = models.ForeignKey(FollowUpCase, on_delete=models.CASCADE, related_name="tasks")
     kind = models.CharField(max_length=12, choices=Kind.choices)
@@ -441,6 +485,26 @@ class Task(models.Model):
     due_at = models.DateTimeField()
     done_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    remind_at = models.DateTimeField(null=True, blank=True)
+    reminded_at = models.DateTimeField(null=True, blank=True)
+    next_escalation_at = models.DateTimeField(null=True, blank=True)
+    escalation_level = models.PositiveSmallIntegerField(default=0, db_default=0)
+    outcome = models.CharField(max_length=8, choices=Outcome.choices, blank=True)
+    outcome_note = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["remind_at"],
+                condition=Q(done_at__isnull=True, reminded_at__isnull=True),
+                name="task_remind_open",
+            ),
+            models.Index(
+                fields=["next_escalation_at"],
+                condition=Q(done_at__isnull=True),
+                name="task_escalate_open",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.title
@@ -452,8 +516,32 @@ class Task(models.Model):
     def complete(self, actor: User | None) -> None:
         if self.done_at is None:
             self.done_at = timezone.now()
-            self.save(update_fields=["done_at"])
+            if self.kind == self.Kind.COMMITMENT and not self.outcome:
+                self.outcome = self.Outcome.KEPT
+            self.next_escalation_at = None
+            self.save(update_fields=["done_at", "outcome", "next_escalation_at"])
             self.case.log(Activity.Kind.TASK_DONE, self.title, actor, task=self.pk)
+
+    def settle(self, outcome: str, note: str, actor: User | None) -> None:
+        """Say what became of an open promise (at closing): kept, broken or dropped."""
+        if outcome not in self.Outcome.values:
+            raise FieldError(
+                f"promises.{self.pk}.outcome", f"must be one of {', '.join(self.Outcome.values)}"
+            )
+        self.outcome = outcome
+        self.outcome_note = note.strip()[:500]
+        self.done_at = self.done_at or timezone.now()
+        self.next_escalation_at = None
+        self.save(update_fields=["outcome", "outcome_note", "done_at", "next_escalation_at"])
+        label = self.get_outcome_display().lower()
+        self.case.log(
+            Activity.Kind.TASK_DONE,
+            f"promise {label}: {self.title}"
+            + (f" ({self.outcome_note})" if self.outcome_note else ""),
+            actor,
+            task=self.pk,
+            outcome=outcome,
+        )
 
 
 class Notification(models.Model):
