@@ -177,6 +177,16 @@ class ConversationOut(Schema):
     summary: ConversationSummaryOut
 
 
+class GestureOut(Schema):
+    id: int
+    kind: str
+    value: float | None = Field(description="in `currency`, where the gesture has a value")
+    currency: str | None
+    note: str
+    by: str | None
+    created_at: datetime
+
+
 class CaseDetailOut(CaseOut):
     playbook: list[str]
     reply_address: str
@@ -188,6 +198,7 @@ class CaseDetailOut(CaseOut):
     activities: list[ActivityOut]
     tasks: list[TaskOut]
     urgency: str = Field(description="high when the customer said something that cannot wait")
+    gestures: list[GestureOut] = Field(description="recovery gestures made, with their value")
     conversation: ConversationOut | None = Field(
         description="the follow-up conversation (docs/conversation.md); null for non-detractors"
     )
@@ -293,6 +304,7 @@ def _detail(case: FollowUpCase) -> dict[str, Any]:
             )
         ),
         urgency=case.urgency,
+        gestures=[g.as_json() for g in case.gestures.select_related("actor").order_by("id")],
         conversation=payloads.conversation_json(payloads.conversation_of(case)),
     )
     return body
@@ -383,6 +395,35 @@ def close_case(request: HttpRequest, case_id: int, payload: CloseIn) -> dict[str
             p.id: (str(p.outcome), p.note) for p in payload.promises
         }
         actions.close(case, payload.resolution, payload.reason, payload.note, None, promises)
+    return _detail(case)
+
+
+class GestureIn(In):
+    kind: Literal[
+        "credit",
+        "discount",
+        "extended_trial",
+        "training_session",
+        "executive_note",
+        "priority_support",
+        "roadmap_commitment",
+        "other",
+    ]
+    value: float | None = Field(None, ge=0, le=100_000_000, description="in `currency` units")
+    currency: str = Field("", max_length=3, description="ISO 4217; default the account's")
+    note: str = Field("", max_length=500)
+
+
+@router.post("/cases/{case_id}/gestures", response=CaseDetailOut, summary="Log a recovery gesture")
+def add_gesture(request: HttpRequest, case_id: int, payload: GestureIn) -> dict[str, Any]:
+    """A credit, discount, extended trial, training session, executive note, priority
+    support, roadmap commitment or other gesture, with its value where it has one."""
+    require_write(request)
+    with transaction.atomic():
+        case = _case(case_id)
+        actions.give_gesture(
+            case, payload.kind, payload.value, payload.currency, payload.note, None
+        )
     return _detail(case)
 
 

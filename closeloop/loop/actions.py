@@ -54,6 +54,19 @@ def close(
     notify.case_event(case, "case.closed")
 
 
+def give_gesture(
+    case: FollowUpCase,
+    kind: str,
+    value: float | None,
+    currency: str,
+    note: str,
+    actor: User | None,
+) -> None:
+    """A recovery gesture made to the customer, recorded with its value."""
+    case.give(kind, value, currency, note, actor)
+    notify.case_event(case, "case.updated")
+
+
 def reopen(case: FollowUpCase, why: str, actor: User | None) -> None:
     """Open a closed case again."""
     case.reopen(why, actor)

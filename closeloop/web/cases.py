@@ -29,6 +29,7 @@ from closeloop.loop.models import (
     CALL_OUTCOMES,
     Announcement,
     FollowUpCase,
+    Gesture,
     InboundMessage,
     Notification,
     Task,
@@ -181,6 +182,7 @@ def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
                 "due_at"
             ),
             promise_outcomes=Task.Outcome.choices,
+            gesture_kinds=Gesture.Kind.choices,
             failed=case.deliveries.filter(status=Delivery.Status.FAILED),
             steps=guide.STEPS,
             probes=guide.probes_for(
@@ -305,6 +307,16 @@ def _act(case: FollowUpCase, action: str, post: Any, user: User) -> str:
     if action == "converse":
         actions.write_in_conversation(case, post.get("text", ""), user)
         return "Sent: on the conversation page and by email."
+    if action == "gesture":
+        raw = post.get("value", "").strip()
+        try:
+            value = float(raw) if raw else None
+        except ValueError as exc:
+            raise FieldError("value", "give a number, e.g. 250") from exc
+        actions.give_gesture(
+            case, post.get("kind", ""), value, post.get("currency", ""), post.get("note", ""), user
+        )
+        return "Gesture recorded."
     if action == "commit":
         case.commit(post.get("promise", ""), _when(post.get("due_at", ""), "due_at"), user)
         return "Commitment recorded."

@@ -371,6 +371,45 @@ class FollowUpCase(models.Model):
         self.save_changes("detractor_type")
         self.log(Activity.Kind.NOTE, f"detractor type: {self.get_detractor_type_display()}", actor)
 
+    def give(
+        self,
+        kind: str,
+        value: float | None,
+        currency: str,
+        note: str,
+        actor: User | None,
+    ) -> Gesture:
+        """Record a recovery gesture (docs/closed-loop.md §10) on the timeline."""
+        if kind not in Gesture.Kind.values:
+            raise FieldError("kind", f"must be one of {', '.join(Gesture.Kind.values)}")
+        cents = None
+        if value is not None:
+            if not 0 <= value <= 100_000_000:
+                raise FieldError("value", "must be between 0 and 100,000,000")
+            cents = round(value * 100)
+        code = (currency or (self.account.currency if self.account else "") or "USD").upper()
+        if cents is not None and not (len(code) == 3 and code.isalpha() and code.isascii()):
+            raise FieldError("currency", "must be a three-letter ISO 4217 code, e.g. EUR")
+        gesture = Gesture.objects.create(
+            case=self,
+            kind=kind,
+            value_cents=cents,
+            currency=code if cents is not None else "",
+            note=note.strip()[:500],
+            actor=actor,
+        )
+        worth = f" worth {code} {cents / 100:,.2f}" if cents is not None else ""
+        self.log(
+            Activity.Kind.GESTURE,
+            f"{gesture.get_kind_display()}{worth}" + (f": {gesture.note}" if gesture.note else ""),
+            actor,
+            gesture=gesture.pk,
+            gesture_kind=kind,
+            value_cents=cents,
+            currency=gesture.currency,
+        )
+        return gesture
+
     def commit(self, promise: str, due_at: datetime, actor: User | None) -> Task:
         """Summarise-and-commit: what was promised to the customer, and by when."""
         if not promise.strip():
@@ -424,6 +463,7 @@ class Activity(ReadByWorker):
         FIX_SHIPPED = "fix_shipped", "Fix shipped"
         CONVERSATION = "conversation"
         URGENT = "urgent", "Urgent signal"
+        GESTURE = "gesture", "Recovery gesture"
 
     case = models.ForeignKey(FollowUpCase, on_delete=models.CASCADE, related_name="activities")
     kind = models.CharField(max_length=20, choices=Kind.choices)
@@ -542,6 +582,46 @@ class Task(models.Model):
             task=self.pk,
             outcome=outcome,
         )
+
+
+class Gesture(models.Model):
+    """A recovery gesture made to the customer, as data: what, and what it was worth."""
+
+    class Kind(models.TextChoices):
+        CREDIT = "credit"
+        DISCOUNT = "discount"
+        EXTENDED_TRIAL = "extended_trial", "Extended trial"
+        TRAINING_SESSION = "training_session", "Training session"
+        EXECUTIVE_NOTE = "executive_note", "Executive note"
+        PRIORITY_SUPPORT = "priority_support", "Priority support"
+        ROADMAP_COMMITMENT = "roadmap_commitment", "Roadmap commitment"
+        OTHER = "other"
+
+    case = models.ForeignKey(FollowUpCase, on_delete=models.CASCADE, related_name="gestures")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    value_cents = models.BigIntegerField(
+        null=True, blank=True, help_text="what it was worth, where it has a value"
+    )
+    currency = models.CharField(max_length=3, blank=True)
+    note = models.CharField(max_length=500, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.kind} on case {self.case_id}"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.pk,
+            "kind": self.kind,
+            "value": self.value_cents / 100 if self.value_cents is not None else None,
+            "currency": self.currency or None,
+            "note": self.note,
+            "by": self.actor.display_name if self.actor else None,
+            "created_at": self.created_at.isoformat(),
+        }
 
 
 class Notification(models.Model):
