@@ -493,3 +493,23 @@ def test_it_reopens_a_closed_case_when_the_customer_writes_on_the_page(
     case.refresh_from_db()
     assert case.status == FollowUpCase.Status.IN_CONVERSATION and not case.resolution
     assert case.activities.filter(kind=Activity.Kind.REOPENED).exists()
+
+
+def test_it_filters_cases_by_detractor_type_and_urgency(
+    api: ApiClient, case: FollowUpCase, smb: Account, agent: User
+) -> None:
+    other = open_case(api, smb, 4, email="quiet@example.com")
+    say(Client(), Conversation.objects.get(case=case), "We will cancel at the end of the month.")
+    leaving = api.get_json("/api/v1/cases", {"detractor_type": "leaving"}).json()
+    assert [c["id"] for c in leaving["results"]] == [case.pk]
+    assert leaving["results"][0]["urgency"] == "high"
+    unknown = api.get_json("/api/v1/cases", {"detractor_type": "unknown"}).json()
+    assert [c["id"] for c in unknown["results"]] == [other.pk]
+    urgent = api.get_json("/api/v1/cases", {"urgency": "high"}).json()
+    assert [c["id"] for c in urgent["results"]] == [case.pk]
+    assert api.get_json("/api/v1/cases", {"detractor_type": "angry"}).status_code == 422
+    page = Client()
+    page.force_login(agent)
+    html = page.get("/cases/", {"view": "all", "type": "leaving"}).content.decode()
+    assert f"/cases/{case.pk}/" in html and f"/cases/{other.pk}/" not in html
+    assert "Leaving" in html and "urgent" in html

@@ -105,6 +105,12 @@ class CaseOut(Schema):
     rule: str
     policy_version: int
     priority: float
+    urgency: Literal["low", "normal", "high"] = Field(
+        description="high when the customer said something that cannot wait"
+    )
+    detractor_type: str | None = Field(
+        description="leaving, evaluating, invested or loyal; null until known"
+    )
     due_at: datetime | None
     first_touch_at: datetime | None
     escalation_level: int
@@ -190,14 +196,12 @@ class GestureOut(Schema):
 class CaseDetailOut(CaseOut):
     playbook: list[str]
     reply_address: str
-    detractor_type: str | None
     close_reason: str
     close_note: str
     routed_by: str
     watchers: list[str] = Field(description="emails of people also told of replies")
     activities: list[ActivityOut]
     tasks: list[TaskOut]
-    urgency: str = Field(description="high when the customer said something that cannot wait")
     gestures: list[GestureOut] = Field(description="recovery gestures made, with their value")
     conversation: ConversationOut | None = Field(
         description="the follow-up conversation (docs/conversation.md); null for non-detractors"
@@ -219,6 +223,10 @@ class CaseFilter(Schema, RefusesNul):
     theme: str | None = Field(
         None, max_length=60, description="a theme's slug, or unclassified: the answer's themes"
     )
+    detractor_type: Literal["leaving", "evaluating", "invested", "loyal", "unknown"] | None = Field(
+        None, description="unknown = not set yet"
+    )
+    urgency: Literal["low", "normal", "high"] | None = None
     limit: int = Field(50, ge=1, le=200)
     offset: int = Field(0, ge=0, le=1_000_000)
 
@@ -255,6 +263,10 @@ def filter_cases(qs: QuerySet[FollowUpCase], f: CaseFilter) -> QuerySet[FollowUp
         qs = qs.filter(account__tier__iexact=f.tier)
     if f.theme:
         qs = qs.filter(theme_matches(f.theme, "response__"))
+    if f.detractor_type:
+        qs = qs.filter(detractor_type="" if f.detractor_type == "unknown" else f.detractor_type)
+    if f.urgency:
+        qs = qs.filter(urgency=f.urgency)
     return qs
 
 
@@ -271,7 +283,6 @@ def _detail(case: FollowUpCase) -> dict[str, Any]:
     body.update(
         playbook=case.playbook,
         reply_address=case.reply_address,
-        detractor_type=case.detractor_type or None,
         close_reason=case.close_reason,
         close_note=case.close_note,
         routed_by=case.routed_by,
@@ -303,7 +314,6 @@ def _detail(case: FollowUpCase) -> dict[str, Any]:
                 "outcome_note",
             )
         ),
-        urgency=case.urgency,
         gestures=[g.as_json() for g in case.gestures.select_related("actor").order_by("id")],
         conversation=payloads.conversation_json(payloads.conversation_of(case)),
     )

@@ -61,6 +61,8 @@ def case_json(case: FollowUpCase) -> dict[str, Any]:
         "rule": case.rule,
         "policy_version": case.policy.version,
         "priority": round(case.priority, 1),
+        "urgency": case.urgency,
+        "detractor_type": case.detractor_type or None,
         "due_at": _iso(case.due_at),
         "first_touch_at": _iso(case.first_touch_at),
         "escalation_level": case.escalation_level,

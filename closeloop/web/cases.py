@@ -108,9 +108,14 @@ def inbox(request: HttpRequest) -> HttpResponse:
         loop = "detractor"
     band = request.GET.get("band", "")
     theme = request.GET.get("theme", "")
+    kind = request.GET.get("type", "")
     base = FollowUpCase.objects.filter(loop=loop)
     if band in ("severe", "moderate", "mild"):
         base = base.filter(band=band)
+    if kind in FollowUpCase.DetractorType.values:
+        base = base.filter(detractor_type=kind)
+    elif kind == "unknown":
+        base = base.filter(detractor_type="")
     if theme:
         base = base.filter(theme_matches(theme, "response__"))
     counts = base.aggregate(**{key: Count("pk", filter=_view(key, user)) for key in VIEWS})
@@ -132,6 +137,8 @@ def inbox(request: HttpRequest) -> HttpResponse:
             loop=loop,
             band=band,
             theme=theme,
+            kind=kind,
+            detractor_types=FollowUpCase.DetractorType.choices,
             at_risk=money(revenue_at_risk(open_detractors)),
             open_count=open_detractors.count(),
             overdue_count=open_detractors.filter(overdue_filter()).count(),
