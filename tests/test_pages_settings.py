@@ -105,6 +105,16 @@ def test_it_saves_the_policy_form_as_a_new_version_unchanged_or_edited(
     assert rules.executive_sponsor.arr_at_least is None
     assert rules.executive_sponsor.tiers == ["enterprise", "strategic"]
     assert TriagePolicy.current().created_by == admin_user
+    # The detractor types' steps and deadlines, and the acknowledgement switch.
+    data["type_playbook.loyal"] = "Thank them.\n"
+    data["type_sla.evaluating"] = "36"
+    data["type_sla.leaving"] = ""
+    data.pop("acknowledge_personal", None)
+    client.post("/settings/follow-up/", data)
+    rules = TriagePolicy.current().rules
+    assert rules.type_playbooks["loyal"] == ["Thank them."]
+    assert rules.type_sla_hours == {"evaluating": 36}
+    assert rules.acknowledge_personal is False
 
 
 def test_it_names_the_field_when_the_policy_form_is_wrong(admin_user: User) -> None:

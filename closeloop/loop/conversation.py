@@ -600,9 +600,8 @@ def _ended(conversation: Conversation) -> None:
     channels told."""
     case = conversation.case
     summary = conversation.summary
-    if not case.detractor_type and summary["detractor_type"] != "unknown":
-        case.detractor_type = summary["detractor_type"]
-        case.save_changes("detractor_type")
+    if summary["detractor_type"] != "unknown":
+        case.suggest_type(summary["detractor_type"], "conversation")
     owner = case.owner
     promise = f"Tell {case.person.name or case.person.email or 'the customer'} what happens next"
     if summary["wants_call"]:
@@ -673,14 +672,12 @@ def _urgent(conversation: Conversation, facts: Facts) -> None:
     case = conversation.case
     from .sla import compute_priority
 
-    changed = ["urgency", "priority"]
     case.urgency = FollowUpCase.Urgency.HIGH
     case.priority = compute_priority(case)
+    case.save_changes("urgency", "priority")
     implied = detractor_type(said, facts)
-    if not case.detractor_type and implied in ("leaving", "evaluating"):
-        case.detractor_type = implied
-        changed.append("detractor_type")
-    case.save_changes(*changed)
+    if implied in ("leaving", "evaluating"):
+        case.suggest_type(implied, "conversation")
     for kind, quote in new:
         case.log(Activity.Kind.URGENT, f"{kind}: “{quote}”", signal=kind, quote=quote)
     notify.urgent_alert(case, new)

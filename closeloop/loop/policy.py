@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import time
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
@@ -141,6 +141,25 @@ DEFAULT_PLAYBOOKS: dict[str, list[str]] = {
 }
 
 
+DETRACTOR_TYPES = ("leaving", "evaluating", "invested", "loyal")
+# Each kind of detractor (docs/domain.md §5) gets its own steps, after the score's.
+DEFAULT_TYPE_PLAYBOOKS: dict[str, list[str]] = {
+    "leaving": [
+        "Call within 24 hours: understand the decision before arguing with it.",
+        "Bring in the executive sponsor at the highest-value accounts.",
+    ],
+    "evaluating": [
+        "Send the competitive comparison for what they are evaluating.",
+        "Offer a session with a product specialist.",
+    ],
+    "invested": ["Put them in touch with the product team that owns their problem."],
+    "loyal": [
+        "Thank them personally for their years with you.",
+        "Check back once it is fixed.",
+    ],
+}
+
+
 class PolicyConfig(_Strict):
     """Everything an admin can tune about triage, validated field by field."""
 
@@ -176,6 +195,14 @@ class PolicyConfig(_Strict):
     follow_up_survey_days: int = Field(
         default=30, ge=7, le=365, description="when the automated_email_survey action asks again"
     )
+    type_playbooks: dict[str, list[Annotated[str, Field(min_length=1, max_length=500)]]] = Field(
+        default_factory=lambda: {k: list(v) for k, v in DEFAULT_TYPE_PLAYBOOKS.items()},
+        description="steps per detractor type, shown after the score's",
+    )
+    type_sla_hours: dict[str, Annotated[int, Field(ge=1, le=24 * 30)]] = Field(
+        default_factory=lambda: {"leaving": 24},
+        description="a shorter deadline for the first touch once the type is known",
+    )
     acknowledge_personal: bool = Field(
         default=True,
         description="detractors whose action waits for a person (a call, a personal email) "
@@ -189,6 +216,16 @@ class PolicyConfig(_Strict):
         if missing:
             raise ValueError(f"matrix needs a row for every band; missing {', '.join(missing)}")
         return matrix
+
+    @field_validator("type_playbooks", "type_sla_hours")
+    @classmethod
+    def _types(cls, value: dict[str, Any]) -> dict[str, Any]:
+        bad = [k for k in value if k not in DETRACTOR_TYPES]
+        if bad:
+            raise ValueError(
+                f"keyed by detractor type ({', '.join(DETRACTOR_TYPES)}), not {bad[0]!r}"
+            )
+        return value
 
     @field_validator("playbooks")
     @classmethod
@@ -230,5 +267,6 @@ class PolicyConfig(_Strict):
             return self.sla_hours.severe_high_value
         return self.sla_hours.default
 
-    def playbook(self, score: int) -> list[str]:
-        return list(self.playbooks.get(str(score), []))
+    def playbook(self, score: int, kind: str = "") -> list[str]:
+        """The score's steps, then the detractor type's."""
+        return list(self.playbooks.get(str(score), [])) + list(self.type_playbooks.get(kind, []))

@@ -15,7 +15,7 @@ from closeloop.core.db import bulk_insert
 from closeloop.surveys.models import Response, SurveyRequest
 from closeloop.team.models import User
 
-from . import actions, batch, conversation, notify, priority, routing, sla
+from . import actions, batch, conversation, notify, priority, routing, signals, sla
 from .models import Activity, FollowUpCase, RoutingRule, Task, TriagePolicy, open_filter
 from .policy import Action, Value
 
@@ -214,6 +214,8 @@ def start(case: FollowUpCase, answers: Sequence[Response]) -> None:
             response=response.pk,
         )
     person = case.person
+    if case.loop == FollowUpCase.Loop.DETRACTOR:
+        _suggest_type(case, opener)
     if action == Action.CALL and case.due_at is not None:
         batch.add(
             Task(
@@ -245,6 +247,30 @@ def start(case: FollowUpCase, answers: Sequence[Response]) -> None:
         notify.owner_alert(case)
         notify.sponsor_alert(case)
         notify.case_event(case, "case.created")
+
+
+LOYAL_YEARS = 2
+
+
+def _suggest_type(case: FollowUpCase, opener: Response) -> None:
+    """What kind of detractor the comment already says (docs/domain.md §5): churn words →
+    leaving; a named competitor → evaluating; years with us, or a first low score after
+    a good one at an account of LOYAL_YEARS or more → loyal."""
+    said = signals.read(opener.comment) if opener.comment.strip() else signals.Signals()
+    since = case.account.customer_since if case.account is not None else None
+    years = (opener.created_at.date() - since).days / 365.25 if since else 0.0
+    if said.churn:
+        case.suggest_type("leaving", "signals", f"“{said.churn}”")
+    elif said.competitor:
+        case.suggest_type("evaluating", "signals", f"“{said.competitor_quote}”")
+    elif said.loyal:
+        case.suggest_type("loyal", "signals", f"“{said.loyal}”")
+    elif case.previous_score is not None and case.previous_score >= 7 and years >= LOYAL_YEARS:
+        case.suggest_type(
+            "loyal",
+            "signals",
+            f"a first low score after {case.previous_score}/10, a customer for {years:.0f} years",
+        )
 
 
 def answer_changed(response: Response, old_score: int, old_comment: str) -> None:

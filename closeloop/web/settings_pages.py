@@ -31,9 +31,9 @@ from closeloop.loop.configuration import (
     save_team,
     save_template,
 )
-from closeloop.loop.models import OutreachTemplate, RoutingRule, TriagePolicy
+from closeloop.loop.models import FollowUpCase, OutreachTemplate, RoutingRule, TriagePolicy
 from closeloop.loop.outreach import DEFAULTS, VARIABLES, lint, template_for
-from closeloop.loop.policy import DEFAULT_PLAYBOOKS, Action, PolicyConfig
+from closeloop.loop.policy import DEFAULT_PLAYBOOKS, DETRACTOR_TYPES, Action, PolicyConfig
 from closeloop.team.models import Team, User
 from closeloop.themes import discovery, learning, taxonomy
 from closeloop.themes.models import (
@@ -100,6 +100,13 @@ def policy_from_post(post: QueryDict) -> PolicyConfig:
         },
         "fresh_within_hours": post.get("fresh_within_hours", ""),
         "follow_up_survey_days": post.get("follow_up_survey_days", ""),
+        "type_playbooks": {k: _lines(post.get(f"type_playbook.{k}", "")) for k in DETRACTOR_TYPES},
+        "type_sla_hours": {
+            k: post.get(f"type_sla.{k}", "").strip()
+            for k in DETRACTOR_TYPES
+            if post.get(f"type_sla.{k}", "").strip()
+        },
+        "acknowledge_personal": post.get("acknowledge_personal") == "on",
     }
     return PolicyConfig.model_validate(data)
 
@@ -130,6 +137,15 @@ def follow_up_settings(request: HttpRequest) -> HttpResponse:
         actions=actions,
         loop_actions=[(a.value, a.label) for a in Action],
         playbooks=[(s, "\n".join(rules.playbooks.get(s, []))) for s in DEFAULT_PLAYBOOKS],
+        type_playbooks=[
+            (
+                k,
+                FollowUpCase.DetractorType(k).label,
+                "\n".join(rules.type_playbooks.get(k, [])),
+                rules.type_sla_hours.get(k),
+            )
+            for k in DETRACTOR_TYPES
+        ],
         weekdays=list(enumerate(WEEKDAYS)),
         versions=TriagePolicy.objects.select_related("created_by").order_by("-version")[:10],
         tab="policy",

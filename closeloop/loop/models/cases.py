@@ -100,6 +100,11 @@ class FollowUpCase(models.Model):
     close_reason = models.CharField(max_length=200, blank=True)
     close_note = models.TextField(blank=True)
     detractor_type = models.CharField(max_length=12, choices=DetractorType.choices, blank=True)
+    detractor_type_by = models.CharField(
+        max_length=12,
+        blank=True,
+        help_text="who set the type: a person, the conversation, or signals in the comment",
+    )
     priority = models.FloatField(default=0, db_index=True)
     urgency = models.CharField(
         max_length=8,
@@ -165,7 +170,7 @@ class FollowUpCase(models.Model):
 
     @property
     def playbook(self) -> list[str]:
-        return self.policy.rules.playbook(self.score)
+        return self.policy.rules.playbook(self.score, self.detractor_type)
 
     @property
     def reply_address(self) -> str:
@@ -362,14 +367,50 @@ class FollowUpCase(models.Model):
             Activity.Kind.NOTE, f"{user.display_name} added to the case", actor, watcher=user.pk
         )
 
+    # Who may change a type someone else set: a person over the conversation over the
+    # signals read in the comment at triage.
+    TYPE_SOURCES = ("signals", "conversation", "person")
+
     def set_detractor_type(self, kind: str, actor: User | None) -> None:
+        """A person says what kind of detractor this is."""
         if kind not in self.DetractorType.values:
             raise FieldError(
                 "detractor_type", f"must be one of {', '.join(self.DetractorType.values)}"
             )
-        self.detractor_type = kind
-        self.save_changes("detractor_type")
-        self.log(Activity.Kind.NOTE, f"detractor type: {self.get_detractor_type_display()}", actor)
+        self.suggest_type(kind, "person", actor=actor)
+
+    def suggest_type(self, kind: str, by: str, why: str = "", actor: User | None = None) -> bool:
+        """Record the detractor type `by` (signals, conversation, person) found, unless a
+        stronger source set one; a type with its own deadline (policy `type_sla_hours`)
+        shortens the first touch's. Whether it was recorded."""
+        sources = self.TYPE_SOURCES
+        if self.detractor_type_by and sources.index(self.detractor_type_by) > sources.index(by):
+            return False
+        if kind == self.detractor_type and self.detractor_type_by == by:
+            return False
+        self.detractor_type, self.detractor_type_by = kind, by
+        fields = ["detractor_type", "detractor_type_by"]
+        hours = self.policy.rules.type_sla_hours.get(kind)
+        sooner = self.created_at + timedelta(hours=hours) if hours else None
+        if sooner and self.first_touch_at is None and self.due_at and sooner < self.due_at:
+            self.due_at = sooner
+            if self.escalation_level == 0:
+                self.next_escalation_at = sooner
+            fields += ["due_at", "next_escalation_at"]
+        self.save_changes(*fields)
+        source = {"person": "", "conversation": " (the follow-up conversation)"}.get(
+            by, " (suggested by the comment)"
+        )
+        self.log(
+            Activity.Kind.NOTE,
+            f"detractor type: {self.get_detractor_type_display()}{source}"
+            + (f": {why}" if why else "")
+            + (f"; due {self.due_at:%Y-%m-%d %H:%M} UTC" if "due_at" in fields else ""),
+            actor,
+            detractor_type=kind,
+            by=by,
+        )
+        return True
 
     def give(
         self,
