@@ -14,7 +14,7 @@ from closeloop.core.errors import FieldError
 from closeloop.delivery.models import Delivery
 from closeloop.team.models import User
 
-from . import batch, conversation, notify
+from . import batch, checkback, conversation, notify
 from .models import Activity, Announcement, Conversation, FollowUpCase, InboundMessage
 
 
@@ -49,8 +49,11 @@ def close(
     actor: User | None,
     promises: dict[int, tuple[str, str]] | None = None,
 ) -> None:
-    """Close with an outcome, a reason and a note, and what became of each open promise."""
+    """Close with an outcome, a reason and a note, and what became of each open promise;
+    a resolved case is checked back on later (`checkback`)."""
     case.close(resolution, reason, note, actor, promises)
+    if resolution == FollowUpCase.Resolution.RESOLVED:
+        checkback.schedule(case, actor)
     notify.case_event(case, "case.closed")
 
 

@@ -312,6 +312,23 @@ def _owner_or_managers(case: FollowUpCase) -> list[User]:
     )
 
 
+def check_back_alert(case: FollowUpCase, response: Response) -> None:
+    """A low check-back answer: the owner and their manager hear that the fix did not hold."""
+    people = _owner_or_managers(case)
+    manager = case.owner.manager if case.owner is not None else None
+    if manager is not None and manager.is_active and manager not in people:
+        people.append(manager)
+    notice = f"Check-back {response.score}/10, case reopened: {headline(case)}"
+    body = (
+        f"{case.person.name or case.person.email} answered the check-back after the fix with "
+        f"{response.score}/10."
+        + (f"\n\n“{response.comment.strip()}”" if response.comment.strip() else "")
+        + f"\n\nOpen the case: {case_url(case)}"
+    )
+    for user in people:
+        _tell(user, case, notice[:500], (notice[:300], body), Delivery.Purpose.ESCALATION)
+
+
 def promise_reminder(task: Task) -> None:
     """Tell a promise's owner (the case's, else the managers) it comes due soon."""
     case = task.case

@@ -203,6 +203,16 @@ class PolicyConfig(_Strict):
         default_factory=lambda: {"leaving": 24},
         description="a shorter deadline for the first touch once the type is known",
     )
+    check_back_days: int = Field(
+        default=14,
+        ge=0,
+        le=365,
+        description="days after a case is resolved that its owner asks whether it got better "
+        "(0: never)",
+    )
+    check_back_days_by_action: dict[Action, Annotated[int, Field(ge=0, le=365)]] = Field(
+        default_factory=dict, description="per action, instead of check_back_days"
+    )
     acknowledge_personal: bool = Field(
         default=True,
         description="detractors whose action waits for a person (a call, a personal email) "
@@ -266,6 +276,10 @@ class PolicyConfig(_Strict):
         if band == Band.SEVERE and value == Value.HIGH:
             return self.sla_hours.severe_high_value
         return self.sla_hours.default
+
+    def check_back_after(self, action: Action) -> int:
+        """Days after resolution to check back on a case of `action` (0: never)."""
+        return self.check_back_days_by_action.get(action, self.check_back_days)
 
     def playbook(self, score: int, kind: str = "") -> list[str]:
         """The score's steps, then the detractor type's."""

@@ -15,8 +15,16 @@ from closeloop.core.db import bulk_insert
 from closeloop.surveys.models import Response, SurveyRequest
 from closeloop.team.models import User
 
-from . import actions, batch, conversation, notify, priority, routing, signals, sla
-from .models import Activity, FollowUpCase, RoutingRule, Task, TriagePolicy, open_filter
+from . import actions, batch, checkback, conversation, notify, priority, routing, signals, sla
+from .models import (
+    Activity,
+    CheckBack,
+    FollowUpCase,
+    RoutingRule,
+    Task,
+    TriagePolicy,
+    open_filter,
+)
 from .policy import Action, Value
 
 
@@ -51,10 +59,26 @@ def _follow_up(responses: Sequence[Response]) -> list[FollowUpCase]:
     }
     previous = _previous_scores(fresh)
     rules = list(RoutingRule.objects.filter(active=True).select_related("team"))
+    # Answers to a check-back go back to their case (checkback.answered), not to triage.
+    asked = [r.request_id for r in fresh if r.request_id is not None]
+    checks = (
+        {
+            c.request_id: c
+            for c in CheckBack.objects.filter(request_id__in=asked).select_related(
+                "case__owner__manager", "case__person", "case__account", "case__policy"
+            )
+        }
+        if asked
+        else {}
+    )
     # New cases, each with the answers it gathers in this batch (the opener first).
     opened: dict[int, tuple[FollowUpCase, list[Response]]] = {}
     touched: list[FollowUpCase] = []
     for response in fresh:
+        check = checks.get(response.request_id) if response.request_id is not None else None
+        if check is not None:
+            touched.append(checkback.answered(check, response))
+            continue
         case = open_by_person.get(response.person_id)
         detractor = response.category == nps.Category.DETRACTOR
         if case is not None and (case.loop == FollowUpCase.Loop.DETRACTOR or not detractor):

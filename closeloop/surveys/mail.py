@@ -32,7 +32,7 @@ def context(request: SurveyRequest, reminder: bool = False) -> dict[str, Any]:
         subject = f"{t['reminder']}: {subject}"
     if len(subject) > SUBJECT_CHARS:  # a long question: the outbox's column, never a failed batch
         subject = subject[: SUBJECT_CHARS - 1].rstrip() + "…"
-    sender = settings.SURVEY_SENDER_NAME or product
+    sender = str(options.get("sender") or settings.SURVEY_SENDER_NAME or product)
     return {
         "t": t,
         "lang": person.locale or "en",
@@ -130,12 +130,15 @@ class Invitations:
             text = text.replace(slot, url)
             html = html.replace(slot, escape(url))
         unsubscribe = urls[12]
+        options = request.options or {}
         return Delivery(
             kind=Delivery.Kind.EMAIL,
             purpose=Delivery.Purpose.REMINDER if self.reminder else Delivery.Purpose.SURVEY,
             survey_request=request,
             to=request.person.email or "",
-            from_email=settings.SURVEY_FROM_EMAIL,
+            # A check-back comes from the case's owner, and replies go back to the case.
+            from_email=str(options.get("from_email") or settings.SURVEY_FROM_EMAIL),
+            reply_to=str(options.get("reply_to") or ""),
             subject=shell.subject,
             body=text,
             html=html,

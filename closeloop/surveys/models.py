@@ -220,6 +220,7 @@ class SurveyRequest(models.Model):
     class Purpose(models.TextChoices):
         SURVEY = "survey"
         FOLLOW_UP = "follow_up", "Follow-up survey after a case"
+        CHECK_BACK = "check_back", "Check-back after a resolved case"
 
     person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="survey_requests")
     survey = models.ForeignKey(Survey, on_delete=models.CASCADE, related_name="requests")

@@ -19,7 +19,7 @@ from django.utils import timezone
 from closeloop.core import nps
 from closeloop.core.errors import FieldError
 from closeloop.core.reading import ReadByWorker
-from closeloop.surveys.models import Account, Person, Response
+from closeloop.surveys.models import Account, Person, Response, SurveyRequest
 from closeloop.team.models import Team, User
 
 from .. import batch
@@ -355,6 +355,10 @@ class FollowUpCase(models.Model):
         self.closed_at = None
         self.save_changes("status", "resolution", "closed_at")
         self.log(Activity.Kind.REOPENED, why, actor)
+        # A check-back still to be sent asks about a fix that did not hold: not sent.
+        SurveyRequest.objects.filter(
+            check_back__case=self, status=SurveyRequest.Status.SCHEDULED
+        ).update(status=SurveyRequest.Status.CANCELLED, status_reason="the case was reopened")
 
     def watch(self, user: User, actor: User | None) -> None:
         """Add someone (a senior leader, the executive sponsor) who hears of replies."""
@@ -663,6 +667,23 @@ class Gesture(models.Model):
             "by": self.actor.display_name if self.actor else None,
             "created_at": self.created_at.isoformat(),
         }
+
+
+class CheckBack(models.Model):
+    """After a case is resolved, its owner asks whether it got better: one survey email
+    with the 0–10 scale, whose answer comes back to the case (docs/closed-loop.md §10)."""
+
+    case = models.ForeignKey(FollowUpCase, on_delete=models.CASCADE, related_name="check_backs")
+    request = models.OneToOneField(
+        SurveyRequest, on_delete=models.CASCADE, related_name="check_back"
+    )
+    response = models.ForeignKey(
+        Response, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"check-back on case {self.case_id}"
 
 
 class Notification(models.Model):
