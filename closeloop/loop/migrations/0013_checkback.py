@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('loop', '0012_detractor_type_by'),
-        ('surveys', '0012_alter_surveyrequest_purpose'),
+        ('surveys', '0012_check_back_purpose'),
     ]
 
     operations = [
