@@ -76,6 +76,7 @@ def test_it_runs_a_case_through_note_call_close_and_reopen(
         "call_logged",
         "status_change",
         "status_change",
+        "note",  # the check-back scheduled by resolving it
         "reopened",
     ]
 
