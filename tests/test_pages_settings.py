@@ -110,8 +110,10 @@ def test_it_saves_the_policy_form_as_a_new_version_unchanged_or_edited(
     data["type_sla.evaluating"] = "36"
     data["type_sla.leaving"] = ""
     data.pop("acknowledge_personal", None)
+    data["max_open_personal_cases"] = "12"
     client.post("/settings/follow-up/", data)
     rules = TriagePolicy.current().rules
+    assert rules.max_open_personal_cases == 12
     assert rules.type_playbooks["loyal"] == ["Thank them."]
     assert rules.type_sla_hours == {"evaluating": 36}
     assert rules.acknowledge_personal is False

@@ -213,6 +213,13 @@ class PolicyConfig(_Strict):
     check_back_days_by_action: dict[Action, Annotated[int, Field(ge=0, le=365)]] = Field(
         default_factory=dict, description="per action, instead of check_back_days"
     )
+    max_open_personal_cases: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000,
+        description="routing passes over an owner holding this many open cases that wait for "
+        "a person (calls, personal emails); null: no limit",
+    )
     acknowledge_personal: bool = Field(
         default=True,
         description="detractors whose action waits for a person (a call, a personal email) "

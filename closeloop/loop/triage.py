@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from django.db.models import Q
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from closeloop.core import nps
@@ -59,6 +59,7 @@ def _follow_up(responses: Sequence[Response]) -> list[FollowUpCase]:
     }
     previous = _previous_scores(fresh)
     rules = list(RoutingRule.objects.filter(active=True).select_related("team"))
+    capacity = _capacity(policy)
     # Answers to a check-back go back to their case (checkback.answered), not to triage.
     asked = [r.request_id for r in fresh if r.request_id is not None]
     checks = (
@@ -99,7 +100,7 @@ def _follow_up(responses: Sequence[Response]) -> list[FollowUpCase]:
         elif case is not None:
             # A promoter/passive loop decided earlier in this batch: it never starts.
             del opened[id(case)]
-        new = triage(response, policy, previous.get(response.pk), rules, now)
+        new = triage(response, policy, previous.get(response.pk), rules, now, capacity)
         if new is None:
             continue
         opened[id(new)] = (new, [response])
@@ -109,6 +110,22 @@ def _follow_up(responses: Sequence[Response]) -> list[FollowUpCase]:
     for case, answers in opened.values():
         start(case, answers)
     return touched + cases
+
+
+def _capacity(policy: TriagePolicy) -> routing.Capacity:
+    """Each owner's open personal cases, when the policy caps them (one grouped query)."""
+    limit = policy.rules.max_open_personal_cases
+    if limit is None:
+        return routing.Capacity()
+    rows = (
+        FollowUpCase.objects.filter(open_filter(), loop=FollowUpCase.Loop.DETRACTOR)
+        .exclude(action__startswith="automated_")
+        .exclude(owner__isnull=True)
+        .values("owner")
+        .annotate(n=Count("id"))
+        .values_list("owner", "n")
+    )
+    return routing.Capacity(limit, dict(rows))
 
 
 def _load_owners(fresh: Sequence[Response]) -> None:
@@ -152,6 +169,7 @@ def triage(
     previous_score: int | None,
     rules: Sequence[RoutingRule],
     now: datetime,
+    capacity: routing.Capacity | None = None,
 ) -> FollowUpCase | None:
     """Decide one answer's case (not yet saved); None when the policy has no loop for it."""
     config = policy.rules
@@ -164,7 +182,10 @@ def triage(
     if action is None:
         return None
     loop = FollowUpCase.Loop(category.value)
-    decided = routing.route(account, person, rules)
+    personal = loop == FollowUpCase.Loop.DETRACTOR and not action.automated
+    decided = routing.route(account, person, rules, capacity if personal else None)
+    if personal and capacity is not None:
+        capacity.took(decided.owner)
     due_at = None
     if loop == FollowUpCase.Loop.DETRACTOR:
         due_at = sla.deadline(

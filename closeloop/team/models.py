@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.utils import timezone
@@ -78,8 +80,9 @@ class Team(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    def next_assignee(self) -> User | None:
-        """The member who has waited longest for a case (round-robin), marked as served now.
+    def next_assignee(self, skip: Collection[int] = ()) -> User | None:
+        """The member who has waited longest for a case (round-robin), marked as served now;
+        members in `skip` (at capacity) are passed over.
 
         The team row is locked first so concurrent triage on PostgreSQL takes
         turns instead of handing two cases to the same person.
@@ -88,6 +91,7 @@ class Team(models.Model):
         membership = (
             Membership.objects.filter(team=self, user__is_active=True)
             .exclude(user__role=Role.VIEWER)
+            .exclude(user_id__in=list(skip))
             .select_related("user")
             .order_by(models.F("last_assigned_at").asc(nulls_first=True), "id")
             .first()
@@ -97,6 +101,14 @@ class Team(models.Model):
         membership.last_assigned_at = timezone.now()
         membership.save(update_fields=["last_assigned_at"])
         return membership.user
+
+    def lead(self) -> User | None:
+        """The team's lead: its first active manager (or admin) member."""
+        return (
+            self.members.filter(is_active=True, role__in=[Role.MANAGER, Role.ADMIN])
+            .order_by("id")
+            .first()
+        )
 
 
 class Membership(models.Model):

@@ -211,7 +211,17 @@ def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
                 if v != FollowUpCase.Resolution.SUPERSEDED
             ],
             detractor_types=FollowUpCase.DetractorType.choices,
-            assignees=User.objects.filter(is_active=True).exclude(role=Role.VIEWER),
+            # Each with their load: open cases that wait for a person (routing caps it).
+            assignees=User.objects.filter(is_active=True)
+            .exclude(role=Role.VIEWER)
+            .annotate(
+                open_personal=Count(
+                    "cases",
+                    filter=~Q(cases__status=FollowUpCase.Status.CLOSED)
+                    & Q(cases__loop="detractor")
+                    & ~Q(cases__action__startswith="automated_"),
+                )
+            ),
             arr=money(case.arr_cents, case.account.currency if case.account else "USD"),
             default_commit=(timezone.now() + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M"),
             drafts=Announcement.objects.filter(status=Announcement.Status.DRAFT)

@@ -107,6 +107,7 @@ def policy_from_post(post: QueryDict) -> PolicyConfig:
             if post.get(f"type_sla.{k}", "").strip()
         },
         "acknowledge_personal": post.get("acknowledge_personal") == "on",
+        "max_open_personal_cases": post.get("max_open_personal_cases", "").strip() or None,
     }
     return PolicyConfig.model_validate(data)
 
