@@ -513,3 +513,23 @@ def test_it_filters_cases_by_detractor_type_and_urgency(
     html = page.get("/cases/", {"view": "all", "type": "leaving"}).content.decode()
     assert f"/cases/{case.pk}/" in html and f"/cases/{other.pk}/" not in html
     assert "Leaving" in html and "urgent" in html
+
+
+def test_it_reads_the_comment_once_per_conversation(
+    case: FollowUpCase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read: list[str] = []
+    real = engine.analysis.analyse
+
+    def counting(texts: Any) -> Any:
+        read.extend(texts)
+        return real(texts)
+
+    monkeypatch.setattr(engine.analysis, "analyse", counting)
+    talk = Conversation.objects.get(case=case)
+    client = Client()
+    client.get(path_of(talk) + "messages")
+    say(client, talk, "The SAML setup kept failing on the IdP step.")
+    say(client, talk, "Two engineers lost a week.")
+    assert read.count(COMMENT) == 1
+    assert Conversation.objects.get(pk=talk.pk).comment_themes

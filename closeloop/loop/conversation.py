@@ -147,13 +147,24 @@ def read_themes(text: str) -> tuple[list[tuple[str, float]], dict[str, Any]]:
 
 
 def _comment_themes(conversation: Conversation) -> list[tuple[str, float]]:
+    """The comment's themes: as tagged (by the worker or a person), else read once by the
+    models and kept on the conversation (`comment_themes`), not again on every turn."""
     response = conversation.case.response
     tags = [
         (t.theme.slug, t.confidence or 1.0) for t in response.theme_tags.select_related("theme")
     ]
     if tags or not response.comment.strip():
         return tags
-    return read_themes(response.comment)[0]
+    if conversation.comment_themes is None:
+        found, reading = read_themes(response.comment)
+        if not reading:  # the models are not ready or failed: read again next turn
+            return found
+        conversation.comment_themes = [[slug, confidence] for slug, confidence in found]
+        if conversation.pk is not None:
+            Conversation.objects.filter(pk=conversation.pk).update(
+                comment_themes=conversation.comment_themes
+            )
+    return [(str(slug), float(confidence)) for slug, confidence in conversation.comment_themes]
 
 
 def facts_of(conversation: Conversation) -> Facts:
