@@ -42,6 +42,7 @@ from closeloop.themes.models import Theme
 from . import batch, llm, notify, outreach, signals
 from . import conversation_texts as words
 from .models import Activity, Conversation, FollowUpCase, InboundMessage, Message
+from .sla import compute_priority
 
 log = logging.getLogger("closeloop.conversation")
 
@@ -94,6 +95,15 @@ class Facts:
 
     def answered(self, step: str) -> Answer | None:
         return next((a for a in self.answers if a.step == step), None)
+
+    @property
+    def problem(self) -> list[str]:
+        """The customer's substantial answers about the problem (to "why" and the probe)."""
+        return [
+            a.text
+            for a in self.answers
+            if a.step in ("open", "probe") and signals.words(a.text) > SHORT_WORDS
+        ]
 
     def themes(self) -> list[str]:
         """The themes of the comment and of the answers that describe the problem."""
@@ -286,13 +296,8 @@ def understanding(conversation: Conversation, facts: Facts) -> str:
     summary = summarise(conversation, facts)
     # The customer's most specific words: a correction, their answer about the problem,
     # else their comment.
-    correction = facts.answered("confirm")
-    problem = [
-        a.text
-        for a in facts.answers
-        if a.step in ("open", "probe") and signals.words(a.text) > SHORT_WORDS
-    ]
-    source = problem[0] if problem and correction is None else summary["root_cause"]
+    problem = facts.problem
+    source = problem[0] if problem and facts.answered("confirm") is None else summary["root_cause"]
     said = f"“{_quote(source)}”" if source else ""
     if summary["desired_fix"]:
         fix = words.text(conversation.locale, "and_fix", fix=_quote(summary["desired_fix"], 12))
@@ -354,11 +359,7 @@ def promised_by(conversation: Conversation) -> Any:
 def summarise(conversation: Conversation, facts: Facts) -> dict[str, Any]:
     """The structured answer to "why" (issue shape in docs/conversation.md)."""
     said = facts.said()
-    problem = [
-        a.text
-        for a in facts.answers
-        if a.step in ("open", "probe") and signals.words(a.text) > SHORT_WORDS
-    ]
+    problem = facts.problem
     correction = facts.answered("confirm")
     corrected = ""
     if correction is not None and signals.says_yes(correction.text) is not True:
@@ -480,7 +481,9 @@ def answer(conversation: Conversation, text: str, via: str = Message.Via.PAGE) -
         if not conversation.is_open:
             if via == Message.Via.PAGE:
                 case = conversation.case
-                _tell_owner(case, f"Conversation: {case.person.email or case.person} wrote", text)
+                notify.conversation_alert(
+                    case, f"Conversation: {case.person.email or case.person} wrote", text
+                )
             return Turn([], True)
         created = _respond(conversation, via)
         return Turn(created, not conversation.is_open)
@@ -626,7 +629,7 @@ def _ended(conversation: Conversation) -> None:
         + summary_line(summary),
         summary=summary,
     )
-    _tell_owner(
+    notify.conversation_alert(
         case,
         f"Conversation {conversation.get_status_display().lower()}",
         summary_text(summary),
@@ -667,10 +670,6 @@ def summary_text(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _tell_owner(case: FollowUpCase, what: str, text: str) -> None:
-    notify.conversation_alert(case, what, text)
-
-
 def _urgent(conversation: Conversation, facts: Facts) -> None:
     """Alert the owner (and the sponsor of a top account) at once of what cannot wait;
     raise the case's urgency and priority; record the detractor type it implies."""
@@ -681,8 +680,6 @@ def _urgent(conversation: Conversation, facts: Facts) -> None:
     conversation.alerted = [*conversation.alerted, *(kind for kind, _ in new)]
     conversation.save_changes("alerted")
     case = conversation.case
-    from .sla import compute_priority
-
     case.urgency = FollowUpCase.Urgency.HIGH
     case.priority = compute_priority(case)
     case.save_changes("urgency", "priority")

@@ -206,15 +206,7 @@ def _tell(user: User, case: FollowUpCase, notice: str, mail: tuple[str, str], pu
 def owner_alert(case: FollowUpCase, reason: str = "new") -> None:
     """Tell the owner (email and in-app); an unassigned case is announced to the managers."""
     if case.owner is None:
-        managers = batch.cached(
-            "managers",
-            lambda: list(
-                User.objects.filter(is_active=True).filter(
-                    Q(role__in=[Role.MANAGER, Role.ADMIN]) | Q(is_superuser=True)
-                )
-            ),
-        )
-        for user in managers:
+        for user in _managers():
             batch.add(Notification(user=user, case=case, text=f"Unassigned: {headline(case)}"))
         return
     verb = {"new": "New", "assigned": "Assigned to you"}.get(reason, reason)
@@ -302,14 +294,23 @@ def urgent_alert(case: FollowUpCase, found: Sequence[tuple[str, str]]) -> None:
     case_event(case, "case.urgent")
 
 
+def _managers() -> list[User]:
+    """The active managers and admins, who watch the unassigned queue (once per batch)."""
+    return batch.cached(
+        "managers",
+        lambda: list(
+            User.objects.filter(is_active=True).filter(
+                Q(role__in=[Role.MANAGER, Role.ADMIN]) | Q(is_superuser=True)
+            )
+        ),
+    )
+
+
 def _owner_or_managers(case: FollowUpCase) -> list[User]:
+    """Who hears of a case: its owner, else the managers."""
     if case.owner is not None and case.owner.is_active:
         return [case.owner]
-    return list(
-        User.objects.filter(is_active=True).filter(
-            Q(role__in=[Role.MANAGER, Role.ADMIN]) | Q(is_superuser=True)
-        )
-    )
+    return list(_managers())
 
 
 def check_back_alert(case: FollowUpCase, response: Response) -> None:

@@ -24,6 +24,7 @@ from .models import (
     Task,
     TriagePolicy,
     open_filter,
+    waiting_for_person,
 )
 from .policy import Action, Value
 
@@ -118,8 +119,7 @@ def _capacity(policy: TriagePolicy) -> routing.Capacity:
     if limit is None:
         return routing.Capacity()
     rows = (
-        FollowUpCase.objects.filter(open_filter(), loop=FollowUpCase.Loop.DETRACTOR)
-        .exclude(action__startswith="automated_")
+        FollowUpCase.objects.filter(waiting_for_person())
         .exclude(owner__isnull=True)
         .values("owner")
         .annotate(n=Count("id"))

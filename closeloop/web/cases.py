@@ -36,6 +36,7 @@ from closeloop.loop.models import (
     open_filter,
     overdue_filter,
     revenue_at_risk,
+    waiting_for_person,
 )
 from closeloop.surveys.models import Response
 from closeloop.team.models import Role, User
@@ -214,14 +215,7 @@ def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
             # Each with their load: open cases that wait for a person (routing caps it).
             assignees=User.objects.filter(is_active=True)
             .exclude(role=Role.VIEWER)
-            .annotate(
-                open_personal=Count(
-                    "cases",
-                    filter=~Q(cases__status=FollowUpCase.Status.CLOSED)
-                    & Q(cases__loop="detractor")
-                    & ~Q(cases__action__startswith="automated_"),
-                )
-            ),
+            .annotate(open_personal=Count("cases", filter=waiting_for_person("cases__"))),
             arr=money(case.arr_cents, case.account.currency if case.account else "USD"),
             default_commit=(timezone.now() + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M"),
             drafts=Announcement.objects.filter(status=Announcement.Status.DRAFT)

@@ -17,6 +17,7 @@ from .cases import (
     open_filter,
     overdue_filter,
     revenue_at_risk,
+    waiting_for_person,
 )
 from .cases import _reply_token as _reply_token  # named by migration 0001
 from .conversations import Conversation, Message
@@ -42,4 +43,5 @@ __all__ = [
     "open_filter",
     "overdue_filter",
     "revenue_at_risk",
+    "waiting_for_person",
 ]

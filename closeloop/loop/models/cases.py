@@ -766,6 +766,17 @@ def open_filter() -> Q:
     return ~Q(status=FollowUpCase.Status.CLOSED)
 
 
+def waiting_for_person(prefix: str = "") -> Q:
+    """Open detractor cases whose action waits for a person (a call, a personal email):
+    an owner's load, which routing caps. `prefix` reaches them from another model
+    ("cases__" from a user)."""
+    return (
+        ~Q(**{f"{prefix}status": FollowUpCase.Status.CLOSED})
+        & Q(**{f"{prefix}loop": FollowUpCase.Loop.DETRACTOR})
+        & ~Q(**{f"{prefix}action__startswith": "automated_"})
+    )
+
+
 def overdue_filter() -> Q:
     """Open cases past their deadline with no first touch (what `is_overdue` says of one)."""
     return Q(first_touch_at__isnull=True, due_at__lte=timezone.now()) & open_filter()
