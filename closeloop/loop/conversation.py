@@ -41,6 +41,7 @@ from closeloop.themes.models import Theme
 
 from . import batch, llm, notify, outreach, signals
 from . import conversation_texts as words
+from .messages import summary_text
 from .models import Activity, Conversation, FollowUpCase, InboundMessage, Message
 from .sla import compute_priority
 
@@ -650,24 +651,6 @@ def summary_line(summary: dict[str, Any]) -> str:
     if summary["wants_call"]:
         parts.append("wants a call")
     return "; ".join(parts) or "nothing specific said"
-
-
-def summary_text(summary: dict[str, Any]) -> str:
-    """The summary as an owner reads it in an email."""
-    lines = [
-        f"Themes: {', '.join(summary['themes']) or '—'}",
-        f"Root cause: {summary['root_cause'] or '—'}",
-        f"Desired fix: {summary['desired_fix'] or '—'}",
-        f"Impact: {summary['impact'] or '—'}",
-        f"Detractor type: {summary['detractor_type']}",
-        f"Churn intent: {'yes' if summary['churn_intent'] else 'no'}",
-        f"Competitor: {summary['competitor'] or '—'}",
-        f"Wants a call: {'yes' if summary['wants_call'] else 'no'}",
-        f"Urgency: {summary['urgency']}",
-    ]
-    if summary["quotes"]:
-        lines += ["", "In their words:"] + [f"“{q}”" for q in summary["quotes"]]
-    return "\n".join(lines)
 
 
 def _urgent(conversation: Conversation, facts: Facts) -> None:

@@ -46,12 +46,9 @@ def _facts(case: FollowUpCase) -> list[tuple[str, str]]:
     return facts
 
 
-def _conversation_facts(case: FollowUpCase) -> tuple[list[tuple[str, str]], str]:
-    """The conversation's summary as facts, and its key quote."""
-    talk = conversation_of(case)
-    summary = talk.summary if talk is not None else {}
-    facts = [
-        ("Status", talk.get_status_display() if talk is not None else "—"),
+def summary_facts(summary: dict[str, Any]) -> list[tuple[str, str]]:
+    """A follow-up conversation's summary as the facts an owner reads, most telling first."""
+    return [
         ("Themes", ", ".join(summary.get("themes", [])) or "—"),
         ("Detractor type", summary.get("detractor_type", "unknown")),
         ("Churn intent", "yes" if summary.get("churn_intent") else "no"),
@@ -60,6 +57,25 @@ def _conversation_facts(case: FollowUpCase) -> tuple[list[tuple[str, str]], str]
         ("Urgency", summary.get("urgency", "normal")),
         ("Root cause", summary.get("root_cause") or "—"),
         ("Desired fix", summary.get("desired_fix") or "—"),
+        ("Impact", summary.get("impact") or "—"),
+    ]
+
+
+def summary_text(summary: dict[str, Any]) -> str:
+    """The summary in an email to the owner: every fact, then the customer's words."""
+    lines = [f"{k}: {v}" for k, v in summary_facts(summary)]
+    if summary.get("quotes"):
+        lines += ["", "In their words:"] + [f"“{q}”" for q in summary["quotes"]]
+    return "\n".join(lines)
+
+
+def _conversation_facts(case: FollowUpCase) -> tuple[list[tuple[str, str]], str]:
+    """The conversation's summary as a channel's facts (Slack shows ten), and its key quote."""
+    talk = conversation_of(case)
+    summary = talk.summary if talk is not None else {}
+    facts = [
+        ("Status", talk.get_status_display() if talk is not None else "—"),
+        *summary_facts(summary)[:8],
         ("Owner", case.owner.display_name if case.owner else "unassigned"),
     ]
     quotes = summary.get("quotes") or []
