@@ -27,6 +27,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import cached_property
 from typing import Any
 
 from django.db import transaction
@@ -85,8 +86,10 @@ class Facts:
     def texts(self) -> list[str]:
         return [t for t in [self.comment, *(a.text for a in self.answers)] if t.strip()]
 
+    @cached_property
     def said(self) -> signals.Signals:
-        """The signals of the comment and of every answer, first finding kept."""
+        """The signals of the comment and of every answer, first finding kept (read once:
+        a turn asks for them several times, and the answers are all in when it does)."""
         merged = signals.read(self.comment)
         for answer in self.answers:
             for key, value in vars(answer.said).items():
@@ -196,7 +199,7 @@ def next_step(conversation: Conversation, facts: Facts) -> str | None:
     asked = list(conversation.asked)
     if len(asked) >= MAX_QUESTIONS:
         return None
-    said = facts.said()
+    said = facts.said
     reserved = [s for s in ("confirm", "call") if s not in asked and _needs(s, facts, said)]
     wanted = []
     if "open" not in asked and not facts.why_known and not facts.answers:
@@ -359,7 +362,7 @@ def promised_by(conversation: Conversation) -> Any:
 
 def summarise(conversation: Conversation, facts: Facts) -> dict[str, Any]:
     """The structured answer to "why" (issue shape in docs/conversation.md)."""
-    said = facts.said()
+    said = facts.said
     problem = facts.problem
     correction = facts.answered("confirm")
     corrected = ""
@@ -537,7 +540,7 @@ def _respond(conversation: Conversation, via: str) -> list[Message]:
     facts = facts_of(conversation)
     conversation.summary = summarise(conversation, facts)
     _urgent(conversation, facts)
-    said = facts.said()
+    said = facts.said
     step = None if said.stop else next_step(conversation, facts)
     if said.stop:
         message = _end(conversation, facts, "close_stop", Conversation.Status.STOPPED, via)
@@ -656,7 +659,7 @@ def summary_line(summary: dict[str, Any]) -> str:
 def _urgent(conversation: Conversation, facts: Facts) -> None:
     """Alert the owner (and the sponsor of a top account) at once of what cannot wait;
     raise the case's urgency and priority; record the detractor type it implies."""
-    said = facts.said()
+    said = facts.said
     new = [(kind, quote) for kind, quote in said.urgent if kind not in conversation.alerted]
     if not new:
         return
