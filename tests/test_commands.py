@@ -12,7 +12,8 @@ from django.test import override_settings
 from django.utils import timezone
 
 from closeloop.insights.metrics import summarise
-from closeloop.loop.models import Conversation
+from closeloop.insights import effects
+from closeloop.loop.models import CheckBack, Conversation, FollowUpCase, Gesture
 from closeloop.management import demo
 from closeloop.surveys.models import Account, Person, Response
 from closeloop.team.models import User
@@ -22,7 +23,8 @@ pytestmark = pytest.mark.django_db
 
 def test_it_seeds_a_labelled_year_with_a_drifting_segment() -> None:
     made = demo.seed(accounts=60, people=400, responses=3000)
-    assert made == Response.objects.count() == 3000
+    check_backs = Response.objects.filter(request__purpose="check_back")
+    assert made == Response.objects.count() - check_backs.count() == 3000
     assert not Response.objects.filter(is_demo=False).exists()
     assert not Account.objects.filter(is_demo=False).exists()
     assert not Person.objects.filter(is_demo=False).exists()
@@ -47,6 +49,17 @@ def test_it_seeds_a_labelled_year_with_a_drifting_segment() -> None:
     assert talked.count() == len(demo.DEMO_CONVERSATIONS)
     assert talked.filter(status=Conversation.Status.STOPPED).exists()
     assert talked.filter(summary__churn_intent=True).exists()
+    # The history's follow-through: types, gestures and answered check-backs, so the
+    # program's breakdowns have groups to tell apart.
+    history = FollowUpCase.objects.filter(rule="demo history")
+    types = set(history.values_list("detractor_type", flat=True))
+    assert types >= set(FollowUpCase.DetractorType.values)
+    assert Gesture.objects.values("kind").distinct().count() >= 5
+    answered = CheckBack.objects.filter(response__isnull=False)
+    assert answered.filter(response__score__gte=7).exists()
+    assert answered.filter(response__score__lte=6).exists()
+    by_type = {e.key: e for e in effects.effects(history, "detractor_type")}
+    assert by_type["loyal"].recovered_rate != by_type["leaving"].recovered_rate
 
 
 def test_it_seeds_once_with_the_once_flag(capsys: pytest.CaptureFixture[str]) -> None:

@@ -129,6 +129,30 @@ def test_it_shows_program_metrics_per_owner_linking_to_their_cases(
     assert f"{expected.count()} cases: closed as resolved" in cases.content.decode()
 
 
+def test_it_shows_which_follow_up_moves_customers_linking_to_each_group(
+    program_world: World, client: Client
+) -> None:
+    period = {"since": "2025-06-01", "until": "2026-08-01"}
+    page = client.get("/insights/program/", {**period, "effect_by": "channel"})
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert "Which follow-up moves customers" in html and "Follow-up return" in html
+    assert "Call (reached)" in html and "Not followed up" in html
+    assert "effect_by=channel&amp;effect=call" in html
+    cases = client.get("/cases/", {**period, "effect_by": "channel", "effect": "none"})
+    from closeloop.loop.models import FollowUpCase
+
+    expected = FollowUpCase.objects.filter(first_touch_at__isnull=True).exclude(
+        activities__kind="call_logged", activities__data__outcome__in=["talked", "resolved_on_call"]
+    )
+    expected = expected.exclude(conversation__started_at__isnull=False)
+    assert f"{expected.count()} cases: Channel: Not followed up" in cases.content.decode()
+    bad = client.get("/cases/", {"effect_by": "channel", "effect": "pigeon"})
+    assert "effect: not a channel" in bad.content.decode()
+    page = client.get("/insights/program/", {"effect_by": "weather"})
+    assert "effect_by: must be action, channel, detractor_type or gesture" in page.content.decode()
+
+
 def test_it_exports_program_metrics_per_team_and_month(
     program_world: World, client: Client
 ) -> None:

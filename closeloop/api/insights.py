@@ -17,7 +17,7 @@ from ninja import Field, Router, Schema, Status
 from closeloop.core.errors import FieldError
 from closeloop.core.nps import NpsSummary
 from closeloop.core.periods import Grain, day_start
-from closeloop.insights import params, program, risk, top_themes, transitions
+from closeloop.insights import effects, params, program, risk, top_themes, transitions
 from closeloop.insights import segments as seg
 from closeloop.insights.filters import ResponseFilter
 from closeloop.insights.models import Incident, with_spikes
@@ -216,6 +216,116 @@ def get_program(request: HttpRequest) -> list[dict[str, Any]]:
         label = key.isoformat() if isinstance(key, date) else names.get(key, "none")
         rows.append(_program_json(key, label, groups[key]))
     return rows
+
+
+class EffectOut(Schema):
+    key: str
+    label: str
+    cases: int
+    answered_again: int = Field(description="answered a later survey (a check-back counts)")
+    recovered: int = Field(description="whose next answer was passive or promoter")
+    recovered_rate: float | None
+    recovered_ci: tuple[float, float] | None = Field(description="Wilson 95% interval")
+    recovered_small: bool = Field(description=f"fewer than {effects.MIN_N} answered again")
+    median_score_change: float | None
+    churn_due: int = Field(description="cases on an account opened at least 90 days ago")
+    churned: int = Field(description="whose account churned within 90 days of the case")
+    churn_rate: float | None
+    churn_ci: tuple[float, float] | None
+    churn_small: bool
+    median_days_to_recovery: float | None
+
+
+class ReturnSideOut(Schema):
+    accounts: int
+    live_accounts: int
+    arr: float
+    live_arr: float
+    kept_rate: float | None = Field(description="share of the ARR still live 90 days on")
+    live_ci: tuple[float, float] | None = Field(description="of the share of accounts live")
+    small: bool
+
+
+class ReturnOut(Schema):
+    followed: ReturnSideOut
+    not_followed: ReturnSideOut
+    difference: float | None = Field(description="points of ARR kept, followed minus not")
+    worth: float | None = Field(description="the difference applied to the followed ARR")
+
+
+class EffectsOut(Schema):
+    since: date
+    until: date
+    by: str
+    groups: list[EffectOut]
+    follow_up_return: ReturnOut
+
+
+def _ci(interval: tuple[float, float] | None) -> tuple[float, float] | None:
+    return (round(interval[0], 2), round(interval[1], 2)) if interval else None
+
+
+def _r(value: float | None) -> float | None:
+    return round(value, 2) if value is not None else None
+
+
+def effect_json(by: str, e: effects.Effect) -> dict[str, Any]:
+    wait = e.median_time_to_recovery
+    return {
+        "key": e.key,
+        "label": effects.label(by, e.key),
+        "cases": e.cases,
+        "answered_again": e.answered_again,
+        "recovered": e.recovered,
+        "recovered_rate": _r(e.recovered_rate),
+        "recovered_ci": _ci(e.recovered_interval),
+        "recovered_small": e.recovered_small,
+        "median_score_change": e.median_score_change,
+        "churn_due": e.churn_due,
+        "churned": e.churned,
+        "churn_rate": _r(e.churn_rate),
+        "churn_ci": _ci(e.churn_interval),
+        "churn_small": e.churn_small,
+        "median_days_to_recovery": _r(wait.total_seconds() / 86400) if wait else None,
+    }
+
+
+def _side_json(side: effects.Side) -> dict[str, Any]:
+    return {
+        "accounts": side.accounts,
+        "live_accounts": side.live_accounts,
+        "arr": side.arr_cents / 100,
+        "live_arr": side.live_arr_cents / 100,
+        "kept_rate": _r(side.kept_rate),
+        "live_ci": _ci(side.live_interval),
+        "small": side.small,
+    }
+
+
+@router.get("/insights/effects", response=EffectsOut, summary="Which follow-up moves customers")
+def get_effects(request: HttpRequest) -> dict[str, Any]:
+    """The cases of `loop` (default detractor) opened in [since, until] (default the last
+    90 days) per `by` (action, channel, detractor_type or gesture; default action): share
+    recovered, median score change, churn within 90 days, median time to recovery; and
+    the follow-up return (ARR of the accounts still live 90 days after their case)."""
+    _, since, until = _filter(request, 90)
+    loop = params.loop(request.GET)
+    by = params.choice(request.GET, "by", "action", list(effects.DIMENSIONS))
+    cases = program.cases_opened(since, until, loop)
+    back = effects.follow_up_return(cases)
+    worth = back.worth_cents
+    return {
+        "since": since,
+        "until": until,
+        "by": by,
+        "groups": [effect_json(by, e) for e in effects.effects(cases, by)],
+        "follow_up_return": {
+            "followed": _side_json(back.followed),
+            "not_followed": _side_json(back.not_followed),
+            "difference": _r(back.difference),
+            "worth": worth / 100 if worth is not None else None,
+        },
+    }
 
 
 class TransitionsOut(Schema):

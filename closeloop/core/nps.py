@@ -121,6 +121,14 @@ class NpsSummary:
         return max(-100.0, self.nps - margin), min(100.0, self.nps + margin)
 
 
+def share_interval(part: int, whole: int) -> tuple[float, float]:
+    """The Wilson 95% interval of the share part/whole, in percent (whole > 0)."""
+    n, p, z = whole, part / whole, Z_95
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return 100 * max(0.0, centre - half), 100 * min(1.0, centre + half)
+
+
 def change(before: NpsSummary, after: NpsSummary) -> float | None:
     """Points of NPS gained from `before` to `after`; None when either has no answers."""
     if not before.responses or not after.responses:

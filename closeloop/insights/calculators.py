@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from statistics import NormalDist
 
 from closeloop.core.errors import FieldError
-from closeloop.core.nps import NpsSummary
+from closeloop.core.nps import NpsSummary, share_interval
 
 B2B_MEDIAN_RESPONSE_RATE = 12.4
 POWERS = (0.5, 0.8, 0.9)
@@ -62,10 +62,7 @@ class ResponseRate:
     @property
     def interval(self) -> tuple[float, float]:
         """Wilson 95% interval of the rate, in percent."""
-        n, p, z = self.delivered, self.answered / self.delivered, 1.96
-        centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-        half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-        return 100 * max(0.0, centre - half), 100 * min(1.0, centre + half)
+        return share_interval(self.answered, self.delivered)
 
     @property
     def below_median(self) -> bool:

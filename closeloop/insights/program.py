@@ -67,12 +67,16 @@ def _replied() -> Exists:
     )
 
 
-def _next_score() -> Subquery:
-    """The person's first answer after the one that opened the case."""
+def next_answer(field: str = "score") -> Subquery:
+    """A field of the person's first answer after the one that opened the case."""
     later = Response.objects.filter(
         person_id=OuterRef("person_id"), created_at__gt=OuterRef("response__created_at")
     ).order_by("created_at", "id")
-    return Subquery(later.values("score")[:1])
+    return Subquery(later.values(field)[:1])
+
+
+def _next_score() -> Subquery:
+    return next_answer("score")
 
 
 def _met_deadline() -> Q:

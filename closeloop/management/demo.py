@@ -556,10 +556,146 @@ def _case_history(rng: random.Random, owners: list[User]) -> None:
         for task in tasks
     ]
     Activity.objects.bulk_create(activities)
+    calls = {a.case_id for a in activities if a.kind == "call_logged"}
+    steadier = _follow_through(rng, [case for case, _ in cases], calls, now)
     for pk, (risk, last_case, tier) in churn.items():
         when = last_case + timedelta(days=rng.randrange(20, 150))
+        risk *= steadier.get(pk, 1.0)
         if when < now and rng.random() < risk * (1.5 if tier == "smb" else 1.0):
             Account.objects.filter(pk=pk).update(churned_at=when)
+
+
+# How the demo's detractors are typed, the gestures their owners made, and how much each
+# raises the chance that the check-back finds the customer recovered (passive or better).
+DEMO_TYPES = [("leaving", 10, -0.25), ("evaluating", 12, -0.1), ("invested", 35, 0.05)]
+DEMO_TYPES += [("loyal", 23, 0.15), ("", 20, 0.0)]
+DEMO_GESTURES = [
+    ("credit", 20, 0.0, (200, 3000)),
+    ("discount", 10, 0.0, (500, 8000)),
+    ("extended_trial", 5, 0.05, None),
+    ("training_session", 25, 0.15, None),
+    ("executive_note", 10, 0.1, None),
+    ("priority_support", 15, 0.1, None),
+    ("roadmap_commitment", 15, 0.05, None),
+]
+CHECK_BACK_COMMENTS = {
+    True: ["Much better since the fix, thank you.", "Working fine now.", ""],
+    False: ["Still happening every week.", "Nothing has changed for us.", ""],
+}
+
+
+def _follow_through(
+    rng: random.Random, cases: list[Any], calls: set[int], now: datetime
+) -> dict[int, float]:
+    """Types, gestures and answered check-backs on the demo's history, so the program's
+    breakdowns by action, channel, type and gesture have something to tell apart.
+
+    Returns, per account, how its churn risk changes: a customer who told the check-back
+    things got better is less likely to leave; one who said they were leaving, more.
+    """
+    from closeloop.loop.models import Activity, CheckBack, FollowUpCase, Gesture
+    from closeloop.surveys.models import SurveyRequest
+
+    type_lift = {kind: lift for kind, _, lift in DEMO_TYPES}
+    gesture_lift = {kind: lift for kind, _, lift, _ in DEMO_GESTURES}
+    steadier: dict[int, float] = {}
+    gestures, answers, checks = [], [], []
+    for case in cases:
+        kind = rng.choices([t[0] for t in DEMO_TYPES], [t[1] for t in DEMO_TYPES])[0]
+        case.detractor_type, case.detractor_type_by = kind, "person" if kind else ""
+        made = None
+        if case.first_touch_at and case.status != "open" and rng.random() < 0.3:
+            g = rng.choices(DEMO_GESTURES, [g[1] for g in DEMO_GESTURES])[0]
+            made = g[0]
+            value = rng.randrange(*g[3]) * 100 if g[3] else None
+            gestures.append(
+                Gesture(
+                    case=case,
+                    kind=made,
+                    value_cents=value,
+                    currency="USD" if value else "",
+                    actor=case.owner,
+                    created_at=case.first_touch_at + timedelta(days=rng.randrange(1, 5)),
+                )
+            )
+        if case.account_id and kind == "leaving":
+            steadier[case.account_id] = max(steadier.get(case.account_id, 0.0), 1.8)
+        asked = case.closed_at + timedelta(days=14) if case.closed_at else None
+        if case.resolution != "resolved" or asked is None or asked > now or rng.random() > 0.65:
+            continue
+        chance = 0.45 + type_lift[kind] + gesture_lift.get(made or "", 0.0)
+        chance += 0.15 if case.pk in calls else 0.0
+        better = rng.random() < chance
+        at = asked + timedelta(hours=rng.randrange(2, 96))
+        if at > now:
+            continue
+        request = SurveyRequest(
+            person=case.person,
+            survey=case.response.survey,
+            purpose=SurveyRequest.Purpose.CHECK_BACK,
+            status=SurveyRequest.Status.ANSWERED,
+            scheduled_at=asked,
+            sent_at=asked,
+            answered_at=at,
+            status_reason=f"check-back on case {case.pk}",
+        )
+        score = rng.randint(7, 10) if better else rng.randint(2, 6)
+        answers.append(
+            (
+                case,
+                request,
+                Response(
+                    person=case.person,
+                    survey=case.response.survey,
+                    account=case.account,
+                    score=score,
+                    comment=rng.choice(CHECK_BACK_COMMENTS[better]),
+                    source=Response.Source.EMAIL,
+                    is_demo=True,
+                    created_at=at,
+                    updated_at=at,
+                ),
+            )
+        )
+        if case.account_id and better:
+            steadier[case.account_id] = min(steadier.get(case.account_id, 1.0), 0.4)
+    FollowUpCase.objects.bulk_update(cases, ["detractor_type", "detractor_type_by"], 500)
+    Gesture.objects.bulk_create(gestures)
+    SurveyRequest.objects.bulk_create([r for _, r, _ in answers])
+    for _, request, response in answers:
+        response.request = request
+    responses = Response.objects.bulk_create([a for _, _, a in answers])
+    for (case, request, _), response in zip(answers, responses, strict=True):
+        checks.append(CheckBack(case=case, request=request, response=response))
+    CheckBack.objects.bulk_create(checks)
+    Activity.objects.bulk_create(
+        Activity(
+            case=case,
+            kind="answer_joined",
+            text=f"check-back answered {response.score}/10 (was {case.score})",
+            data={"response": response.pk},
+            created_at=response.created_at,
+        )
+        for (case, _, _), response in zip(answers, responses, strict=True)
+    )
+    Activity.objects.bulk_create(
+        Activity(
+            case=g.case,
+            kind="gesture",
+            actor=g.actor,
+            text=g.get_kind_display()
+            + (f" worth {g.currency} {g.value_cents / 100:,.2f}" if g.value_cents else ""),
+            data={
+                "gesture": g.pk,
+                "gesture_kind": g.kind,
+                "value_cents": g.value_cents,
+                "currency": g.currency,
+            },
+            created_at=g.created_at,
+        )
+        for g in gestures
+    )
+    return steadier
 
 
 def _owners() -> list[User]:

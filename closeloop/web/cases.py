@@ -21,7 +21,7 @@ from django.views.decorators.http import require_POST
 
 from closeloop.core.errors import FieldError
 from closeloop.delivery.models import Delivery, Outage
-from closeloop.insights import program
+from closeloop.insights import effects, program
 from closeloop.insights.filters import theme_matches
 from closeloop.loop import actions, erasure, guide, notify, outreach, payloads
 from closeloop.loop.messages import money
@@ -75,25 +75,33 @@ def _figure_cases(
 ) -> tuple[QuerySet[FollowUpCase] | None, str, str | None]:
     """The cases behind a program figure (`?figure=…&since=…&until=…[&owner=…|&team=…]`),
     open and closed alike; (None, "", None) when the page is not showing one."""
-    figure = request.GET.get("figure")
-    if not figure:
+    figure, effect_by = request.GET.get("figure"), request.GET.get("effect_by")
+    if not figure and not effect_by:
         return None, "", None
-    if figure not in program.FIGURE_LABELS:
+    if effect_by:
+        key = request.GET.get("effect", "")
+        if effect_by not in effects.DIMENSIONS:
+            return None, "", f"effect_by: must be one of {', '.join(effects.DIMENSIONS)}"
+        if key not in effects.labels(effect_by):
+            return None, "", f"effect: not a {effects.DIMENSIONS[effect_by].lower()}"
+        condition = effects.case_filter(effect_by, key)
+        what = f"{effects.DIMENSIONS[effect_by]}: {effects.label(effect_by, key)}"
+    elif figure not in program.FIGURE_LABELS:
         return None, "", f"figure: must be one of {', '.join(program.FIGURE_LABELS)}"
+    else:
+        condition, what = program.case_filter(figure), program.FIGURE_LABELS[figure]
     _, flt, error = _filters(request)
     if error:
         return None, "", error
     since, until = flt.period(DEFAULT_DAYS)
-    qs = program.with_facts(program.cases_opened(since, until, loop)).filter(
-        program.case_filter(figure)
-    )
+    qs = program.with_facts(program.cases_opened(since, until, loop)).filter(condition)
     for name in ("owner", "team"):
         value = request.GET.get(name)
         if value == "none":
             qs = qs.filter(**{f"{name}__isnull": True})
         elif value:
             qs = qs.filter(**{f"{name}_id": form_pk(value)})
-    heading = f"{program.FIGURE_LABELS[figure]}, opened {since:%-d %b %Y} – {until:%-d %b %Y}"
+    heading = f"{what}, opened {since:%-d %b %Y} – {until:%-d %b %Y}"
     return qs, heading, None
 
 

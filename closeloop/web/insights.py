@@ -17,7 +17,7 @@ from django.urls import reverse
 from closeloop.core.errors import FieldError
 from closeloop.core.nps import Category
 from closeloop.core.periods import Grain, period_label, period_starts
-from closeloop.insights import params, program, risk, top_themes, transitions
+from closeloop.insights import effects, params, program, risk, top_themes, transitions
 from closeloop.insights import segments as seg
 from closeloop.loop.models import FollowUpCase
 from closeloop.surveys.models import Account, Response
@@ -147,6 +147,8 @@ def _program_params(request: HttpRequest) -> tuple[date, date, str, str, Grain, 
 def cases_link(figure: str, since: date, until: date, loop: str, **group: Any) -> str:
     """The cases behind a program figure, on the cases page."""
     query = {"figure": figure, "since": since, "until": until, "loop": loop, **group}
+    if not figure:
+        del query["figure"]
     return reverse("inbox") + "?" + urlencode({k: str(v) for k, v in query.items()})
 
 
@@ -221,6 +223,20 @@ def program_page(request: HttpRequest) -> HttpResponse:
         },
     }
     form = ResponseFilterForm({"since": since, "until": until})
+    effect_by = params.or_default(
+        ctx["errors"],
+        lambda: params.choice(request.GET, "effect_by", "action", list(effects.DIMENSIONS)),
+        "action",
+    )
+    cases = program.cases_opened(since, until, loop)
+    effect_rows = [
+        (
+            effects.label(effect_by, e.key),
+            e,
+            cases_link("", since, until, loop, effect_by=effect_by, effect=e.key),
+        )
+        for e in effects.effects(cases, effect_by)
+    ]
     return render(
         request,
         "web/program.html",
@@ -229,6 +245,12 @@ def program_page(request: HttpRequest) -> HttpResponse:
             form=form,
             link=link,
             table=rows,
+            effect_by=effect_by,
+            effect_dimensions=effects.DIMENSIONS,
+            effect_by_name=effects.DIMENSIONS[effect_by],
+            effect_rows=effect_rows,
+            effect_min_n=effects.MIN_N,
+            follow_up_return=effects.follow_up_return(cases),
             chart=chart,
             grains=list(Grain),
             targets=chart["targets"],

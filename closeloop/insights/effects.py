@@ -1,0 +1,315 @@
+"""Which follow-up moves customers (docs/domain.md §7): the program's cases broken down
+by action, channel, detractor type and recovery gesture, and the follow-up return.
+
+For each group of cases:
+- recovered: of those who answered a later survey (a check-back counts), the share whose
+  next answer was passive or promoter, with its Wilson 95% interval;
+- the median score change from the answer that opened the case to the next one;
+- churn within 90 days: of the cases opened at least 90 days ago on an account, the
+  share whose account churned in the 90 days after the case opened;
+- the median time to recovery: from the case opening to the recovering answer.
+A group with fewer than MIN_N answers behind a share is flagged, not ranked.
+
+The channel is how the customer was reached: `call` when a call reached them, else
+`conversation` when they answered in the follow-up conversation, else `email` when
+they were followed up at all, else `none`. A case with several gestures counts once
+under each kind; a case with none is under `none`.
+
+The follow-up return compares the ARR of detractor accounts still live 90 days after
+their first case of the period, followed up or not. It is an association: who gets
+followed up is not chosen at random, and the page says so.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.utils import timezone
+
+from closeloop.core.nps import share_interval
+from closeloop.loop.models import CALL_REACHED, Activity, Conversation, FollowUpCase, Gesture
+from closeloop.loop.policy import Action
+
+from .program import next_answer
+
+CHURN_WINDOW = timedelta(days=90)
+# Below this many cases behind a share its interval is wider than ±18 points; the same
+# threshold as segments (insights.segments.MIN_SEGMENT_N).
+MIN_N = 30
+RECOVERED_FROM = 7
+NONE = "none"
+
+DIMENSIONS = {
+    "action": "Action",
+    "channel": "Channel",
+    "detractor_type": "Detractor type",
+    "gesture": "Gesture",
+}
+CHANNELS = {
+    "call": "Call (reached)",
+    "conversation": "Follow-up conversation",
+    "email": "Email only",
+    NONE: "Not followed up",
+}
+
+
+def labels(dimension: str) -> dict[str, str]:
+    if dimension == "action":
+        return {a.value: a.label for a in Action}
+    if dimension == "channel":
+        return CHANNELS
+    if dimension == "detractor_type":
+        return {**dict(FollowUpCase.DetractorType.choices), NONE: "Not set"}
+    return {**dict(Gesture.Kind.choices), NONE: "No gesture"}
+
+
+def label(dimension: str, key: str) -> str:
+    return labels(dimension).get(key, key)
+
+
+def _share(part: int, whole: int) -> float | None:
+    return 100.0 * part / whole if whole else None
+
+
+@dataclass
+class Effect:
+    """What followed one group's cases."""
+
+    key: str
+    cases: int = 0
+    changes: list[int] = field(default_factory=list)  # next score − opening score
+    recovered: int = 0
+    recovery_waits: list[timedelta] = field(default_factory=list)
+    churn_due: int = 0
+    churned: int = 0
+
+    @property
+    def answered_again(self) -> int:
+        return len(self.changes)
+
+    @property
+    def recovered_rate(self) -> float | None:
+        return _share(self.recovered, self.answered_again)
+
+    @property
+    def recovered_interval(self) -> tuple[float, float] | None:
+        return share_interval(self.recovered, self.answered_again) if self.changes else None
+
+    @property
+    def recovered_small(self) -> bool:
+        return self.answered_again < MIN_N
+
+    @property
+    def median_score_change(self) -> float | None:
+        return float(statistics.median(self.changes)) if self.changes else None
+
+    @property
+    def churn_rate(self) -> float | None:
+        return _share(self.churned, self.churn_due)
+
+    @property
+    def churn_interval(self) -> tuple[float, float] | None:
+        return share_interval(self.churned, self.churn_due) if self.churn_due else None
+
+    @property
+    def churn_small(self) -> bool:
+        return self.churn_due < MIN_N
+
+    @property
+    def median_time_to_recovery(self) -> timedelta | None:
+        return statistics.median(self.recovery_waits) if self.recovery_waits else None
+
+
+@dataclass
+class Side:
+    """Detractor accounts on one side of the follow-up return."""
+
+    accounts: int = 0
+    live_accounts: int = 0
+    arr_cents: int = 0
+    live_arr_cents: int = 0
+
+    @property
+    def kept_rate(self) -> float | None:
+        """The share of the side's ARR still live 90 days on."""
+        return _share(self.live_arr_cents, self.arr_cents)
+
+    @property
+    def live_interval(self) -> tuple[float, float] | None:
+        """The Wilson interval of the share of accounts still live."""
+        return share_interval(self.live_accounts, self.accounts) if self.accounts else None
+
+    @property
+    def small(self) -> bool:
+        return self.accounts < MIN_N
+
+
+@dataclass
+class FollowUpReturn:
+    followed: Side
+    not_followed: Side
+
+    @property
+    def difference(self) -> float | None:
+        """Points of ARR kept, followed up minus not."""
+        a, b = self.followed.kept_rate, self.not_followed.kept_rate
+        return a - b if a is not None and b is not None else None
+
+    @property
+    def worth_cents(self) -> int | None:
+        """The difference applied to the followed-up accounts' ARR: what following up is
+        associated with keeping, if the two sides were otherwise alike."""
+        if self.difference is None:
+            return None
+        return round(self.followed.arr_cents * self.difference / 100)
+
+
+def _rows(qs: QuerySet[FollowUpCase]) -> QuerySet[FollowUpCase, dict[str, Any]]:
+    reached = Activity.objects.filter(
+        case=OuterRef("pk"), kind=Activity.Kind.CALL_LOGGED, data__outcome__in=sorted(CALL_REACHED)
+    )
+    talked = Conversation.objects.filter(case=OuterRef("pk"), started_at__isnull=False)
+    return (
+        qs.order_by()
+        .annotate(
+            opening=F("response__score"),
+            next_score=next_answer("score"),
+            next_at=next_answer("created_at"),
+            churned_at=F("account__churned_at"),
+            reached=Exists(reached),
+            talked=Exists(talked),
+        )
+        .values(
+            "id",
+            "action",
+            "detractor_type",
+            "first_touch_at",
+            "created_at",
+            "account_id",
+            "opening",
+            "next_score",
+            "next_at",
+            "churned_at",
+            "reached",
+            "talked",
+        )
+    )
+
+
+def _channel(row: dict[str, Any]) -> str:
+    if row["reached"]:
+        return "call"
+    if row["talked"]:
+        return "conversation"
+    return "email" if row["first_touch_at"] is not None else NONE
+
+
+def _keys(dimension: str, row: dict[str, Any], gestures: dict[int, set[str]]) -> list[str]:
+    if dimension == "channel":
+        return [_channel(row)]
+    if dimension == "gesture":
+        return sorted(gestures.get(row["id"], ())) or [NONE]
+    return [row[dimension] or NONE]
+
+
+def effects(
+    qs: QuerySet[FollowUpCase], dimension: str, now: datetime | None = None
+) -> list[Effect]:
+    """One Effect per group of `dimension` among `qs`, the largest group first; two
+    queries whatever the number of cases (the cases' facts, and their gestures)."""
+    if dimension not in DIMENSIONS:
+        raise KeyError(dimension)
+    now = now or timezone.now()
+    gestures: dict[int, set[str]] = defaultdict(set)
+    if dimension == "gesture":
+        for case_id, kind in Gesture.objects.filter(case__in=qs.values("pk")).values_list(
+            "case_id", "kind"
+        ):
+            gestures[case_id].add(kind)
+    groups: dict[str, Effect] = {}
+    for row in _rows(qs):
+        for key in _keys(dimension, row, gestures):
+            _count(groups.setdefault(key, Effect(key)), row, now)
+    return sorted(groups.values(), key=lambda e: (-e.cases, e.key))
+
+
+def _count(effect: Effect, row: dict[str, Any], now: datetime) -> None:
+    effect.cases += 1
+    if row["next_score"] is not None and row["opening"] is not None:
+        effect.changes.append(row["next_score"] - row["opening"])
+        if row["next_score"] >= RECOVERED_FROM:
+            effect.recovered += 1
+            effect.recovery_waits.append(row["next_at"] - row["created_at"])
+    opened = row["created_at"]
+    if row["account_id"] is not None and opened <= now - CHURN_WINDOW:
+        effect.churn_due += 1
+        churned = row["churned_at"]
+        if churned is not None and opened < churned <= opened + CHURN_WINDOW:
+            effect.churned += 1
+
+
+def follow_up_return(qs: QuerySet[FollowUpCase], now: datetime | None = None) -> FollowUpReturn:
+    """ARR kept 90 days after a detractor case, accounts followed up against the rest.
+
+    Each account counts once: on the followed-up side when any of its cases opened at
+    least 90 days ago was followed up, judged live 90 days after the first of them.
+    """
+    now = now or timezone.now()
+    due = (
+        qs.order_by()
+        .filter(account__isnull=False, created_at__lte=now - CHURN_WINDOW)
+        .values_list(
+            "account_id",
+            "created_at",
+            "first_touch_at",
+            "account__arr_cents",
+            "account__churned_at",
+        )
+    )
+    accounts: dict[int, dict[str, Any]] = {}
+    for account_id, opened, touched, arr, churned in due:
+        a = accounts.setdefault(
+            account_id, {"first": opened, "followed": False, "arr": arr, "churned": churned}
+        )
+        a["first"] = min(a["first"], opened)
+        a["followed"] = a["followed"] or touched is not None
+    sides = {True: Side(), False: Side()}
+    for a in accounts.values():
+        side = sides[a["followed"]]
+        live = a["churned"] is None or a["churned"] > a["first"] + CHURN_WINDOW
+        side.accounts += 1
+        side.arr_cents += a["arr"]
+        if live:
+            side.live_accounts += 1
+            side.live_arr_cents += a["arr"]
+    return FollowUpReturn(followed=sides[True], not_followed=sides[False])
+
+
+def case_filter(dimension: str, key: str) -> Q:
+    """The condition of a group's cases, for the link to them on the cases page."""
+    if dimension == "channel":
+        reached = Exists(
+            Activity.objects.filter(
+                case=OuterRef("pk"),
+                kind=Activity.Kind.CALL_LOGGED,
+                data__outcome__in=sorted(CALL_REACHED),
+            )
+        )
+        talked = Exists(Conversation.objects.filter(case=OuterRef("pk"), started_at__isnull=False))
+        followed = Q(first_touch_at__isnull=False)
+        return {
+            "call": Q(reached),
+            "conversation": ~Q(reached) & Q(talked),
+            "email": ~Q(reached) & ~Q(talked) & followed,
+            NONE: ~Q(reached) & ~Q(talked) & ~followed,
+        }[key]
+    if dimension == "gesture":
+        some = Exists(Gesture.objects.filter(case=OuterRef("pk")))
+        kind = Exists(Gesture.objects.filter(case=OuterRef("pk"), kind=key))
+        return ~Q(some) if key == NONE else Q(kind)
+    return Q(**{dimension: "" if key == NONE else key})
