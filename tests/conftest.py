@@ -98,6 +98,10 @@ class ApiClient(Client):
         body = data if isinstance(data, (str, bytes)) else json.dumps(data)
         return self.put(path, body, content_type="application/json", **self._auth(extra))
 
+    def patch_json(self, path: str, data: Any, **extra: Any) -> Any:
+        body = data if isinstance(data, (str, bytes)) else json.dumps(data)
+        return self.patch(path, body, content_type="application/json", **self._auth(extra))
+
     def post_json(self, path: str, data: Any, **extra: Any) -> Any:
         body = data if isinstance(data, (str, bytes)) else json.dumps(data)
         return self.post(path, body, content_type="application/json", **self._auth(extra))

@@ -11,9 +11,9 @@ from django.core.management import call_command
 from django.test import override_settings
 from django.utils import timezone
 
-from closeloop.insights.metrics import summarise
 from closeloop.insights import effects
-from closeloop.loop.models import CheckBack, Conversation, FollowUpCase, Gesture
+from closeloop.insights.metrics import summarise
+from closeloop.loop.models import CheckBack, Conversation, FollowUpCase, Gesture, RoadmapItem
 from closeloop.management import demo
 from closeloop.surveys.models import Account, Person, Response
 from closeloop.team.models import User
@@ -58,6 +58,8 @@ def test_it_seeds_a_labelled_year_with_a_drifting_segment() -> None:
     answered = CheckBack.objects.filter(response__isnull=False)
     assert answered.filter(response__score__gte=7).exists()
     assert answered.filter(response__score__lte=6).exists()
+    assert RoadmapItem.objects.values("status").distinct().count() == 3
+    assert RoadmapItem.objects.filter(theme__owner__isnull=True).count() == 0
     by_type = {e.key: e for e in effects.effects(history, "detractor_type")}
     assert by_type["loyal"].recovered_rate != by_type["leaving"].recovered_rate
 

@@ -114,17 +114,19 @@ def test_it_counts_each_account_once_in_the_follow_up_return(cases: list[FollowU
     now = max(c.created_at for c in cases) + timedelta(days=30)
     with time_machine.travel(now, tick=False):
         back = effects.follow_up_return(FollowUpCase.objects.all())
-    first: dict[int, Any] = {}
-    followed: dict[int, bool] = defaultdict(bool)
+    latest: dict[int, Any] = {}
+    followed: dict[int, bool] = {}
     for case in FollowUpCase.objects.filter(
         account__isnull=False, created_at__lte=now - timedelta(days=90)
     ):
-        first[case.account_id] = min(first.get(case.account_id, case.created_at), case.created_at)
-        followed[case.account_id] |= case.first_touch_at is not None
+        if case.account_id in latest and latest[case.account_id] > case.created_at:
+            continue
+        latest[case.account_id] = case.created_at
+        followed[case.account_id] = case.first_touch_at is not None
     sides: dict[bool, list[int]] = {True: [0, 0, 0, 0], False: [0, 0, 0, 0]}
-    for account in Account.objects.filter(pk__in=first):
+    for account in Account.objects.filter(pk__in=latest):
         s = sides[followed[account.pk]]
-        live = account.churned_at is None or account.churned_at > first[account.pk] + timedelta(
+        live = account.churned_at is None or account.churned_at > latest[account.pk] + timedelta(
             days=90
         )
         s[0] += 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any
 
+from django.db import transaction
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
@@ -16,7 +17,7 @@ from ninja import Field, Router, Schema, Status
 
 from closeloop.core.errors import FieldError
 from closeloop.loop.configuration import active_user
-from closeloop.loop.models import FollowUpCase
+from closeloop.loop.models import FollowUpCase, RoadmapItem
 from closeloop.surveys.models import Response
 from closeloop.team.models import User
 from closeloop.themes import analysis, discovery, learning, taxonomy
@@ -372,3 +373,79 @@ def retire_theme(request: HttpRequest, slug: str) -> Theme:
 def restore_theme(request: HttpRequest, slug: str) -> Theme:
     require_admin(request)
     return _theme_out(taxonomy.restore(get_object_or_404(Theme, slug=slug)))
+
+
+# --- roadmap items: what a theme's owner is doing about it -----------------------------------
+
+
+class RoadmapIn(In):
+    title: str = Field(..., max_length=200, description="what will change, in a line")
+    details: str = Field("", max_length=2000, description="a few words more, for customers")
+    status: str = Field("planned", description="planned or in_progress")
+    target_date: str | None = Field(None, max_length=10, description="YYYY-MM-DD")
+
+
+class RoadmapEditIn(In):
+    title: str | None = Field(None, max_length=200)
+    details: str | None = Field(None, max_length=2000)
+    status: str | None = Field(
+        None, description="planned, in_progress, shipped (opens the announcement) or dropped"
+    )
+    target_date: str | None = Field(None, max_length=10, description="YYYY-MM-DD; empty clears")
+
+
+class RoadmapOut(Schema):
+    id: int
+    theme: str
+    title: str
+    details: str
+    status: str
+    target_date: date | None
+    shipped_at: datetime | None
+    announcement_id: int | None = Field(description="the fix-shipped draft opened when shipped")
+    overdue: bool
+
+
+@router.get("/themes/{slug}/roadmap", response=list[RoadmapOut], summary="A theme's roadmap")
+def theme_roadmap(request: HttpRequest, slug: str) -> list[dict[str, Any]]:
+    theme = get_object_or_404(Theme, slug=slug)
+    return [i.as_json() for i in theme.roadmap_items.select_related("theme")]
+
+
+@router.get("/roadmap", response=list[RoadmapOut], summary="Every theme's roadmap items")
+def roadmap(request: HttpRequest, status: str = "") -> list[dict[str, Any]]:
+    items = RoadmapItem.objects.select_related("theme")
+    if status:
+        if status not in RoadmapItem.Status.values:
+            choices = ", ".join(RoadmapItem.Status.values)
+            raise FieldError("status", f"must be one of {choices}", where="query")
+        items = items.filter(status=status)
+    return [i.as_json() for i in items]
+
+
+@router.post(
+    "/themes/{slug}/roadmap", response={201: RoadmapOut}, summary="Add a roadmap item to a theme"
+)
+def add_roadmap_item(request: HttpRequest, slug: str, payload: RoadmapIn) -> Status[Any]:
+    require_write(request)
+    theme = get_object_or_404(Theme, slug=slug)
+    item = RoadmapItem.add(
+        theme,
+        None,
+        payload.title,
+        status=payload.status,
+        target_date=payload.target_date,
+        details=payload.details,
+    )
+    return Status(201, item.as_json())
+
+
+@router.patch("/roadmap/{item_id}", response=RoadmapOut, summary="Change or ship a roadmap item")
+def change_roadmap_item(request: HttpRequest, item_id: int, payload: RoadmapEditIn) -> Any:
+    """Moving it to `shipped` opens the fix-shipped announcement for the theme's cases,
+    as a draft with the item's words (`announcement_id`): review it, then send it."""
+    require_write(request)
+    with transaction.atomic():
+        item = get_object_or_404(RoadmapItem.objects.select_for_update(), pk=item_id)
+        item.change(None, **payload.model_dump(exclude_unset=True))
+    return item.as_json()

@@ -16,7 +16,7 @@ they were followed up at all, else `none`. A case with several gestures counts o
 under each kind; a case with none is under `none`.
 
 The follow-up return compares the ARR of detractor accounts still live 90 days after
-their first case of the period, followed up or not. It is an association: who gets
+their latest case of the period, followed up or not. It is an association: who gets
 followed up is not chosen at random, and the page says so.
 """
 
@@ -256,8 +256,9 @@ def _count(effect: Effect, row: dict[str, Any], now: datetime) -> None:
 def follow_up_return(qs: QuerySet[FollowUpCase], now: datetime | None = None) -> FollowUpReturn:
     """ARR kept 90 days after a detractor case, accounts followed up against the rest.
 
-    Each account counts once: on the followed-up side when any of its cases opened at
-    least 90 days ago was followed up, judged live 90 days after the first of them.
+    Each account counts once, by its latest case opened at least 90 days ago: on the
+    followed-up side when that case was followed up, and live when it had not churned
+    90 days after that case opened.
     """
     now = now or timezone.now()
     due = (
@@ -272,16 +273,17 @@ def follow_up_return(qs: QuerySet[FollowUpCase], now: datetime | None = None) ->
         )
     )
     accounts: dict[int, dict[str, Any]] = {}
-    for account_id, opened, touched, arr, churned in due:
-        a = accounts.setdefault(
-            account_id, {"first": opened, "followed": False, "arr": arr, "churned": churned}
-        )
-        a["first"] = min(a["first"], opened)
-        a["followed"] = a["followed"] or touched is not None
+    for account_id, opened, touched, arr, churned in due.order_by("created_at", "id"):
+        accounts[account_id] = {
+            "last": opened,
+            "followed": touched is not None,
+            "arr": arr,
+            "churned": churned,
+        }
     sides = {True: Side(), False: Side()}
     for a in accounts.values():
         side = sides[a["followed"]]
-        live = a["churned"] is None or a["churned"] > a["first"] + CHURN_WINDOW
+        live = a["churned"] is None or a["churned"] > a["last"] + CHURN_WINDOW
         side.accounts += 1
         side.arr_cents += a["arr"]
         if live:

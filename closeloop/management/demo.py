@@ -308,6 +308,7 @@ def seed(accounts: int = 200, people: int = 2000, responses: int = 6000, seed: i
     Person.objects.filter(account__is_demo=True).update(is_demo=True)
     Response.objects.filter(person__is_demo=True).update(is_demo=True)
     _case_history(rng, owners)
+    _roadmap(owners)
     _incidents(now)
     _discovery()
     _conversations()
@@ -375,6 +376,44 @@ def _conversations() -> None:
             if turn.done or not turn.messages:
                 break
             step = turn.messages[-1].step
+
+
+# Who owns the top themes, and what they are doing about them: (theme, title, status,
+# days from the seed to the target date, or days since it shipped).
+DEMO_ROADMAP = [
+    ("performance", "Exports stream as they are built", "shipped", -40),
+    ("performance", "Dashboards load in under two seconds", "in_progress", 21),
+    ("bugs", "Sync retries instead of failing silently", "in_progress", -5),
+    ("integrations", "Salesforce connector keeps custom fields", "planned", 60),
+    ("billing", "Invoices carry your PO number", "planned", 35),
+    ("usability", "Bulk edit on the accounts list", "planned", 90),
+]
+
+
+def _roadmap(owners: list[User]) -> None:
+    """Owners on the top themes and a few roadmap items in every state (one overdue)."""
+    from closeloop.loop.models import RoadmapItem
+    from closeloop.themes.models import Theme
+
+    now = timezone.now()
+    themes = {t.slug: t for t in Theme.objects.filter(slug__in={r[0] for r in DEMO_ROADMAP})}
+    for i, theme in enumerate(themes.values()):
+        theme.owner = owners[i % len(owners)]
+        theme.save(update_fields=["owner"])
+    RoadmapItem.objects.bulk_create(
+        RoadmapItem(
+            theme=themes[slug],
+            title=title,
+            status=status,
+            target_date=(now + timedelta(days=days)).date() if status != "shipped" else None,
+            shipped_at=now + timedelta(days=days) if status == "shipped" else None,
+            created_by=themes[slug].owner,
+            created_at=now - timedelta(days=60),
+            updated_at=now - timedelta(days=10),
+        )
+        for slug, title, status, days in DEMO_ROADMAP
+        if slug in themes
+    )
 
 
 def _discovery() -> None:

@@ -8,20 +8,25 @@ from datetime import date, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
 
 from closeloop.core.errors import FieldError
 from closeloop.core.nps import Category
 from closeloop.core.periods import Grain, period_label, period_starts
 from closeloop.insights import effects, params, program, risk, top_themes, transitions
 from closeloop.insights import segments as seg
-from closeloop.loop.models import FollowUpCase
+from closeloop.loop.models import FollowUpCase, RoadmapItem
 from closeloop.surveys.models import Account, Response
 from closeloop.team.models import Team, User
+from closeloop.themes.models import Theme
 
 from .forms import ResponseFilterForm
 from .views import (
@@ -29,6 +34,7 @@ from .views import (
     _base,
     _filters,
     _grain,
+    reported,
     responses_link,
     segment_params,
     stream,
@@ -569,10 +575,22 @@ def themes(request: HttpRequest) -> HttpResponse:
         "read": trend.read,
     }
     rows = [(r, responses_link({**params, "theme": r.figure.slug}, **period)) for r in table.rows]
+    user: User = request.user  # type: ignore[assignment]
+    plans = {
+        t.slug: t
+        for t in Theme.objects.filter(retired_at__isnull=True, merged_into__isnull=True)
+        .select_related("owner")
+        .prefetch_related("roadmap_items")
+    }
     return render(
         request,
         "web/themes.html",
         _base(
+            plans=plans,
+            plannable=[t for t in plans.values() if RoadmapItem.may_plan(user, t)],
+            roadmap=RoadmapItem.objects.select_related("theme", "theme__owner", "announcement"),
+            statuses=RoadmapItem.Status.choices,
+            today=timezone.localdate(),
             form=ResponseFilterForm({**request.GET.dict(), **period}),
             error=error or grain_error,
             table=table,
@@ -585,6 +603,55 @@ def themes(request: HttpRequest) -> HttpResponse:
             full_query=request.GET.urlencode(),
         ),
     )
+
+
+@login_required
+@require_POST
+def roadmap_add(request: HttpRequest) -> HttpResponse:
+    """A roadmap item on a theme, from the themes page (its owner, managers, admins)."""
+    user: User = request.user  # type: ignore[assignment]
+    post = request.POST
+    with reported(request) as outcome:
+        theme = Theme.named(post.get("theme", ""))
+        if theme is None:
+            raise FieldError("theme", "choose a theme")
+        if not RoadmapItem.may_plan(user, theme):
+            raise PermissionDenied("only the theme's owner, managers and admins plan its fixes")
+        item = RoadmapItem.add(
+            theme,
+            user,
+            post.get("title", ""),
+            status=post.get("status", "planned"),
+            target_date=post.get("target_date", ""),
+            details=post.get("details", ""),
+        )
+    if not outcome.refused:
+        messages.success(request, f"Added to {theme.name}: {item.title}.")
+    return redirect(reverse("themes") + "#roadmap")
+
+
+@login_required
+@require_POST
+def roadmap_change(request: HttpRequest, pk: int) -> HttpResponse:
+    """Move a roadmap item on; shipping it opens the theme's fix-shipped announcement."""
+    user: User = request.user  # type: ignore[assignment]
+    item = get_object_or_404(RoadmapItem.objects.select_related("theme"), pk=pk)
+    if not RoadmapItem.may_plan(user, item.theme):
+        raise PermissionDenied("only the theme's owner, managers and admins plan its fixes")
+    fields = {k: request.POST[k] for k in ("status", "target_date") if k in request.POST}
+    announcement = None
+    with reported(request) as outcome:
+        announcement = item.change(user, **fields)
+    if outcome.refused:
+        return redirect(reverse("themes") + "#roadmap")
+    if announcement is not None:
+        messages.success(
+            request,
+            f"{item.title} shipped: tell the theme's {announcement.cases.count()} cases.",
+        )
+        return redirect("announcement", announcement.pk)
+    messages.success(request, f"{item.title}: {item.get_status_display().lower()}.")
+    return redirect(reverse("themes") + "#roadmap")
 
 
 @login_required

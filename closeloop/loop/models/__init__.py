@@ -21,6 +21,7 @@ from .cases import (
 )
 from .cases import _reply_token as _reply_token  # named by migration 0001
 from .conversations import Conversation, Message
+from .roadmap import RoadmapItem
 from .settings import OutreachTemplate, RoutingRule, TriagePolicy
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "Message",
     "Notification",
     "OutreachTemplate",
+    "RoadmapItem",
     "RoutingRule",
     "Task",
     "TriagePolicy",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from django import template
 
@@ -28,3 +29,9 @@ def duration_short(value: timedelta | None) -> str:
 def money(cents: int | None, currency: str = "USD") -> str:
     """ARR in cents as 'USD 12,400'."""
     return f"{currency or 'USD'} {(cents or 0) / 100:,.0f}"
+
+
+@register.filter
+def get(mapping: dict[str, Any] | None, key: str) -> Any:
+    """`mapping[key]`, or None: a dictionary read by a key the template holds."""
+    return (mapping or {}).get(key)
