@@ -94,6 +94,49 @@ def test_it_downloads_the_report_as_csv_and_pdf(world: World, viewer: User) -> N
     assert b"/Type /Page" in pdf.content and len(pdf.content) > 5000
 
 
+def test_it_prints_a_report_an_executive_would_forward(world: World, agent: User) -> None:
+    """Whole section headings (not a letter per line), NPS by month with each month's
+    n, and each top theme with its owner and roadmap item."""
+    from pypdf import PdfReader
+
+    from closeloop.loop.models import RoadmapItem
+    from closeloop.themes.models import Theme
+
+    month = date(2026, 2, 1)
+    built = report.build(month)
+    top = Theme.objects.get(slug=built.top_by_count[0].figure.slug)
+    top.owner = agent
+    top.save()
+    with time_machine.travel(datetime(2026, 1, 20, tzinfo=UTC)):
+        RoadmapItem.add(top, agent, "Faster invoices", target_date="2026-03-15")
+    built = report.build(month)
+    assert [p.start for p in built.months][-1] == month and len(built.months) == 12
+    feb = built.months[-1].summary
+    assert feb == built.current
+    plan = built.plan(top.slug)
+    # Read today, long after its target: it says so.
+    assert plan.owner == "Alex"
+    assert "Faster invoices (planned, by 15 Mar 2026 — overdue)" in plan.describe()
+    pages = PdfReader(io.BytesIO(report.pdf(built))).pages
+    lines = [line.strip() for page in pages for line in page.extract_text().splitlines()]
+    for heading in (
+        "Monthly report — Feb 2026",
+        "NPS by month",
+        "Top detractor themes by number of answers",
+        "Top detractor themes by ARR",
+        "Follow-up program",
+    ):
+        assert heading in lines, heading
+    assert not [line for line in lines if len(line) == 1 and line.isalpha()]
+    text = "\n".join(lines)
+    assert f"n={feb.responses}" in text and f"{feb.nps:.0f}" in text
+    assert "Alex" in text and "Faster invoices" in text
+    assert "ARR kept 90 days on, followed up" in text
+    rows = report.rows(built)
+    assert any(r[0] == "NPS by month" and r[1] == "Feb 2026" for r in rows)
+    assert any("owner Alex" in str(r[3]) and "Faster invoices" in str(r[3]) for r in rows)
+
+
 def test_it_names_a_bad_month(world: World, viewer: User) -> None:
     client = Client()
     client.force_login(viewer)

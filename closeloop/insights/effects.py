@@ -122,7 +122,11 @@ class Effect:
 
     @property
     def median_time_to_recovery(self) -> timedelta | None:
-        return statistics.median(self.recovery_waits) if self.recovery_waits else None
+        waits = sorted(self.recovery_waits)
+        if not waits:
+            return None
+        middle = len(waits) // 2
+        return waits[middle] if len(waits) % 2 else (waits[middle - 1] + waits[middle]) / 2
 
 
 @dataclass

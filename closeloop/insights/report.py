@@ -1,18 +1,17 @@
-"""The monthly report: one calendar month (organisation's time zone) on one page.
+"""The monthly report: one calendar month (organisation's time zone).
 
-NPS and its change from the month before, the top three detractor themes by
-count and by ARR (from answer tags) and whether each moved, the follow-up
-program's metrics, the actions owners committed to, and revenue at risk. The
+NPS and its change from the month before, NPS by month over the year with its 95%
+band, the top three detractor themes by count and by ARR (from answer tags) with
+whether each moved, who owns each and what is on its roadmap, the follow-up program's
+metrics and its return, the actions owners committed to, and revenue at risk. The
 page, the CSV, the PDF and the email on the 1st all read one `MonthlyReport`.
 """
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
-from xml.sax.saxutils import escape
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -22,13 +21,15 @@ from django.urls import reverse
 from closeloop.core.nps import Compared, NpsSummary
 from closeloop.core.periods import Grain, day_start, next_period, period_label, period_start, today
 from closeloop.delivery.models import Delivery
-from closeloop.loop.models import Task
+from closeloop.loop.models import RoadmapItem, Task
 from closeloop.surveys.models import Response
 from closeloop.team.models import User
+from closeloop.themes.models import Theme
 
-from . import program, risk, top_themes
+from . import effects, program, risk, top_themes
 from .metrics import class_counts, summary_from
 from .models import MonthlyReportRun
+from .trends import TrendPoint, trend
 
 TOP = 3
 
@@ -43,6 +44,28 @@ class ThemeMove:
     @property
     def change(self) -> int:
         return self.figure.responses - self.previous_responses
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A top theme's owner and its roadmap items that are not dropped."""
+
+    owner: str
+    items: list[dict[str, Any]]
+
+    def describe(self) -> str:
+        """The items in a line: 'X (in progress, by 12 Dec 2026); Y (shipped 3 Oct)'."""
+        parts = []
+        for i in self.items:
+            if i["status"] == "shipped":
+                when = f"shipped {i['shipped_at']:%-d %b %Y}" if i["shipped_at"] else "shipped"
+            else:
+                when = i["status"].replace("_", " ")
+                if i["target_date"]:
+                    late = " — overdue" if i["overdue"] else ""
+                    when += f", by {i['target_date']:%-d %b %Y}{late}"
+            parts.append(f"{i['title']} ({when})")
+        return "; ".join(parts) or "nothing planned"
 
 
 @dataclass(frozen=True)
@@ -65,6 +88,12 @@ class MonthlyReport(Compared):
     program: program.ProgramFigures
     commitments: list[Commitment]
     at_risk: risk.RiskTotal
+    months: list[TrendPoint]
+    plans: dict[str, Plan]
+    follow_up_return: effects.FollowUpReturn
+
+    def plan(self, slug: str) -> Plan:
+        return self.plans.get(slug, Plan("nobody", []))
 
     @property
     def label(self) -> str:
@@ -115,12 +144,20 @@ def build(month: date) -> MonthlyReport:
         .select_related("owner", "case__person")
         .order_by("due_at", "id")[:200]
     )
+    top_by_count = _moves(top_themes.top_by_count(themes, TOP), themes_before)
+    top_by_arr = _moves(top_themes.top_by_arr(themes, TOP), themes_before)
+    year = period_start(start - timedelta(days=335), Grain.MONTH)
     return MonthlyReport(
         month=start,
+        months=trend(Response.objects.all(), year, end - timedelta(days=1), Grain.MONTH),
+        plans=_plans({m.figure.slug for m in top_by_count + top_by_arr}),
+        follow_up_return=effects.follow_up_return(
+            program.cases_opened(year, end - timedelta(days=1)), now=day_start(end)
+        ),
         current=summary_from(row, "cur_"),
         previous=summary_from(row, "prev_"),
-        top_by_count=_moves(top_themes.top_by_count(themes, TOP), themes_before),
-        top_by_arr=_moves(top_themes.top_by_arr(themes, TOP), themes_before),
+        top_by_count=top_by_count,
+        top_by_arr=top_by_arr,
         program=figures,
         commitments=[
             Commitment(
@@ -135,6 +172,24 @@ def build(month: date) -> MonthlyReport:
         ],
         at_risk=risk.total_at_risk(),
     )
+
+
+def _plans(slugs: set[str]) -> dict[str, Plan]:
+    """Each theme's owner and live roadmap items, for the top themes."""
+    plans = {}
+    for theme in Theme.objects.filter(slug__in=slugs).select_related("owner"):
+        items = [
+            i.as_json()
+            | {
+                "target_date": i.target_date,
+                "shipped_at": i.shipped_at,
+                "status_label": i.get_status_display(),
+            }
+            for i in RoadmapItem.objects.filter(theme=theme).exclude(status="dropped")
+        ]
+        owner = theme.owner.display_name if theme.owner else "nobody"
+        plans[theme.slug] = Plan(owner, items)
+    return plans
 
 
 def _pct(value: float | None) -> str:
@@ -163,15 +218,19 @@ def rows(r: MonthlyReport) -> list[list[Any]]:
         ["NPS", "previous month", _nps(r.previous), ""],
         ["NPS", "change", _change(r), ""],
     ]
+    for point in r.months:
+        out.append(["NPS by month", point.label, _nps(point.summary), ""])
     for name, moves in (("by count", r.top_by_count), ("by ARR", r.top_by_arr)):
         for rank, m in enumerate(moves, 1):
+            plan = r.plan(m.figure.slug)
             out.append(
                 [
                     f"Top detractor themes {name}",
                     f"{rank}. {m.figure.name}",
                     f"{m.figure.responses} answers, {m.figure.accounts} accounts, "
                     f"USD {m.figure.arr_cents / 100:,.0f} ARR",
-                    f"{m.change:+d} answers vs the month before",
+                    f"{m.change:+d} answers vs the month before; owner {plan.owner}; "
+                    f"roadmap: {plan.describe()}",
                 ]
             )
     out += [
@@ -182,6 +241,20 @@ def rows(r: MonthlyReport) -> list[list[Any]]:
         ["Follow-up program", "resolved", p.resolved, f"can't fix {p.cant_fix}, open {p.open}"],
         ["Follow-up program", "moved up on the next survey", _pct(p.score_change_rate), ""],
     ]
+    back = r.follow_up_return
+    for side, name in ((back.followed, "followed up"), (back.not_followed, "not followed up")):
+        out.append(
+            [
+                "Follow-up return",
+                f"ARR kept 90 days on, {name}",
+                _pct(side.kept_rate),
+                f"USD {side.live_arr_cents / 100:,.0f} of {side.arr_cents / 100:,.0f}; "
+                f"{side.live_accounts} of {side.accounts} accounts",
+            ]
+        )
+    if back.difference is not None:
+        worth = f"worth USD {(back.worth_cents or 0) / 100:,.0f} at the followed-up ARR"
+        out.append(["Follow-up return", "difference", f"{back.difference:+.1f} points", worth])
     for c in r.commitments:
         done = f"done {c.done_at:%Y-%m-%d}" if c.done_at else f"due {c.due_at:%Y-%m-%d}"
         out.append(["Commitments", c.owner, c.title, f"{c.customer} (case {c.case_id}), {done}"])
@@ -197,65 +270,12 @@ def rows(r: MonthlyReport) -> list[list[Any]]:
 
 
 def pdf(r: MonthlyReport) -> bytes:
-    """The report as an A4 PDF (Bitstream Vera, which ships with ReportLab, for accents)."""
-    from pathlib import Path
+    """The report as an A4 PDF an executive can forward: headline figures, NPS by month
+    with its 95% band, the top themes with their owners and roadmap, the program and its
+    return, commitments (Bitstream Vera, which ships with ReportLab, for accents)."""
+    from closeloop.insights import report_pdf
 
-    import reportlab
-    from reportlab.lib import colors
-    from reportlab.lib.pagesizes import A4
-    from reportlab.lib.styles import getSampleStyleSheet
-    from reportlab.lib.units import mm
-    from reportlab.pdfbase import pdfmetrics
-    from reportlab.pdfbase.ttfonts import TTFont
-    from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
-
-    fonts = Path(reportlab.__file__).parent / "fonts"
-    if "Vera" not in pdfmetrics.getRegisteredFontNames():
-        pdfmetrics.registerFont(TTFont("Vera", str(fonts / "Vera.ttf")))
-        pdfmetrics.registerFont(TTFont("VeraBd", str(fonts / "VeraBd.ttf")))
-    styles = getSampleStyleSheet()
-    for style in styles.byName.values():
-        style.fontName = "VeraBd" if style.name.startswith(("Title", "Heading")) else "Vera"
-    cell = styles["BodyText"].clone("cell", fontSize=8.5, leading=10.5)
-    out = io.BytesIO()
-    doc = SimpleDocTemplate(
-        out,
-        pagesize=A4,
-        title=f"closeloop monthly report, {r.label}",
-        leftMargin=16 * mm,
-        rightMargin=16 * mm,
-        topMargin=16 * mm,
-        bottomMargin=16 * mm,
-    )
-    story: list[Any] = [
-        Paragraph(f"Monthly report — {r.label}", styles["Title"]),
-        Paragraph(
-            f"{r.month:%-d %b %Y} to {r.last_day:%-d %b %Y}. NPS {_nps(r.current)}; "
-            f"change {_change(r)}.",
-            styles["BodyText"],
-        ),
-        Spacer(1, 4 * mm),
-    ]
-    section = None
-    table_rows: list[list[Any]] = []
-    for sec, item, value, detail in rows(r):
-        if sec != section:
-            table_rows.append([Paragraph(f"<b>{escape(sec)}</b>", cell), "", "", ""])
-            section = sec
-        table_rows.append([Paragraph(escape(str(x)), cell) for x in ("", item, value, detail)])
-    table = Table(table_rows, colWidths=[6 * mm, 45 * mm, 70 * mm, 57 * mm], repeatRows=0)
-    table.setStyle(
-        TableStyle(
-            [
-                ("VALIGN", (0, 0), (-1, -1), "TOP"),
-                ("LINEBELOW", (0, 0), (-1, -1), 0.25, colors.HexColor("#e5e7eb")),
-                ("FONTNAME", (0, 0), (-1, -1), "Vera"),
-            ]
-        )
-    )
-    story.append(table)
-    doc.build(story)
-    return out.getvalue()
+    return report_pdf.render(r)
 
 
 # The report for a month goes out on the 1st; a worker that was down then catches up

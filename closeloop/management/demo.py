@@ -387,6 +387,9 @@ DEMO_ROADMAP = [
     ("integrations", "Salesforce connector keeps custom fields", "planned", 60),
     ("billing", "Invoices carry your PO number", "planned", 35),
     ("usability", "Bulk edit on the accounts list", "planned", 90),
+    ("missing-feature", "Scheduled exports to S3 and Google Drive", "in_progress", 28),
+    ("support", "Weekend cover for enterprise tickets", "planned", 45),
+    ("pricing", "Seat-based pricing for small teams", "dropped", 30),
 ]
 
 
