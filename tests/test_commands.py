@@ -17,6 +17,7 @@ from closeloop.loop.models import CheckBack, Conversation, FollowUpCase, Gesture
 from closeloop.management import demo
 from closeloop.surveys.models import Account, Person, Response
 from closeloop.team.models import User
+from closeloop.themes.models import Theme
 
 pytestmark = pytest.mark.django_db
 
@@ -62,6 +63,8 @@ def test_it_seeds_a_labelled_year_with_a_drifting_segment() -> None:
         RoadmapItem.Status.values
     )
     assert RoadmapItem.objects.filter(theme__owner__isnull=True).count() == 0
+    billing = Theme.objects.get(slug="billing")
+    assert billing.team is not None and billing.approved_answers and billing.next_steps
     by_type = {e.key: e for e in effects.effects(history, "detractor_type")}
     assert by_type["loyal"].recovered_rate != by_type["leaving"].recovered_rate
 

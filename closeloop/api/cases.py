@@ -24,7 +24,7 @@ from closeloop.core.errors import FieldError
 from closeloop.core.schemas import RefusesNul, StrictSchema
 from closeloop.delivery.models import Channel
 from closeloop.insights.filters import theme_matches
-from closeloop.loop import actions, payloads
+from closeloop.loop import actions, payloads, protocols
 from closeloop.loop.configuration import (
     ChannelIn,
     RuleIn,
@@ -193,6 +193,22 @@ class GestureOut(Schema):
     created_at: datetime
 
 
+class AnswerOut(Schema):
+    title: str
+    body: str
+
+
+class SheetOut(Schema):
+    theme: str
+    name: str
+    team: str | None = Field(description="the team that owns the theme's cases")
+    next_steps: list[str]
+    loop_in: str = Field(description="the department to loop in")
+    approved_answers: list[AnswerOut] = Field(
+        description="pre-approved answers, filled in for this customer"
+    )
+
+
 class CaseDetailOut(CaseOut):
     playbook: list[str]
     reply_address: str
@@ -206,6 +222,7 @@ class CaseDetailOut(CaseOut):
     conversation: ConversationOut | None = Field(
         description="the follow-up conversation (docs/conversation.md); null for non-detractors"
     )
+    protocols: list[SheetOut] = Field(description="the protocol sheets of the case's themes")
 
 
 class CaseFilter(Schema, RefusesNul):
@@ -316,6 +333,7 @@ def _detail(case: FollowUpCase) -> dict[str, Any]:
         ),
         gestures=[g.as_json() for g in case.gestures.select_related("actor").order_by("id")],
         conversation=payloads.conversation_json(payloads.conversation_of(case)),
+        protocols=[sheet.as_json() for sheet in protocols.sheets_for(case)],
     )
     return body
 

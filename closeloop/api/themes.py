@@ -16,10 +16,11 @@ from django.shortcuts import get_object_or_404
 from ninja import Field, Router, Schema, Status
 
 from closeloop.core.errors import FieldError
+from closeloop.loop import protocols
 from closeloop.loop.configuration import active_user
 from closeloop.loop.models import FollowUpCase, RoadmapItem
 from closeloop.surveys.models import Response
-from closeloop.team.models import User
+from closeloop.team.models import Team, User
 from closeloop.themes import analysis, discovery, learning, taxonomy
 from closeloop.themes.model_files import ModelNotReady
 from closeloop.themes.models import Theme, ThemeCandidate, ThemeDiscovery, ThemeTraining
@@ -97,12 +98,23 @@ def classify(request: HttpRequest, payload: ClassifyIn) -> dict[str, Any]:
 # --- the taxonomy, corrections and retraining ---------------------------------------------
 
 
+class ProtocolAnswer(Schema):
+    title: str = Field(..., max_length=100)
+    body: str = Field(..., max_length=2000, description="may use the outreach {variables}")
+
+
 class ThemeOut(Schema):
     slug: str
     name: str
     description: str
     probes: list[str]
     owner: str | None = Field(description="the owner's email")
+    team: str | None = Field(description="the team that owns its cases (protocol sheet)")
+    approved_answers: list[ProtocolAnswer] = Field(
+        description="pre-approved answers to insert in replies (protocol sheet)"
+    )
+    next_steps: list[str]
+    loop_in: str = Field(description="the department to loop in (protocol sheet)")
     retired_at: datetime | None
     merged_into: str | None = Field(description="the slug of the theme it became")
     answers: int = Field(description="answers tagged with it")
@@ -112,6 +124,10 @@ class ThemeOut(Schema):
         return obj.owner.email if obj.owner else None
 
     @staticmethod
+    def resolve_team(obj: Theme) -> str | None:
+        return obj.team.name if obj.team else None
+
+    @staticmethod
     def resolve_merged_into(obj: Theme) -> str | None:
         return obj.merged_into.slug if obj.merged_into else None
 
@@ -119,7 +135,7 @@ class ThemeOut(Schema):
 @router.get("/themes", response=list[ThemeOut], summary="The themes, retired ones included")
 def list_themes(request: HttpRequest | None) -> QuerySet[Theme]:
     return (
-        Theme.objects.select_related("owner", "merged_into")
+        Theme.objects.select_related("owner", "merged_into", "team")
         .annotate(answers=Count("tags"))
         .order_by("retired_at", "name")
     )
@@ -339,6 +355,37 @@ def edit_theme(request: HttpRequest, slug: str, payload: ThemeEditIn) -> Theme:
         description=payload.description,
         probes=payload.probes,
         owner=_owner(payload.owner),
+    )
+    return _theme_out(theme)
+
+
+class ProtocolIn(In):
+    team: str | None = Field(None, max_length=100, description="a team's name; null for none")
+    approved_answers: list[ProtocolAnswer] = Field(default_factory=list, max_length=10)
+    next_steps: list[Annotated[str, Field(max_length=300)]] = Field(
+        default_factory=list, max_length=15
+    )
+    loop_in: str = Field("", max_length=200)
+
+
+@router.put("/themes/{slug}/protocol", response=ThemeOut, summary="Set a theme's protocol sheet")
+def set_protocol(request: HttpRequest, slug: str, payload: ProtocolIn) -> Theme:
+    """The team that owns its cases, pre-approved answers (linted; they may use the
+    outreach {variables}), the next steps and the department to loop in. The case page
+    and `GET /cases/{id}` show the sheets of a case's themes."""
+    require_admin(request)
+    theme = get_object_or_404(Theme, slug=slug)
+    team = None
+    if payload.team:
+        team = Team.objects.filter(name=payload.team).first()
+        if team is None:
+            raise FieldError("team", f"no team {payload.team!r}")
+    protocols.set_sheet(
+        theme,
+        team=team,
+        approved_answers=[a.model_dump() for a in payload.approved_answers],
+        next_steps=payload.next_steps,
+        loop_in=payload.loop_in,
     )
     return _theme_out(theme)
 

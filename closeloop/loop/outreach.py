@@ -528,6 +528,30 @@ def lint_message(text: str, locale: str = "en", asks: bool = True) -> list[Findi
     return findings
 
 
+MAX_ANSWER_WORDS = 150  # a pre-approved answer of a theme's protocol sheet
+
+
+def lint_answer(body: str, field: str = "body") -> list[Finding]:
+    """Check a pre-approved answer an owner inserts into a reply, once the problem is
+    understood: known {variables}, under 150 words, at most one question, no
+    score-begging. (It may apologise or offer a credit: by then the owner knows what
+    went wrong.)"""
+    try:
+        variables_in(body, field)
+        text = fill(body, SAMPLE, field)
+    except FieldError as exc:
+        return [Finding("variables", exc.reason)]
+    findings = []
+    words = len(re.findall(r"\w+", text))
+    if words >= MAX_ANSWER_WORDS:
+        findings.append(Finding("length", f"{words} words; keep it under {MAX_ANSWER_WORDS}"))
+    if len(_questions(text)) > 1:
+        findings.append(Finding("one-question", "ask one question at most"))
+    if SCORE_BEGGING.search(text):
+        findings.append(Finding("score-begging", "never ask for a 9 or 10"))
+    return findings
+
+
 # --- "you told us X; we shipped Y" -------------------------------------------------------------
 
 FIX_VARIABLES = {

@@ -309,6 +309,7 @@ def seed(accounts: int = 200, people: int = 2000, responses: int = 6000, seed: i
     Response.objects.filter(person__is_demo=True).update(is_demo=True)
     _case_history(rng, owners)
     _roadmap(owners)
+    _sheets(owners)
     _incidents(now)
     _discovery()
     _conversations()
@@ -391,6 +392,77 @@ DEMO_ROADMAP = [
     ("support", "Weekend cover for enterprise tickets", "planned", 45),
     ("pricing", "Seat-based pricing for small teams", "dropped", 30),
 ]
+
+
+# Protocol sheets of the top themes: (theme, team, next steps, loop in, approved answers).
+DEMO_SHEETS: list[tuple[str, str, list[str], str, list[tuple[str, str]]]] = [
+    (
+        "billing",
+        "Billing & accounts",
+        [
+            "Open the invoice history and confirm what was charged",
+            "Refund a duplicate the same day; credit notes need a manager",
+            "Tell the customer when it will show on their statement",
+        ],
+        "Finance — billing-ops@closeloop.demo.example",
+        [
+            (
+                "Duplicate charge refunded",
+                "Hi {first_name},\n\nYou were charged twice; the second charge is refunded "
+                "today and shows on your statement within five working days. I have added a "
+                "check on {account} so it cannot happen again.\n\n{owner_first_name}",
+            ),
+            (
+                "PO numbers on invoices",
+                "Hi {first_name},\n\nFrom your next invoice the PO number is printed under "
+                "the invoice number. Which PO should we use for {account}?\n\n"
+                "{owner_first_name}",
+            ),
+        ],
+    ),
+    (
+        "performance",
+        "Platform",
+        [
+            "Ask for the page, the time of day and the size of the workspace",
+            "Check the status page and the incident log for that hour",
+            "Open an engineering ticket with the workspace id if it repeats",
+        ],
+        "Engineering on-call — #platform-oncall",
+        [
+            (
+                "Slowness during the outage",
+                "Hi {first_name},\n\nThe slowness you saw came from the database outage "
+                "that week; it is fixed and we added capacity so a spike like that cannot "
+                "slow {account} again. If you still see it, reply with the page and the time."
+                "\n\n{owner_first_name}",
+            )
+        ],
+    ),
+]
+
+
+def _sheets(owners: list[User]) -> None:
+    """Protocol sheets on the top themes, each owned by a team of the demo's owners."""
+    from closeloop.loop import protocols
+    from closeloop.team.models import Membership, Team
+    from closeloop.themes.models import Theme
+
+    for i, (slug, team_name, steps, loop_in, answers) in enumerate(DEMO_SHEETS):
+        theme = Theme.objects.filter(slug=slug).first()
+        if theme is None:
+            continue
+        team, made = Team.objects.get_or_create(name=team_name)
+        if made:
+            for user in owners[2 * i : 2 * i + 2]:
+                Membership.objects.get_or_create(team=team, user=user)
+        protocols.set_sheet(
+            theme,
+            team=team,
+            approved_answers=[{"title": t, "body": b} for t, b in answers],
+            next_steps=steps,
+            loop_in=loop_in,
+        )
 
 
 def _roadmap(owners: list[User]) -> None:

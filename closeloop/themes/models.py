@@ -34,6 +34,18 @@ class Theme(models.Model):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
+    # The protocol sheet (docs/closed-loop.md §12): who owns the theme's cases, answers
+    # approved in advance, the next steps, and the department to loop in.
+    team = models.ForeignKey(
+        "team.Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="themes"
+    )
+    approved_answers = models.JSONField(
+        default=list, blank=True, help_text="pre-approved answers: [{title, body}]"
+    )
+    next_steps = models.JSONField(default=list, blank=True)
+    loop_in = models.CharField(
+        max_length=200, blank=True, help_text="the department to loop in, and how to reach it"
+    )
     retired_at = models.DateTimeField(null=True, blank=True)
     merged_into = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="merged_from"
@@ -53,6 +65,10 @@ class Theme(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def has_sheet(self) -> bool:
+        return bool(self.team_id or self.approved_answers or self.next_steps or self.loop_in)
 
     @property
     def is_active(self) -> bool:

@@ -23,7 +23,7 @@ from closeloop.core.errors import FieldError
 from closeloop.delivery.models import Delivery, Outage
 from closeloop.insights import effects, program
 from closeloop.insights.filters import theme_matches
-from closeloop.loop import actions, erasure, guide, notify, outreach, payloads
+from closeloop.loop import actions, erasure, guide, notify, outreach, payloads, protocols
 from closeloop.loop.messages import money
 from closeloop.loop.models import (
     CALL_OUTCOMES,
@@ -206,6 +206,7 @@ def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
                 list(case.response.tags),
             ),
             theme_tags=theme_tags,
+            sheets=protocols.sheets_for(case),
             talk=talk,
             addable_themes=Theme.objects.filter(retired_at__isnull=True, merged_into__isnull=True)
             .exclude(pk__in=[t.theme_id for t in theme_tags])

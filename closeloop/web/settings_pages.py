@@ -22,6 +22,7 @@ from closeloop.core.errors import FieldError
 from closeloop.core.nps import Band
 from closeloop.core.periods import today
 from closeloop.delivery.models import EVENTS, Channel
+from closeloop.loop import protocols
 from closeloop.loop.configuration import (
     ChannelIn,
     RuleIn,
@@ -346,6 +347,26 @@ def _theme_action(request: HttpRequest, post: QueryDict) -> str:
             owner=_owner_from(post),
         )
         return f"Theme {theme.name} saved."
+    if action == "protocol":
+        theme = _theme(post)
+        team = Team.objects.filter(pk=form_pk(post.get("team"))).first()
+        if post.get("team") and team is None:
+            raise FieldError("team", "no such team")
+        answers = [
+            {"title": title, "body": body}
+            for title, body in zip(
+                post.getlist("answer_title"), post.getlist("answer_body"), strict=False
+            )
+            if title.strip() or body.strip()
+        ]
+        protocols.set_sheet(
+            theme,
+            team=team,
+            approved_answers=answers,
+            next_steps=_lines(post.get("next_steps", "")),
+            loop_in=post.get("loop_in", ""),
+        )
+        return f"Protocol sheet of {theme.name} saved."
     if action == "merge":
         source, target = _theme(post), _theme(post, "into")
         moved = taxonomy.merge(source, target)
@@ -396,11 +417,15 @@ def theme_settings(request: HttpRequest) -> HttpResponse:
             messages.success(request, _theme_action(request, request.POST))
         return redirect("settings-themes")
     themes = list(
-        Theme.objects.select_related("owner", "merged_into", "split_from")
+        Theme.objects.select_related("owner", "merged_into", "split_from", "team")
         .annotate(answers=Count("tags"), children=Count("split_into"))
         .order_by("retired_at", "name")
     )
     split_waiting = [t for t in themes if t.children and t.answers]
+    blank = {"title": "", "body": ""}
+    answer_slots = {  # each sheet's answers, and room for two more
+        t.pk: [*t.approved_answers, blank, blank][: protocols.MAX_ANSWERS] for t in themes
+    }
     return render(
         request,
         "web/settings_themes.html",
@@ -409,6 +434,8 @@ def theme_settings(request: HttpRequest) -> HttpResponse:
             active=[t for t in themes if t.is_active],
             split_waiting=split_waiting,
             users=User.objects.filter(is_active=True).order_by("first_name", "username"),
+            teams=Team.objects.order_by("name"),
+            answer_slots=answer_slots,
             version=learning.current_version(),
             trainings=ThemeTraining.objects.defer("model").select_related("requested_by")[:10],
             corrections=ThemeExample.objects.count(),

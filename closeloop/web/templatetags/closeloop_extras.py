@@ -32,6 +32,6 @@ def money(cents: int | None, currency: str = "USD") -> str:
 
 
 @register.filter
-def get(mapping: dict[str, Any] | None, key: str) -> Any:
+def get(mapping: dict[Any, Any] | None, key: Any) -> Any:
     """`mapping[key]`, or None: a dictionary read by a key the template holds."""
     return (mapping or {}).get(key)
