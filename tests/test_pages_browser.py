@@ -155,3 +155,33 @@ def test_it_draws_the_insight_charts_and_opens_a_points_answers(
     page.goto(f"{live_server.url}/insights/program/")
     page.wait_for_function("Chart.getChart('program-sla') && Chart.getChart('program-outcomes')")
     assert errors == []
+
+
+def test_it_inserts_a_protocol_answer_into_the_message(
+    live_server: Any, page: Any, agent: User, smb: Any
+) -> None:
+    from closeloop.loop import protocols
+    from closeloop.loop.models import FollowUpCase
+    from closeloop.themes import learning
+    from closeloop.themes.models import Theme
+
+    _answers(("pat@x.io", 3, "Charged twice this month", 0))
+    case = FollowUpCase.objects.get()
+    billing = Theme.objects.get(slug="billing")
+    learning.correct(case.response, [billing], via="test")
+    protocols.set_sheet(
+        billing,
+        team=None,
+        approved_answers=[{"title": "Refunded", "body": "Hi {first_name}, it is refunded."}],
+        next_steps=["Check Stripe"],
+        loop_in="Finance",
+    )
+    log_in(page, live_server.url, "alex", "pw-alex-123")
+    page.goto(f"{live_server.url}/cases/{case.pk}/")
+    page.click("summary:has-text('Refunded')")
+    page.click("button:has-text('Insert into the message')")
+    assert page.input_value("#body") == "Hi there, it is refunded."
+    # Text the owner wrote stays; the answer goes where the cursor is.
+    page.fill("#body", "First line. ")
+    page.click("button[data-insert]")
+    assert page.input_value("#body") == "First line. Hi there, it is refunded."
