@@ -77,3 +77,37 @@ def test_it_refuses_type_playbooks_for_an_unknown_type(api: ApiClient) -> None:
     got = api.client_put("/api/v1/triage-policy", config)
     assert got.status_code == 422
     assert "type_playbooks" in str(got.json()["detail"][0]["loc"])
+
+
+def test_it_sets_the_type_through_the_api_and_brings_in_the_sponsor_for_leaving(
+    api: ApiClient, enterprise: Account, agent: User, smtp: Any
+) -> None:
+    from closeloop.team.models import Role
+
+    from .conftest import drain
+
+    sponsor = User.objects.create_user("vp", "vp@example.com", "pw-vp-123", role=Role.MANAGER)
+    case = open_case(api, enterprise, 5, comment="Reports are slow")
+    enterprise.executive_sponsor = sponsor
+    enterprise.save()
+    drain()
+    before = len(smtp.inbox.messages)
+    reply = api.post_json(f"/api/v1/cases/{case.pk}/type", {"detractor_type": "leaving"})
+    assert reply.status_code == 200, reply.content
+    assert reply.json()["detractor_type"] == "leaving"
+    case.refresh_from_db()
+    assert case.detractor_type_by == "person"
+    assert sponsor in case.watchers.all()
+    drain()
+    told = {m["To"] for m in smtp.inbox.messages[before:]}
+    assert {"vp@example.com", agent.email} <= told
+    mail = smtp.inbox.to("vp@example.com")[-1]
+    assert mail["Subject"].startswith("Leaving:") and "within 24 hours" in mail.get_content()
+    # The same type again changes nothing and tells nobody twice.
+    api.post_json(f"/api/v1/cases/{case.pk}/type", {"detractor_type": "leaving"})
+    drain()
+    assert len(smtp.inbox.to("vp@example.com")) == 1
+    bad = api.post_json(f"/api/v1/cases/{case.pk}/type", {"detractor_type": "grumpy"})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"][-1] == "detractor_type"
+    case.refresh_from_db()
+    assert case.detractor_type == "leaving"

@@ -455,6 +455,25 @@ def add_gesture(request: HttpRequest, case_id: int, payload: GestureIn) -> dict[
     return _detail(case)
 
 
+class TypeIn(In):
+    detractor_type: str = Field(
+        ..., max_length=12, description="leaving, evaluating, invested, loyal"
+    )
+
+
+@router.post("/cases/{case_id}/type", response=CaseDetailOut, summary="Set the detractor type")
+def set_type(request: HttpRequest, case_id: int, payload: TypeIn) -> dict[str, Any]:
+    """What kind of detractor this is (docs/domain.md §4): it picks the type's playbook
+    and deadline from the policy. A person's type is kept over what the conversation or
+    the comment's signals suggest. `leaving` tells the owner and, at a top account, the
+    executive sponsor at once."""
+    require_write(request)
+    with transaction.atomic():
+        case = _case(case_id)
+        actions.set_type(case, payload.detractor_type, None)
+    return _detail(case)
+
+
 class ReopenIn(In):
     reason: str = Field(..., min_length=1, max_length=2000)
 

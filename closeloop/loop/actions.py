@@ -70,6 +70,16 @@ def give_gesture(
     notify.case_event(case, "case.updated")
 
 
+def set_type(case: FollowUpCase, kind: str, actor: User | None) -> None:
+    """A person types the detractor. One who is leaving brings in the owner and, at a top
+    account, the executive sponsor at once (policy: a call within 24 hours)."""
+    if not case.set_detractor_type(kind, actor):
+        return
+    if kind == FollowUpCase.DetractorType.LEAVING:
+        notify.leaving_alert(case, actor)
+    notify.case_event(case, "case.updated")
+
+
 def reopen(case: FollowUpCase, why: str, actor: User | None) -> None:
     """Open a closed case again."""
     case.reopen(why, actor)

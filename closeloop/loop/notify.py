@@ -270,15 +270,8 @@ def conversation_alert(case: FollowUpCase, what: str, text: str) -> None:
         _tell(user, case, notice[:500], mail, Delivery.Purpose.OWNER_ALERT)
 
 
-def urgent_alert(case: FollowUpCase, found: Sequence[tuple[str, str]]) -> None:
-    """What cannot wait, at once: the owner (or the managers) and, at a top account, the
-    executive sponsor, with the customer's words."""
-    kinds = ", ".join(kind for kind, _ in found)
-    notice = f"Urgent ({kinds}): {headline(case)}"
-    lines = [f"{kind}: “{quote}”" for kind, quote in found]
-    body = "\n".join([headline(case), "", *lines, "", f"Open the case: {case_url(case)}"])
-    mail = (notice[:300], body)
-    people = _owner_or_managers(case)
+def _with_sponsor(case: FollowUpCase, people: list[User]) -> list[User]:
+    """`people` and, at a top account (policy), its active executive sponsor."""
     account = case.account
     sponsor = account.executive_sponsor if account else None
     if (
@@ -288,10 +281,48 @@ def urgent_alert(case: FollowUpCase, found: Sequence[tuple[str, str]]) -> None:
         and sponsor not in people
         and case.policy.rules.tell_sponsor(account.tier, account.arr_cents)
     ):
-        people.append(sponsor)
-    for user in people:
+        return [*people, sponsor]
+    return people
+
+
+def urgent_alert(case: FollowUpCase, found: Sequence[tuple[str, str]]) -> None:
+    """What cannot wait, at once: the owner (or the managers) and, at a top account, the
+    executive sponsor, with the customer's words."""
+    kinds = ", ".join(kind for kind, _ in found)
+    notice = f"Urgent ({kinds}): {headline(case)}"
+    lines = [f"{kind}: “{quote}”" for kind, quote in found]
+    body = "\n".join([headline(case), "", *lines, "", f"Open the case: {case_url(case)}"])
+    mail = (notice[:300], body)
+    for user in _with_sponsor(case, _owner_or_managers(case)):
         _tell(user, case, notice[:500], mail, Delivery.Purpose.OWNER_ALERT)
     case_event(case, "case.urgent")
+
+
+def leaving_alert(case: FollowUpCase, actor: User | None) -> None:
+    """A person typed the customer as leaving: the owner (or the managers) and, at a top
+    account, the executive sponsor (who watches the case from now on) hear at once, with
+    the deadline the policy sets for leaving customers."""
+    hours = case.policy.rules.type_sla_hours.get(FollowUpCase.DetractorType.LEAVING)
+    by = actor.display_name if actor else "Someone"
+    notice = f"Leaving: {headline(case)}"
+    steps = case.policy.rules.type_playbooks.get(FollowUpCase.DetractorType.LEAVING, [])
+    body = "\n".join(
+        [
+            f"{by} marked this customer as leaving.",
+            headline(case),
+            "",
+            *(f"- {step}" for step in steps),
+            *([f"\nCall them within {hours} hours of the answer."] if hours else []),
+            "",
+            f"Open the case: {case_url(case)}",
+        ]
+    )
+    people = [u for u in _with_sponsor(case, _owner_or_managers(case)) if u != actor]
+    for user in people:
+        _tell(user, case, notice[:500], (notice[:300], body), Delivery.Purpose.OWNER_ALERT)
+    sponsor = case.account.executive_sponsor if case.account else None
+    if sponsor in people:
+        FollowUpCase.watchers.through.objects.get_or_create(followupcase=case, user=sponsor)
 
 
 def _managers() -> list[User]:

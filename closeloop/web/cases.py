@@ -371,7 +371,7 @@ def _act(case: FollowUpCase, action: str, post: Any, user: User) -> str:
     if action in ("theme_add", "theme_remove"):
         return _correct_themes(case, action, post, user)
     if action == "type":
-        case.set_detractor_type(post.get("detractor_type", ""), user)
+        actions.set_type(case, post.get("detractor_type", ""), user)
         return "Detractor type recorded."
     if action == "task_done":
         task = case.tasks.filter(pk=form_pk(post.get("task"))).first()

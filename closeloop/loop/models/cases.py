@@ -375,13 +375,13 @@ class FollowUpCase(models.Model):
     # signals read in the comment at triage.
     TYPE_SOURCES = ("signals", "conversation", "person")
 
-    def set_detractor_type(self, kind: str, actor: User | None) -> None:
-        """A person says what kind of detractor this is."""
+    def set_detractor_type(self, kind: str, actor: User | None) -> bool:
+        """A person says what kind of detractor this is; whether it changed."""
         if kind not in self.DetractorType.values:
             raise FieldError(
                 "detractor_type", f"must be one of {', '.join(self.DetractorType.values)}"
             )
-        self.suggest_type(kind, "person", actor=actor)
+        return self.suggest_type(kind, "person", actor=actor)
 
     def suggest_type(self, kind: str, by: str, why: str = "", actor: User | None = None) -> bool:
         """Record the detractor type `by` (signals, conversation, person) found, unless a
