@@ -344,8 +344,10 @@ def test_it_serves_the_official_delighted_client(stack: Stack) -> None:
     assert metrics.promoter_count == 1 and metrics.response_count == 1
 
 
-def _log_in(base: str, username: str, password: str) -> requests.Response:
-    session = requests.Session()
+def _log_in(
+    base: str, username: str, password: str, session: requests.Session | None = None
+) -> requests.Response:
+    session = session or requests.Session()
     page = session.get(f"{base}/login/", timeout=30).text
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
     assert token, page[:500]
@@ -377,6 +379,95 @@ def test_it_holds_the_access_rules_on_the_running_stack(stack: Stack) -> None:
     assert _log_in(stack.base, "olivia", "wrong-password").status_code == 429
     assert _log_in(stack.base, "olivia", "pw-olivia-123").status_code == 429
     assert _log_in(stack.base, "admin", stack.admin_password).status_code == 302
+
+
+def test_it_follows_through_from_type_to_shipped_fix_and_measures_it(stack: Stack) -> None:
+    """Follow-through on the running stack: typing a top account's customer as leaving
+    emails its sponsor; the theme's protocol sheet reaches the case; shipping a roadmap
+    item opens the announcement for the case; the gesture shows in the breakdown; the
+    monthly report's PDF has its sections."""
+    from io import BytesIO
+
+    from pypdf import PdfReader
+
+    _manage(
+        stack.env,
+        "shell",
+        "-c",
+        "from closeloop.team.models import User, Role; "
+        "User.objects.create_user('vp', 'vp@vendor.example', 'pw-vp-123', role=Role.MANAGER)",
+    )
+    account = {
+        "name": "Initech",
+        "external_id": "acc-initech",
+        "tier": "enterprise",
+        "arr": 250000,
+        "owner_email": OWNER[1],
+        "executive_sponsor_email": "vp@vendor.example",
+    }
+    assert stack.api("post", "/api/v1/accounts", account).status_code in (200, 201)
+    kim = "kim.lo@initech.example"
+    answer = {
+        "person": {"email": kim, "name": "Kim Lo", "account": {"external_id": "acc-initech"}},
+        "score": 5,
+        "comment": "Reports take minutes to load every morning",
+    }
+    assert stack.api("post", "/api/v1/responses", answer).status_code == 201
+    case = _until(
+        lambda: stack.api("get", "/api/v1/cases", params={"email": kim}).json()["results"],
+        60,
+        "Kim's case",
+    )[0]
+    typed = stack.api("post", f"/api/v1/cases/{case['id']}/type", {"detractor_type": "leaving"})
+    assert typed.status_code == 200 and typed.json()["detractor_type"] == "leaving", typed.text
+    bad = stack.api("post", f"/api/v1/cases/{case['id']}/type", {"detractor_type": "meh"})
+    assert bad.status_code == 422 and "detractor_type" in bad.text
+
+    def leaving_mail() -> list[EmailMessage]:
+        return [m for m in stack.inbox.to("vp@vendor.example") if "Leaving:" in str(m["Subject"])]
+
+    subjects = [str(m["Subject"]) for m in stack.inbox.to("vp@vendor.example")]
+    found = _until(leaving_mail, 60, f"the sponsor's leaving alert (has {subjects})")
+    assert "Initech" in found[0].get_content()
+
+    sheet = {
+        "team": None,
+        "approved_answers": [{"title": "Faster reports", "body": "Hi {first_name}, fixed."}],
+        "next_steps": ["Ask which report and when"],
+        "loop_in": "Platform on-call",
+    }
+    assert stack.api("put", "/api/v1/themes/performance/protocol", sheet).status_code == 200
+    tagged = stack.api("post", f"/api/v1/cases/{case['id']}/themes", {"add": ["performance"]})
+    assert tagged.status_code == 200, tagged.text
+    detail = stack.api("get", f"/api/v1/cases/{case['id']}").json()
+    (protocol,) = [p for p in detail["protocols"] if p["theme"] == "performance"]
+    assert protocol["approved_answers"][0]["body"] == "Hi Kim, fixed."
+
+    item = stack.api(
+        "post", "/api/v1/themes/performance/roadmap", {"title": "Reports load in 2 seconds"}
+    ).json()
+    shipped = stack.api("patch", f"/api/v1/roadmap/{item['id']}", {"status": "shipped"}).json()
+    announcement = stack.api("get", f"/api/v1/announcements/{shipped['announcement_id']}").json()
+    assert announcement["title"] == "Reports load in 2 seconds"
+    assert case["id"] in announcement["case_ids"] and announcement["status"] == "draft"
+
+    gave = stack.api(
+        "post", f"/api/v1/cases/{case['id']}/gestures", {"kind": "credit", "value": 500}
+    )
+    assert gave.status_code == 200, gave.text
+    effects = stack.api("get", "/api/v1/insights/effects", params={"by": "gesture"}).json()
+    assert {"credit": 1} == {
+        g["key"]: g["cases"] for g in effects["groups"] if g["key"] == "credit"
+    }
+    assert "follow_up_return" in effects
+
+    session = requests.Session()
+    assert _log_in(stack.base, "admin", stack.admin_password, session).status_code == 302
+    month = datetime.now(UTC).strftime("%Y-%m")
+    pdf = session.get(f"{stack.base}/insights/report/?month={month}&format=pdf", timeout=60)
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    text = "\n".join(page.extract_text() for page in PdfReader(BytesIO(pdf.content)).pages)
+    assert "NPS by month" in text and "Follow-up program" in text
 
 
 @pytest.mark.browser
