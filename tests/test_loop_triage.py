@@ -137,6 +137,48 @@ def test_it_records_which_policy_version_made_each_case(
     assert (second.policy.version, second.action) == (2, Action.PERSONAL_EMAIL_QUESTIONS)
 
 
+def test_it_leaves_open_cases_to_their_policy_until_a_person_re_triages_one(
+    api: ApiClient, writer_api: ApiClient, smb: Account, admin_user: User
+) -> None:
+    personal = PolicyConfig()
+    personal.matrix["moderate"].standard = Action.PERSONAL_EMAIL_QUESTIONS  # type: ignore[index]
+    TriagePolicy.save_new_version(personal, admin_user)
+    api.post_json("/api/v1/responses", at(smb, 4))
+    case = the_case()
+    due, version = case.due_at, case.policy.version
+    assert case.action == Action.PERSONAL_EMAIL_QUESTIONS and due == case.created_at + timedelta(
+        hours=48
+    )
+    automated = PolicyConfig()
+    automated.matrix["moderate"].standard = Action.AUTOMATED_BRIEF_QUESTION  # type: ignore[index]
+    automated.sla_hours.default = 24
+    TriagePolicy.save_new_version(automated, admin_user)
+    case.refresh_from_db()
+    assert (case.action, case.due_at, case.policy.version) == (
+        Action.PERSONAL_EMAIL_QUESTIONS,
+        due,
+        version,
+    )
+    assert writer_api.post_json(f"/api/v1/cases/{case.pk}/retriage", {}).status_code == 403
+    reply = api.post_json(f"/api/v1/cases/{case.pk}/retriage", {})
+    assert reply.status_code == 200, reply.content
+    body = reply.json()
+    assert body["action"] == Action.AUTOMATED_BRIEF_QUESTION
+    assert body["policy_version"] == version + 1
+    case.refresh_from_db()
+    assert case.due_at == case.created_at + timedelta(hours=24)
+    note = case.activities.get(data__retriaged=version + 1)
+    assert f"from policy v{version} to v{version + 1}" in note.text
+    # Now automated and untouched: its first email is queued, once.
+    assert case.deliveries.filter(purpose=Delivery.Purpose.OUTREACH).count() == 1
+    again = api.post_json(f"/api/v1/cases/{case.pk}/retriage", {})
+    assert again.status_code == 200
+    assert case.deliveries.filter(purpose=Delivery.Purpose.OUTREACH).count() == 1
+    case.close(FollowUpCase.Resolution.NO_RESPONSE, "test", "closing", None)
+    closed = api.post_json(f"/api/v1/cases/{case.pk}/retriage", {})
+    assert closed.status_code == 422 and closed.json()["detail"][0]["loc"][-1] == "status"
+
+
 def test_it_ranks_a_drop_from_8_to_3_above_a_steady_3(api: ApiClient, smb: Account) -> None:
     earlier = (timezone.now() - timedelta(days=60)).isoformat()
     api.post_json("/api/v1/responses", at(smb, 8, email="drop@example.com", created_at=earlier))

@@ -217,3 +217,26 @@ def test_it_filters_the_inbox_by_theme_and_shows_each_cases_themes(
     assert '<option value="billing" selected>' in page
     everyone = client.get("/cases/", {"view": "all"}).content.decode()
     assert f"/cases/{other.pk}/" in everyone
+
+
+def test_it_offers_an_admin_the_re_triage_of_a_case_under_an_older_policy(
+    api: ApiClient, smb: Account, admin_user: User, agent: User
+) -> None:
+    from closeloop.loop.models import TriagePolicy
+    from closeloop.loop.policy import PolicyConfig
+
+    case = open_case(api, smb, 4)
+    admin = Client()
+    admin.force_login(admin_user)
+    assert "Re-triage under policy" not in admin.get(f"/cases/{case.pk}/").content.decode()
+    TriagePolicy.save_new_version(PolicyConfig(), admin_user)
+    page = admin.get(f"/cases/{case.pk}/").content.decode()
+    assert f"Re-triage under policy v{case.policy.version + 1}" in page
+    agent_client = Client()
+    agent_client.force_login(agent)
+    assert "Re-triage under policy" not in agent_client.get(f"/cases/{case.pk}/").content.decode()
+    assert agent_client.post(f"/cases/{case.pk}/act", {"action": "retriage"}).status_code == 403
+    done = admin.post(f"/cases/{case.pk}/act", {"action": "retriage"}, follow=True)
+    assert f"Re-triaged from policy v{case.policy.version}" in done.content.decode()
+    case.refresh_from_db()
+    assert case.policy == TriagePolicy.current()

@@ -24,7 +24,7 @@ from closeloop.core.errors import FieldError
 from closeloop.core.schemas import RefusesNul, StrictSchema
 from closeloop.delivery.models import Channel
 from closeloop.insights.filters import theme_matches
-from closeloop.loop import actions, payloads, protocols
+from closeloop.loop import actions, payloads, protocols, retriage
 from closeloop.loop.configuration import (
     ChannelIn,
     RuleIn,
@@ -471,6 +471,20 @@ def set_type(request: HttpRequest, case_id: int, payload: TypeIn) -> dict[str, A
     with transaction.atomic():
         case = _case(case_id)
         actions.set_type(case, payload.detractor_type, None)
+    return _detail(case)
+
+
+@router.post(
+    "/cases/{case_id}/retriage", response=CaseDetailOut, summary="Apply the current policy"
+)
+def retriage_case(request: HttpRequest, case_id: int) -> dict[str, Any]:
+    """A new policy version leaves open cases as they were; this puts one open case under
+    the policy in force: its action and rule decided again, an unmet deadline set again
+    from when it opened (admin key; 422 naming `status` for a closed case)."""
+    require_admin(request)
+    with transaction.atomic():
+        case = _case(case_id)
+        retriage.retriage(case, None)
     return _detail(case)
 
 

@@ -23,7 +23,16 @@ from closeloop.core.errors import FieldError
 from closeloop.delivery.models import Delivery, Outage
 from closeloop.insights import effects, program
 from closeloop.insights.filters import theme_matches
-from closeloop.loop import actions, erasure, guide, notify, outreach, payloads, protocols
+from closeloop.loop import (
+    actions,
+    erasure,
+    guide,
+    notify,
+    outreach,
+    payloads,
+    protocols,
+    retriage,
+)
 from closeloop.loop.messages import money
 from closeloop.loop.models import (
     CALL_OUTCOMES,
@@ -33,6 +42,7 @@ from closeloop.loop.models import (
     InboundMessage,
     Notification,
     Task,
+    TriagePolicy,
     open_filter,
     overdue_filter,
     revenue_at_risk,
@@ -207,6 +217,7 @@ def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
             ),
             theme_tags=theme_tags,
             sheets=protocols.sheets_for(case),
+            current_policy=TriagePolicy.current(),
             talk=talk,
             addable_themes=Theme.objects.filter(retired_at__isnull=True, merged_into__isnull=True)
             .exclude(pk__in=[t.theme_id for t in theme_tags])
@@ -370,6 +381,10 @@ def _act(case: FollowUpCase, action: str, post: Any, user: User) -> str:
         return "Reassigned."
     if action in ("theme_add", "theme_remove"):
         return _correct_themes(case, action, post, user)
+    if action == "retriage":
+        if not user.is_admin():
+            raise PermissionDenied("only admins re-triage a case")
+        return retriage.retriage(case, user)
     if action == "type":
         actions.set_type(case, post.get("detractor_type", ""), user)
         return "Detractor type recorded."
