@@ -53,18 +53,25 @@ class Plan:
     owner: str
     items: list[dict[str, Any]]
 
-    def describe(self) -> str:
-        """The items in a line: 'X (in progress, by 12 Dec 2026); Y (shipped 3 Oct)'."""
-        parts = []
+    def lines(self) -> list[tuple[str, str, bool]]:
+        """Each item as (title, 'in progress, by 12 Dec 2026' or 'shipped 3 Oct 2026',
+        overdue)."""
+        found = []
         for i in self.items:
             if i["status"] == "shipped":
                 when = f"shipped {i['shipped_at']:%-d %b %Y}" if i["shipped_at"] else "shipped"
             else:
                 when = i["status"].replace("_", " ")
                 if i["target_date"]:
-                    late = " — overdue" if i["overdue"] else ""
-                    when += f", by {i['target_date']:%-d %b %Y}{late}"
-            parts.append(f"{i['title']} ({when})")
+                    when += f", by {i['target_date']:%-d %b %Y}"
+            found.append((i["title"], when, bool(i["overdue"])))
+        return found
+
+    def describe(self) -> str:
+        """The items in a line: 'X (in progress, by 12 Dec 2026); Y (shipped 3 Oct 2026)'."""
+        parts = [
+            f"{title} ({when}{' — overdue' if late else ''})" for title, when, late in self.lines()
+        ]
         return "; ".join(parts) or "nothing planned"
 
 

@@ -279,18 +279,11 @@ def _themes(
     ]
     for rank, m in enumerate(moves, 1):
         plan = r.plan(m.figure.slug)
-        done = []
-        for item in plan.items:
-            if item["status"] == "shipped":
-                when = (
-                    f"shipped {item['shipped_at']:%-d %b %Y}" if item["shipped_at"] else "shipped"
-                )
-            else:
-                when = item["status"].replace("_", " ")
-                if item["target_date"]:
-                    when += f", by {item['target_date']:%-d %b %Y}"
-            late = ' <font color="#b91c1c">overdue</font>' if item["overdue"] else ""
-            done.append(f"• {escape(item['title'])} — {escape(when)}{late}")
+        late = ' <font color="#b91c1c">overdue</font>'
+        done = [
+            f"• {escape(title)} — {escape(when)}{late if overdue else ''}"
+            for title, when, overdue in plan.lines()
+        ]
         owner = plan.owner if plan.owner != "nobody" else "no owner"
         rows.append(
             [
