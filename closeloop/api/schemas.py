@@ -29,6 +29,15 @@ class BatchOut(Schema):
     ids: list[int | None]
 
 
+class AccountChangeOut(Schema):
+    kind: str
+    at: datetime
+    arr_before: float | None
+    arr_after: float | None
+    reason: str
+    source: str
+
+
 class AccountOut(Schema):
     id: int
     external_id: str | None
@@ -43,6 +52,8 @@ class AccountOut(Schema):
     owner_email: str | None
     executive_sponsor_email: str | None
     properties: dict[str, Any]
+    churned_at: datetime | None
+    churn_reason: str
 
     @staticmethod
     def resolve_arr(obj: Account) -> float:
@@ -55,6 +66,26 @@ class AccountOut(Schema):
     @staticmethod
     def resolve_executive_sponsor_email(obj: Account) -> str | None:
         return obj.executive_sponsor.email if obj.executive_sponsor else None
+
+
+class AccountDetailOut(AccountOut):
+    changes: list[AccountChangeOut] = Field(
+        description="its history: churned, reactivated, contraction, expansion (newest first)"
+    )
+
+    @staticmethod
+    def resolve_changes(obj: Account) -> list[dict[str, Any]]:
+        return [
+            {
+                "kind": c.kind,
+                "at": c.at,
+                "arr_before": c.arr_before_cents / 100 if c.arr_before_cents is not None else None,
+                "arr_after": c.arr_after_cents / 100 if c.arr_after_cents is not None else None,
+                "reason": c.reason,
+                "source": c.source,
+            }
+            for c in obj.changes.order_by("-at", "-id")[:50]
+        ]
 
 
 class PersonOut(Schema):

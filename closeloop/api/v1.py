@@ -38,7 +38,15 @@ from .access import require_write
 from .announcements import router as announcements_router
 from .cases import router as follow_up_router
 from .insights import router as insights_router
-from .schemas import AccountOut, BatchIn, BatchOut, MetricsOut, PersonOut, ResponseOut, ResponsePage
+from .schemas import (
+    AccountDetailOut,
+    BatchIn,
+    BatchOut,
+    MetricsOut,
+    PersonOut,
+    ResponseOut,
+    ResponsePage,
+)
 from .surveys import router as surveys_router
 from .themes import router as themes_router
 
@@ -312,10 +320,16 @@ def erase_person(request: HttpRequest, person_id: int) -> dict[str, Any]:
 
 
 @api.post(
-    "/accounts", response={200: AccountOut, 201: AccountOut}, summary="Create or update an account"
+    "/accounts",
+    response={200: AccountDetailOut, 201: AccountDetailOut},
+    summary="Create or update an account",
 )
 def upsert_account(request: HttpRequest, payload: AccountIn) -> Status[Account]:
-    """Found by external_id, else name; given fields replace, properties merge."""
+    """Found by external_id, else name; given fields replace, properties merge.
+
+    `churned_at` (and `churn_reason`) records that the account left; `churned: false`
+    brings it back; a new `arr` below or above the last is a contraction or expansion.
+    Each goes into the account's `changes`, which the program's churn figures read."""
     require_write(request)
     data = payload.to_data()
     field, value = data.key()
@@ -326,7 +340,7 @@ def upsert_account(request: HttpRequest, payload: AccountIn) -> Status[Account]:
     return Status(200 if existed else 201, account)
 
 
-@api.get("/accounts/{account_id}", response=AccountOut, summary="One account")
+@api.get("/accounts/{account_id}", response=AccountDetailOut, summary="One account")
 def get_account(request: HttpRequest, account_id: int) -> Account:
     """Read one account."""
     return get_object_or_404(Account, pk=account_id)

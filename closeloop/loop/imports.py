@@ -190,5 +190,5 @@ def _write(kind: str, items: list[Any]) -> int:
         upsert_people([i.to_data() for i in items])
         return Person.objects.count() - before
     before = Account.objects.count()
-    upsert_accounts([i.to_data() for i in items])
+    upsert_accounts([i.to_data() for i in items], source="csv")
     return Account.objects.count() - before

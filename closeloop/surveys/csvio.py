@@ -69,6 +69,8 @@ ACCOUNTS_FILE_COLUMNS: dict[str, tuple[str, ...]] = {
     "name": ("name",),
     "owner_email": ("owner_email",),
     "executive_sponsor_email": ("executive_sponsor_email",),
+    "churned_at": ("churned_at",),
+    "churn_reason": ("churn_reason",),
 }
 # Columns the responses export writes that describe the stored row rather than the answer;
 # the import skips them so a re-imported export does not grow them as custom properties.
@@ -497,6 +499,8 @@ ACCOUNT_EXPORT_HEADER = [
     "customer_since",
     "owner_email",
     "executive_sponsor_email",
+    "churned_at",
+    "churn_reason",
 ]
 
 
@@ -515,4 +519,6 @@ def account_rows(qs: Iterable[Account]) -> Iterator[list[Any]]:
             a.customer_since.isoformat() if a.customer_since else "",
             a.owner.email if a.owner else "",
             a.executive_sponsor.email if a.executive_sponsor else "",
+            a.churned_at.isoformat() if a.churned_at else "",
+            a.churn_reason,
         ]

@@ -22,7 +22,15 @@ from closeloop.core.db import bulk_insert
 from closeloop.core.errors import ConcurrentWriteError, FieldError
 from closeloop.team.models import User
 
-from .models import Account, Person, Response, ResponseEdit, Survey, SurveyRequest
+from .models import (
+    Account,
+    AccountChange,
+    Person,
+    Response,
+    ResponseEdit,
+    Survey,
+    SurveyRequest,
+)
 
 # How often a write that collides with concurrent writers is tried before giving up. Each
 # collision means another writer committed and is done, so up to this many writers racing
@@ -46,6 +54,9 @@ class AccountData:
     owner_email: str | None = None
     sponsor_email: str | None = None
     properties: dict[str, Any] = field(default_factory=dict)
+    churned_at: datetime | None = None
+    churn_reason: str | None = None
+    reactivated: bool = False
 
     def key(self) -> tuple[str, str]:
         """How the account is found: by external id, else by name."""
@@ -161,8 +172,61 @@ def _merge(earlier: _Mention | None, later: _Mention) -> _Mention:
     return merged
 
 
-def upsert_accounts(items: Sequence[AccountData]) -> dict[tuple[str, str], Account]:
-    """Create or update accounts, found by external id or name, in a few queries."""
+def _changes(acc: Account, data: AccountData, is_new: bool, source: str) -> list[AccountChange]:
+    """The history rows an update makes (before it is applied): churn, reactivation, and
+    ARR going down or up on an account that already had one."""
+    now = timezone.now()
+    found = []
+    if data.churned_at is not None and acc.churned_at != data.churned_at:
+        found.append(
+            AccountChange(
+                kind=AccountChange.Kind.CHURNED,
+                at=data.churned_at,
+                arr_before_cents=acc.arr_cents if not is_new else data.arr_cents,
+                reason=data.churn_reason or "",
+                source=source,
+            )
+        )
+    elif data.reactivated and acc.churned_at is not None:
+        found.append(AccountChange(kind=AccountChange.Kind.REACTIVATED, at=now, source=source))
+    after = data.arr_cents
+    if not is_new and after is not None and after != acc.arr_cents and acc.arr_cents:
+        kind = (
+            AccountChange.Kind.CONTRACTION
+            if after < acc.arr_cents
+            else AccountChange.Kind.EXPANSION
+        )
+        found.append(
+            AccountChange(
+                kind=kind,
+                at=now,
+                arr_before_cents=acc.arr_cents,
+                arr_after_cents=after,
+                source=source,
+            )
+        )
+    return found
+
+
+def _apply_churn(acc: Account, data: AccountData) -> bool:
+    changed = False
+    if data.churned_at is not None and acc.churned_at != data.churned_at:
+        acc.churned_at = data.churned_at
+        changed = True
+    elif data.reactivated and acc.churned_at is not None:
+        acc.churned_at, acc.churn_reason = None, ""
+        changed = True
+    if data.churn_reason is not None and acc.churn_reason != data.churn_reason:
+        acc.churn_reason = data.churn_reason
+        changed = True
+    return changed
+
+
+def upsert_accounts(
+    items: Sequence[AccountData], source: str = "api"
+) -> dict[tuple[str, str], Account]:
+    """Create or update accounts, found by external id or name, in a few queries; a churn,
+    a reactivation or an ARR change is also kept in the account's history (`source`)."""
     wanted: dict[tuple[str, str], AccountData] = {}
     for data in items:
         wanted[data.key()] = _merge(wanted.get(data.key()), data)
@@ -183,6 +247,7 @@ def upsert_accounts(items: Sequence[AccountData]) -> dict[tuple[str, str], Accou
     )
     new: list[Account] = []
     changed: list[Account] = []
+    history: list[tuple[Account, AccountChange]] = []
     for key, data in wanted.items():
         is_new = key not in found
         if is_new:
@@ -190,7 +255,9 @@ def upsert_accounts(items: Sequence[AccountData]) -> dict[tuple[str, str], Accou
                 external_id=data.external_id, name=data.name or data.external_id or ""
             )
         acc = found[key]
-        dirty = _apply(acc, data, _ACCOUNT_FIELDS)
+        history += [(acc, c) for c in _changes(acc, data, is_new, source)]
+        dirty = _apply_churn(acc, data)
+        dirty = _apply(acc, data, _ACCOUNT_FIELDS) or dirty
         if data.owner_email and acc.owner_id != owners[data.owner_email].pk:
             acc.owner = owners[data.owner_email]
             dirty = True
@@ -208,8 +275,19 @@ def upsert_accounts(items: Sequence[AccountData]) -> dict[tuple[str, str], Accou
             acc.updated_at = now
         Account.objects.bulk_update(
             changed,
-            [*_ACCOUNT_FIELDS, "owner", "executive_sponsor", "properties", "updated_at"],
+            [
+                *_ACCOUNT_FIELDS,
+                "owner",
+                "executive_sponsor",
+                "properties",
+                "churned_at",
+                "churn_reason",
+                "updated_at",
+            ],
         )
+    for acc, change in history:
+        change.account = acc
+    bulk_insert([change for _, change in history])
     return found
 
 

@@ -49,6 +49,7 @@ class Account(models.Model):
     )
     properties = models.JSONField(default=dict, blank=True)
     churned_at = models.DateTimeField(null=True, blank=True)
+    churn_reason = models.CharField(max_length=500, blank=True, help_text="why they left")
     is_demo = models.BooleanField(default=False, help_text="Created by seed_demo.")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
@@ -75,6 +76,33 @@ class Account(models.Model):
             "account.arr_cents": self.arr_cents,
             **{f"account.{k}": v for k, v in self.properties.items()},
         }
+
+
+class AccountChange(models.Model):
+    """A change in what an account pays or whether it stays: churned, reactivated, or its
+    ARR going down (contraction) or up (expansion), from the API, a CSV import or a
+    billing system. The account holds the current state; this is its history."""
+
+    class Kind(models.TextChoices):
+        CHURNED = "churned"
+        REACTIVATED = "reactivated"
+        CONTRACTION = "contraction"
+        EXPANSION = "expansion"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="changes")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    at = models.DateTimeField(help_text="when it happened")
+    arr_before_cents = models.BigIntegerField(null=True, blank=True)
+    arr_after_cents = models.BigIntegerField(null=True, blank=True)
+    reason = models.CharField(max_length=500, blank=True)
+    source = models.CharField(max_length=20, help_text="api, csv, stripe, …")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["account", "at"], name="account_change_at")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} of account {self.account_id} at {self.at:%Y-%m-%d}"
 
 
 class Person(models.Model):

@@ -55,11 +55,38 @@ class AccountIn(StrictSchema):
         "highest-value (triage policy: executive_sponsor)",
     )
     properties: Properties = Field(default_factory=dict)
+    churned_at: datetime | None = Field(
+        None, description="when the account stopped being a customer (UTC when no offset)"
+    )
+    churn_reason: str | None = Field(None, max_length=500, description="why they left")
+    churned: bool | None = Field(
+        None, description="false brings a churned account back (reactivation)"
+    )
 
     @model_validator(mode="after")
     def _identified(self) -> AccountIn:
         if not self.external_id and not self.name:
             raise ValueError("an account needs an external_id or a name")
+        return self
+
+    @field_validator("churned_at")
+    @classmethod
+    def _churned_when(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        problem = past_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value.astimezone(UTC)
+
+    @model_validator(mode="after")
+    def _churn_consistent(self) -> AccountIn:
+        if self.churned is False and self.churned_at is not None:
+            raise ValueError("churned: false (a reactivation) cannot come with a churned_at")
+        if self.churned is True and self.churned_at is None:
+            raise ValueError("churned: true needs churned_at, when it happened")
         return self
 
     def to_data(self) -> AccountData:
@@ -78,6 +105,9 @@ class AccountIn(StrictSchema):
                 self.executive_sponsor_email.lower() if self.executive_sponsor_email else None
             ),
             properties=dict(self.properties),
+            churned_at=self.churned_at,
+            churn_reason=self.churn_reason,
+            reactivated=self.churned is False,
         )
 
 
