@@ -77,6 +77,7 @@ INSTALLED_APPS = [
     "closeloop.access",
     "closeloop.themes",
     "closeloop.insights",
+    "closeloop.integrations",
     "closeloop.api",
     "closeloop.web",
     "axes",
@@ -230,6 +231,9 @@ LINK_SURVEY_ANSWERS_PER_MINUTE = int(os.environ.get("LINK_SURVEY_ANSWERS_PER_MIN
 DELIGHTED_RATE_LIMIT_PER_MINUTE = int(os.environ.get("DELIGHTED_RATE_LIMIT_PER_MINUTE", "3000"))
 # Customer replies forwarded to POST /inbound/email must be signed with this secret.
 INBOUND_EMAIL_SECRET = os.environ.get("INBOUND_EMAIL_SECRET", "")
+# Stripe's webhook signing secret (whsec_…) for POST /api/v1/integrations/stripe (empty = off).
+STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
+INTEGRATION_MAX_BYTES = int(os.environ.get("INTEGRATION_MAX_BYTES", str(1024 * 1024)))
 INBOUND_EMAIL_MAX_BYTES = int(os.environ.get("INBOUND_EMAIL_MAX_BYTES", str(25 * 1024 * 1024)))
 # A mailbox the worker polls for replies: imaps://user:password@host:993/INBOX (empty = off).
 IMAP_URL = os.environ.get("IMAP_URL", "")

@@ -3,7 +3,16 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import announcements, cases, insights, reports, settings_pages, surveys, views
+from . import (
+    announcements,
+    cases,
+    insights,
+    integrations,
+    reports,
+    settings_pages,
+    surveys,
+    views,
+)
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(template_name="web/login.html"), name="login"),
@@ -55,6 +64,8 @@ urlpatterns = [
     path("settings/channels/", settings_pages.channel_settings, name="settings-channels"),
     path("settings/templates/", settings_pages.template_settings, name="settings-templates"),
     path("settings/themes/", settings_pages.theme_settings, name="settings-themes"),
+    path("settings/integrations/", integrations.integrations, name="integrations"),
+    path("settings/integrations/map", integrations.map_customer, name="integrations-map"),
     path(
         "settings/themes/<slug:slug>/sort/",
         settings_pages.theme_sort,

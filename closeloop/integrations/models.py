@@ -1,0 +1,84 @@
+"""What other systems told closeloop: each event as received (once per sender's id), and
+the account signals it became (a failed payment, a downgrade, a scheduled cancellation)."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+from closeloop.surveys.models import Account
+
+
+class IntegrationEvent(models.Model):
+    """One event from a sender, stored before anything is done with it.
+
+    `status` says what became of it: applied to its account; unmatched (no account found
+    for its customer yet: it waits on the integrations page to be mapped); stale (older
+    than what was already applied for the same object, so it changed nothing); ignored
+    (a type closeloop does not use).
+    """
+
+    class Source(models.TextChoices):
+        STRIPE = "stripe"
+
+    class Status(models.TextChoices):
+        APPLIED = "applied"
+        UNMATCHED = "unmatched"
+        STALE = "stale"
+        IGNORED = "ignored"
+
+    source = models.CharField(max_length=20, choices=Source.choices)
+    event_id = models.CharField(max_length=255, help_text="the sender's id for the event")
+    type = models.CharField(max_length=100)
+    occurred_at = models.DateTimeField(help_text="when the sender says it happened")
+    object_id = models.CharField(max_length=255, blank=True, help_text="e.g. a subscription id")
+    customer_ref = models.CharField(
+        max_length=255, blank=True, help_text="the sender's customer id, to map it to an account"
+    )
+    email = models.CharField(max_length=254, blank=True)
+    payload = models.JSONField()
+    status = models.CharField(max_length=10, choices=Status.choices)
+    note = models.CharField(max_length=300, blank=True)
+    account = models.ForeignKey(
+        Account, null=True, blank=True, on_delete=models.SET_NULL, related_name="events"
+    )
+    received_at = models.DateTimeField(default=timezone.now)
+    applied_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["source", "event_id"], name="integration_event_once")
+        ]
+        indexes = [
+            models.Index(fields=["source", "status", "customer_ref"], name="event_unmatched"),
+            models.Index(fields=["source", "object_id", "occurred_at"], name="event_object"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.type} {self.event_id}"
+
+
+class AccountSignal(models.Model):
+    """A sign from outside NPS that an account may leave (docs/integrations.md)."""
+
+    class Kind(models.TextChoices):
+        PAYMENT_FAILED = "payment_failed", "Payment failed"
+        DOWNGRADE = "downgrade"
+        CANCEL_SCHEDULED = "cancel_scheduled", "Cancellation scheduled"
+        TRIAL_ENDING = "trial_ending", "Trial ending"
+        DISPUTE = "dispute", "Payment disputed"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="signals")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    at = models.DateTimeField()
+    detail = models.CharField(max_length=300, blank=True)
+    event = models.ForeignKey(
+        IntegrationEvent, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["account", "at"], name="account_signal_at")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} at account {self.account_id}"
