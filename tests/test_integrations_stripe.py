@@ -12,6 +12,9 @@ from typing import Any
 
 import pytest
 from django.test import Client
+from hypothesis import HealthCheck, given
+from hypothesis import settings as settings_h
+from hypothesis import strategies as st
 
 from closeloop.integrations.models import AccountSignal, IntegrationEvent
 from closeloop.surveys.models import Account, AccountChange, Person
@@ -268,9 +271,41 @@ def test_it_refuses_what_stripe_did_not_sign_and_stores_nothing(
 def test_it_answers_bad_bodies_and_a_missing_secret_by_name(settings: Any) -> None:
     assert send("not json").status_code == 400
     assert send(json.dumps({"hello": "world"})).status_code == 400
+    odd = json.dumps(
+        {"id": "evt_x", "type": "invoice.payment_failed", "created": [1], "data": {"object": {}}}
+    )
+    assert send(odd).status_code == 400 and "created" in send(odd).content.decode()
     settings.INTEGRATION_MAX_BYTES = 100
     big = event("invoice.payment_failed", {"id": "in_1", "customer": "c", "pad": "x" * 200})
     assert send(big).status_code == 413
     settings.STRIPE_WEBHOOK_SECRET = ""
     assert send(event("invoice.payment_failed", {"id": "in_1"})).status_code == 503
     assert not IntegrationEvent.objects.exists()
+
+
+@settings_h(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    body=st.one_of(
+        st.binary(max_size=300),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+            lambda inner: (
+                st.lists(inner, max_size=4)
+                | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+            ),
+            max_leaves=20,
+        ).map(
+            lambda v: json.dumps(
+                {"id": "evt_fuzz", "type": "customer.subscription.updated", "data": {"object": v}}
+            ).encode()
+        ),
+    ),
+    sign=st.booleans(),
+)
+def test_it_never_fails_on_whatever_is_posted(initech: Account, body: bytes, sign: bool) -> None:
+    header = signed(body.decode("utf-8", "replace")) if sign else "t=1,v1=00"
+    reply = Client().post(URL, body, content_type="application/json", HTTP_STRIPE_SIGNATURE=header)
+    assert reply.status_code in (200, 400, 401, 413), reply.content
+    IntegrationEvent.objects.all().delete()

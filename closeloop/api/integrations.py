@@ -41,10 +41,10 @@ def stripe_webhook(request: HttpRequest) -> JsonResponse:
         received = stripe_events.receive(raw, signature, secret)
     except stripe_events.BadSignature:
         return _refuse(401, "header.Stripe-Signature", "does not match this endpoint's secret")
-    except (ValueError, UnicodeDecodeError):
+    except FieldError as exc:  # a ValueError too: named first
+        return _refuse(400, f"body.{exc.field}", exc.reason)
+    except ValueError:  # UnicodeDecodeError and json's errors included
         return _refuse(400, "body", "not a JSON Stripe event")
-    except FieldError as exc:
-        return _refuse(400, exc.field, exc.reason)
     event = received.event
     return JsonResponse(
         {

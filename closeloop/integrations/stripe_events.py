@@ -1,9 +1,9 @@
 """Stripe webhooks (docs/integrations.md): payments, downgrades, cancellations and churn.
 
-Each event is verified with Stripe's own library (`stripe.Webhook.construct_event`:
-the `Stripe-Signature` header, `t=…,v1=…`, an HMAC-SHA256 of `t.payload` with the
-endpoint's signing secret), stored once per event id, matched to an account, then
-applied:
+Each event is verified with Stripe's own library (`stripe.WebhookSignature`, what
+`stripe.Webhook.construct_event` calls: the `Stripe-Signature` header, `t=…,v1=…`, an
+HMAC-SHA256 of `t.payload` with the endpoint's signing secret, within 5 minutes),
+stored once per event id, matched to an account, then applied:
 
 - `customer.subscription.deleted`: the account churned, when the subscription ended,
   with `cancellation_details.feedback` and `comment` as the reason;
@@ -67,12 +67,17 @@ def _at(seconds: Any) -> datetime | None:
 
 
 def verify(payload: bytes, signature: str, secret: str) -> dict[str, Any]:
-    """The event, checked by Stripe's library; BadSignature or ValueError (not JSON)."""
+    """The event, its signature checked by Stripe's library (within its 5-minute
+    tolerance); BadSignature, or ValueError for a body that is not a JSON object."""
     try:
-        event = stripe.Webhook.construct_event(payload, signature, secret)
+        stripe.WebhookSignature.verify_header(
+            payload, signature, secret, stripe.Webhook.DEFAULT_TOLERANCE
+        )
     except stripe.SignatureVerificationError as exc:
         raise BadSignature(str(exc)) from exc
-    found: dict[str, Any] = event.to_dict()
+    found = json.loads(payload)
+    if not isinstance(found, dict):
+        raise ValueError("not a JSON object")
     return found
 
 
@@ -82,7 +87,11 @@ def receive(payload: bytes, signature: str, secret: str) -> Received:
     event_id, kind = body.get("id"), body.get("type")
     obj = (body.get("data") or {}).get("object") or {}
     if not isinstance(event_id, str) or not isinstance(kind, str) or not isinstance(obj, dict):
-        raise FieldError("body", "not a Stripe event: needs id, type and data.object")
+        raise FieldError("event", "not a Stripe event: needs id, type and data.object")
+    try:
+        occurred = _at(body.get("created")) or timezone.now()
+    except (TypeError, ValueError, OverflowError, OSError):
+        raise FieldError("created", "not a Unix time") from None
     known = IntegrationEvent.objects.filter(source=SOURCE, event_id=event_id).first()
     if known is not None:
         return Received(known, False)
@@ -91,7 +100,7 @@ def receive(payload: bytes, signature: str, secret: str) -> Received:
         source=SOURCE,
         event_id=event_id[:255],
         type=kind[:100],
-        occurred_at=_at(body.get("created")) or timezone.now(),
+        occurred_at=occurred,
         object_id=str(obj.get("id") or "")[:255],
         customer_ref=str(customer or "")[:255],
         email=_email(obj)[:254],
