@@ -14,7 +14,7 @@ import time_machine
 from django.test import Client
 
 from closeloop.core.nps import NpsSummary
-from closeloop.insights import report
+from closeloop.insights import report, report_pdf
 from closeloop.insights.models import MonthlyReportRun
 from closeloop.loop.models import FollowUpCase, Task
 from closeloop.surveys.models import Account, Response
@@ -117,7 +117,7 @@ def test_it_prints_a_report_an_executive_would_forward(world: World, agent: User
     # Read today, long after its target: it says so.
     assert plan.owner == "Alex"
     assert "Faster invoices (planned, by 15 Mar 2026 — overdue)" in plan.describe()
-    pages = PdfReader(io.BytesIO(report.pdf(built))).pages
+    pages = PdfReader(io.BytesIO(report_pdf.render(built))).pages
     lines = [line.strip() for page in pages for line in page.extract_text().splitlines()]
     for heading in (
         "Monthly report — Feb 2026",

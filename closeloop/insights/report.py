@@ -4,7 +4,7 @@ NPS and its change from the month before, NPS by month over the year with its 95
 band, the top three detractor themes by count and by ARR (from answer tags) with
 whether each moved, who owns each and what is on its roadmap, the follow-up program's
 metrics and its return, the actions owners committed to, and revenue at risk. The
-page, the CSV, the PDF and the email on the 1st all read one `MonthlyReport`.
+page, the CSV, the PDF (`report_pdf`) and the email on the 1st all read one `MonthlyReport`.
 """
 
 from __future__ import annotations
@@ -218,7 +218,7 @@ def _change(r: MonthlyReport) -> str:
 
 
 def rows(r: MonthlyReport) -> list[list[Any]]:
-    """The report as (section, item, value, detail) rows: the CSV and the PDF share them."""
+    """The report as (section, item, value, detail) rows, for the CSV and the email."""
     p = r.program
     out: list[list[Any]] = [
         ["NPS", r.label, _nps(r.current), ""],
@@ -274,15 +274,6 @@ def rows(r: MonthlyReport) -> list[list[Any]]:
         ]
     )
     return out
-
-
-def pdf(r: MonthlyReport) -> bytes:
-    """The report as an A4 PDF an executive can forward: headline figures, NPS by month
-    with its 95% band, the top themes with their owners and roadmap, the program and its
-    return, commitments (Bitstream Vera, which ships with ReportLab, for accents)."""
-    from closeloop.insights import report_pdf
-
-    return report_pdf.render(r)
 
 
 # The report for a month goes out on the 1st; a worker that was down then catches up

@@ -1,4 +1,4 @@
-"""The monthly report as an A4 PDF (`report.pdf`): one heading per section, the
+"""The monthly report as an A4 PDF (`render`): one heading per section, the
 headline figures in a row, NPS by month drawn with its 95% band, the top themes with
 their owners and roadmap items, the program's figures and its return, commitments.
 

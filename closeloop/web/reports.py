@@ -17,7 +17,7 @@ from django.urls import reverse
 
 from closeloop.core.errors import FieldError
 from closeloop.core.periods import Grain, local_date, period_start
-from closeloop.insights import calculators, report
+from closeloop.insights import calculators, report, report_pdf
 from closeloop.insights.models import SPIKE_MIN_ANSWERS, SPIKE_WINDOW, Incident, with_spikes
 from closeloop.insights.schemas import IncidentIn
 from closeloop.loop.models import FollowUpCase
@@ -151,7 +151,7 @@ def report_page(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     if fmt == "csv":
         return stream(f"{name}.csv", ["section", "item", "value", "detail"], report.rows(built))
     if fmt == "pdf":
-        response = HttpResponse(report.pdf(built), content_type="application/pdf")
+        response = HttpResponse(report_pdf.render(built), content_type="application/pdf")
         response["Content-Disposition"] = f'attachment; filename="{name}.pdf"'
         return response
     if fmt:
