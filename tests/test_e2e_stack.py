@@ -41,6 +41,7 @@ DATABASE_URL = os.environ.get(
     "E2E_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/closeloop_e2e"
 )
 SECRET = "e2e-inbound-secret"
+STRIPE_SECRET = "whsec_e2e"
 OWNER = ("olivia", "olivia@example.com", "Olivia Owner")
 CUSTOMER = "dana@customer.example"
 
@@ -117,6 +118,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "EMAIL_URL": f"smtp://127.0.0.1:{smtp_port}",
         "DEFAULT_FROM_EMAIL": "Sam Support <sam@vendor.example>",
         "INBOUND_EMAIL_SECRET": SECRET,
+        "STRIPE_WEBHOOK_SECRET": STRIPE_SECRET,
         "SENTIMENT_TUNING": "off",
         "OUTBOUND_ALLOW_HOSTS": "127.0.0.1",
         "WORKER_IDLE_SECONDS": "0.3",
@@ -468,6 +470,54 @@ def test_it_follows_through_from_type_to_shipped_fix_and_measures_it(stack: Stac
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
     text = "\n".join(page.extract_text() for page in PdfReader(BytesIO(pdf.content)).pages)
     assert "NPS by month" in text and "Follow-up program" in text
+
+
+def test_it_takes_stripe_webhooks_and_marks_the_account_churned(stack: Stack) -> None:
+    account = {"name": "Hooli", "external_id": "cus_hooli", "tier": "smb", "arr": 12000}
+    assert stack.api("post", "/api/v1/accounts", account).status_code in (200, 201)
+    ended = int(time.time()) - 120
+    payload = json.dumps(
+        {
+            "id": "evt_e2e_1",
+            "object": "event",
+            "type": "customer.subscription.deleted",
+            "created": ended,
+            "data": {
+                "object": {
+                    "id": "sub_e2e",
+                    "object": "subscription",
+                    "customer": "cus_hooli",
+                    "ended_at": ended,
+                    "cancellation_details": {"feedback": "too_expensive", "comment": ""},
+                }
+            },
+        }
+    )
+    stamp = int(time.time())
+    mac = hmac.new(STRIPE_SECRET.encode(), f"{stamp}.{payload}".encode(), hashlib.sha256)
+
+    def post(signature: str) -> requests.Response:
+        return requests.post(
+            f"{stack.base}/api/v1/integrations/stripe",
+            data=payload,
+            headers={"Content-Type": "application/json", "Stripe-Signature": signature},
+            timeout=30,
+        )
+
+    assert post(f"t={stamp},v1={'0' * 64}").status_code == 401
+    first = post(f"t={stamp},v1={mac.hexdigest()}")
+    assert first.status_code == 200 and first.json()["status"] == "applied", first.text
+    again = post(f"t={stamp},v1={mac.hexdigest()}")
+    assert again.status_code == 200 and again.json()["new"] is False
+    found = stack.api("get", f"/api/v1/accounts/{first.json()['account']}").json()
+    assert found["churned_at"] and found["churn_reason"] == "too_expensive"
+    assert [c["kind"] for c in found["changes"]] == ["churned"]
+    assert found["changes"][0]["source"] == "stripe"
+    session = requests.Session()
+    assert _log_in(stack.base, "admin", stack.admin_password, session).status_code == 302
+    page = session.get(f"{stack.base}/settings/integrations/", timeout=30)
+    assert page.status_code == 200 and "customer.subscription.deleted" in page.text
+    assert "Hooli" in page.text and "connected" in page.text
 
 
 @pytest.mark.browser
