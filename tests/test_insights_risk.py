@@ -11,6 +11,7 @@ import pytest
 import time_machine
 
 from closeloop.insights import risk, top_themes
+from closeloop.integrations.models import AccountSignal
 from closeloop.loop.models import FollowUpCase
 from closeloop.surveys.models import Account, Response, SurveyRequest
 from closeloop.team.models import Team, User
@@ -27,6 +28,12 @@ def world(manager: User, agent: User) -> World:
     world = generate(seed=31, accounts=60, people=200, answers=1200)
     generate_cases(world, 32, [manager, agent], [Team.objects.create(name="EMEA")])
     generate_silence(world, 33, NOW)
+    # Billing signals, recent and old, of every kind (a trial ending is no warning).
+    kinds = [k for k, _ in AccountSignal.Kind.choices]
+    AccountSignal.objects.bulk_create(
+        AccountSignal(account=a, kind=kinds[i % len(kinds)], at=NOW - timedelta(days=7 * i))
+        for i, a in enumerate(world.accounts[::4])
+    )
     for i, r in enumerate(world.responses):
         r.tags = [THEMES[i % 4]] + ([THEMES[(i + 1) % 4]] if i % 5 == 0 else [])
         if i % 17 == 0:
@@ -36,7 +43,7 @@ def world(manager: User, agent: User) -> World:
     return world
 
 
-def _silent_detractor_accounts() -> set[int]:
+def _silent_accounts(scores: range = range(0, 7)) -> set[int]:
     grace = NOW - timedelta(days=7)
     answers = defaultdict(list)
     for r in Response.objects.all():
@@ -53,7 +60,7 @@ def _silent_detractor_accounts() -> set[int]:
         mine = answers[person_id]
         if any(r.created_at < since for r in mine) and not any(r.created_at >= since for r in mine):
             last = max(mine, key=lambda r: (r.created_at, r.pk))
-            if last.score <= 6 and last.account_id is not None:
+            if last.score in scores and last.account_id is not None:
                 found.add(last.person.account_id)
     return found
 
@@ -63,8 +70,13 @@ def _expected() -> dict[int, set[str]]:
     for case in FollowUpCase.objects.filter(loop="detractor").exclude(status="closed"):
         if case.account_id:
             signals[case.account_id].add("open_case")
-    for account_id in _silent_detractor_accounts():
+    for account_id in _silent_accounts():
         signals[account_id].add("silent")
+    for account_id in _silent_accounts(range(7, 9)):
+        signals[account_id].add("silent_passive")
+    for s in AccountSignal.objects.filter(at__gt=NOW - timedelta(days=90), at__lte=NOW):
+        if s.kind != "trial_ending":
+            signals[s.account_id].add("billing")
     recent, before = defaultdict(list), defaultdict(list)
     for r in Response.objects.filter(account__isnull=False):
         if NOW - timedelta(days=90) <= r.created_at < NOW:
@@ -86,9 +98,9 @@ def test_it_finds_each_account_at_risk_and_why(world: World) -> None:
     want = _expected()
     assert set(got) == set(want)
     for pk, account in got.items():
-        assert {s for s in ("open_case", "silent", "falling") if getattr(account, s)} == want[pk]
+        assert {s for s in risk.Signal if getattr(account, s.value)} == want[pk]
     shown = {s for v in want.values() for s in v}
-    assert shown == {"open_case", "silent", "falling"}, shown
+    assert shown == {s.value for s in risk.Signal}, shown
     arr = {a.pk: a.arr_cents for a in Account.objects.all()}
     assert figures.total.arr_cents == sum(arr[pk] for pk in want)
     assert figures.total.accounts == len(want)

@@ -384,8 +384,9 @@ def _total(t: risk.RiskTotal, key: Any = None) -> dict[str, Any]:
 
 @router.get("/insights/revenue-at-risk", response=RiskOut, summary="Revenue at risk")
 def get_risk(request: HttpRequest) -> dict[str, Any]:
-    """ARR of live accounts with an open detractor case, a silent detractor or a falling
-    score, each account once; per signal, owner (email), tier and detractor theme."""
+    """ARR of live accounts with an open detractor case, a silent detractor or passive, a
+    falling score or a billing warning, each account once; per signal (open_case, silent,
+    silent_passive, falling, billing), owner (email), tier and detractor theme."""
     figures = risk.revenue_at_risk()
     emails = dict(User.objects.values_list("pk", "email"))
     return {

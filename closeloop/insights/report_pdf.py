@@ -417,7 +417,8 @@ def render(r: MonthlyReport) -> bytes:
         Spacer(1, 4 * mm),
         _p(
             f"Revenue at risk now: {_money(r.at_risk.arr_cents)} across {r.at_risk.accounts} "
-            "accounts with an open detractor case, a silent detractor or a falling score.",
+            "accounts with an open detractor case, a silent detractor or passive, a falling "
+            "score or a billing warning.",
             st["body"],
         ),
     ]

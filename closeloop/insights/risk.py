@@ -4,8 +4,11 @@ An account is at risk when any of these holds (docs/domain.md §7–8):
 - it has an open detractor case;
 - one of its people is a silent detractor: their last answer was 0–6 and they
   have ignored their last two invitations (`surveys.reach.silent_people`);
+- one of its people is a silent passive: the same, with a last answer of 7–8;
 - its score is falling: the mean of its answers in the last 90 days is at least
-  one point below the mean of the 90 days before.
+  one point below the mean of the 90 days before;
+- its billing warns: a failed payment, a downgrade, a scheduled cancellation or a
+  disputed payment in the last 90 days (docs/integrations.md).
 Each account counts once in a total, whatever the number of its signals.
 """
 
@@ -19,6 +22,7 @@ from typing import Any
 from django.db.models import Avg, Count, Exists, F, OuterRef, Q, QuerySet, Sum
 from django.utils import timezone
 
+from closeloop.integrations.models import AccountSignal
 from closeloop.loop.models import FollowUpCase, open_filter
 from closeloop.surveys.models import Account, Response
 from closeloop.surveys.reach import silent_people
@@ -32,14 +36,25 @@ FALLING_DROP = 1.0
 class Signal(StrEnum):
     OPEN_CASE = "open_case"
     SILENT = "silent"
+    SILENT_PASSIVE = "silent_passive"
     FALLING = "falling"
+    BILLING = "billing"
 
 
 SIGNAL_LABELS = {
     Signal.OPEN_CASE: "open detractor case",
     Signal.SILENT: "silent detractor",
+    Signal.SILENT_PASSIVE: "silent passive",
     Signal.FALLING: "falling score",
+    Signal.BILLING: "billing warning",
 }
+BILLING_WINDOW = timedelta(days=90)
+BILLING_KINDS = [
+    AccountSignal.Kind.PAYMENT_FAILED,
+    AccountSignal.Kind.DOWNGRADE,
+    AccountSignal.Kind.CANCEL_SCHEDULED,
+    AccountSignal.Kind.DISPUTE,
+]
 
 
 def _falling(now: datetime) -> QuerySet[Any, Any]:
@@ -60,23 +75,31 @@ def _falling(now: datetime) -> QuerySet[Any, Any]:
 
 
 def with_signals(qs: QuerySet[Account], now: datetime | None = None) -> QuerySet[Account]:
-    """Accounts annotated with one boolean per signal (`open_case`, `silent`, `falling`)."""
+    """Accounts annotated with one boolean per Signal (`open_case`, `silent`, …)."""
     now = now or timezone.now()
     open_cases = FollowUpCase.objects.filter(
         open_filter(), account_id=OuterRef("pk"), loop=FollowUpCase.Loop.DETRACTOR
     )
     # `last_score` is an annotation of silent_people(), unknown to the type checker.
-    silent = silent_people(now).filter(**{"account_id": OuterRef("pk"), "last_score__lte": 6})
+    silent = silent_people(now).filter(account_id=OuterRef("pk"))
+    billing = AccountSignal.objects.filter(
+        account_id=OuterRef("pk"), kind__in=BILLING_KINDS, at__gt=now - BILLING_WINDOW, at__lte=now
+    )
     return qs.annotate(
-        open_case=Exists(open_cases), silent=Exists(silent), falling=Exists(_falling(now))
+        open_case=Exists(open_cases),
+        silent=Exists(silent.filter(**{"last_score__lte": 6})),
+        silent_passive=Exists(silent.filter(**{"last_score__in": [7, 8]})),
+        falling=Exists(_falling(now)),
+        billing=Exists(billing),
     )
 
 
 def at_risk(now: datetime | None = None) -> QuerySet[Account]:
     """Live (not churned) accounts with at least one signal, annotated with each."""
-    return with_signals(Account.objects.filter(churned_at__isnull=True), now).filter(
-        Q(open_case=True) | Q(silent=True) | Q(falling=True)
-    )
+    any_signal = Q()
+    for signal in Signal:
+        any_signal |= Q(**{signal.value: True})
+    return with_signals(Account.objects.filter(churned_at__isnull=True), now).filter(any_signal)
 
 
 def signal_filter(signal: Signal) -> Q:

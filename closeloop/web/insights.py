@@ -458,7 +458,7 @@ def _risk_accounts(
 
 @login_required
 def risk_page(request: HttpRequest) -> HttpResponse:
-    """ARR of accounts with open detractor cases, silent detractors or falling scores."""
+    """ARR of live accounts showing a churn signal (insights.risk.Signal)."""
     accounts, signal, error = _risk_accounts(request)
     figures = risk.revenue_at_risk()
     owners = {u.pk: u.display_name for u in User.objects.all()}
