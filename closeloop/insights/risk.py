@@ -48,6 +48,13 @@ SIGNAL_LABELS = {
     Signal.FALLING: "falling score",
     Signal.BILLING: "billing warning",
 }
+SIGNAL_HELP = {
+    Signal.OPEN_CASE: "a detractor case not yet closed",
+    Signal.SILENT: "last answer 0–6, last two invitations ignored",
+    Signal.SILENT_PASSIVE: "last answer 7–8, last two invitations ignored",
+    Signal.FALLING: "mean score down ≥ 1 point, last 90 days vs the 90 before",
+    Signal.BILLING: "failed payment, downgrade, cancellation or dispute in 90 days",
+}
 BILLING_WINDOW = timedelta(days=90)
 BILLING_KINDS = [
     AccountSignal.Kind.PAYMENT_FAILED,

@@ -467,7 +467,10 @@ def risk_page(request: HttpRequest) -> HttpResponse:
         "web/risk.html",
         _base(
             figures=figures,
-            signals=[(s, risk.SIGNAL_LABELS[s], figures.by_signal[s]) for s in risk.Signal],
+            signals=[
+                (s, risk.SIGNAL_LABELS[s], risk.SIGNAL_HELP[s], figures.by_signal[s])
+                for s in risk.Signal
+            ],
             by_owner=[(owners.get(t.key, "No owner"), t) for t in figures.by_owner],
             accounts=accounts[:RISK_LIST_LIMIT],
             shown=accounts.count(),
