@@ -52,6 +52,7 @@ def default_lanes() -> list[Lane]:
         handle_webhook_batch,
     )
     from closeloop.insights.report import handle_monthly_report
+    from closeloop.loop.exits import handle_exit_interviews
     from closeloop.loop.imap import handle_imap_poll
     from closeloop.loop.imports import handle_csv_import
     from closeloop.loop.outcomes import LISTENERS
@@ -82,6 +83,7 @@ def default_lanes() -> list[Lane]:
                 handle_one_escalation,
                 handle_promise_reminder,
                 handle_promise_escalation,
+                handle_exit_interviews,
                 handle_due_surveys,
                 handle_reminders,
                 handle_priority_refresh,

@@ -15,10 +15,22 @@ from closeloop.core.db import bulk_insert
 from closeloop.surveys.models import Response, SurveyRequest
 from closeloop.team.models import User
 
-from . import actions, batch, checkback, conversation, notify, priority, routing, signals, sla
+from . import (
+    actions,
+    batch,
+    checkback,
+    conversation,
+    exits,
+    notify,
+    priority,
+    routing,
+    signals,
+    sla,
+)
 from .models import (
     Activity,
     CheckBack,
+    ExitInterview,
     FollowUpCase,
     RoutingRule,
     Task,
@@ -73,6 +85,12 @@ def _follow_up(responses: Sequence[Response]) -> list[FollowUpCase]:
         if asked
         else {}
     )
+    # Answers to an exit interview are the churned account's reasons: kept, not triaged.
+    leaving = (
+        {e.request_id: e for e in ExitInterview.objects.filter(request_id__in=asked)}
+        if asked
+        else {}
+    )
     # New cases, each with the answers it gathers in this batch (the opener first).
     opened: dict[int, tuple[FollowUpCase, list[Response]]] = {}
     touched: list[FollowUpCase] = []
@@ -80,6 +98,9 @@ def _follow_up(responses: Sequence[Response]) -> list[FollowUpCase]:
         check = checks.get(response.request_id) if response.request_id is not None else None
         if check is not None:
             touched.append(checkback.answered(check, response))
+            continue
+        if response.request_id in leaving:
+            exits.answered(leaving[response.request_id], response)
             continue
         case = open_by_person.get(response.person_id)
         detractor = response.category == nps.Category.DETRACTOR

@@ -177,7 +177,8 @@ def _changes(acc: Account, data: AccountData, is_new: bool, source: str) -> list
     ARR going down or up on an account that already had one."""
     now = timezone.now()
     found = []
-    if data.churned_at is not None and acc.churned_at != data.churned_at:
+    if data.churned_at is not None and acc.churned_at is None:
+        # A live account left. (A churned one given another date is a correction, not news.)
         found.append(
             AccountChange(
                 kind=AccountChange.Kind.CHURNED,

@@ -249,6 +249,7 @@ class SurveyRequest(models.Model):
         SURVEY = "survey"
         FOLLOW_UP = "follow_up", "Follow-up survey after a case"
         CHECK_BACK = "check_back", "Check-back after a resolved case"
+        EXIT = "exit", "Exit interview after a churn"
 
     person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="survey_requests")
     survey = models.ForeignKey(Survey, on_delete=models.CASCADE, related_name="requests")

@@ -92,8 +92,12 @@ def blocked_reasons(
     for person in people:
         if person.email in erased:
             reasons[person.pk] = "erased at their request: never surveyed again"
-    if purpose in (SurveyRequest.Purpose.FOLLOW_UP, SurveyRequest.Purpose.CHECK_BACK):
-        return reasons  # asked because of a case, not a survey wave: never throttled
+    if purpose in (
+        SurveyRequest.Purpose.FOLLOW_UP,
+        SurveyRequest.Purpose.CHECK_BACK,
+        SurveyRequest.Purpose.EXIT,
+    ):
+        return reasons  # asked because of a case or a churn, not a survey wave: never throttled
     since = now - timedelta(days=survey.throttle_days)
     for person in people:
         elsewhere = person.last_sent_elsewhere_at

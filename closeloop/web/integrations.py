@@ -14,6 +14,7 @@ from django.views.decorators.http import require_POST
 from closeloop.core.errors import FieldError
 from closeloop.integrations import stripe_events
 from closeloop.integrations.models import AccountSignal, IntegrationEvent
+from closeloop.loop.models import ExitInterview
 from closeloop.surveys.models import Account
 
 from .settings_pages import _admin
@@ -43,6 +44,9 @@ def integrations(request: HttpRequest) -> HttpResponse:
             waiting=list(waiting),
             signals=AccountSignal.objects.select_related("account").order_by("-at")[:30],
             accounts=Account.objects.filter(churned_at__isnull=True).order_by("name")[:2000],
+            exits=ExitInterview.objects.select_related(
+                "account", "person", "response", "change"
+            ).order_by("-created_at")[:30],
             tab="integrations",
         ),
     )

@@ -21,6 +21,7 @@ from .cases import (
 )
 from .cases import _reply_token as _reply_token  # named by migration 0001
 from .conversations import Conversation, Message
+from .exits import ExitInterview
 from .roadmap import RoadmapItem
 from .settings import OutreachTemplate, RoutingRule, TriagePolicy
 
@@ -32,6 +33,7 @@ __all__ = [
     "Announcement",
     "CheckBack",
     "Conversation",
+    "ExitInterview",
     "FollowUpCase",
     "Gesture",
     "InboundMessage",
