@@ -17,7 +17,7 @@ from ninja import Field, Router, Schema, Status
 from closeloop.core.errors import FieldError
 from closeloop.core.nps import NpsSummary
 from closeloop.core.periods import Grain, day_start
-from closeloop.insights import effects, params, program, risk, top_themes, transitions
+from closeloop.insights import effects, health, params, program, risk, top_themes, transitions
 from closeloop.insights import segments as seg
 from closeloop.insights.filters import ResponseFilter
 from closeloop.insights.models import Incident, with_spikes
@@ -326,6 +326,47 @@ def get_effects(request: HttpRequest) -> dict[str, Any]:
             "worth": worth / 100 if worth is not None else None,
         },
     }
+
+
+class HealthReasonOut(Schema):
+    points: int
+    reason: str
+
+
+class HealthOut(Schema):
+    account_id: int
+    external_id: str | None
+    name: str
+    arr: float
+    score: int = Field(description="0–100: 100 less the points of each reason")
+    band: str = Field(description="healthy (70–100), watch (40–69) or at risk (0–39)")
+    reasons: list[HealthReasonOut]
+
+
+def health_json(h: health.Health) -> dict[str, Any]:
+    a = h.account
+    return {
+        "account_id": a.pk,
+        "external_id": a.external_id,
+        "name": a.name,
+        "arr": a.arr,
+        "score": h.score,
+        "band": h.band,
+        "reasons": [{"points": p, "reason": r} for p, r in h.reasons],
+    }
+
+
+@router.get("/insights/health", response=list[HealthOut], summary="Account health scores")
+def get_health(request: HttpRequest, band: str = "", limit: int = 100) -> list[dict[str, Any]]:
+    """Every live account's health score (0–100) with its reasons, the least healthy
+    first; `band` keeps one band; `limit` 1–1000."""
+    bands = [name for _, name in health.BANDS]
+    if band and band not in bands:
+        raise FieldError("band", "must be one of " + ", ".join(bands), where="query")
+    if not 1 <= limit <= 1000:
+        raise FieldError("limit", "must be from 1 to 1000", where="query")
+    found = [h for h in health.scores() if not band or h.band == band]
+    return [health_json(h) for h in found[:limit]]
 
 
 class TransitionsOut(Schema):

@@ -9,6 +9,7 @@ from ninja import Schema
 from pydantic import Field
 
 from closeloop.core.schemas import StrictSchema
+from closeloop.insights import health
 from closeloop.surveys.models import Account, Response
 from closeloop.surveys.schemas import MAX_BATCH
 
@@ -72,6 +73,20 @@ class AccountDetailOut(AccountOut):
     changes: list[AccountChangeOut] = Field(
         description="its history: churned, reactivated, contraction, expansion (newest first)"
     )
+    health: dict[str, Any] | None = Field(
+        description="score (0–100), band and reasons (GET /insights/health); null once churned"
+    )
+
+    @staticmethod
+    def resolve_health(obj: Account) -> dict[str, Any] | None:
+        found = health.of(obj)
+        if found is None:
+            return None
+        return {
+            "score": found.score,
+            "band": found.band,
+            "reasons": [{"points": p, "reason": r} for p, r in found.reasons],
+        }
 
     @staticmethod
     def resolve_changes(obj: Account) -> list[dict[str, Any]]:

@@ -21,7 +21,7 @@ from django.views.decorators.http import require_POST
 from closeloop.core.errors import FieldError
 from closeloop.core.nps import Category
 from closeloop.core.periods import Grain, period_label, period_starts
-from closeloop.insights import effects, params, program, risk, top_themes, transitions
+from closeloop.insights import effects, health, params, program, risk, top_themes, transitions
 from closeloop.insights import segments as seg
 from closeloop.loop.models import FollowUpCase, RoadmapItem
 from closeloop.surveys.models import Account, Response
@@ -480,6 +480,39 @@ def risk_page(request: HttpRequest) -> HttpResponse:
             labels=risk.SIGNAL_LABELS,
             error=error,
             full_query=request.GET.urlencode(),
+        ),
+    )
+
+
+HEALTH_LIST_LIMIT = 300
+
+
+@login_required
+def health_page(request: HttpRequest) -> HttpResponse:
+    """Every live account's health score, the least healthy first, with its reasons."""
+    band = request.GET.get("band", "")
+    bands = [name for _, name in health.BANDS]
+    error = None
+    if band and band not in bands:
+        error, band = "band: must be one of " + ", ".join(bands), ""
+    found = health.scores()
+    counts = {name: sum(1 for h in found if h.band == name) for name in bands}
+    arr = {name: sum(h.account.arr_cents for h in found if h.band == name) for name in bands}
+    shown = [h for h in found if not band or h.band == band]
+    return render(
+        request,
+        "web/health.html",
+        _base(
+            rows=shown[:HEALTH_LIST_LIMIT],
+            shown=len(shown),
+            limit=HEALTH_LIST_LIMIT,
+            bands=[(name, counts[name], arr[name]) for name in bands],
+            band=band,
+            weights=sorted(
+                ((health.WEIGHT_LABELS[k], v) for k, v in health.WEIGHTS.items()),
+                key=lambda kv: kv[1],
+            ),
+            error=error,
         ),
     )
 

@@ -1,0 +1,170 @@
+"""One account health score, 0–100, with its reasons (docs/insights.md, "Account health").
+
+A transparent weighting: every account starts at 100 and each sign of churn takes
+points off, each shown with why ("−15: a payment failed on 3 Nov"). The weights are
+WEIGHTS below, written down before any churn history was looked at. Fitting them on an
+install's own churn history comes once it has enough churned accounts (issue 22).
+
+What counts, for a live account, now:
+- NPS level: the mean of each of its people's latest answer in the last 180 days
+  (detractor mean 0–6: −25; passive 7–8: −8), or no answer in a year (−5);
+- a falling score (the revenue-at-risk signal): −15;
+- an open detractor case: −10, or −20 when the case is urgent or the customer is
+  typed as leaving;
+- a silent detractor: −10; a silent passive: −5;
+- billing in the last 90 days (docs/integrations.md): a scheduled cancellation −30, a
+  downgrade −15, a failed payment −15, a disputed payment −15.
+Scores below 0 are 0. Each account's figures come from one annotated query.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import Avg, Exists, Max, OuterRef, Q, QuerySet, Subquery
+from django.utils import timezone
+
+from closeloop.integrations.models import AccountSignal
+from closeloop.loop.models import FollowUpCase, open_filter
+from closeloop.surveys.models import Account, Response
+
+from . import risk
+
+NPS_WINDOW = timedelta(days=180)
+QUIET_WINDOW = timedelta(days=365)
+WEIGHTS = {
+    "detractor_level": -25,
+    "passive_level": -8,
+    "no_answer": -5,
+    "falling": -15,
+    "open_case": -10,
+    "urgent_case": -20,
+    "silent": -10,
+    "silent_passive": -5,
+    "cancel_scheduled": -30,
+    "downgrade": -15,
+    "payment_failed": -15,
+    "dispute": -15,
+}
+WEIGHT_LABELS = {
+    "detractor_level": "its people's latest answers average 0–6",
+    "passive_level": "they average 7–8",
+    "no_answer": "no survey answer in a year",
+    "falling": "a falling score",
+    "open_case": "an open detractor case",
+    "urgent_case": "an open case that is urgent or leaving (instead)",
+    "silent": "a silent detractor",
+    "silent_passive": "a silent passive",
+    "cancel_scheduled": "a cancellation scheduled (90 days)",
+    "downgrade": "a downgrade (90 days)",
+    "payment_failed": "a failed payment (90 days)",
+    "dispute": "a disputed payment (90 days)",
+}
+BANDS = ((70, "healthy"), (40, "watch"), (0, "at risk"))
+
+
+@dataclass
+class Health:
+    account: Account
+    score: int = 100
+    reasons: list[tuple[int, str]] = field(default_factory=list)
+
+    def take(self, points: int, why: str) -> None:
+        self.reasons.append((points, why))
+        self.score = max(0, self.score + points)
+
+    @property
+    def band(self) -> str:
+        return next(name for floor, name in BANDS if self.score >= floor)
+
+
+def _latest_scores(now: datetime) -> Subquery:
+    """The mean of the account's people's latest answer each, within NPS_WINDOW."""
+    latest = (
+        Response.objects.filter(person_id=OuterRef("person_id"))
+        .order_by("-created_at", "-id")
+        .values("id")[:1]
+    )
+    return Subquery(
+        Response.objects.filter(
+            account_id=OuterRef("pk"), created_at__gte=now - NPS_WINDOW, id=Subquery(latest)
+        )
+        .order_by()
+        .values("account_id")
+        .annotate(mean=Avg("score"))
+        .values("mean")[:1]
+    )
+
+
+def annotated(qs: QuerySet[Account], now: datetime | None = None) -> QuerySet[Account]:
+    """Accounts with every figure the score reads, in one query."""
+    now = now or timezone.now()
+    since = now - risk.BILLING_WINDOW
+
+    def billing(kind: str) -> Subquery:
+        return Subquery(
+            AccountSignal.objects.filter(account_id=OuterRef("pk"), kind=kind, at__gt=since)
+            .filter(at__lte=now)
+            .order_by()
+            .values("account_id")
+            .annotate(last=Max("at"))
+            .values("last")[:1]
+        )
+
+    urgent = FollowUpCase.objects.filter(
+        open_filter(), account_id=OuterRef("pk"), loop=FollowUpCase.Loop.DETRACTOR
+    ).filter(Q(urgency=FollowUpCase.Urgency.HIGH) | Q(detractor_type="leaving"))
+    return risk.with_signals(qs, now).annotate(
+        nps_mean=_latest_scores(now),
+        answered_lately=Exists(
+            Response.objects.filter(account_id=OuterRef("pk"), created_at__gte=now - QUIET_WINDOW)
+        ),
+        urgent_case=Exists(urgent),
+        **{f"last_{kind}": billing(kind) for kind in risk.BILLING_KINDS},
+    )
+
+
+def score(account: Any) -> Health:
+    """The score of one account from `annotated`, with its reasons (largest first)."""
+    h = Health(account)
+    w = WEIGHTS
+    mean = account.nps_mean
+    if mean is not None and mean <= 6:
+        h.take(w["detractor_level"], f"its people's latest answers average {mean:.1f} (detractor)")
+    elif mean is not None and mean < 9:
+        h.take(w["passive_level"], f"its people's latest answers average {mean:.1f} (passive)")
+    elif mean is None and not account.answered_lately:
+        h.take(w["no_answer"], "no survey answer in a year")
+    if account.falling:
+        h.take(w["falling"], "its mean score fell a point or more in 90 days")
+    if account.urgent_case:
+        h.take(w["urgent_case"], "an open detractor case that is urgent or leaving")
+    elif account.open_case:
+        h.take(w["open_case"], "an open detractor case")
+    if account.silent:
+        h.take(w["silent"], "a detractor who stopped answering surveys")
+    if account.silent_passive:
+        h.take(w["silent_passive"], "a passive who stopped answering surveys")
+    for kind in risk.BILLING_KINDS:
+        last = getattr(account, f"last_{kind}")
+        if last is not None:
+            label = AccountSignal.Kind(kind).label.lower()
+            h.take(w[kind], f"{label} on {last:%-d %b %Y}")
+    h.reasons.sort(key=lambda r: r[0])
+    return h
+
+
+def scores(qs: QuerySet[Account] | None = None, now: datetime | None = None) -> list[Health]:
+    """Every live account's health, the least healthy first (then the largest ARR)."""
+    live = (qs if qs is not None else Account.objects.all()).filter(churned_at__isnull=True)
+    found = [score(a) for a in annotated(live.select_related("owner"), now)]
+    return sorted(found, key=lambda h: (h.score, -h.account.arr_cents, h.account.pk))
+
+
+def of(account: Account, now: datetime | None = None) -> Health | None:
+    """One account's health; None for a churned account."""
+    if account.churned_at is not None:
+        return None
+    return score(annotated(Account.objects.filter(pk=account.pk), now).get())
