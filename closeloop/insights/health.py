@@ -7,7 +7,7 @@ install's own churn history comes once it has enough churned accounts (issue 22)
 
 What counts, for a live account, now:
 - NPS level: the mean of each of its people's latest answer in the last 180 days
-  (detractor mean 0–6: −25; passive 7–8: −8), or no answer in a year (−5);
+  (below 7: −25; from 7 to below 9: −8), or no answer in a year (−5);
 - a falling score (the revenue-at-risk signal): −15;
 - an open detractor case: −10, or −20 when the case is urgent or the customer is
   typed as leaving;
@@ -49,8 +49,8 @@ WEIGHTS = {
     "dispute": -15,
 }
 WEIGHT_LABELS = {
-    "detractor_level": "its people's latest answers average 0–6",
-    "passive_level": "they average 7–8",
+    "detractor_level": "its people's latest answers average below 7",
+    "passive_level": "they average 7 to below 9",
     "no_answer": "no survey answer in a year",
     "falling": "a falling score",
     "open_case": "an open detractor case",
@@ -131,7 +131,7 @@ def score(account: Any) -> Health:
     h = Health(account)
     w = WEIGHTS
     mean = account.nps_mean
-    if mean is not None and mean <= 6:
+    if mean is not None and mean < 7:
         h.take(w["detractor_level"], f"its people's latest answers average {mean:.1f} (detractor)")
     elif mean is not None and mean < 9:
         h.take(w["passive_level"], f"its people's latest answers average {mean:.1f} (passive)")
