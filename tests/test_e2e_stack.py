@@ -475,6 +475,13 @@ def test_it_follows_through_from_type_to_shipped_fix_and_measures_it(stack: Stac
 def test_it_takes_stripe_webhooks_and_marks_the_account_churned(stack: Stack) -> None:
     account = {"name": "Hooli", "external_id": "cus_hooli", "tier": "smb", "arr": 12000}
     assert stack.api("post", "/api/v1/accounts", account).status_code in (200, 201)
+    champion = {
+        "email": "gavin@hooli.example",
+        "name": "Gavin",
+        "properties": {"champion": True},
+        "account": {"external_id": "cus_hooli"},
+    }
+    assert stack.api("post", "/api/v1/people", champion).status_code in (200, 201)
     ended = int(time.time()) - 120
     payload = json.dumps(
         {
@@ -513,6 +520,11 @@ def test_it_takes_stripe_webhooks_and_marks_the_account_churned(stack: Stack) ->
     assert found["churned_at"] and found["churn_reason"] == "too_expensive"
     assert [c["kind"] for c in found["changes"]] == ["churned"]
     assert found["changes"][0]["source"] == "stripe"
+    # The churn has the champion asked why, by the worker, over SMTP.
+    exit_mail = _until(lambda: stack.inbox.to("gavin@hooli.example"), 60, "the exit interview")
+    assert "Before you go" in str(exit_mail[0]["Subject"])
+    healthy = stack.api("get", "/api/v1/insights/health", params={"limit": 1000}).json()
+    assert all(h["name"] != "Hooli" for h in healthy)  # churned: no longer scored
     session = requests.Session()
     assert _log_in(stack.base, "admin", stack.admin_password, session).status_code == 302
     page = session.get(f"{stack.base}/settings/integrations/", timeout=30)
