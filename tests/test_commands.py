@@ -8,14 +8,16 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
+from django.db.models import F
 from django.test import override_settings
 from django.utils import timezone
 
 from closeloop.insights import effects
 from closeloop.insights.metrics import summarise
+from closeloop.integrations.models import AccountSignal
 from closeloop.loop.models import CheckBack, Conversation, FollowUpCase, Gesture, RoadmapItem
 from closeloop.management import demo
-from closeloop.surveys.models import Account, Person, Response
+from closeloop.surveys.models import Account, AccountChange, Person, Response
 from closeloop.team.models import User
 from closeloop.themes.models import Theme
 
@@ -65,6 +67,12 @@ def test_it_seeds_a_labelled_year_with_a_drifting_segment() -> None:
     assert RoadmapItem.objects.filter(theme__owner__isnull=True).count() == 0
     billing = Theme.objects.get(slug="billing")
     assert billing.team is not None and billing.approved_answers and billing.next_steps
+    # Churn as billing recorded it, with the warnings that came before.
+    left = Account.objects.filter(churned_at__isnull=False)
+    assert left.exists() and all(a.churn_reason for a in left)
+    assert AccountChange.objects.filter(kind="churned").count() == left.count()
+    warned = AccountSignal.objects.filter(account__churned_at__isnull=False)
+    assert warned.filter(at__lt=F("account__churned_at")).count() == warned.count() > 0
     by_type = {e.key: e for e in effects.effects(history, "detractor_type")}
     assert by_type["loyal"].recovered_rate != by_type["leaving"].recovered_rate
 

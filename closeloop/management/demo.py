@@ -672,11 +672,70 @@ def _case_history(rng: random.Random, owners: list[User]) -> None:
     Activity.objects.bulk_create(activities)
     calls = {a.case_id for a in activities if a.kind == "call_logged"}
     steadier = _follow_through(rng, [case for case, _ in cases], calls, now)
+    churned: dict[int, datetime] = {}
     for pk, (risk, last_case, tier) in churn.items():
         when = last_case + timedelta(days=rng.randrange(20, 150))
         risk *= steadier.get(pk, 1.0)
         if when < now and rng.random() < risk * (1.5 if tier == "smb" else 1.0):
-            Account.objects.filter(pk=pk).update(churned_at=when)
+            churned[pk] = when
+    _billing_history(rng, churned, now)
+
+
+# Why demo accounts left (Stripe's cancellation feedback values, and what people wrote).
+CHURN_REASONS = [
+    "too_expensive; the renewal price went up and we could not justify it",
+    "switched_service; moved to a competitor with a better reporting module",
+    "missing_features; needed SSO and audit logs",
+    "low_quality; too many sync errors after the spring release",
+    "unused; the team that used it was reorganised",
+    "customer_service; tickets took a week to get an answer",
+]
+
+
+def _billing_history(rng: random.Random, churned: dict[int, datetime], now: datetime) -> None:
+    """Churn as the billing system records it, with the signs that came before.
+
+    In the weeks before an account churns its billing often warns first: a scheduled
+    cancellation (about half), a downgrade (a third) or a failed payment (two in five).
+    Live accounts see the same warnings now and then (5% a failed payment, 3% a
+    downgrade, 2% a scheduled cancellation in the last 90 days). This is the relation
+    the health score's billing weights assume (docs/insights.md).
+    """
+    from closeloop.integrations.models import AccountSignal
+    from closeloop.surveys.models import AccountChange
+
+    accounts = {a.pk: a for a in Account.objects.filter(is_demo=True)}
+    changes, signals = [], []
+    warnings = (("cancel_scheduled", 0.5, 0.02), ("downgrade", 0.33, 0.03))
+    warnings += (("payment_failed", 0.4, 0.05),)
+    for pk, account in accounts.items():
+        left = churned.get(pk)
+        for kind, before_churn, live in warnings:
+            if left is not None and rng.random() < before_churn:
+                at = left - timedelta(days=rng.randrange(5, 60))
+            elif left is None and rng.random() < live:
+                at = now - timedelta(days=rng.randrange(1, 90))
+            else:
+                continue
+            signals.append(AccountSignal(account=account, kind=kind, at=at, detail="(demo)"))
+        if left is not None:
+            reason = rng.choice(CHURN_REASONS)
+            account.churned_at, account.churn_reason = left, reason
+            changes.append(
+                AccountChange(
+                    account=account,
+                    kind=AccountChange.Kind.CHURNED,
+                    at=left,
+                    arr_before_cents=account.arr_cents,
+                    reason=reason,
+                    source="csv",
+                )
+            )
+    Account.objects.bulk_update(
+        [a for a in accounts.values() if a.churned_at is not None], ["churned_at", "churn_reason"]
+    )
+    AccountChange.objects.bulk_create(changes)
+    AccountSignal.objects.bulk_create(signals)
 
 
 # How the demo's detractors are typed, the gestures their owners made, and how much each
