@@ -23,7 +23,8 @@ from closeloop.loop.inbound import receive
 MAX_CLOCK_SKEW_SECONDS = 300
 
 
-def _refuse(status: int, where: str, message: str) -> JsonResponse:
+def refuse(status: int, where: str, message: str) -> JsonResponse:
+    """A refusal in the API's error shape, for the views outside it (signed webhooks)."""
     return JsonResponse({"detail": [{"loc": where.split("."), "msg": message}]}, status=status)
 
 
@@ -33,34 +34,34 @@ def inbound_email(request: HttpRequest) -> JsonResponse:
     """Verify the signature, then store the message on its case or in quarantine (202)."""
     secret = settings.INBOUND_EMAIL_SECRET
     if not secret:
-        return _refuse(503, "server", "inbound email is off: set INBOUND_EMAIL_SECRET")
+        return refuse(503, "server", "inbound email is off: set INBOUND_EMAIL_SECRET")
     limit = settings.INBOUND_EMAIL_MAX_BYTES
     try:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
         declared = 0
     if declared > limit:
-        return _refuse(413, "body", f"larger than {limit} bytes")
+        return refuse(413, "body", f"larger than {limit} bytes")
     # Unsigned or stale requests are refused before a byte of the body is read.
     stamp = request.headers.get("X-Closeloop-Timestamp", "")
     signature = request.headers.get("X-Closeloop-Signature", "")
     if not stamp or not signature:
         missing = "X-Closeloop-Timestamp" if not stamp else "X-Closeloop-Signature"
-        return _refuse(401, f"header.{missing}", "missing")
+        return refuse(401, f"header.{missing}", "missing")
     if not stamp.isdigit() or abs(time.time() - int(stamp)) > MAX_CLOCK_SKEW_SECONDS:
-        return _refuse(
+        return refuse(
             401, "header.X-Closeloop-Timestamp", "not within 5 minutes of now (replayed or stale)"
         )
     if not signature.startswith("sha256=") or len(signature) != len("sha256=") + 64:
-        return _refuse(401, "header.X-Closeloop-Signature", "must be sha256=<64 hex digits>")
+        return refuse(401, "header.X-Closeloop-Signature", "must be sha256=<64 hex digits>")
     raw = request.read(limit + 1)
     if len(raw) > limit:
-        return _refuse(413, "body", f"larger than {limit} bytes")
+        return refuse(413, "body", f"larger than {limit} bytes")
     expected = "sha256=" + sign(secret, int(stamp), raw)
     if not hmac.compare_digest(expected, signature):
-        return _refuse(401, "header.X-Closeloop-Signature", "does not match the body")
+        return refuse(401, "header.X-Closeloop-Signature", "does not match the body")
     if not raw.strip():
-        return _refuse(400, "body", "empty: send the raw MIME message as the body")
+        return refuse(400, "body", "empty: send the raw MIME message as the body")
     message, is_new = receive(raw, "http")
     return JsonResponse(
         {

@@ -19,9 +19,7 @@ from django.views.decorators.http import require_POST
 from closeloop.core.errors import FieldError
 from closeloop.integrations import stripe_events
 
-
-def _refuse(status: int, where: str, message: str) -> JsonResponse:
-    return JsonResponse({"detail": [{"loc": where.split("."), "msg": message}]}, status=status)
+from .inbound import refuse
 
 
 @csrf_exempt
@@ -29,22 +27,22 @@ def _refuse(status: int, where: str, message: str) -> JsonResponse:
 def stripe_webhook(request: HttpRequest) -> JsonResponse:
     secret = settings.STRIPE_WEBHOOK_SECRET
     if not secret:
-        return _refuse(503, "server", "the Stripe integration is off: set STRIPE_WEBHOOK_SECRET")
+        return refuse(503, "server", "the Stripe integration is off: set STRIPE_WEBHOOK_SECRET")
     limit = settings.INTEGRATION_MAX_BYTES
     signature = request.headers.get("Stripe-Signature", "")
     if not signature:
-        return _refuse(401, "header.Stripe-Signature", "missing")
+        return refuse(401, "header.Stripe-Signature", "missing")
     raw = request.read(limit + 1)
     if len(raw) > limit:
-        return _refuse(413, "body", f"larger than {limit} bytes")
+        return refuse(413, "body", f"larger than {limit} bytes")
     try:
         received = stripe_events.receive(raw, signature, secret)
     except stripe_events.BadSignature:
-        return _refuse(401, "header.Stripe-Signature", "does not match this endpoint's secret")
+        return refuse(401, "header.Stripe-Signature", "does not match this endpoint's secret")
     except FieldError as exc:  # a ValueError too: named first
-        return _refuse(400, f"body.{exc.field}", exc.reason)
+        return refuse(400, f"body.{exc.field}", exc.reason)
     except ValueError:  # UnicodeDecodeError and json's errors included
-        return _refuse(400, "body", "not a JSON Stripe event")
+        return refuse(400, "body", "not a JSON Stripe event")
     event = received.event
     return JsonResponse(
         {

@@ -35,6 +35,18 @@ def past_problem(value: datetime) -> str | None:
     return None
 
 
+def when_it_happened(value: datetime | None) -> datetime | None:
+    """A past moment in UTC (a naive one is taken as UTC); ValueError naming why not."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    problem = past_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value.astimezone(UTC)
+
+
 class AccountIn(StrictSchema):
     external_id: str | None = Field(None, min_length=1, max_length=200)
     name: str | None = Field(None, min_length=1, max_length=200)
@@ -72,14 +84,7 @@ class AccountIn(StrictSchema):
     @field_validator("churned_at")
     @classmethod
     def _churned_when(cls, value: datetime | None) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        problem = past_problem(value)
-        if problem:
-            raise ValueError(problem)
-        return value.astimezone(UTC)
+        return when_it_happened(value)
 
     @model_validator(mode="after")
     def _churn_consistent(self) -> AccountIn:
@@ -168,14 +173,7 @@ class ResponseIn(StrictSchema):
     @field_validator("created_at")
     @classmethod
     def _created_at(cls, value: datetime | None) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        problem = past_problem(value)
-        if problem:
-            raise ValueError(problem)
-        return value.astimezone(UTC)
+        return when_it_happened(value)
 
     def to_data(self) -> ResponseData:
         return ResponseData(
