@@ -706,8 +706,11 @@ def _billing_history(rng: random.Random, churned: dict[int, datetime], now: date
 
     accounts = {a.pk: a for a in Account.objects.filter(is_demo=True)}
     changes, signals = [], []
-    warnings = (("cancel_scheduled", 0.5, 0.02), ("downgrade", 0.33, 0.03))
-    warnings += (("payment_failed", 0.4, 0.05),)
+    warnings = [
+        ("cancel_scheduled", 0.5, 0.02),
+        ("downgrade", 0.33, 0.03),
+        ("payment_failed", 0.4, 0.05),
+    ]
     for pk, account in accounts.items():
         left = churned.get(pk)
         for kind, before_churn, live in warnings:
