@@ -125,6 +125,7 @@ def test_it_prints_a_report_an_executive_would_forward(world: World, agent: User
         "Top detractor themes by number of answers",
         "Top detractor themes by ARR",
         "Follow-up program",
+        "Account health now",
     ):
         assert heading in lines, heading
     assert not [line for line in lines if len(line) == 1 and line.isalpha()]
@@ -133,6 +134,10 @@ def test_it_prints_a_report_an_executive_would_forward(world: World, agent: User
     assert "Alex" in text and "Faster invoices" in text
     assert "ARR kept 90 days on, followed up" in text
     rows = report.rows(built)
+    bands = [r for r in rows if r[0] == "Account health"]
+    assert [r[1] for r in bands] == ["healthy", "watch", "at risk"]
+    live = Account.objects.filter(churned_at__isnull=True).count()
+    assert sum(int(r[2].split()[0]) for r in bands) == live
     assert any(r[0] == "NPS by month" and r[1] == "Feb 2026" for r in rows)
     assert any("owner Alex" in str(r[3]) and "Faster invoices" in str(r[3]) for r in rows)
 

@@ -26,7 +26,7 @@ from closeloop.surveys.models import Response
 from closeloop.team.models import User
 from closeloop.themes.models import Theme
 
-from . import effects, program, risk, top_themes
+from . import effects, health, program, risk, top_themes
 from .metrics import class_counts, summary_from
 from .models import MonthlyReportRun
 from .trends import TrendPoint, trend
@@ -98,6 +98,7 @@ class MonthlyReport(Compared):
     months: list[TrendPoint]
     plans: dict[str, Plan]
     follow_up_return: effects.FollowUpReturn
+    health: list[tuple[str, int, int]]  # (band, accounts, ARR in cents), now
 
     def plan(self, slug: str) -> Plan:
         return self.plans.get(slug, Plan("nobody", []))
@@ -178,7 +179,21 @@ def build(month: date) -> MonthlyReport:
             for t in promised
         ],
         at_risk=risk.total_at_risk(),
+        health=_health_bands(),
     )
+
+
+def _health_bands() -> list[tuple[str, int, int]]:
+    """Live accounts by health band now: how many, and their ARR."""
+    found = health.scores()
+    return [
+        (
+            name,
+            sum(1 for h in found if h.band == name),
+            sum(h.account.arr_cents for h in found if h.band == name),
+        )
+        for _, name in health.BANDS
+    ]
 
 
 def _plans(slugs: set[str]) -> dict[str, Plan]:
@@ -273,6 +288,8 @@ def rows(r: MonthlyReport) -> list[list[Any]]:
             f"{r.at_risk.accounts} accounts",
         ]
     )
+    for band, accounts, arr in r.health:
+        out.append(["Account health", band, f"{accounts} accounts", f"USD {arr / 100:,.0f} ARR"])
     return out
 
 

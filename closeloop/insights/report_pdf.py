@@ -336,6 +336,22 @@ def _program(r: MonthlyReport, st: dict[str, ParagraphStyle], width: float) -> T
     return _table(rows, [width * 0.42, width * 0.16, width * 0.42], {1})
 
 
+def _health(r: MonthlyReport, st: dict[str, ParagraphStyle], width: float) -> Table:
+    rows: list[list[Any]] = [
+        [_p("Band", st["head"]), _p("Accounts", st["headnum"]), _p("ARR", st["headnum"])]
+    ]
+    ranges = {"healthy": "70–100", "watch": "40–69", "at risk": "0–39"}
+    for band, accounts, arr in r.health:
+        rows.append(
+            [
+                _p(f"{band.capitalize()} ({ranges.get(band, '')})", st["cell"]),
+                _p(accounts, st["num"]),
+                _p(_money(arr), st["num"]),
+            ]
+        )
+    return _table(rows, [width * 0.5, width * 0.2, width * 0.3], {1, 2})
+
+
 def _commitments(r: MonthlyReport, st: dict[str, ParagraphStyle], width: float) -> Table:
     rows: list[list[Any]] = [
         [_p(h, st["head"]) for h in ("Owner", "Commitment", "Customer", "Due", "Status")]
@@ -410,6 +426,13 @@ def render(r: MonthlyReport) -> bytes:
             f"Cases opened in {r.label}. The return compares detractor accounts whose latest "
             "case of the twelve months opened at least 90 days before the month's end: "
             "an association, not an experiment.",
+            st["note"],
+        ),
+        _p("Account health now", st["h2"]),
+        _health(r, st, width),
+        _p(
+            "Each live account scored 0–100 from its NPS, open cases, silence and billing "
+            "warnings (the Account health page has each account's reasons).",
             st["note"],
         ),
         _p(f"What owners committed to ({len(r.commitments)})", st["h2"]),
