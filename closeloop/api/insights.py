@@ -360,9 +360,8 @@ def health_json(h: health.Health) -> dict[str, Any]:
 def get_health(request: HttpRequest, band: str = "", limit: int = 100) -> list[dict[str, Any]]:
     """Every live account's health score (0–100) with its reasons, the least healthy
     first; `band` keeps one band; `limit` 1–1000."""
-    bands = [name for _, name in health.BANDS]
-    if band and band not in bands:
-        raise FieldError("band", "must be one of " + ", ".join(bands), where="query")
+    if band and band not in health.BAND_NAMES:
+        raise FieldError("band", "must be one of " + ", ".join(health.BAND_NAMES), where="query")
     if not 1 <= limit <= 1000:
         raise FieldError("limit", "must be from 1 to 1000", where="query")
     found = [h for h in health.scores() if not band or h.band == band]

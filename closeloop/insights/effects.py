@@ -173,11 +173,23 @@ class FollowUpReturn:
         return round(self.followed.arr_cents * self.difference / 100)
 
 
-def _rows(qs: QuerySet[FollowUpCase]) -> QuerySet[FollowUpCase, dict[str, Any]]:
-    reached = Activity.objects.filter(
-        case=OuterRef("pk"), kind=Activity.Kind.CALL_LOGGED, data__outcome__in=sorted(CALL_REACHED)
+def _reached() -> Exists:
+    """A call reached the customer."""
+    return Exists(
+        Activity.objects.filter(
+            case=OuterRef("pk"),
+            kind=Activity.Kind.CALL_LOGGED,
+            data__outcome__in=sorted(CALL_REACHED),
+        )
     )
-    talked = Conversation.objects.filter(case=OuterRef("pk"), started_at__isnull=False)
+
+
+def _talked() -> Exists:
+    """The customer answered in the follow-up conversation."""
+    return Exists(Conversation.objects.filter(case=OuterRef("pk"), started_at__isnull=False))
+
+
+def _rows(qs: QuerySet[FollowUpCase]) -> QuerySet[FollowUpCase, dict[str, Any]]:
     return (
         qs.order_by()
         .annotate(
@@ -185,8 +197,8 @@ def _rows(qs: QuerySet[FollowUpCase]) -> QuerySet[FollowUpCase, dict[str, Any]]:
             next_score=next_answer("score"),
             next_at=next_answer("created_at"),
             churned_at=F("account__churned_at"),
-            reached=Exists(reached),
-            talked=Exists(talked),
+            reached=_reached(),
+            talked=_talked(),
         )
         .values(
             "id",
@@ -299,14 +311,7 @@ def follow_up_return(qs: QuerySet[FollowUpCase], now: datetime | None = None) ->
 def case_filter(dimension: str, key: str) -> Q:
     """The condition of a group's cases, for the link to them on the cases page."""
     if dimension == "channel":
-        reached = Exists(
-            Activity.objects.filter(
-                case=OuterRef("pk"),
-                kind=Activity.Kind.CALL_LOGGED,
-                data__outcome__in=sorted(CALL_REACHED),
-            )
-        )
-        talked = Exists(Conversation.objects.filter(case=OuterRef("pk"), started_at__isnull=False))
+        reached, talked = _reached(), _talked()
         followed = Q(first_touch_at__isnull=False)
         return {
             "call": Q(reached),

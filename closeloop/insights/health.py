@@ -63,6 +63,11 @@ WEIGHT_LABELS = {
     "dispute": "a disputed payment (90 days)",
 }
 BANDS = ((70, "healthy"), (40, "watch"), (0, "at risk"))
+BAND_NAMES = [name for _, name in BANDS]
+# Each band's scores as people read them: "70–100", "40–69", "0–39".
+BAND_RANGES = {
+    name: f"{floor}–{(BANDS[i - 1][0] - 1) if i else 100}" for i, (floor, name) in enumerate(BANDS)
+}
 
 
 @dataclass
@@ -161,6 +166,18 @@ def scores(qs: QuerySet[Account] | None = None, now: datetime | None = None) -> 
     live = (qs if qs is not None else Account.objects.all()).filter(churned_at__isnull=True)
     found = [score(a) for a in annotated(live.select_related("owner"), now)]
     return sorted(found, key=lambda h: (h.score, -h.account.arr_cents, h.account.pk))
+
+
+def by_band(found: list[Health]) -> list[tuple[str, int, int]]:
+    """(band, accounts, ARR in cents) for each band, healthiest first."""
+    return [
+        (
+            name,
+            sum(1 for h in found if h.band == name),
+            sum(h.account.arr_cents for h in found if h.band == name),
+        )
+        for name in BAND_NAMES
+    ]
 
 
 def of(account: Account, now: datetime | None = None) -> Health | None:

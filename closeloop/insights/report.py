@@ -179,21 +179,8 @@ def build(month: date) -> MonthlyReport:
             for t in promised
         ],
         at_risk=risk.total_at_risk(),
-        health=_health_bands(),
+        health=health.by_band(health.scores()),
     )
-
-
-def _health_bands() -> list[tuple[str, int, int]]:
-    """Live accounts by health band now: how many, and their ARR."""
-    found = health.scores()
-    return [
-        (
-            name,
-            sum(1 for h in found if h.band == name),
-            sum(h.account.arr_cents for h in found if h.band == name),
-        )
-        for _, name in health.BANDS
-    ]
 
 
 def _plans(slugs: set[str]) -> dict[str, Plan]:

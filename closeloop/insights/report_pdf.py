@@ -24,6 +24,8 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
+from . import health
+
 if TYPE_CHECKING:
     from .report import MonthlyReport, ThemeMove
 
@@ -340,11 +342,10 @@ def _health(r: MonthlyReport, st: dict[str, ParagraphStyle], width: float) -> Ta
     rows: list[list[Any]] = [
         [_p("Band", st["head"]), _p("Accounts", st["headnum"]), _p("ARR", st["headnum"])]
     ]
-    ranges = {"healthy": "70–100", "watch": "40–69", "at risk": "0–39"}
     for band, accounts, arr in r.health:
         rows.append(
             [
-                _p(f"{band.capitalize()} ({ranges.get(band, '')})", st["cell"]),
+                _p(f"{band.capitalize()} ({health.BAND_RANGES[band]})", st["cell"]),
                 _p(accounts, st["num"]),
                 _p(_money(arr), st["num"]),
             ]

@@ -491,13 +491,10 @@ HEALTH_LIST_LIMIT = 300
 def health_page(request: HttpRequest) -> HttpResponse:
     """Every live account's health score, the least healthy first, with its reasons."""
     band = request.GET.get("band", "")
-    bands = [name for _, name in health.BANDS]
     error = None
-    if band and band not in bands:
-        error, band = "band: must be one of " + ", ".join(bands), ""
+    if band and band not in health.BAND_NAMES:
+        error, band = "band: must be one of " + ", ".join(health.BAND_NAMES), ""
     found = health.scores()
-    counts = {name: sum(1 for h in found if h.band == name) for name in bands}
-    arr = {name: sum(h.account.arr_cents for h in found if h.band == name) for name in bands}
     shown = [h for h in found if not band or h.band == band]
     return render(
         request,
@@ -506,7 +503,9 @@ def health_page(request: HttpRequest) -> HttpResponse:
             rows=shown[:HEALTH_LIST_LIMIT],
             shown=len(shown),
             limit=HEALTH_LIST_LIMIT,
-            bands=[(name, counts[name], arr[name]) for name in bands],
+            bands=[
+                (name, n, arr, health.BAND_RANGES[name]) for name, n, arr in health.by_band(found)
+            ],
             band=band,
             weights=sorted(
                 ((health.WEIGHT_LABELS[k], v) for k, v in health.WEIGHTS.items()),
