@@ -233,6 +233,10 @@ DELIGHTED_RATE_LIMIT_PER_MINUTE = int(os.environ.get("DELIGHTED_RATE_LIMIT_PER_M
 INBOUND_EMAIL_SECRET = os.environ.get("INBOUND_EMAIL_SECRET", "")
 # Stripe's webhook signing secret (whsec_…) for POST /api/v1/integrations/stripe (empty = off).
 STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
+# Segment (POST /api/v1/segment): the write key its libraries send as the Basic-auth user,
+# and/or the Webhooks destination's shared secret for X-Signature (both empty = off).
+SEGMENT_WRITE_KEY = os.environ.get("SEGMENT_WRITE_KEY", "")
+SEGMENT_SHARED_SECRET = os.environ.get("SEGMENT_SHARED_SECRET", "")
 INTEGRATION_MAX_BYTES = int(os.environ.get("INTEGRATION_MAX_BYTES", str(1024 * 1024)))
 INBOUND_EMAIL_MAX_BYTES = int(os.environ.get("INBOUND_EMAIL_MAX_BYTES", str(25 * 1024 * 1024)))
 # A mailbox the worker polls for replies: imaps://user:password@host:993/INBOX (empty = off).

@@ -67,3 +67,39 @@ def test_it_serves_health_in_the_api_and_on_its_page(
     page = client.get("/insights/health/").content.decode()
     assert "Account health" in page and smb.name in page and "an open detractor case" in page
     assert "band: must be one of" in client.get("/insights/health/?band=x").content.decode()
+
+
+def test_it_takes_points_for_falling_product_usage(smb: Account, enterprise: Account) -> None:
+    from closeloop.integrations import segment
+
+    now = timezone.now()
+    smb.properties = {"seats": 40}
+    smb.save()
+
+    def track(user: str, n: int, days_ago: int, account: Account) -> dict[str, Any]:
+        return {
+            "type": "track",
+            "userId": user,
+            "event": "Opened",
+            "messageId": f"{user}-{n}",
+            "timestamp": (now - timedelta(days=days_ago, hours=1)).isoformat(),
+            "context": {"groupId": account.external_id},
+        }
+
+    # smb: 4 people used it on 20 of the 30 days before; now 1 person, 2 days, the last
+    # 20 days ago. enterprise: steady, so nothing is taken.
+    busy = [track(f"s{u}", d, 31 + d, smb) for u in range(4) for d in range(20)]
+    quiet = [track("s0", 100 + d, 20 + d, smb) for d in range(2)]
+    steady = [track(f"e{u}", d, d, enterprise) for u in range(3) for d in range(40)]
+    segment.ingest(busy + quiet + steady, now)
+    found = {h.account.pk: h for h in health.scores(now=now)}
+    reasons = dict((why.split(" (")[0], p) for p, why in found[smb.pk].reasons)
+    assert reasons == {
+        f"no one has used the product since {(now - timedelta(days=20, hours=1)):%-d %b %Y}": -20,
+        "active days down 90% in 30 days": -15,
+        "active people down 75% in 30 days": -10,
+        "1 of 40 paid seats active in 30 days": -10,
+        "no survey answer in a year": -5,
+    }
+    assert found[enterprise.pk].score == 95  # only the missing survey answer
+    assert health.of(smb, now) is not None and health.of(smb, now).score == found[smb.pk].score

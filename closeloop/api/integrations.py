@@ -3,6 +3,11 @@ its own way, so these are plain views rather than API-key routes:
 
 - `POST /api/v1/integrations/stripe`: Stripe's `Stripe-Signature`, checked with the
   official library against STRIPE_WEBHOOK_SECRET.
+- `POST /api/v1/segment` (and `/api/v1/segment/v1/<call>`, where Segment's libraries
+  post when pointed at `<host>/api/v1/segment`): Segment's HTTP tracking API, with the
+  write key as the Basic-auth user name (SEGMENT_WRITE_KEY) or the Webhooks
+  destination's `X-Signature` (hex HMAC-SHA1 of the body with SEGMENT_SHARED_SECRET).
+  Over 500 KB is a 400, as Segment answers.
 
 Answers: 200 with what became of the event (a replayed event id: 200, nothing new);
 401 for a missing or bad signature (nothing stored); 400 for a body that is not an
@@ -11,13 +16,22 @@ event; 413 over INTEGRATION_MAX_BYTES; 503 while the secret is not set.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import gzip
+import hashlib
+import hmac
+import io
+import json
+import zlib
+
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from closeloop.core.errors import FieldError
-from closeloop.integrations import stripe_events
+from closeloop.integrations import segment, stripe_events
 
 from .inbound import refuse
 
@@ -54,3 +68,54 @@ def stripe_webhook(request: HttpRequest) -> JsonResponse:
             "note": event.note,
         }
     )
+
+
+def _segment_caller(request: HttpRequest, raw: bytes) -> JsonResponse | None:
+    """None when the request carries this install's write key or shared-secret
+    signature; else the refusal."""
+    key, secret = settings.SEGMENT_WRITE_KEY, settings.SEGMENT_SHARED_SECRET
+    signature = request.headers.get("X-Signature", "")
+    if signature and secret:
+        expected = hmac.new(secret.encode(), raw, hashlib.sha1).hexdigest()
+        if hmac.compare_digest(expected, signature.strip().lower()):
+            return None
+        return refuse(401, "header.X-Signature", "does not match the body and shared secret")
+    auth = request.headers.get("Authorization", "")
+    if not auth.startswith("Basic "):
+        return refuse(401, "header.Authorization", "send the write key as Basic-auth user")
+    try:
+        user = base64.b64decode(auth[6:].strip(), validate=True).decode().split(":", 1)[0]
+    except (binascii.Error, UnicodeDecodeError):
+        return refuse(401, "header.Authorization", "not Basic auth")
+    if key and hmac.compare_digest(user.encode(), key.encode()):
+        return None
+    return refuse(401, "header.Authorization", "not this install's Segment write key")
+
+
+@csrf_exempt
+@require_POST
+def segment_api(request: HttpRequest, call: str | None = None) -> JsonResponse:
+    if not settings.SEGMENT_WRITE_KEY and not settings.SEGMENT_SHARED_SECRET:
+        return refuse(503, "server", "the Segment integration is off: set SEGMENT_WRITE_KEY")
+    if call is not None and call not in segment.TYPES | {"batch"}:
+        return refuse(404, "path", f"no Segment call {call!r}")
+    limit = segment.MAX_BATCH_BYTES
+    raw = request.read(limit + 1)
+    if request.headers.get("Content-Encoding", "").lower() == "gzip":
+        try:
+            raw = gzip.GzipFile(fileobj=io.BytesIO(raw)).read(limit + 1)
+        except (OSError, EOFError, zlib.error):
+            return refuse(400, "body", "not gzip, though Content-Encoding says so")
+    if len(raw) > limit:
+        return refuse(400, "body", "larger than 500 KB, Segment's limit for a batch")
+    refused = _segment_caller(request, raw)
+    if refused is not None:
+        return refused
+    try:
+        body = json.loads(raw)
+        result = segment.ingest(segment.messages_of(body, call))
+    except FieldError as exc:  # a ValueError too: named first
+        return refuse(400, f"body.{exc.field}", exc.reason)
+    except ValueError:
+        return refuse(400, "body", "not JSON")
+    return JsonResponse(result.as_dict())

@@ -10,6 +10,7 @@ from pydantic import Field
 
 from closeloop.core.schemas import StrictSchema
 from closeloop.insights import health
+from closeloop.integrations import usage
 from closeloop.surveys.models import Account, Response
 from closeloop.surveys.schemas import MAX_BATCH
 
@@ -76,6 +77,17 @@ class AccountDetailOut(AccountOut):
     health: dict[str, Any] | None = Field(
         description="score (0–100), band and reasons (GET /insights/health); null once churned"
     )
+
+    usage: dict[str, Any] | None = Field(
+        description="product usage from Segment: users, last_active, active days and people "
+        "in the last 30 days and the 30 before, seats paid and their active share; null "
+        "without users matched to the account"
+    )
+
+    @staticmethod
+    def resolve_usage(obj: Account) -> dict[str, Any] | None:
+        found = usage.of(obj)
+        return found.as_dict() if found is not None else None
 
     @staticmethod
     def resolve_health(obj: Account) -> dict[str, Any] | None:

@@ -13,7 +13,11 @@ What counts, for a live account, now:
   typed as leaving;
 - a silent detractor: −10; a silent passive: −5;
 - billing in the last 90 days (docs/integrations.md): a scheduled cancellation −30, a
-  downgrade −15, a failed payment −15, a disputed payment −15.
+  downgrade −15, a failed payment −15, a disputed payment −15;
+- product usage, for an account with users matched to it (docs/integrations.md): no
+  one active for 14 days −20; active days down 40% or more on the 30 days before (from
+  at least 4) −15; active people down 40% or more (from at least 3) −10; under half
+  its paid seats active in 30 days −10.
 Scores below 0 are 0. Each account's figures come from one annotated query.
 """
 
@@ -26,7 +30,9 @@ from typing import Any
 from django.db.models import Avg, Exists, Max, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
+from closeloop.integrations import usage
 from closeloop.integrations.models import AccountSignal
+from closeloop.integrations.usage import Usage
 from closeloop.loop.models import FollowUpCase, open_filter
 from closeloop.surveys.models import Account, Response
 
@@ -47,7 +53,13 @@ WEIGHTS = {
     "downgrade": -15,
     "payment_failed": -15,
     "dispute": -15,
+    "inactive": -20,
+    "usage_down": -15,
+    "people_down": -10,
+    "seats_unused": -10,
 }
+IDLE = timedelta(days=14)
+DECLINE = -0.4  # a 40% fall on the 30 days before
 WEIGHT_LABELS = {
     "detractor_level": "its people's latest answers average below 7",
     "passive_level": "they average 7 to below 9",
@@ -61,6 +73,10 @@ WEIGHT_LABELS = {
     "downgrade": "a downgrade (90 days)",
     "payment_failed": "a failed payment (90 days)",
     "dispute": "a disputed payment (90 days)",
+    "inactive": "no one used the product in 14 days",
+    "usage_down": "active days down 40% or more in 30 days",
+    "people_down": "active people down 40% or more in 30 days",
+    "seats_unused": "under half the paid seats active in 30 days",
 }
 BANDS = ((70, "healthy"), (40, "watch"), (0, "at risk"))
 BAND_NAMES = [name for _, name in BANDS]
@@ -131,8 +147,35 @@ def annotated(qs: QuerySet[Account], now: datetime | None = None) -> QuerySet[Ac
     )
 
 
-def score(account: Any) -> Health:
-    """The score of one account from `annotated`, with its reasons (largest first)."""
+def _usage(h: Health, found: Usage, now: datetime) -> None:
+    w = WEIGHTS
+    if found.last_active is None or found.last_active < now - IDLE:
+        since = f"since {found.last_active:%-d %b %Y}" if found.last_active else "in 180 days"
+        h.take(w["inactive"], f"no one has used the product {since}")
+    change = found.days_change
+    if change is not None and found.active_days_before >= 4 and change <= DECLINE:
+        h.take(
+            w["usage_down"],
+            f"active days down {-change:.0%} in 30 days "
+            f"({found.active_days_before} → {found.active_days})",
+        )
+    change = found.people_change
+    if change is not None and found.active_people_before >= 3 and change <= DECLINE:
+        h.take(
+            w["people_down"],
+            f"active people down {-change:.0%} in 30 days "
+            f"({found.active_people_before} → {found.active_people})",
+        )
+    if found.seats and found.seat_use is not None and found.seat_use < 0.5:
+        h.take(
+            w["seats_unused"],
+            f"{found.active_people} of {found.seats} paid seats active in 30 days",
+        )
+
+
+def score(account: Any, found: Usage | None = None, now: datetime | None = None) -> Health:
+    """The score of one account from `annotated` (and its usage, when it has users
+    matched to it), with its reasons (largest first)."""
     h = Health(account)
     w = WEIGHTS
     mean = account.nps_mean
@@ -157,14 +200,18 @@ def score(account: Any) -> Health:
         if last is not None:
             label = AccountSignal.Kind(kind).label.lower()
             h.take(w[kind], f"{label} on {last:%-d %b %Y}")
+    if found is not None:
+        _usage(h, found, now or timezone.now())
     h.reasons.sort(key=lambda r: r[0])
     return h
 
 
 def scores(qs: QuerySet[Account] | None = None, now: datetime | None = None) -> list[Health]:
     """Every live account's health, the least healthy first (then the largest ARR)."""
+    now = now or timezone.now()
     live = (qs if qs is not None else Account.objects.all()).filter(churned_at__isnull=True)
-    found = [score(a) for a in annotated(live.select_related("owner"), now)]
+    used = usage.by_account(None if qs is None else live, now)
+    found = [score(a, used.get(a.pk), now) for a in annotated(live.select_related("owner"), now)]
     return sorted(found, key=lambda h: (h.score, -h.account.arr_cents, h.account.pk))
 
 
@@ -184,4 +231,6 @@ def of(account: Account, now: datetime | None = None) -> Health | None:
     """One account's health; None for a churned account."""
     if account.churned_at is not None:
         return None
-    return score(annotated(Account.objects.filter(pk=account.pk), now).get())
+    now = now or timezone.now()
+    found = annotated(Account.objects.filter(pk=account.pk), now).get()
+    return score(found, usage.of(account, now), now)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
-from closeloop.surveys.models import Account
+from closeloop.surveys.models import Account, Person
 
 
 class IntegrationEvent(models.Model):
@@ -82,3 +82,78 @@ class AccountSignal(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} at account {self.account_id}"
+
+
+class UsageIdentity(models.Model):
+    """Who a product-analytics id is (docs/integrations.md, "Product usage"): a Segment
+    `userId` (kind user; an `anonymousId` is kept as `anon:<id>`) or `groupId` (kind
+    group), and the person and account it was matched to. A user's account comes from its
+    group (a `group` call or a track's `context.groupId`), its person (an `identify` whose
+    email or id is known), or someone mapping it on the integrations page."""
+
+    class Kind(models.TextChoices):
+        USER = "user"
+        GROUP = "group"
+
+    source = models.CharField(max_length=20, default="segment")
+    kind = models.CharField(max_length=5, choices=Kind.choices)
+    ref = models.CharField(max_length=255, help_text="the sender's id for the user or group")
+    group_ref = models.CharField(
+        max_length=255, blank=True, help_text="a user's group, as the sender last said"
+    )
+    person = models.ForeignKey(
+        Person, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    account = models.ForeignKey(
+        Account, null=True, blank=True, on_delete=models.SET_NULL, related_name="usage_ids"
+    )
+    traits = models.JSONField(default=dict, blank=True)
+    first_seen_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["source", "kind", "ref"], name="usage_identity_once")
+        ]
+        indexes = [models.Index(fields=["kind", "group_ref"], name="usage_identity_group")]
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.kind} {self.ref}"
+
+
+class UsageEvent(models.Model):
+    """One product event (a Segment `track`, `page` or `screen`), stored once per the
+    sender's message id: what the usage figures are counted from, kept to be looked at."""
+
+    source = models.CharField(max_length=20, default="segment")
+    message_id = models.CharField(max_length=255)
+    identity = models.ForeignKey(UsageIdentity, on_delete=models.CASCADE, related_name="events")
+    event = models.CharField(max_length=200)
+    at = models.DateTimeField(help_text="when the sender says it happened")
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["source", "message_id"], name="usage_event_once")
+        ]
+        indexes = [models.Index(fields=["identity", "at"], name="usage_event_at")]
+
+    def __str__(self) -> str:
+        return f"{self.event} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class UsageDay(models.Model):
+    """How many events a user sent on one day (UTC): the roll-up the usage figures read,
+    kept up to date as events arrive."""
+
+    identity = models.ForeignKey(UsageIdentity, on_delete=models.CASCADE, related_name="days")
+    day = models.DateField()
+    events = models.PositiveIntegerField(default=0)
+    last_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["identity", "day"], name="usage_day_once")]
+        indexes = [models.Index(fields=["day"], name="usage_day_day")]
+
+    def __str__(self) -> str:
+        return f"{self.events} events on {self.day}"

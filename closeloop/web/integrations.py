@@ -12,8 +12,13 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from closeloop.core.errors import FieldError
-from closeloop.integrations import stripe_events
-from closeloop.integrations.models import AccountSignal, IntegrationEvent
+from closeloop.integrations import segment, stripe_events
+from closeloop.integrations.models import (
+    AccountSignal,
+    IntegrationEvent,
+    UsageEvent,
+    UsageIdentity,
+)
 from closeloop.loop.models import ExitInterview
 from closeloop.surveys.models import Account
 
@@ -36,6 +41,9 @@ def integrations(request: HttpRequest) -> HttpResponse:
         "web/integrations.html",
         _base(
             stripe_on=bool(settings.STRIPE_WEBHOOK_SECRET),
+            segment_on=bool(settings.SEGMENT_WRITE_KEY or settings.SEGMENT_SHARED_SECRET),
+            usage_counts=_usage_counts(),
+            usage_waiting=_usage_waiting(),
             site_url=settings.SITE_URL,
             counts=dict(
                 events.values_list("status").annotate(n=Count("id")).values_list("status", "n")
@@ -52,6 +60,85 @@ def integrations(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _usage_counts() -> dict[str, int]:
+    users = UsageIdentity.objects.filter(kind=UsageIdentity.Kind.USER)
+    return {
+        "events": UsageEvent.objects.count(),
+        "users matched": users.filter(account__isnull=False).count(),
+        "users waiting": users.filter(account__isnull=True).count(),
+    }
+
+
+def _usage_waiting() -> list[dict[str, object]]:
+    """Segment groups, and users outside any group, not matched to an account yet: the
+    most recently seen first, with how many users and events wait on each."""
+    users = UsageIdentity.objects.filter(kind=UsageIdentity.Kind.USER, account__isnull=True)
+    groups = {
+        g.ref: g
+        for g in UsageIdentity.objects.filter(
+            kind=UsageIdentity.Kind.GROUP, account__isnull=True
+        ).order_by("-last_seen_at")[:100]
+    }
+    waiting: list[dict[str, object]] = []
+    for row in (
+        users.exclude(group_ref="")
+        .filter(group_ref__in=list(groups))
+        .values("group_ref")
+        .annotate(n=Count("id", distinct=True), events_n=Count("events"), last=Max("last_seen_at"))
+    ):
+        group = groups[str(row["group_ref"])]
+        name = group.traits.get("name") if isinstance(group.traits, dict) else None
+        waiting.append(
+            {
+                "kind": "group",
+                "ref": group.ref,
+                "name": name or "",
+                "n": row["n"],
+                "events": row["events_n"],
+                "last": row["last"],
+            }
+        )
+    for user in (
+        users.filter(group_ref="")
+        .annotate(events_n=Count("events"))
+        .order_by("-last_seen_at")[:100]
+    ):
+        waiting.append(
+            {
+                "kind": "user",
+                "ref": user.ref,
+                "name": user.traits.get("email", "") if isinstance(user.traits, dict) else "",
+                "n": 1,
+                "events": user.events_n,
+                "last": user.last_seen_at,
+            }
+        )
+    return sorted(waiting, key=lambda w: w["last"], reverse=True)  # type: ignore[arg-type,return-value]
+
+
+def _account_named(ref: str) -> Account:
+    account = Account.objects.filter(external_id=ref).first() if ref else None
+    if account is None and ref.isdigit():
+        account = Account.objects.filter(pk=int(ref)).first()
+    if account is None:
+        raise FieldError("account", "choose an account")
+    return account
+
+
+@login_required
+@require_POST
+def map_usage(request: HttpRequest) -> HttpResponse:
+    """Say which account a Segment group (or a user outside any group) is."""
+    _admin(request)
+    kind, ref = request.POST.get("kind", ""), request.POST.get("ref", "").strip()
+    with reported(request):
+        account = _account_named(request.POST.get("account", "").strip())
+        users = segment.map_identity(kind, ref, account)
+        plural = "s" if users != 1 else ""
+        messages.success(request, f"{ref} is {account.name}: {users} user{plural} now count.")
+    return redirect("integrations")
+
+
 @login_required
 @require_POST
 def map_customer(request: HttpRequest) -> HttpResponse:
@@ -59,12 +146,7 @@ def map_customer(request: HttpRequest) -> HttpResponse:
     _admin(request)
     customer = request.POST.get("customer", "").strip()
     with reported(request):
-        ref = request.POST.get("account", "").strip()
-        account = Account.objects.filter(external_id=ref).first() if ref else None
-        if account is None and ref.isdigit():
-            account = Account.objects.filter(pk=int(ref)).first()
-        if account is None:
-            raise FieldError("account", "choose an account")
+        account = _account_named(request.POST.get("account", "").strip())
         done = stripe_events.map_customer(customer, account)
         plural = "s" if done != 1 else ""
         messages.success(

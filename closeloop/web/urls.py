@@ -67,6 +67,7 @@ urlpatterns = [
     path("settings/themes/", settings_pages.theme_settings, name="settings-themes"),
     path("settings/integrations/", integrations.integrations, name="integrations"),
     path("settings/integrations/map", integrations.map_customer, name="integrations-map"),
+    path("settings/integrations/map-usage", integrations.map_usage, name="integrations-map-usage"),
     path(
         "settings/themes/<slug:slug>/sort/",
         settings_pages.theme_sort,
