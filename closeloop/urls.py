@@ -4,7 +4,12 @@ from django.contrib import admin
 from django.urls import include, path
 
 from closeloop.api.inbound import inbound_email
-from closeloop.api.integrations import segment_api, stripe_webhook
+from closeloop.api.integrations import (
+    intercom_webhook,
+    segment_api,
+    stripe_webhook,
+    zendesk_webhook,
+)
 from closeloop.api.v1 import api
 from closeloop.web import conversation_pages, survey_pages
 
@@ -12,6 +17,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     # Signed by the sender, not an API key: plain views ahead of the API's routes.
     path("api/v1/integrations/stripe", stripe_webhook, name="stripe-webhook"),
+    path("api/v1/integrations/zendesk", zendesk_webhook, name="zendesk-webhook"),
+    path("api/v1/integrations/intercom", intercom_webhook, name="intercom-webhook"),
     path("api/v1/segment", segment_api, name="segment"),
     path("api/v1/segment/v1/<str:call>", segment_api, name="segment-call"),
     path("api/v1/", api.urls),

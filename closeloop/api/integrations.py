@@ -8,6 +8,11 @@ its own way, so these are plain views rather than API-key routes:
   write key as the Basic-auth user name (SEGMENT_WRITE_KEY) or the Webhooks
   destination's `X-Signature` (hex HMAC-SHA1 of the body with SEGMENT_SHARED_SECRET).
   Over 500 KB is a 400, as Segment answers.
+- `POST /api/v1/integrations/zendesk`: `X-Zendesk-Webhook-Signature`, base64 of an
+  HMAC-SHA256 of the `X-Zendesk-Webhook-Signature-Timestamp` and the body, with
+  ZENDESK_WEBHOOK_SECRET.
+- `POST /api/v1/integrations/intercom`: `X-Hub-Signature: sha1=<hex HMAC-SHA1 of the
+  body>` with the app's client secret, INTERCOM_CLIENT_SECRET.
 
 Answers: 200 with what became of the event (a replayed event id: 200, nothing new);
 401 for a missing or bad signature (nothing stored); 400 for a body that is not an
@@ -24,6 +29,8 @@ import hmac
 import io
 import json
 import zlib
+from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
@@ -31,7 +38,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from closeloop.core.errors import FieldError
-from closeloop.integrations import segment, stripe_events
+from closeloop.integrations import segment, stripe_events, tickets
 
 from .inbound import refuse
 
@@ -119,3 +126,81 @@ def segment_api(request: HttpRequest, call: str | None = None) -> JsonResponse:
     except ValueError:
         return refuse(400, "body", "not JSON")
     return JsonResponse(result.as_dict())
+
+
+def _ticket_delivery(
+    request: HttpRequest,
+    source: str,
+    secret: str,
+    verify: Callable[[bytes], JsonResponse | None],
+    parse: Callable[[dict[str, Any]], tuple[str, str, tickets.TicketState]],
+) -> JsonResponse:
+    """Read, verify (`verify(raw)` → a refusal or None), parse and record one desk's
+    webhook delivery."""
+    name = source.capitalize()
+    if not secret:
+        return refuse(503, "server", f"the {name} integration is off: set its secret")
+    limit = settings.INTEGRATION_MAX_BYTES
+    raw = request.read(limit + 1)
+    if len(raw) > limit:
+        return refuse(413, "body", f"larger than {limit} bytes")
+    refused = verify(raw)
+    if refused is not None:
+        return refused
+    try:
+        body = json.loads(raw)
+        if not isinstance(body, dict):
+            raise FieldError("body", "a JSON object")
+        event_id, kind, state = parse(body)
+        received = tickets.receive(source, event_id, kind, body, state)
+    except FieldError as exc:  # a ValueError too: named first
+        return refuse(400, f"body.{exc.field}", exc.reason)
+    except ValueError:
+        return refuse(400, "body", "not JSON")
+    event = received.event
+    return JsonResponse(
+        {
+            "id": event.event_id,
+            "type": event.type,
+            "status": event.status,
+            "new": received.new,
+            "account": event.account_id,
+            "ticket": event.object_id,
+        }
+    )
+
+
+@csrf_exempt
+@require_POST
+def zendesk_webhook(request: HttpRequest) -> JsonResponse:
+    secret = settings.ZENDESK_WEBHOOK_SECRET
+
+    def verify(raw: bytes) -> JsonResponse | None:
+        signature = request.headers.get("X-Zendesk-Webhook-Signature", "")
+        stamp = request.headers.get("X-Zendesk-Webhook-Signature-Timestamp", "")
+        if not signature or not stamp:
+            missing = "Signature" if not signature else "Signature-Timestamp"
+            return refuse(401, f"header.X-Zendesk-Webhook-{missing}", "missing")
+        mac = hmac.new(secret.encode(), stamp.encode() + raw, hashlib.sha256).digest()
+        if not hmac.compare_digest(base64.b64encode(mac).decode(), signature.strip()):
+            return refuse(401, "header.X-Zendesk-Webhook-Signature", "does not match the body")
+        return None
+
+    return _ticket_delivery(request, "zendesk", secret, verify, tickets.zendesk_state)
+
+
+@csrf_exempt
+@require_POST
+def intercom_webhook(request: HttpRequest) -> JsonResponse:
+    secret = settings.INTERCOM_CLIENT_SECRET
+
+    def verify(raw: bytes) -> JsonResponse | None:
+        signature = request.headers.get("X-Hub-Signature", "")
+        if not signature:
+            return refuse(401, "header.X-Hub-Signature", "missing")
+        expected = "sha1=" + hmac.new(secret.encode(), raw, hashlib.sha1).hexdigest()
+        if not hmac.compare_digest(expected, signature.strip().lower()):
+            return refuse(401, "header.X-Hub-Signature", "does not match the body")
+        return None
+
+    return _ticket_delivery(request, "intercom", secret, verify, tickets.intercom_state)

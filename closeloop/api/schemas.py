@@ -10,7 +10,7 @@ from pydantic import Field
 
 from closeloop.core.schemas import StrictSchema
 from closeloop.insights import health
-from closeloop.integrations import usage
+from closeloop.integrations import tickets, usage
 from closeloop.surveys.models import Account, Response
 from closeloop.surveys.schemas import MAX_BATCH
 
@@ -83,6 +83,16 @@ class AccountDetailOut(AccountOut):
         "in the last 30 days and the 30 before, seats paid and their active share; null "
         "without users matched to the account"
     )
+
+    tickets: dict[str, Any] | None = Field(
+        description="support load: open tickets, the oldest, urgent or high ones open over "
+        "a week, tickets opened, reopen rate and poor ratings in 90 days; null without tickets"
+    )
+
+    @staticmethod
+    def resolve_tickets(obj: Account) -> dict[str, Any] | None:
+        found = tickets.of(obj)
+        return found.as_dict() if found is not None else None
 
     @staticmethod
     def resolve_usage(obj: Account) -> dict[str, Any] | None:

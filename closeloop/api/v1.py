@@ -49,6 +49,7 @@ from .schemas import (
 )
 from .surveys import router as surveys_router
 from .themes import router as themes_router
+from .tickets import router as tickets_router
 
 
 class BearerKey(HttpBearer):
@@ -351,3 +352,4 @@ api.add_router("", announcements_router)
 api.add_router("", surveys_router)
 api.add_router("", insights_router)
 api.add_router("", themes_router)
+api.add_router("", tickets_router)

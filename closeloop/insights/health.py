@@ -17,7 +17,10 @@ What counts, for a live account, now:
 - product usage, for an account with users matched to it (docs/integrations.md): no
   one active for 14 days −20; active days down 40% or more on the 30 days before (from
   at least 4) −15; active people down 40% or more (from at least 3) −10; under half
-  its paid seats active in 30 days −10.
+  its paid seats active in 30 days −10;
+- support tickets (docs/integrations.md): 3 or more open −10; an urgent or high ticket
+  open for more than a week −10; a poor satisfaction rating (1 or 2 of 5) in 90 days
+  −10; a quarter or more of 4+ tickets in 90 days reopened −5.
 Scores below 0 are 0. Each account's figures come from one annotated query.
 """
 
@@ -30,8 +33,9 @@ from typing import Any
 from django.db.models import Avg, Exists, Max, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
-from closeloop.integrations import usage
+from closeloop.integrations import tickets, usage
 from closeloop.integrations.models import AccountSignal
+from closeloop.integrations.tickets import Load
 from closeloop.integrations.usage import Usage
 from closeloop.loop.models import FollowUpCase, open_filter
 from closeloop.surveys.models import Account, Response
@@ -57,6 +61,10 @@ WEIGHTS = {
     "usage_down": -15,
     "people_down": -10,
     "seats_unused": -10,
+    "tickets_open": -10,
+    "ticket_stuck": -10,
+    "poor_support_rating": -10,
+    "reopens": -5,
 }
 IDLE = timedelta(days=14)
 DECLINE = -0.4  # a 40% fall on the 30 days before
@@ -77,6 +85,10 @@ WEIGHT_LABELS = {
     "usage_down": "active days down 40% or more in 30 days",
     "people_down": "active people down 40% or more in 30 days",
     "seats_unused": "under half the paid seats active in 30 days",
+    "tickets_open": "3 or more support tickets open",
+    "ticket_stuck": "an urgent or high ticket open over a week",
+    "poor_support_rating": "a poor support rating (90 days)",
+    "reopens": "a quarter of its tickets reopened (90 days)",
 }
 BANDS = ((70, "healthy"), (40, "watch"), (0, "at risk"))
 BAND_NAMES = [name for _, name in BANDS]
@@ -173,9 +185,34 @@ def _usage(h: Health, found: Usage, now: datetime) -> None:
         )
 
 
-def score(account: Any, found: Usage | None = None, now: datetime | None = None) -> Health:
-    """The score of one account from `annotated` (and its usage, when it has users
-    matched to it), with its reasons (largest first)."""
+def _tickets(h: Health, load: Load, now: datetime) -> None:
+    w = WEIGHTS
+    if load.open >= 3 and load.oldest_open is not None:
+        days = (now - load.oldest_open).days
+        h.take(w["tickets_open"], f"{load.open} support tickets open, the oldest {days} days")
+    if load.stuck:
+        many = (
+            f"{load.stuck} urgent or high tickets" if load.stuck > 1 else "an urgent or high ticket"
+        )
+        h.take(w["ticket_stuck"], f"{many} open for over a week")
+    if load.poor_ratings:
+        h.take(
+            w["poor_support_rating"],
+            f"{load.poor_ratings} of {load.rated} support ratings poor in 90 days",
+        )
+    rate = load.reopen_rate
+    if rate is not None and load.recent >= 4 and rate >= 0.25:
+        h.take(w["reopens"], f"{load.reopened} of {load.recent} tickets reopened in 90 days")
+
+
+def score(
+    account: Any,
+    found: Usage | None = None,
+    now: datetime | None = None,
+    load: Load | None = None,
+) -> Health:
+    """The score of one account from `annotated` (with its usage and ticket load, when
+    it has them), with its reasons (largest first)."""
     h = Health(account)
     w = WEIGHTS
     mean = account.nps_mean
@@ -202,6 +239,8 @@ def score(account: Any, found: Usage | None = None, now: datetime | None = None)
             h.take(w[kind], f"{label} on {last:%-d %b %Y}")
     if found is not None:
         _usage(h, found, now or timezone.now())
+    if load is not None:
+        _tickets(h, load, now or timezone.now())
     h.reasons.sort(key=lambda r: r[0])
     return h
 
@@ -211,7 +250,11 @@ def scores(qs: QuerySet[Account] | None = None, now: datetime | None = None) -> 
     now = now or timezone.now()
     live = (qs if qs is not None else Account.objects.all()).filter(churned_at__isnull=True)
     used = usage.by_account(None if qs is None else live, now)
-    found = [score(a, used.get(a.pk), now) for a in annotated(live.select_related("owner"), now)]
+    loads = tickets.by_account(None if qs is None else live, now)
+    found = [
+        score(a, used.get(a.pk), now, loads.get(a.pk))
+        for a in annotated(live.select_related("owner"), now)
+    ]
     return sorted(found, key=lambda h: (h.score, -h.account.arr_cents, h.account.pk))
 
 
@@ -233,4 +276,4 @@ def of(account: Account, now: datetime | None = None) -> Health | None:
         return None
     now = now or timezone.now()
     found = annotated(Account.objects.filter(pk=account.pk), now).get()
-    return score(found, usage.of(account, now), now)
+    return score(found, usage.of(account, now), now, tickets.of(account, now))

@@ -20,6 +20,9 @@ class IntegrationEvent(models.Model):
 
     class Source(models.TextChoices):
         STRIPE = "stripe"
+        ZENDESK = "zendesk"
+        INTERCOM = "intercom"
+        API = "api"
 
     class Status(models.TextChoices):
         APPLIED = "applied"
@@ -157,3 +160,47 @@ class UsageDay(models.Model):
 
     def __str__(self) -> str:
         return f"{self.events} events on {self.day}"
+
+
+class Ticket(models.Model):
+    """A support ticket (or an Intercom conversation) as its desk last described it
+    (integrations/tickets.py): one row per the sender's ticket id."""
+
+    class Status(models.TextChoices):
+        OPEN = "open"
+        CLOSED = "closed"
+
+    class Priority(models.TextChoices):
+        LOW = "low"
+        NORMAL = "normal"
+        HIGH = "high"
+        URGENT = "urgent"
+
+    source = models.CharField(max_length=20, choices=IntegrationEvent.Source.choices)
+    ticket_id = models.CharField(max_length=255)
+    account = models.ForeignKey(
+        Account, null=True, blank=True, on_delete=models.SET_NULL, related_name="tickets"
+    )
+    org_ref = models.CharField(max_length=255, blank=True, help_text="the desk's organisation")
+    email = models.CharField(max_length=254, blank=True, help_text="the requester's email")
+    subject = models.CharField(max_length=300, blank=True)
+    status = models.CharField(max_length=6, choices=Status.choices, default=Status.OPEN)
+    priority = models.CharField(max_length=6, choices=Priority.choices, blank=True)
+    opened_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+    reopens = models.PositiveIntegerField(default=0)
+    csat = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="the customer's rating, 1–5"
+    )
+    updated_at = models.DateTimeField(help_text="when the desk last changed it")
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["source", "ticket_id"], name="ticket_once")]
+        indexes = [
+            models.Index(fields=["account", "status"], name="ticket_account"),
+            models.Index(fields=["source", "org_ref"], name="ticket_org"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source} ticket {self.ticket_id}"

@@ -12,10 +12,11 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from closeloop.core.errors import FieldError
-from closeloop.integrations import segment, stripe_events
+from closeloop.integrations import segment, stripe_events, tickets
 from closeloop.integrations.models import (
     AccountSignal,
     IntegrationEvent,
+    Ticket,
     UsageEvent,
     UsageIdentity,
 )
@@ -44,6 +45,21 @@ def integrations(request: HttpRequest) -> HttpResponse:
             segment_on=bool(settings.SEGMENT_WRITE_KEY or settings.SEGMENT_SHARED_SECRET),
             usage_counts=_usage_counts(),
             usage_waiting=_usage_waiting(),
+            desks_on={
+                "Zendesk": bool(settings.ZENDESK_WEBHOOK_SECRET),
+                "Intercom": bool(settings.INTERCOM_CLIENT_SECRET),
+            },
+            ticket_counts=dict(
+                Ticket.objects.values_list("source")
+                .annotate(n=Count("id"))
+                .values_list("source", "n")
+            ),
+            tickets_waiting=list(
+                Ticket.objects.filter(account__isnull=True)
+                .values("source", "org_ref", "email")
+                .annotate(n=Count("id"), last=Max("updated_at"))
+                .order_by("-last")[:100]
+            ),
             site_url=settings.SITE_URL,
             counts=dict(
                 events.values_list("status").annotate(n=Count("id")).values_list("status", "n")
@@ -136,6 +152,23 @@ def map_usage(request: HttpRequest) -> HttpResponse:
         users = segment.map_identity(kind, ref, account)
         plural = "s" if users != 1 else ""
         messages.success(request, f"{ref} is {account.name}: {users} user{plural} now count.")
+    return redirect("integrations")
+
+
+@login_required
+@require_POST
+def map_tickets(request: HttpRequest) -> HttpResponse:
+    """Say which account a desk's organisation (or requester email) is."""
+    _admin(request)
+    source = request.POST.get("source", "")
+    customer = request.POST.get("customer", "").strip()
+    with reported(request):
+        if source not in {s.value for s in IntegrationEvent.Source}:
+            raise FieldError("source", "a known source")
+        account = _account_named(request.POST.get("account", "").strip())
+        done = tickets.map_customer(source, customer, account)
+        plural = "s" if done != 1 else ""
+        messages.success(request, f"{customer} is {account.name}: {done} ticket{plural} placed.")
     return redirect("integrations")
 
 

@@ -69,6 +69,11 @@ urlpatterns = [
     path("settings/integrations/map", integrations.map_customer, name="integrations-map"),
     path("settings/integrations/map-usage", integrations.map_usage, name="integrations-map-usage"),
     path(
+        "settings/integrations/map-tickets",
+        integrations.map_tickets,
+        name="integrations-map-tickets",
+    ),
+    path(
         "settings/themes/<slug:slug>/sort/",
         settings_pages.theme_sort,
         name="settings-theme-sort",
