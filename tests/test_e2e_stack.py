@@ -9,6 +9,7 @@ in each web process, gunicorn's timeout, the worker's own loop and per-process s
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -21,7 +22,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import make_msgid
 from http.server import ThreadingHTTPServer
@@ -42,6 +43,8 @@ DATABASE_URL = os.environ.get(
 )
 SECRET = "e2e-inbound-secret"
 STRIPE_SECRET = "whsec_e2e"
+SEGMENT_KEY = "seg_e2e_write_key"
+ZENDESK_SECRET = "zd_e2e_secret"
 OWNER = ("olivia", "olivia@example.com", "Olivia Owner")
 CUSTOMER = "dana@customer.example"
 
@@ -119,6 +122,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "DEFAULT_FROM_EMAIL": "Sam Support <sam@vendor.example>",
         "INBOUND_EMAIL_SECRET": SECRET,
         "STRIPE_WEBHOOK_SECRET": STRIPE_SECRET,
+        "SEGMENT_WRITE_KEY": SEGMENT_KEY,
+        "ZENDESK_WEBHOOK_SECRET": ZENDESK_SECRET,
         "SENTIMENT_TUNING": "off",
         "OUTBOUND_ALLOW_HOSTS": "127.0.0.1",
         "WORKER_IDLE_SECONDS": "0.3",
@@ -530,6 +535,92 @@ def test_it_takes_stripe_webhooks_and_marks_the_account_churned(stack: Stack) ->
     page = session.get(f"{stack.base}/settings/integrations/", timeout=30)
     assert page.status_code == 200 and "customer.subscription.deleted" in page.text
     assert "Hooli" in page.text and "connected" in page.text
+
+
+def test_it_takes_usage_from_segments_library_and_tickets_from_zendesk(stack: Stack) -> None:
+    from segment.analytics import Client as SegmentClient
+
+    account = {"name": "Pied Piper", "external_id": "acc-piper", "tier": "mid", "arr": 50000}
+    created = stack.api("post", "/api/v1/accounts", account)
+    assert created.status_code in (200, 201), created.text
+    account_id = created.json()["id"]
+    errors: list[Any] = []
+    client = SegmentClient(
+        write_key=SEGMENT_KEY,
+        host=f"{stack.base}/api/v1/segment",
+        on_error=lambda error, items: errors.append(error),
+        max_retries=0,
+    )
+    client.group("richard", "acc-piper", {"seats": 10})
+    # four people on 20 of the 30 days before; now one person, on 3 days
+    for person in ("richard", "jared", "dinesh", "gilfoyle"):
+        for day in range(20):
+            at = datetime.now(UTC) - timedelta(days=31 + day)
+            client.track(person, "Compressed", context={"groupId": "acc-piper"}, timestamp=at)
+    for day in range(3):
+        client.track("richard", "Compressed", timestamp=datetime.now(UTC) - timedelta(days=day))
+    client.flush()
+    client.join()
+    assert errors == []
+    detail = stack.api("get", f"/api/v1/accounts/{account_id}").json()
+    assert detail["usage"]["active_days_30"] == 3, detail["usage"]
+    assert detail["usage"]["active_people_previous_30"] == 4
+    assert detail["usage"]["seats_paid"] == 10
+    reasons = [r["reason"] for r in detail["health"]["reasons"]]
+    assert any(r.startswith("active days down 85% in 30 days") for r in reasons), reasons
+    assert "1 of 10 paid seats active in 30 days" in reasons
+    # a Zendesk ticket event, signed as Zendesk signs it, for an organisation not known
+    event = {
+        "type": "zen:event-type:ticket.created",
+        "id": "zd-e2e-1",
+        "time": datetime.now(UTC).isoformat(),
+        "detail": {
+            "id": "501",
+            "status": "OPEN",
+            "priority": "URGENT",
+            "organization_id": "zd-org-42",
+            "created_at": (datetime.now(UTC) - timedelta(days=9)).isoformat(),
+            "updated_at": datetime.now(UTC).isoformat(),
+        },
+    }
+    raw = json.dumps(event).encode()
+    stamp = str(int(time.time()))
+    mac = hmac.new(ZENDESK_SECRET.encode(), stamp.encode() + raw, hashlib.sha256).digest()
+    headers = {
+        "Content-Type": "application/json",
+        "X-Zendesk-Webhook-Signature": base64.b64encode(mac).decode(),
+        "X-Zendesk-Webhook-Signature-Timestamp": stamp,
+    }
+    url = f"{stack.base}/api/v1/integrations/zendesk"
+    forged = {**headers, "X-Zendesk-Webhook-Signature": "x"}
+    bad = requests.post(url, data=raw, headers=forged, timeout=30)
+    assert bad.status_code == 401
+    first = requests.post(url, data=raw, headers=headers, timeout=30)
+    assert first.status_code == 200 and first.json()["status"] == "unmatched", first.text
+    # the admin maps the organisation on the integrations page
+    session = requests.Session()
+    assert _log_in(stack.base, "admin", stack.admin_password, session).status_code == 302
+    page = session.get(f"{stack.base}/settings/integrations/", timeout=30)
+    assert "zd-org-42" in page.text
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+    assert token
+    mapped = session.post(
+        f"{stack.base}/settings/integrations/map-tickets",
+        data={
+            "source": "zendesk",
+            "customer": "zd-org-42",
+            "account": "acc-piper",
+            "csrfmiddlewaretoken": token.group(1),
+        },
+        headers={"Referer": f"{stack.base}/settings/integrations/"},
+        timeout=30,
+    )
+    assert mapped.status_code == 200 and "zd-org-42 is Pied Piper" in mapped.text
+    detail = stack.api("get", f"/api/v1/accounts/{account_id}").json()
+    assert detail["tickets"]["urgent_or_high_open_over_7_days"] == 1
+    assert "an urgent or high ticket open for over a week" in [
+        r["reason"] for r in detail["health"]["reasons"]
+    ]
 
 
 @pytest.mark.browser
