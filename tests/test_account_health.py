@@ -96,7 +96,7 @@ def test_it_takes_points_for_falling_product_usage(smb: Account, enterprise: Acc
     reasons = dict((why.split(" (")[0], p) for p, why in found[smb.pk].reasons)
     assert reasons == {
         f"no one has used the product since {(now - timedelta(days=20, hours=1)):%-d %b %Y}": -20,
-        "active days down 90% in 30 days": -15,
+        "use down 98% in 30 days": -15,
         "active people down 75% in 30 days": -10,
         "1 of 40 paid seats active in 30 days": -10,
         "no survey answer in a year": -5,

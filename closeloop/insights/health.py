@@ -15,9 +15,9 @@ What counts, for a live account, now:
 - billing in the last 90 days (docs/integrations.md): a scheduled cancellation −30, a
   downgrade −15, a failed payment −15, a disputed payment −15;
 - product usage, for an account with users matched to it (docs/integrations.md): no
-  one active for 14 days −20; active days down 40% or more on the 30 days before (from
-  at least 4) −15; active people down 40% or more (from at least 3) −10; under half
-  its paid seats active in 30 days −10;
+  one active for 14 days −20; use (active user-days: a person on a day) down 40% or
+  more on the 30 days before (from at least 4) −15; active people down 40% or more
+  (from at least 3) −10; under half its paid seats active in 30 days −10;
 - support tickets (docs/integrations.md): 3 or more open −10; an urgent or high ticket
   open for more than a week −10; a poor satisfaction rating (1 or 2 of 5) in 90 days
   −10; a quarter or more of 4+ tickets in 90 days reopened −5.
@@ -82,7 +82,7 @@ WEIGHT_LABELS = {
     "payment_failed": "a failed payment (90 days)",
     "dispute": "a disputed payment (90 days)",
     "inactive": "no one used the product in 14 days",
-    "usage_down": "active days down 40% or more in 30 days",
+    "usage_down": "use (active user-days) down 40% or more in 30 days",
     "people_down": "active people down 40% or more in 30 days",
     "seats_unused": "under half the paid seats active in 30 days",
     "tickets_open": "3 or more support tickets open",
@@ -164,12 +164,12 @@ def _usage(h: Health, found: Usage, now: datetime) -> None:
     if found.last_active is None or found.last_active < now - IDLE:
         since = f"since {found.last_active:%-d %b %Y}" if found.last_active else "in 180 days"
         h.take(w["inactive"], f"no one has used the product {since}")
-    change = found.days_change
-    if change is not None and found.active_days_before >= 4 and change <= DECLINE:
+    change = found.use_change
+    if change is not None and found.user_days_before >= 4 and change <= DECLINE:
         h.take(
             w["usage_down"],
-            f"active days down {-change:.0%} in 30 days "
-            f"({found.active_days_before} → {found.active_days})",
+            f"use down {-change:.0%} in 30 days "
+            f"(active user-days {found.user_days_before} → {found.user_days})",
         )
     change = found.people_change
     if change is not None and found.active_people_before >= 3 and change <= DECLINE:

@@ -3,8 +3,9 @@ per-user days Segment's events roll up into (`segment.py`).
 
 For each account with users matched to it: when it was last active (within HORIZON),
 the days anyone used the product in the last 30 days and in the 30 before, the people
-who did in each, and the seats it pays for (the group's `seats` trait, or the account's
-`seats` property from the API or CSV). Each figure and its trend come from one grouped
+who did in each, its use (active user-days: one per person per day with activity),
+and the seats it pays for (the group's `seats` trait, or the account's `seats`
+property from the API or CSV). Each figure and its trend come from one grouped
 query over the last 60 days, for any number of accounts.
 """
 
@@ -36,6 +37,8 @@ class Usage:
     active_people: int
     active_people_before: int
     seats: int | None  # paid for
+    user_days: int = 0  # (person, day) pairs with activity, the last 30 days
+    user_days_before: int = 0
 
     @staticmethod
     def change(now: int, before: int) -> float | None:
@@ -45,6 +48,10 @@ class Usage:
     @property
     def days_change(self) -> float | None:
         return self.change(self.active_days, self.active_days_before)
+
+    @property
+    def use_change(self) -> float | None:
+        return self.change(self.user_days, self.user_days_before)
 
     @property
     def people_change(self) -> float | None:
@@ -62,6 +69,8 @@ class Usage:
             "active_days_previous_30": self.active_days_before,
             "active_people_30": self.active_people,
             "active_people_previous_30": self.active_people_before,
+            "active_user_days_30": self.user_days,
+            "active_user_days_previous_30": self.user_days_before,
             "seats_paid": self.seats,
             "seats_active_share": round(self.seat_use, 3) if self.seat_use is not None else None,
         }
@@ -112,6 +121,8 @@ def by_account(
             days_before=Count("day", distinct=True, filter=before),
             people=Count("identity", distinct=True, filter=recent),
             people_before=Count("identity", distinct=True, filter=before),
+            user_days=Count("id", filter=recent),
+            user_days_before=Count("id", filter=before),
         )
     }
     seats = dict(
@@ -130,6 +141,8 @@ def by_account(
             active_people=row.get("people", 0),
             active_people_before=row.get("people_before", 0),
             seats=_seats(seats.get(account_id) or {}),
+            user_days=row.get("user_days", 0),
+            user_days_before=row.get("user_days_before", 0),
         )
     return found
 

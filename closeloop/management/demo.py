@@ -8,7 +8,7 @@ the segment views have something real to find.
 from __future__ import annotations
 
 import random
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.hashers import make_password
@@ -679,6 +679,117 @@ def _case_history(rng: random.Random, owners: list[User]) -> None:
         if when < now and rng.random() < risk * (1.5 if tier == "smb" else 1.0):
             churned[pk] = when
     _billing_history(rng, churned, now)
+    _product_signals(rng, churned, now)
+
+
+def _product_signals(rng: random.Random, churned: dict[int, datetime], now: datetime) -> None:
+    """Product usage (as Segment's calls roll up: users, their active days) and support
+    tickets for the last 120 days, related to churn the way docs/insights.md assumes.
+
+    Each of an account's people uses the product on 55% of days (one in five never
+    does). In the 60 days before an account churns, use falls to a fifth and then
+    stops at the churn; it has more tickets (three times as many, half of them high or
+    urgent) and more poor ratings. One live account in eight is fading now: its use
+    falls over the last 30 days. Seats paid are 0.9–1.4 times the account's people.
+    The demo writes the per-day roll-ups directly rather than sending each event.
+    """
+    from closeloop.integrations.models import Ticket, UsageDay, UsageIdentity
+
+    days = 120
+    accounts = {a.pk: a for a in Account.objects.filter(is_demo=True)}
+    people: dict[int, list[Person]] = {}
+    for person in Person.objects.filter(account__is_demo=True).order_by("pk"):
+        people.setdefault(person.account_id or 0, []).append(person)
+    fading = {pk for pk in accounts if pk not in churned and rng.random() < 1 / 8}
+    groups, users, seats = [], [], []
+    for pk, account in accounts.items():
+        members = people.get(pk, [])
+        groups.append(
+            UsageIdentity(kind="group", ref=account.external_id or str(pk), account=account)
+        )
+        paid = max(3, round(len(members) * rng.uniform(0.9, 1.4)))
+        account.properties = {**account.properties, "seats": paid}
+        seats.append(account)
+        for person in members:
+            if rng.random() < 1 / 5:
+                continue
+            users.append(
+                UsageIdentity(
+                    kind="user",
+                    ref=f"demo-user-{person.pk}",
+                    group_ref=account.external_id or "",
+                    person=person,
+                    account=account,
+                    traits={"email": person.email},
+                )
+            )
+    UsageIdentity.objects.bulk_create(groups + users, batch_size=2000)
+    Account.objects.bulk_update(seats, ["properties"])
+    rows = []
+    today = now.date()
+    for user in users:
+        assert user.account is not None
+        left = churned.get(user.account.pk)
+        for back in range(days):
+            day = today - timedelta(days=back)
+            rate = 0.55
+            if left is not None:
+                until = (left.date() - day).days
+                if until < 0:
+                    continue
+                rate *= 0.2 + 0.8 * min(1.0, until / 60)
+            elif user.account.pk in fading and back < 30:
+                rate *= 0.15 + 0.85 * back / 30
+            if rng.random() < rate:
+                at = datetime.combine(day, datetime.min.time(), tzinfo=UTC) + timedelta(
+                    hours=rng.uniform(8, 18)
+                )
+                if at <= now:
+                    rows.append(
+                        UsageDay(identity=user, day=day, events=rng.randint(1, 40), last_at=at)
+                    )
+    UsageDay.objects.bulk_create(rows, batch_size=5000)
+    tickets = []
+    for pk, account in accounts.items():
+        left = churned.get(pk)
+        leaving = left is not None and left > now - timedelta(days=days + 60)
+        n = rng.randint(3, 9) if leaving else rng.randint(0, 4)
+        for i in range(n):
+            opened = (left if left is not None else now) - timedelta(
+                days=rng.uniform(1, 60 if leaving else days)
+            )
+            urgent = rng.random() < (0.5 if leaving else 0.15)
+            closed = opened + timedelta(days=rng.uniform(0.2, 12 if urgent else 6))
+            still_open = closed > now or (left is None and rng.random() < 0.1)
+            tickets.append(
+                Ticket(
+                    source="api",
+                    ticket_id=f"demo-{pk}-{i}",
+                    account=account,
+                    org_ref=account.external_id or "",
+                    subject=rng.choice(DEMO_TICKETS),
+                    status="open" if still_open else "closed",
+                    priority=rng.choice(["urgent", "high"]) if urgent else "normal",
+                    opened_at=opened,
+                    closed_at=None if still_open else closed,
+                    reopens=1 if rng.random() < (0.3 if leaving else 0.08) else 0,
+                    csat=None
+                    if still_open or rng.random() < 0.5
+                    else (rng.randint(1, 3) if leaving else rng.randint(3, 5)),
+                    updated_at=min(now, closed),
+                )
+            )
+    Ticket.objects.bulk_create(tickets)
+
+
+DEMO_TICKETS = [
+    "Export times out on large reports",
+    "SSO login loops back to the start page",
+    "Invoice shows the wrong plan",
+    "Sync errors since the last release",
+    "How do I add a teammate?",
+    "Dashboard loads slowly in the morning",
+]
 
 
 # Why demo accounts left (Stripe's cancellation feedback values, and what people wrote).

@@ -79,7 +79,7 @@ def integrations(request: HttpRequest) -> HttpResponse:
 def _usage_counts() -> dict[str, int]:
     users = UsageIdentity.objects.filter(kind=UsageIdentity.Kind.USER)
     return {
-        "events": UsageEvent.objects.count(),
+        "events received": UsageEvent.objects.count(),
         "users matched": users.filter(account__isnull=False).count(),
         "users waiting": users.filter(account__isnull=True).count(),
     }
