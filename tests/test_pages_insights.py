@@ -245,3 +245,22 @@ def test_it_exports_risk_breakdowns_and_incidents(program_world: World, client: 
     )
     rows = _csv(client.get("/insights/incidents.csv"))
     assert [r["title"] for r in rows] == ["5.2"] and rows[0]["detractor_spike"] in ("yes", "no")
+
+
+def test_it_sorts_and_filters_revenue_at_risk_by_health(
+    program_world: World, client: Client
+) -> None:
+    by_health = _csv(client.get("/insights/risk.csv", {"sort": "health"}))
+    assert by_health, "the world has accounts at risk"
+    scores = [int(r["health"]) for r in by_health]
+    assert scores == sorted(scores)
+    by_arr = _csv(client.get("/insights/risk.csv"))
+    arr = [float(r["arr"]) for r in by_arr]
+    assert arr == sorted(arr, reverse=True)
+    band = by_health[0]["band"]
+    only = _csv(client.get("/insights/risk.csv", {"band": band}))
+    assert only and {r["band"] for r in only} == {band}
+    page = client.get("/insights/risk/", {"sort": "health", "band": band}).content.decode()
+    assert f'<span class="health {band.replace(" ", "-")}">{scores[0]}</span>' in page
+    assert "band: must be one of" in client.get("/insights/risk/", {"band": "x"}).content.decode()
+    assert client.get("/insights/risk.csv", {"sort": "x"}).status_code == 400

@@ -24,7 +24,7 @@ from closeloop.core.periods import Grain, period_label, period_starts
 from closeloop.insights import effects, health, params, program, risk, top_themes, transitions
 from closeloop.insights import segments as seg
 from closeloop.loop.models import FollowUpCase, RoadmapItem
-from closeloop.surveys.models import Account, Response
+from closeloop.surveys.models import Response
 from closeloop.team.models import Team, User
 from closeloop.themes.models import Theme
 
@@ -440,9 +440,14 @@ def export_transitions(request: HttpRequest) -> HttpResponse | StreamingHttpResp
 RISK_LIST_LIMIT = 200
 
 
+RISK_SORTS = ("arr", "health")
+
+
 def _risk_accounts(
     request: HttpRequest,
-) -> tuple[QuerySet[Account], risk.Signal | None, str | None]:
+) -> tuple[list[health.Health], risk.Signal | None, str | None]:
+    """The accounts at risk (with ?signal=, ?band= of health), each with its health:
+    the largest ARR first, or with ?sort=health the least healthy first."""
     signal, error = None, None
     value = request.GET.get("signal")
     if value:
@@ -450,10 +455,18 @@ def _risk_accounts(
             signal = risk.Signal(value)
         except ValueError:
             error = "signal: must be one of " + ", ".join(risk.Signal)
-    accounts = risk.at_risk().select_related("owner")
+    band, sort = request.GET.get("band", ""), request.GET.get("sort") or "arr"
+    if band and band not in health.BAND_NAMES:
+        error, band = error or "band: must be one of " + ", ".join(health.BAND_NAMES), ""
+    if sort not in RISK_SORTS:
+        error, sort = error or "sort: must be one of " + ", ".join(RISK_SORTS), "arr"
+    accounts = risk.at_risk()
     if signal is not None:
         accounts = accounts.filter(risk.signal_filter(signal))
-    return accounts.order_by("-arr_cents", "name"), signal, error
+    found = [h for h in health.scores(accounts) if not band or h.band == band]
+    if sort == "arr":
+        found.sort(key=lambda h: (-h.account.arr_cents, h.account.name))
+    return found, signal, error
 
 
 @login_required
@@ -473,7 +486,10 @@ def risk_page(request: HttpRequest) -> HttpResponse:
             ],
             by_owner=[(owners.get(t.key, "No owner"), t) for t in figures.by_owner],
             accounts=accounts[:RISK_LIST_LIMIT],
-            shown=accounts.count(),
+            shown=len(accounts),
+            band=request.GET.get("band", ""),
+            sort=request.GET.get("sort") or "arr",
+            bands=health.BAND_NAMES,
             limit=RISK_LIST_LIMIT,
             signal=signal,
             signal_label=risk.SIGNAL_LABELS.get(signal) if signal else "",
@@ -550,19 +566,20 @@ def export_risk(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
         )
         return stream(f"risk-by-{table}.csv", [table, "accounts", "arr"], lines)
     header = ["account_id", "external_id", "name", "tier", "owner", "arr", "currency"]
-    header += [s.value for s in risk.Signal]
+    header += [s.value for s in risk.Signal] + ["health", "band"]
     rows = (
         [
-            a.pk,
-            a.external_id or "",
-            a.name,
-            a.tier,
-            a.owner.email if a.owner else "",
-            f"{a.arr_cents / 100:.2f}",
-            a.currency,
+            h.account.pk,
+            h.account.external_id or "",
+            h.account.name,
+            h.account.tier,
+            h.account.owner.email if h.account.owner else "",
+            f"{h.account.arr_cents / 100:.2f}",
+            h.account.currency,
         ]
-        + ["yes" if getattr(a, s.value) else "no" for s in risk.Signal]
-        for a in accounts.iterator(2000)
+        + ["yes" if getattr(h.account, s.value) else "no" for s in risk.Signal]
+        + [h.score, h.band]
+        for h in accounts
     )
     return stream("revenue-at-risk.csv", header, rows)
 

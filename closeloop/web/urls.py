@@ -17,7 +17,7 @@ from . import (
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(template_name="web/login.html"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("health", views.health, name="health"),
+    path("health", views.health, name="service-health"),
     path("", views.dashboard, name="dashboard"),
     path("trend.csv", views.export_trend, name="export-trend"),
     path("insights/themes/", insights.themes, name="themes"),
