@@ -8,6 +8,8 @@ these machines are noisy: a ratio means more than a raw number.
   GET /api/v1/metrics over 1,000,000 responses          vs  the same aggregate in hand SQL
   insight pages over 1,000,000 responses                vs  bare SQL, and DuckDB over Parquet
   follow-up conversation, 46 scripted personas          vs  the comment alone
+  Segment batch ingest events/s                          vs  raw COPY of the same rows
+  account health for 20,000 accounts                    vs  bare SQL over the same inputs
 
 Set BENCH_DATABASE_URL to use another server (default: local PostgreSQL,
 database closeloop_bench, dropped and re-created).
@@ -46,8 +48,8 @@ BIG_ROWS = int(os.environ.get("BENCH_METRICS_ROWS", "1000000"))
 GUNICORN_ARGS = os.environ.get("BENCH_GUNICORN_ARGS", "").split()
 # Which parts to run (1 single POSTs, 2 batch ingest, 3 metrics, 4 closed loop, 5 surveys,
 # 6 insight pages, 7 theme classifier, 8 memory and start-up, 9 follow-up conversation
-# personas); default all.
-PARTS = set(os.environ.get("BENCH_PARTS", "1,2,3,4,5,6,7,8,9").replace(" ", "").split(","))
+# personas, 10 Segment ingest and account health); default all.
+PARTS = set(os.environ.get("BENCH_PARTS", "1,2,3,4,5,6,7,8,9,10").replace(" ", "").split(","))
 
 
 def recreate_database() -> None:
@@ -83,6 +85,8 @@ def gunicorn(port: int) -> Iterator[None]:
         "DELIGHTED_RATE_LIMIT_PER_MINUTE": "0",
         # Part 9's email personas reply through the signed inbound endpoint.
         "INBOUND_EMAIL_SECRET": "bench-inbound-secret",
+        # Part 10 sends Segment batches with this write key.
+        "SEGMENT_WRITE_KEY": "bench-segment-key",
     }
     proc = subprocess.Popen(
         [
@@ -235,6 +239,12 @@ def main() -> None:
             from bench import conversations
 
             results.extend(conversations.run(port, key))
+
+        # 10. Churn intelligence: Segment ingest, then account health for many accounts.
+        if "10" in PARTS:
+            from bench import integrations
+
+            results.extend(integrations.run(conn, manage, port))
 
         # 5. Surveys: a wave of survey emails, and the Delighted client's people create.
         if "5" in PARTS:

@@ -190,24 +190,43 @@ def ingest(raw: list[Any], now: datetime | None = None) -> Result:
 
 
 def _identities(kind: str, refs: Iterable[str], now: datetime) -> dict[str, UsageIdentity]:
+    """The identities of `refs`, those not seen before created (one query each way)."""
     wanted = set(refs)
     if not wanted:
         return {}
-    UsageIdentity.objects.bulk_create(
-        [UsageIdentity(source=SOURCE, kind=kind, ref=ref, first_seen_at=now) for ref in wanted],
-        ignore_conflicts=True,
-    )
-    return {
+    found = {
         identity.ref: identity
         for identity in UsageIdentity.objects.filter(source=SOURCE, kind=kind, ref__in=wanted)
     }
+    missing = wanted - found.keys()
+    if missing:
+        UsageIdentity.objects.bulk_create(
+            [
+                UsageIdentity(source=SOURCE, kind=kind, ref=ref, first_seen_at=now)
+                for ref in sorted(missing)
+            ],
+            ignore_conflicts=True,  # another request may create the same one meanwhile
+        )
+        found.update(
+            (identity.ref, identity)
+            for identity in UsageIdentity.objects.filter(source=SOURCE, kind=kind, ref__in=missing)
+        )
+    return found
 
 
-def group_account(ref: str) -> Account | None:
-    """The account a group id names: its external id, or the group id mapped to it."""
-    return Account.objects.filter(
-        Q(external_id=ref) | Q(**{f"properties__{GROUP_KEY}": ref})
-    ).first()
+def group_accounts(refs: Iterable[str]) -> dict[str, Account]:
+    """The accounts group ids name: their external ids, or group ids mapped to them."""
+    wanted = list(refs)
+    if not wanted:
+        return {}
+    found: dict[str, Account] = {}
+    for account in Account.objects.filter(
+        Q(external_id__in=wanted) | Q(**{f"properties__{GROUP_KEY}__in": wanted})
+    ):
+        for ref in (account.properties.get(GROUP_KEY), account.external_id):
+            if isinstance(ref, str) and ref in wanted:
+                found[ref] = account
+    return found
 
 
 def person_of(ref: str, traits: dict[str, Any]) -> Person | None:
@@ -220,12 +239,16 @@ def person_of(ref: str, traits: dict[str, Any]) -> Person | None:
 
 
 def _store(found: list[Message], now: datetime) -> Result:
+    """Identities first (what identify and group calls say, and the accounts they
+    lead to), then the activity: only identities that changed are written, and
+    unmatched users' last-seen time (the integrations page lists them by it)."""
     users = _identities(USER, (m.user for m in found), now)
     groups = _identities(GROUP, (m.group for m in found if m.group), now)
-    for known in groups.values():
-        if known.account_id is None:
-            known.account = group_account(known.ref)
-    changed: set[UsageIdentity] = set()
+    changed: dict[int, UsageIdentity] = {}
+    unplaced = [g.ref for g in groups.values() if g.account_id is None]
+    for ref, account in group_accounts(unplaced).items():
+        groups[ref].account = account
+        changed[groups[ref].pk] = groups[ref]
     for message in found:
         user = users[message.user]
         group = groups.get(message.group) if message.group else None
@@ -235,24 +258,30 @@ def _store(found: list[Message], now: datetime) -> Result:
             if person is not None:
                 user.person = person
                 user.account_id = user.account_id or person.account_id
+            changed[user.pk] = user
         if group is not None:
             if message.type == "group":
                 group.traits = {**group.traits, **message.traits}
-                changed.add(group)
+                changed[group.pk] = group
             if user.group_ref != group.ref:
                 user.group_ref = group.ref
+                changed[user.pk] = user
             if group.account_id is not None and user.account_id is None:
                 user.account_id = group.account_id
-        user.last_seen_at = max(user.last_seen_at, message.at)
-        changed.add(user)
-    for known in groups.values():
-        known.last_seen_at = now
-        changed.add(known)
-        _seats(known)
-    UsageIdentity.objects.bulk_update(
-        sorted(changed, key=lambda i: i.pk),
-        ["traits", "person", "account", "group_ref", "last_seen_at"],
-    )
+                changed[user.pk] = user
+    for identity in changed.values():
+        identity.last_seen_at = now
+    if changed:
+        UsageIdentity.objects.bulk_update(
+            [changed[pk] for pk in sorted(changed)],
+            ["traits", "person", "account", "group_ref", "last_seen_at"],
+        )
+    for group in groups.values():
+        if group.pk in changed:
+            _seats(group)
+    waiting = sorted(u.pk for u in users.values() if u.account_id is None and u.pk not in changed)
+    if waiting:
+        UsageIdentity.objects.filter(pk__in=waiting).update(last_seen_at=now)
     activity = [m for m in found if m.type in ACTIVITY]
     new = _new_events(activity, users, now)
     _roll_up(new, users)
@@ -289,6 +318,25 @@ def _new_events(
         if message.message_id not in seen:
             seen.add(message.message_id)
             new.append(message)
+    if connection.vendor == "postgresql":
+        # One statement with four array parameters: PostgreSQL parses a short query
+        # instead of one with a placeholder per value (measured in `make bench`).
+        table = UsageEvent._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} (source, message_id, identity_id, event, at, "  # noqa: S608
+                "received_at) SELECT %s, m, i, e, a, %s FROM unnest("
+                "%s::varchar[], %s::bigint[], %s::varchar[], %s::timestamptz[]) AS t(m, i, e, a)",
+                [
+                    SOURCE,
+                    now,
+                    [m.message_id for m in new],
+                    [users[m.user].pk for m in new],
+                    [m.event for m in new],
+                    [m.at for m in new],
+                ],
+            )
+        return new
     UsageEvent.objects.bulk_create(
         [
             UsageEvent(
@@ -320,6 +368,26 @@ def _roll_up(new: list[Message], users: dict[str, UsageIdentity]) -> None:
     ops = connection.ops
     table = UsageDay._meta.db_table
     rows = sorted(days.items())
+    update = (
+        f"ON CONFLICT (identity_id, day) DO UPDATE SET "
+        f"events = {table}.events + excluded.events, "
+        f"last_at = CASE WHEN excluded.last_at > {table}.last_at "
+        f"THEN excluded.last_at ELSE {table}.last_at END"
+    )
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} (identity_id, day, events, last_at) "  # noqa: S608
+                "SELECT * FROM unnest(%s::bigint[], %s::date[], %s::int[], %s::timestamptz[]) "
+                + update,
+                [
+                    [identity for (identity, _), _ in rows],
+                    [day for (_, day), _ in rows],
+                    [count for _, (count, _) in rows],
+                    [last for _, (_, last) in rows],
+                ],
+            )
+        return
     for start in range(0, len(rows), 500):
         chunk = rows[start : start + 500]
         values = ", ".join(["(%s, %s, %s, %s)"] * len(chunk))
@@ -332,13 +400,7 @@ def _roll_up(new: list[Message], users: dict[str, UsageIdentity]) -> None:
                 ops.adapt_datetimefield_value(last),
             ]
         # The table name is the model's own; the values are parameters.
-        sql = (
-            f"INSERT INTO {table} (identity_id, day, events, last_at) VALUES {values} "  # noqa: S608
-            f"ON CONFLICT (identity_id, day) DO UPDATE SET "
-            f"events = {table}.events + excluded.events, "
-            f"last_at = CASE WHEN excluded.last_at > {table}.last_at "
-            f"THEN excluded.last_at ELSE {table}.last_at END"
-        )
+        sql = f"INSERT INTO {table} (identity_id, day, events, last_at) VALUES {values} " + update  # noqa: S608
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
 
