@@ -39,6 +39,7 @@ from django.views.decorators.http import require_POST
 
 from closeloop.core.errors import FieldError
 from closeloop.integrations import segment, stripe_events, tickets
+from closeloop.integrations.models import IntegrationEvent
 
 from .inbound import refuse
 
@@ -64,15 +65,19 @@ def stripe_webhook(request: HttpRequest) -> JsonResponse:
         return refuse(400, f"body.{exc.field}", exc.reason)
     except ValueError:  # UnicodeDecodeError and json's errors included
         return refuse(400, "body", "not a JSON Stripe event")
-    event = received.event
+    return delivered(received.event, received.new, note=received.event.note)
+
+
+def delivered(event: IntegrationEvent, new: bool, **more: object) -> JsonResponse:
+    """What became of one webhook delivery (a replay: `new` false, nothing changed)."""
     return JsonResponse(
         {
             "id": event.event_id,
             "type": event.type,
             "status": event.status,
-            "new": received.new,
+            "new": new,
             "account": event.account_id,
-            "note": event.note,
+            **more,
         }
     )
 
@@ -157,17 +162,7 @@ def _ticket_delivery(
         return refuse(400, f"body.{exc.field}", exc.reason)
     except ValueError:
         return refuse(400, "body", "not JSON")
-    event = received.event
-    return JsonResponse(
-        {
-            "id": event.event_id,
-            "type": event.type,
-            "status": event.status,
-            "new": received.new,
-            "account": event.account_id,
-            "ticket": event.object_id,
-        }
-    )
+    return delivered(received.event, received.new, ticket=received.event.object_id)
 
 
 @csrf_exempt

@@ -31,12 +31,12 @@ from typing import Any
 
 import stripe
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from closeloop.core.errors import FieldError
-from closeloop.surveys.models import Account, AccountChange, Person
+from closeloop.surveys.models import Account, AccountChange
 
+from .matching import account_for
 from .models import AccountSignal, IntegrationEvent
 
 SOURCE = IntegrationEvent.Source.STRIPE
@@ -129,25 +129,10 @@ def _email(obj: Mapping[str, Any]) -> str:
     return str(email).strip().lower()
 
 
-def account_for(customer: str, email: str) -> Account | None:
-    """The account of a Stripe customer id, else of the email's person."""
-    if customer:
-        found = Account.objects.filter(
-            Q(**{f"properties__{CUSTOMER_KEY}": customer}) | Q(external_id=customer)
-        ).first()
-        if found is not None:
-            return found
-    if email:
-        person = Person.objects.filter(email__iexact=email, account__isnull=False).first()
-        if person is not None:
-            return person.account
-    return None
-
-
 def apply(event: IntegrationEvent) -> None:
     """Match the event to its account and record what it says (inside the caller's
     transaction); the event's status says what became of it."""
-    account = account_for(event.customer_ref, event.email)
+    account = account_for(event.customer_ref, CUSTOMER_KEY, event.email)
     if account is None:
         event.status, event.note = IntegrationEvent.Status.UNMATCHED, "no account for customer"
         event.save(update_fields=["status", "note"])

@@ -26,9 +26,10 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from closeloop.core.errors import FieldError
-from closeloop.surveys.models import Account, Person
+from closeloop.surveys.models import Account
 from closeloop.surveys.schemas import past_problem
 
+from .matching import account_for
 from .models import IntegrationEvent, Ticket
 
 STATUSES = {
@@ -122,20 +123,6 @@ def csat_of(value: Any, field: str = "csat") -> int | None:
     raise FieldError(field, "a rating from 1 to 5 (or good / bad)")
 
 
-def account_for(source: str, org_ref: str, email: str) -> Account | None:
-    if org_ref:
-        found = Account.objects.filter(
-            Q(external_id=org_ref) | Q(**{f"properties__{source}_organization_id": org_ref})
-        ).first()
-        if found is not None:
-            return found
-    if email:
-        person = Person.objects.filter(email__iexact=email, account__isnull=False).first()
-        if person is not None:
-            return person.account
-    return None
-
-
 def record(source: str, state: TicketState) -> tuple[Ticket, str]:
     """Apply one delivery to its ticket (in the caller's transaction): its status says
     what became of it — applied, stale (older than what is held), or unmatched (kept,
@@ -169,7 +156,7 @@ def record(source: str, state: TicketState) -> tuple[Ticket, str]:
         ticket.csat = state.csat
     ticket.updated_at = state.updated_at
     if ticket.account_id is None:
-        ticket.account = account_for(source, ticket.org_ref, ticket.email)
+        ticket.account = account_for(ticket.org_ref, f"{source}_organization_id", ticket.email)
     ticket.save()
     if ticket.account_id is None:
         return ticket, IntegrationEvent.Status.UNMATCHED
