@@ -312,3 +312,9 @@ def test_it_shows_usage_on_the_account_in_the_api(api: Any, initech: Account) ->
     found = api.get_json(f"/api/v1/accounts/{initech.pk}").json()
     assert found["usage"]["active_days_30"] == 3
     assert found["usage"]["users"] == 1 and found["usage"]["seats_paid"] is None
+
+
+def test_it_refuses_a_nul_character_that_postgresql_cannot_store(initech: Account) -> None:
+    bad = {"type": "identify", "userId": "u1", "traits": {"name": "a\u0000b"}}
+    assert post({"batch": [bad]}).status_code == 400
+    assert not UsageIdentity.objects.exists()

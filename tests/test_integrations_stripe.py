@@ -309,3 +309,12 @@ def test_it_never_fails_on_whatever_is_posted(initech: Account, body: bytes, sig
     reply = Client().post(URL, body, content_type="application/json", HTTP_STRIPE_SIGNATURE=header)
     assert reply.status_code in (200, 400, 401, 413), reply.content
     IntegrationEvent.objects.all().delete()
+
+
+def test_it_refuses_a_nul_character_that_postgresql_cannot_store(initech: Account) -> None:
+    payload = event(
+        "invoice.payment_failed", {"id": "in_1", "customer": "cus_initech", "x": "a\u0000b"}
+    )
+    answer = send(payload)
+    assert answer.status_code == 400 and "NUL" in answer.json()["detail"][0]["msg"]
+    assert not IntegrationEvent.objects.exists()

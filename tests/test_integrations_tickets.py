@@ -284,3 +284,14 @@ def test_it_takes_points_for_ticket_load(initech: Account) -> None:
 def test_it_never_fails_on_any_signed_json(body: Any) -> None:
     assert zendesk(body if isinstance(body, dict) else {"x": body}).status_code in (200, 400)
     assert intercom(body if isinstance(body, dict) else {"x": body}).status_code in (200, 400)
+
+
+def test_it_refuses_a_nul_character_that_postgresql_cannot_store(initech: Account) -> None:
+    assert zendesk(zendesk_event(1, "created", 1, subject="a\u0000b")).status_code == 400
+    assert (
+        intercom(
+            conversation(1, "conversation.user.created", "open", 1, title="\u0000")
+        ).status_code
+        == 400
+    )
+    assert not Ticket.objects.exists() and not IntegrationEvent.objects.exists()

@@ -38,6 +38,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from closeloop.core.errors import FieldError
+from closeloop.core.schemas import NUL_REFUSAL, has_nul
 from closeloop.integrations import segment, stripe_events, tickets
 from closeloop.integrations.models import IntegrationEvent
 
@@ -125,6 +126,8 @@ def segment_api(request: HttpRequest, call: str | None = None) -> JsonResponse:
         return refused
     try:
         body = json.loads(raw)
+        if b"\\u0000" in raw and has_nul(body):
+            raise FieldError("body", NUL_REFUSAL)
         result = segment.ingest(segment.messages_of(body, call))
     except FieldError as exc:  # a ValueError too: named first
         return refuse(400, f"body.{exc.field}", exc.reason)
@@ -156,6 +159,8 @@ def _ticket_delivery(
         body = json.loads(raw)
         if not isinstance(body, dict):
             raise FieldError("body", "a JSON object")
+        if b"\\u0000" in raw and has_nul(body):
+            raise FieldError("body", NUL_REFUSAL)
         event_id, kind, state = parse(body)
         received = tickets.receive(source, event_id, kind, body, state)
     except FieldError as exc:  # a ValueError too: named first

@@ -26,6 +26,9 @@ class StrictSchema(RefusesNul):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
+NUL_REFUSAL = "holds a NUL character (\\u0000), which cannot be stored"
+
+
 def has_nul(value: Any) -> bool:
     """Whether a text, or any key or value of a dict, list or tuple within it, holds NUL.
     Other values (numbers, nested models, which check their own fields) hold none."""

@@ -34,6 +34,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from closeloop.core.errors import FieldError
+from closeloop.core.schemas import NUL_REFUSAL, has_nul
 from closeloop.surveys.models import Account, AccountChange
 
 from .matching import account_for
@@ -84,6 +85,8 @@ def verify(payload: bytes, signature: str, secret: str) -> dict[str, Any]:
 def receive(payload: bytes, signature: str, secret: str) -> Received:
     """Verify, store once, match and apply one webhook delivery."""
     body = verify(payload, signature, secret)
+    if b"\\u0000" in payload and has_nul(body):
+        raise FieldError("event", NUL_REFUSAL)
     event_id, kind = body.get("id"), body.get("type")
     obj = (body.get("data") or {}).get("object") or {}
     if not isinstance(event_id, str) or not isinstance(kind, str) or not isinstance(obj, dict):
