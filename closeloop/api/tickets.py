@@ -10,11 +10,13 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 from ninja import Field, Router, Schema
+from pydantic import field_validator
 
 from closeloop.core.errors import FieldError
 from closeloop.core.schemas import StrictSchema
 from closeloop.integrations import tickets
 from closeloop.integrations.models import IntegrationEvent
+from closeloop.surveys.schemas import when_it_happened
 
 from .access import require_write
 
@@ -35,6 +37,11 @@ class TicketIn(StrictSchema):
         None, description="when the desk last changed it (default: now); older is ignored"
     )
 
+    @field_validator("opened_at", "closed_at", "updated_at")
+    @classmethod
+    def _happened(cls, value: datetime | None) -> datetime | None:
+        return when_it_happened(value)
+
 
 class TicketOut(Schema):
     id: str
@@ -45,21 +52,14 @@ class TicketOut(Schema):
 
 
 def _state(payload: TicketIn) -> tickets.TicketState:
-    def when(value: datetime | None, field: str) -> datetime | None:
-        return tickets.moment(value.isoformat() if value is not None else None, field)
-
-    opened = when(payload.opened_at, "opened_at")
-    updated = when(payload.updated_at, "updated_at")
-    closed = when(payload.closed_at, "closed_at")
-    if opened is None:
-        raise FieldError("opened_at", "when the ticket was opened is required")
+    opened, closed = payload.opened_at, payload.closed_at
     if closed is not None and closed < opened:
         raise FieldError("closed_at", "before opened_at")
     if not (payload.account_external_id or payload.email):
         raise FieldError("account_external_id", "give the account's external id or an email")
     return tickets.TicketState(
         ticket_id=payload.id,
-        updated_at=updated or timezone.now(),
+        updated_at=payload.updated_at or timezone.now(),
         status=tickets.status_of(payload.status),
         priority=tickets.priority_of(payload.priority),
         subject=payload.subject,

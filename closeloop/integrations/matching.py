@@ -1,6 +1,9 @@
-"""Which account a sender's customer is: the one thing every integration asks."""
+"""What every integration asks of what a sender posts: a value of its JSON as text,
+and which account a sender's customer is."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from django.db.models import Q
 
@@ -22,3 +25,11 @@ def account_for(ref: str, key: str, email: str) -> Account | None:
         if person is not None:
             return person.account
     return None
+
+
+def text(value: Any, size: int = 255) -> str:
+    """A JSON scalar (a string or a number) as stripped text of at most `size`
+    characters; "" for null, true/false, an object or a list."""
+    if value is None or isinstance(value, bool | dict | list):
+        return ""
+    return str(value).strip()[:size]

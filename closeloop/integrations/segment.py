@@ -37,13 +37,14 @@ from django.utils.dateparse import parse_datetime
 
 from closeloop.core.errors import FieldError
 from closeloop.surveys.models import Account, Person
-from closeloop.surveys.schemas import past_problem
+from closeloop.surveys.schemas import when_it_happened
 
+from .matching import text
 from .models import UsageDay, UsageEvent, UsageIdentity
+from .usage import SEATS_KEY
 
 SOURCE = "segment"
 GROUP_KEY = "segment_group_id"
-SEATS_KEY = "seats"
 MAX_BATCH_BYTES = 500 * 1024  # Segment's own limit for a batch request
 MAX_MESSAGE_BYTES = 32 * 1024  # and for one message in it
 ACTIVITY = {"track", "page", "screen"}
@@ -92,14 +93,6 @@ def messages_of(body: Any, call: str | None = None) -> list[Any]:
     return [body]
 
 
-def _text(value: Any) -> str:
-    if isinstance(value, bool) or value is None:
-        return ""
-    if isinstance(value, int | float | str):
-        return str(value).strip()
-    return ""
-
-
 def _when(message: dict[str, Any], where: str, now: datetime) -> datetime:
     """When it happened: `timestamp`, corrected for the sender's clock by `sentAt` as
     Segment does (its receipt time less the time between happening and sending)."""
@@ -115,10 +108,12 @@ def _when(message: dict[str, Any], where: str, now: datetime) -> datetime:
     if sent is not None:
         sent = sent if sent.tzinfo else sent.replace(tzinfo=UTC)
         at = now - (sent - at)
-    problem = past_problem(at)
-    if problem:
-        raise FieldError(f"{where}.timestamp", problem)
-    return at.astimezone(UTC)
+    try:
+        found = when_it_happened(at)
+    except ValueError as exc:
+        raise FieldError(f"{where}.timestamp", str(exc)) from None
+    assert found is not None  # a moment in, a moment out
+    return found
 
 
 def parse(raw: Any, i: int, now: datetime) -> Message:
@@ -129,9 +124,9 @@ def parse(raw: Any, i: int, now: datetime) -> Message:
     kind = raw.get("type")
     if not isinstance(kind, str) or kind not in TYPES:
         raise FieldError(f"{where}.type", f"one of {', '.join(sorted(TYPES))}")
-    user = _text(raw.get("userId"))[:200]
+    user = text(raw.get("userId"), 200)
     if not user:
-        anonymous = _text(raw.get("anonymousId"))[:200]
+        anonymous = text(raw.get("anonymousId"), 200)
         user = f"anon:{anonymous}" if anonymous else ""
     if not user:
         raise FieldError(f"{where}.userId", "a userId or an anonymousId is required")
@@ -152,13 +147,13 @@ def parse(raw: Any, i: int, now: datetime) -> Message:
             raise FieldError(f"{where}.event", "a track call names its event")
         message.event = event.strip()[:200]
     elif kind in ("page", "screen"):
-        message.event = f"{kind}: {_text(raw.get('name')) or 'unnamed'}"[:200]
+        message.event = f"{kind}: {text(raw.get('name'), MAX_MESSAGE_BYTES) or 'unnamed'}"[:200]
     if kind == "group":
-        message.group = _text(raw.get("groupId"))[:200]
+        message.group = text(raw.get("groupId"), 200)
         if not message.group:
             raise FieldError(f"{where}.groupId", "a group call names its group")
     else:
-        message.group = _text(context.get("groupId"))[:200]
+        message.group = text(context.get("groupId"), 200)
     traits = raw.get("traits")
     if kind in ("identify", "group") and traits is not None:
         if not isinstance(traits, dict):
@@ -230,7 +225,7 @@ def group_accounts(refs: Iterable[str]) -> dict[str, Account]:
 
 
 def person_of(ref: str, traits: dict[str, Any]) -> Person | None:
-    email = _text(traits.get("email")).lower()
+    email = text(traits.get("email"), MAX_MESSAGE_BYTES).lower()
     if email:
         person = Person.objects.filter(email__iexact=email).first()
         if person is not None:

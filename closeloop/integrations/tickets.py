@@ -27,9 +27,9 @@ from django.utils.dateparse import parse_datetime
 
 from closeloop.core.errors import FieldError
 from closeloop.surveys.models import Account
-from closeloop.surveys.schemas import past_problem
+from closeloop.surveys.schemas import when_it_happened
 
-from .matching import account_for
+from .matching import account_for, text
 from .models import IntegrationEvent, Ticket
 
 STATUSES = {
@@ -81,23 +81,16 @@ def moment(value: Any, field: str) -> datetime | None:
         at = None
     if at is None:
         raise FieldError(field, "not a time (ISO 8601 or Unix seconds)")
-    at = at if at.tzinfo else at.replace(tzinfo=UTC)
-    problem = past_problem(at)
-    if problem:
-        raise FieldError(field, problem)
-    return at.astimezone(UTC)
-
-
-def _text(value: Any, size: int = 255) -> str:
-    if value is None or isinstance(value, bool | dict | list):
-        return ""
-    return str(value).strip()[:size]
+    try:
+        return when_it_happened(at)
+    except ValueError as exc:
+        raise FieldError(field, str(exc)) from None
 
 
 def status_of(value: Any, field: str = "status") -> str:
     if value in (None, ""):
         return ""
-    found = STATUSES.get(_text(value).lower())
+    found = STATUSES.get(text(value).lower())
     if found is None:
         raise FieldError(field, "one of " + ", ".join(sorted(STATUSES)))
     return found
@@ -106,7 +99,7 @@ def status_of(value: Any, field: str = "status") -> str:
 def priority_of(value: Any, field: str = "priority") -> str:
     if value in (None, ""):
         return ""
-    found = _text(value).lower()
+    found = text(value).lower()
     if found not in PRIORITIES:
         raise FieldError(field, "one of " + ", ".join(sorted(PRIORITIES)))
     return found
@@ -205,8 +198,8 @@ def zendesk_state(body: dict[str, Any]) -> tuple[str, str, TicketState]:
     `zen:event-type:ticket.*` (the ticket in `detail`), or a trigger's body shaped as
     docs/integrations.md shows (`{"ticket": {...}}`)."""
     if isinstance(body.get("detail"), dict):
-        detail, kind = body["detail"], _text(body.get("type"), 100)
-        event_id = _text(body.get("id"))
+        detail, kind = body["detail"], text(body.get("type"), 100)
+        event_id = text(body.get("id"))
         if not event_id:
             raise FieldError("id", "a Zendesk event has an id")
         when = moment(body.get("time"), "time") or moment(
@@ -219,7 +212,7 @@ def zendesk_state(body: dict[str, Any]) -> tuple[str, str, TicketState]:
         event_id = ""
     else:
         raise FieldError("body", "a Zendesk ticket event (detail) or trigger body (ticket)")
-    ticket_id = _text(detail.get("id"))
+    ticket_id = text(detail.get("id"))
     if not ticket_id:
         raise FieldError(f"{where}.id", "the ticket's id is required")
     if when is None:
@@ -229,7 +222,7 @@ def zendesk_state(body: dict[str, Any]) -> tuple[str, str, TicketState]:
         updated_at=when,
         status=status_of(detail.get("status"), f"{where}.status"),
         priority=priority_of(detail.get("priority"), f"{where}.priority"),
-        subject=_text(detail.get("subject"), 300),
+        subject=text(detail.get("subject"), 300),
         opened_at=moment(detail.get("created_at"), f"{where}.created_at"),
         csat=csat_of(
             (detail.get("satisfaction_rating") or {}).get("score")
@@ -237,8 +230,8 @@ def zendesk_state(body: dict[str, Any]) -> tuple[str, str, TicketState]:
             else detail.get("satisfaction"),
             f"{where}.satisfaction",
         ),
-        org_ref=_text(detail.get("organization_id") or detail.get("organization")),
-        email=_text(detail.get("requester_email"), 254).lower(),
+        org_ref=text(detail.get("organization_id") or detail.get("organization")),
+        email=text(detail.get("requester_email"), 254).lower(),
     )
     event = (body.get("event") or {}) if isinstance(body.get("event"), dict) else {}
     if kind.endswith("ticket.status_changed") and event.get("current"):
@@ -253,11 +246,11 @@ def zendesk_state(body: dict[str, Any]) -> tuple[str, str, TicketState]:
 def intercom_state(body: dict[str, Any]) -> tuple[str, str, TicketState]:
     """(event id, topic, state) of an Intercom `notification_event` about a
     conversation (conversation.user.created, conversation.admin.closed, …)."""
-    event_id, topic = _text(body.get("id")), _text(body.get("topic"), 100)
+    event_id, topic = text(body.get("id")), text(body.get("topic"), 100)
     if not event_id or not topic:
         raise FieldError("id", "an Intercom notification has an id and a topic")
     item = ((body.get("data") or {}) if isinstance(body.get("data"), dict) else {}).get("item")
-    if not isinstance(item, dict) or not _text(item.get("id")):
+    if not isinstance(item, dict) or not text(item.get("id")):
         raise FieldError("data.item.id", "the conversation's id is required")
     when = (
         moment(item.get("updated_at"), "data.item.updated_at")
@@ -271,21 +264,21 @@ def intercom_state(body: dict[str, Any]) -> tuple[str, str, TicketState]:
     )
     rating = item.get("conversation_rating")
     state = TicketState(
-        ticket_id=_text(item.get("id")),
+        ticket_id=text(item.get("id")),
         updated_at=when,
         status=status_of(item.get("state"), "data.item.state"),
         priority="high" if item.get("priority") == "priority" else "",
-        subject=_text(item.get("title") or (item.get("source") or {}).get("subject"), 300)
+        subject=text(item.get("title") or (item.get("source") or {}).get("subject"), 300)
         if isinstance(item.get("source"), dict) or item.get("title")
         else "",
         opened_at=moment(item.get("created_at"), "data.item.created_at"),
         csat=csat_of(rating.get("rating"), "data.item.conversation_rating.rating")
         if isinstance(rating, dict)
         else None,
-        org_ref=_text((item.get("company") or {}).get("id"))
+        org_ref=text((item.get("company") or {}).get("id"))
         if isinstance(item.get("company"), dict)
         else "",
-        email=_text(author.get("email"), 254).lower() if isinstance(author, dict) else "",
+        email=text(author.get("email"), 254).lower() if isinstance(author, dict) else "",
     )
     return event_id, topic, state
 
