@@ -205,12 +205,7 @@ def _tickets(h: Health, load: Load, now: datetime) -> None:
         h.take(w["reopens"], f"{load.reopened} of {load.recent} tickets reopened in 90 days")
 
 
-def score(
-    account: Any,
-    found: Usage | None = None,
-    now: datetime | None = None,
-    load: Load | None = None,
-) -> Health:
+def score(account: Any, found: Usage | None, load: Load | None, now: datetime) -> Health:
     """The score of one account from `annotated` (with its usage and ticket load, when
     it has them), with its reasons (largest first)."""
     h = Health(account)
@@ -238,9 +233,9 @@ def score(
             label = AccountSignal.Kind(kind).label.lower()
             h.take(w[kind], f"{label} on {last:%-d %b %Y}")
     if found is not None:
-        _usage(h, found, now or timezone.now())
+        _usage(h, found, now)
     if load is not None:
-        _tickets(h, load, now or timezone.now())
+        _tickets(h, load, now)
     h.reasons.sort(key=lambda r: r[0])
     return h
 
@@ -252,7 +247,7 @@ def scores(qs: QuerySet[Account] | None = None, now: datetime | None = None) -> 
     used = usage.by_account(None if qs is None else live, now)
     loads = tickets.by_account(None if qs is None else live, now)
     found = [
-        score(a, used.get(a.pk), now, loads.get(a.pk))
+        score(a, used.get(a.pk), loads.get(a.pk), now)
         for a in annotated(live.select_related("owner"), now)
     ]
     return sorted(found, key=lambda h: (h.score, -h.account.arr_cents, h.account.pk))
@@ -272,8 +267,5 @@ def by_band(found: list[Health]) -> list[tuple[str, int, int]]:
 
 def of(account: Account, now: datetime | None = None) -> Health | None:
     """One account's health; None for a churned account."""
-    if account.churned_at is not None:
-        return None
-    now = now or timezone.now()
-    found = annotated(Account.objects.filter(pk=account.pk), now).get()
-    return score(found, usage.of(account, now), now, tickets.of(account, now))
+    found = scores(Account.objects.filter(pk=account.pk), now)
+    return found[0] if found else None
