@@ -40,7 +40,7 @@ from django.views.decorators.http import require_POST
 from closeloop.core.errors import FieldError
 from closeloop.core.schemas import NUL_REFUSAL, has_nul
 from closeloop.integrations import segment, stripe_events, tickets
-from closeloop.integrations.models import IntegrationEvent
+from closeloop.integrations.models import Received
 
 from .inbound import refuse
 
@@ -66,17 +66,18 @@ def stripe_webhook(request: HttpRequest) -> JsonResponse:
         return refuse(400, f"body.{exc.field}", exc.reason)
     except ValueError:  # UnicodeDecodeError and json's errors included
         return refuse(400, "body", "not a JSON Stripe event")
-    return delivered(received.event, received.new, note=received.event.note)
+    return delivered(received, note=received.event.note)
 
 
-def delivered(event: IntegrationEvent, new: bool, **more: object) -> JsonResponse:
+def delivered(received: Received, **more: object) -> JsonResponse:
     """What became of one webhook delivery (a replay: `new` false, nothing changed)."""
+    event = received.event
     return JsonResponse(
         {
             "id": event.event_id,
             "type": event.type,
             "status": event.status,
-            "new": new,
+            "new": received.new,
             "account": event.account_id,
             **more,
         }
@@ -167,7 +168,7 @@ def _ticket_delivery(
         return refuse(400, f"body.{exc.field}", exc.reason)
     except ValueError:
         return refuse(400, "body", "not JSON")
-    return delivered(received.event, received.new, ticket=received.event.object_id)
+    return delivered(received, ticket=received.event.object_id)
 
 
 @csrf_exempt

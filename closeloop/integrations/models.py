@@ -3,6 +3,8 @@ the account signals it became (a failed payment, a downgrade, a scheduled cancel
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.db import models
 from django.utils import timezone
 
@@ -59,6 +61,15 @@ class IntegrationEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source} {self.type} {self.event_id}"
+
+
+@dataclass(frozen=True)
+class Received:
+    """What a webhook delivery became: its stored event, and whether it was new (a
+    replayed event id gives the event stored the first time)."""
+
+    event: IntegrationEvent
+    new: bool
 
 
 class AccountSignal(models.Model):

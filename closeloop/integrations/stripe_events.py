@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,7 +37,7 @@ from closeloop.core.schemas import NUL_REFUSAL, has_nul
 from closeloop.surveys.models import Account, AccountChange
 
 from .matching import account_for
-from .models import AccountSignal, IntegrationEvent
+from .models import AccountSignal, IntegrationEvent, Received
 
 SOURCE = IntegrationEvent.Source.STRIPE
 CUSTOMER_KEY = "stripe_customer_id"
@@ -55,12 +54,6 @@ PER_YEAR = {"day": 365, "week": 52, "month": 12, "year": 1}
 
 class BadSignature(Exception):
     """The request is not from Stripe (or not for this endpoint's secret)."""
-
-
-@dataclass(frozen=True)
-class Received:
-    event: IntegrationEvent
-    new: bool
 
 
 def _at(seconds: Any) -> datetime | None:

@@ -30,7 +30,7 @@ from closeloop.surveys.models import Account
 from closeloop.surveys.schemas import when_it_happened
 
 from .matching import account_for, text
-from .models import IntegrationEvent, Ticket
+from .models import IntegrationEvent, Received, Ticket
 
 STATUSES = {
     "new": Ticket.Status.OPEN,
@@ -154,12 +154,6 @@ def record(source: str, state: TicketState) -> tuple[Ticket, str]:
     if ticket.account_id is None:
         return ticket, IntegrationEvent.Status.UNMATCHED
     return ticket, IntegrationEvent.Status.APPLIED
-
-
-@dataclass(frozen=True)
-class Received:
-    event: IntegrationEvent
-    new: bool
 
 
 def receive(
