@@ -10,6 +10,7 @@ these machines are noisy: a ratio means more than a raw number.
   follow-up conversation, 46 scripted personas          vs  the comment alone
   Segment batch ingest events/s                          vs  raw COPY of the same rows
   account health for 20,000 accounts                    vs  bare SQL over the same inputs
+  health backtest AUC (churn in 90 days) on the demo     vs  NPS alone and survey signals
 
 Set BENCH_DATABASE_URL to use another server (default: local PostgreSQL,
 database closeloop_bench, dropped and re-created).
@@ -48,8 +49,8 @@ BIG_ROWS = int(os.environ.get("BENCH_METRICS_ROWS", "1000000"))
 GUNICORN_ARGS = os.environ.get("BENCH_GUNICORN_ARGS", "").split()
 # Which parts to run (1 single POSTs, 2 batch ingest, 3 metrics, 4 closed loop, 5 surveys,
 # 6 insight pages, 7 theme classifier, 8 memory and start-up, 9 follow-up conversation
-# personas, 10 Segment ingest and account health); default all.
-PARTS = set(os.environ.get("BENCH_PARTS", "1,2,3,4,5,6,7,8,9,10").replace(" ", "").split(","))
+# personas, 10 Segment ingest and account health, 11 the health backtest); default all.
+PARTS = set(os.environ.get("BENCH_PARTS", "1,2,3,4,5,6,7,8,9,10,11").replace(" ", "").split(","))
 
 
 def recreate_database() -> None:
@@ -245,6 +246,12 @@ def main() -> None:
             from bench import integrations
 
             results.extend(integrations.run(conn, manage, port))
+
+        # 11. The health backtest on the demo history, in a database of its own.
+        if "11" in PARTS:
+            from bench import backtest
+
+            results.extend(backtest.run(DB_URL))
 
         # 5. Surveys: a wave of survey emails, and the Delighted client's people create.
         if "5" in PARTS:

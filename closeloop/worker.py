@@ -51,6 +51,7 @@ def default_lanes() -> list[Lane]:
         handle_slack_batch,
         handle_webhook_batch,
     )
+    from closeloop.insights.backtest import handle_health_backtest
     from closeloop.insights.report import handle_monthly_report
     from closeloop.loop.exits import handle_exit_interviews
     from closeloop.loop.imap import handle_imap_poll
@@ -104,6 +105,7 @@ def default_lanes() -> list[Lane]:
                 handle_theme_training,
                 handle_theme_discovery,
                 handle_monthly_report,
+                handle_health_backtest,
                 handle_idempotency_expiry,
                 handle_link_hit_expiry,
             ),

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from django.utils import timezone
+
 from closeloop.surveys.models import Account, Person, Response, Survey
 
 TIERS = ["enterprise", "mid-market", "smb", ""]
@@ -146,8 +148,10 @@ def generate_cases(world: World, seed: int, owners: list[Any], teams: list[Any])
     _conversations(made, random.Random(seed + 7))
     for account in world.accounts:
         if rng.random() < 0.3:
-            account.churned_at = world.responses[0].created_at + timedelta(
-                days=rng.randrange(0, 420)
+            # A churn is in the past (the API refuses a churned_at to come).
+            account.churned_at = min(
+                world.responses[0].created_at + timedelta(days=rng.randrange(0, 420)),
+                timezone.now() - timedelta(hours=1),
             )
             account.save(update_fields=["churned_at"])
     return made

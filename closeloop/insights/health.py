@@ -37,10 +37,11 @@ from closeloop.integrations import tickets, usage
 from closeloop.integrations.models import AccountSignal
 from closeloop.integrations.tickets import Load
 from closeloop.integrations.usage import Usage
-from closeloop.loop.models import FollowUpCase, open_filter
+from closeloop.loop.models import FollowUpCase, open_at
 from closeloop.surveys.models import Account, Response
 
 from . import risk
+from .models import HealthBacktest
 
 NPS_WINDOW = timedelta(days=180)
 QUIET_WINDOW = timedelta(days=365)
@@ -103,10 +104,16 @@ class Health:
     account: Account
     score: int = 100
     reasons: list[tuple[int, str]] = field(default_factory=list)
+    signals: list[str] = field(default_factory=list)  # the WEIGHTS keys that fired
+    weights: dict[str, int] = field(default_factory=lambda: WEIGHTS)
 
-    def take(self, points: int, why: str) -> None:
-        self.reasons.append((points, why))
-        self.score = max(0, self.score + points)
+    def take(self, signal: str, why: str) -> None:
+        """The signal fired: take its points (a fitted weight of 0 takes none)."""
+        points = self.weights[signal]
+        self.signals.append(signal)
+        if points:
+            self.reasons.append((points, why))
+            self.score = max(0, self.score + points)
 
     @property
     def band(self) -> str:
@@ -116,13 +123,16 @@ class Health:
 def _latest_scores(now: datetime) -> Subquery:
     """The mean of the account's people's latest answer each, within NPS_WINDOW."""
     latest = (
-        Response.objects.filter(person_id=OuterRef("person_id"))
+        Response.objects.filter(person_id=OuterRef("person_id"), created_at__lte=now)
         .order_by("-created_at", "-id")
         .values("id")[:1]
     )
     return Subquery(
         Response.objects.filter(
-            account_id=OuterRef("pk"), created_at__gte=now - NPS_WINDOW, id=Subquery(latest)
+            account_id=OuterRef("pk"),
+            created_at__gte=now - NPS_WINDOW,
+            created_at__lte=now,
+            id=Subquery(latest),
         )
         .order_by()
         .values("account_id")
@@ -147,12 +157,14 @@ def annotated(qs: QuerySet[Account], now: datetime | None = None) -> QuerySet[Ac
         )
 
     urgent = FollowUpCase.objects.filter(
-        open_filter(), account_id=OuterRef("pk"), loop=FollowUpCase.Loop.DETRACTOR
+        open_at(now), account_id=OuterRef("pk"), loop=FollowUpCase.Loop.DETRACTOR
     ).filter(Q(urgency=FollowUpCase.Urgency.HIGH) | Q(detractor_type="leaving"))
     return risk.with_signals(qs, now).annotate(
         nps_mean=_latest_scores(now),
         answered_lately=Exists(
-            Response.objects.filter(account_id=OuterRef("pk"), created_at__gte=now - QUIET_WINDOW)
+            Response.objects.filter(
+                account_id=OuterRef("pk"), created_at__gte=now - QUIET_WINDOW, created_at__lte=now
+            )
         ),
         urgent_case=Exists(urgent),
         **{f"last_{kind}": billing(kind) for kind in risk.BILLING_KINDS},
@@ -160,78 +172,81 @@ def annotated(qs: QuerySet[Account], now: datetime | None = None) -> QuerySet[Ac
 
 
 def _usage(h: Health, found: Usage, now: datetime) -> None:
-    w = WEIGHTS
     if found.last_active is None or found.last_active < now - IDLE:
         since = f"since {found.last_active:%-d %b %Y}" if found.last_active else "in 180 days"
-        h.take(w["inactive"], f"no one has used the product {since}")
+        h.take("inactive", f"no one has used the product {since}")
     change = found.use_change
     if change is not None and found.user_days_before >= 4 and change <= DECLINE:
         h.take(
-            w["usage_down"],
+            "usage_down",
             f"use down {-change:.0%} in 30 days "
             f"(active user-days {found.user_days_before} → {found.user_days})",
         )
     change = found.people_change
     if change is not None and found.active_people_before >= 3 and change <= DECLINE:
         h.take(
-            w["people_down"],
+            "people_down",
             f"active people down {-change:.0%} in 30 days "
             f"({found.active_people_before} → {found.active_people})",
         )
     if found.seats and found.seat_use is not None and found.seat_use < 0.5:
         h.take(
-            w["seats_unused"],
+            "seats_unused",
             f"{found.active_people} of {found.seats} paid seats active in 30 days",
         )
 
 
 def _tickets(h: Health, load: Load, now: datetime) -> None:
-    w = WEIGHTS
     if load.open >= 3 and load.oldest_open is not None:
         days = (now - load.oldest_open).days
-        h.take(w["tickets_open"], f"{load.open} support tickets open, the oldest {days} days")
+        h.take("tickets_open", f"{load.open} support tickets open, the oldest {days} days")
     if load.stuck:
         many = (
             f"{load.stuck} urgent or high tickets" if load.stuck > 1 else "an urgent or high ticket"
         )
-        h.take(w["ticket_stuck"], f"{many} open for over a week")
+        h.take("ticket_stuck", f"{many} open for over a week")
     if load.poor_ratings:
         h.take(
-            w["poor_support_rating"],
+            "poor_support_rating",
             f"{load.poor_ratings} of {load.rated} support ratings poor in 90 days",
         )
     rate = load.reopen_rate
     if rate is not None and load.recent >= 4 and rate >= 0.25:
-        h.take(w["reopens"], f"{load.reopened} of {load.recent} tickets reopened in 90 days")
+        h.take("reopens", f"{load.reopened} of {load.recent} tickets reopened in 90 days")
 
 
-def score(account: Any, found: Usage | None, load: Load | None, now: datetime) -> Health:
+def score(
+    account: Any,
+    found: Usage | None,
+    load: Load | None,
+    now: datetime,
+    weights: dict[str, int] = WEIGHTS,
+) -> Health:
     """The score of one account from `annotated` (with its usage and ticket load, when
     it has them), with its reasons (largest first)."""
-    h = Health(account)
-    w = WEIGHTS
+    h = Health(account, weights=weights)
     mean = account.nps_mean
     if mean is not None and mean < 7:
-        h.take(w["detractor_level"], f"its people's latest answers average {mean:.1f} (detractor)")
+        h.take("detractor_level", f"its people's latest answers average {mean:.1f} (detractor)")
     elif mean is not None and mean < 9:
-        h.take(w["passive_level"], f"its people's latest answers average {mean:.1f} (passive)")
+        h.take("passive_level", f"its people's latest answers average {mean:.1f} (passive)")
     elif mean is None and not account.answered_lately:
-        h.take(w["no_answer"], "no survey answer in a year")
+        h.take("no_answer", "no survey answer in a year")
     if account.falling:
-        h.take(w["falling"], "its mean score fell a point or more in 90 days")
+        h.take("falling", "its mean score fell a point or more in 90 days")
     if account.urgent_case:
-        h.take(w["urgent_case"], "an open detractor case that is urgent or leaving")
+        h.take("urgent_case", "an open detractor case that is urgent or leaving")
     elif account.open_case:
-        h.take(w["open_case"], "an open detractor case")
+        h.take("open_case", "an open detractor case")
     if account.silent:
-        h.take(w["silent"], "a detractor who stopped answering surveys")
+        h.take("silent", "a detractor who stopped answering surveys")
     if account.silent_passive:
-        h.take(w["silent_passive"], "a passive who stopped answering surveys")
+        h.take("silent_passive", "a passive who stopped answering surveys")
     for kind in risk.BILLING_KINDS:
         last = getattr(account, f"last_{kind}")
         if last is not None:
             label = AccountSignal.Kind(kind).label.lower()
-            h.take(w[kind], f"{label} on {last:%-d %b %Y}")
+            h.take(kind, f"{label} on {last:%-d %b %Y}")
     if found is not None:
         _usage(h, found, now)
     if load is not None:
@@ -240,14 +255,37 @@ def score(account: Any, found: Usage | None, load: Load | None, now: datetime) -
     return h
 
 
-def scores(qs: QuerySet[Account] | None = None, now: datetime | None = None) -> list[Health]:
-    """Every live account's health, the least healthy first (then the largest ARR)."""
+def live_at(moment: datetime) -> Q:
+    """Accounts that were customers at `moment`: not churned by then, and customers
+    since before it when that is known."""
+    return (Q(churned_at__isnull=True) | Q(churned_at__gt=moment)) & (
+        Q(customer_since__isnull=True) | Q(customer_since__lte=moment.date())
+    )
+
+
+def in_use() -> tuple[dict[str, int], HealthBacktest | None]:
+    """The weights that score accounts, and the backtest that fitted them (None: the
+    written WEIGHTS). A signal added after the fit keeps its written weight."""
+    last = HealthBacktest.objects.filter(finished_at__isnull=False).order_by("-finished_at").first()
+    if last is None or not last.in_use or not last.weights:
+        return WEIGHTS, None
+    return {key: int(last.weights.get(key, points)) for key, points in WEIGHTS.items()}, last
+
+
+def scores(
+    qs: QuerySet[Account] | None = None,
+    now: datetime | None = None,
+    weights: dict[str, int] | None = None,
+) -> list[Health]:
+    """Every live account's health, the least healthy first (then the largest ARR), with
+    the weights in use unless `weights` are given."""
     now = now or timezone.now()
-    live = (qs if qs is not None else Account.objects.all()).filter(churned_at__isnull=True)
+    weights = weights if weights is not None else in_use()[0]
+    live = (qs if qs is not None else Account.objects.all()).filter(live_at(now))
     used = usage.by_account(None if qs is None else live, now)
     loads = tickets.by_account(None if qs is None else live, now)
     found = [
-        score(a, used.get(a.pk), loads.get(a.pk), now)
+        score(a, used.get(a.pk), loads.get(a.pk), now, weights)
         for a in annotated(live.select_related("owner"), now)
     ]
     return sorted(found, key=lambda h: (h.score, -h.account.arr_cents, h.account.pk))

@@ -130,3 +130,29 @@ class MonthlyReportRun(models.Model):
 
     def __str__(self) -> str:
         return f"report for {self.month:%Y-%m} to {self.recipients}"
+
+
+class HealthBacktest(models.Model):
+    """One run of the health backtest, with the model it fitted (insights/backtest.py).
+
+    The worker runs one a month, and one whenever someone asks on the backtest page.
+    The latest finished run gives account health its weights: the fitted ones when
+    that run put them in use, else the written ones (health.WEIGHTS).
+    """
+
+    requested_at = models.DateTimeField(default=timezone.now)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    result = models.JSONField(default=dict, blank=True, help_text="months and pooled AUCs")
+    weights = models.JSONField(default=dict, blank=True, help_text="the fitted points per signal")
+    in_use = models.BooleanField(default=False, help_text="the fitted weights score accounts")
+    error = models.TextField(blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["finished_at"], name="backtest_finished")]
+
+    def __str__(self) -> str:
+        return f"health backtest of {self.requested_at:%Y-%m-%d %H:%M}"

@@ -23,7 +23,7 @@ from django.db.models import Avg, Count, Exists, F, OuterRef, Q, QuerySet, Sum
 from django.utils import timezone
 
 from closeloop.integrations.models import AccountSignal
-from closeloop.loop.models import FollowUpCase, open_filter
+from closeloop.loop.models import FollowUpCase, open_at
 from closeloop.surveys.models import Account, Response
 from closeloop.surveys.reach import silent_people
 
@@ -85,7 +85,7 @@ def with_signals(qs: QuerySet[Account], now: datetime | None = None) -> QuerySet
     """Accounts annotated with one boolean per Signal (`open_case`, `silent`, …)."""
     now = now or timezone.now()
     open_cases = FollowUpCase.objects.filter(
-        open_filter(), account_id=OuterRef("pk"), loop=FollowUpCase.Loop.DETRACTOR
+        open_at(now), account_id=OuterRef("pk"), loop=FollowUpCase.Loop.DETRACTOR
     )
     # `last_score` is an annotation of silent_people(), unknown to the type checker.
     silent = silent_people(now).filter(account_id=OuterRef("pk"))

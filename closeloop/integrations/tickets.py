@@ -335,16 +335,18 @@ def by_account(
     """The ticket load of each account with tickets (all, or `accounts`), one query."""
     now = now or timezone.now()
     since = now - WINDOW
-    rows = Ticket.objects.filter(account__isnull=False).filter(
-        Q(status=Ticket.Status.OPEN) | Q(opened_at__gt=since) | Q(updated_at__gt=since)
+    # Open at `now`: opened by then and not closed, or closed after it (a backtest
+    # reads the past; the ratings and reopens are the ticket's latest).
+    is_open = Q(opened_at__lte=now) & (Q(status=Ticket.Status.OPEN) | Q(closed_at__gt=now))
+    rows = Ticket.objects.filter(account__isnull=False, opened_at__lte=now).filter(
+        is_open | Q(opened_at__gt=since) | Q(updated_at__gt=since)
     )
     if isinstance(accounts, QuerySet):
         rows = rows.filter(account_id__in=accounts.values("pk"))
     elif accounts is not None:
         rows = rows.filter(account_id__in=[a.pk for a in accounts])
-    is_open = Q(status=Ticket.Status.OPEN)
     recent = Q(opened_at__gt=since)
-    rated = Q(csat__isnull=False, updated_at__gt=since)
+    rated = Q(csat__isnull=False, updated_at__gt=since, updated_at__lte=now)
     found = {}
     for row in rows.values("account_id").annotate(
         open=Count("id", filter=is_open),

@@ -678,29 +678,70 @@ def _case_history(rng: random.Random, owners: list[User]) -> None:
         risk *= steadier.get(pk, 1.0)
         if when < now and rng.random() < risk * (1.5 if tier == "smb" else 1.0):
             churned[pk] = when
+    _background_churn(rng, churned, now)
     _billing_history(rng, churned, now)
     _product_signals(rng, churned, now)
 
 
+# The monthly chance that an account leaves for reasons of its own (a budget cut, a
+# merger, its champion gone), by tier: about 35% a year for small businesses, 15% for
+# mid-market, 7% for enterprise, as B2B SaaS logo churn commonly runs. It is scaled by
+# how its people's answers of the 90 days before read: a mean below 7 ×2.5, from 7 to
+# below 9 ×1, 9 and above ×0.5 (detractors leave at several times the promoters' rate).
+BACKGROUND_CHURN = {"smb": 0.03, "mid-market": 0.013, "enterprise": 0.006}
+CHURN_BY_LEVEL = ((7.0, 2.5), (9.0, 1.0), (11.0, 0.5))
+
+
+def _background_churn(rng: random.Random, churned: dict[int, datetime], now: datetime) -> None:
+    """Churn beyond the history's badly handled cases, month by month over the year."""
+    answers: dict[int, list[tuple[datetime, int]]] = {}
+    for account_id, at, score in Response.objects.filter(is_demo=True).values_list(
+        "account_id", "created_at", "score"
+    ):
+        answers.setdefault(account_id, []).append((at, score))
+    for account in Account.objects.filter(is_demo=True).order_by("pk"):
+        if account.pk in churned:
+            continue
+        for back in range(12, 0, -1):
+            start = now - timedelta(days=30.4 * back)
+            seen = [
+                s for at, s in answers.get(account.pk, []) if start - timedelta(90) <= at < start
+            ]
+            mean = sum(seen) / len(seen) if seen else 8.0
+            scale = next(times for below, times in CHURN_BY_LEVEL if mean < below)
+            if rng.random() < BACKGROUND_CHURN.get(account.tier, 0.02) * scale:
+                churned[account.pk] = min(now, start + timedelta(days=rng.uniform(0, 30.4)))
+                break
+
+
 def _product_signals(rng: random.Random, churned: dict[int, datetime], now: datetime) -> None:
     """Product usage (as Segment's calls roll up: users, their active days) and support
-    tickets for the last 120 days, related to churn the way docs/insights.md assumes.
+    tickets over the year, related to churn the way docs/insights.md assumes.
 
-    Each of an account's people uses the product on 55% of days (one in five never
+    Each of an account's people uses the product on 45% of days (one in five never
     does). In the 60 days before an account churns, use falls to a fifth and then
-    stops at the churn; it has more tickets (three times as many, half of them high or
-    urgent) and more poor ratings. One live account in eight is fading now: its use
-    falls over the last 30 days. Seats paid are 0.9–1.4 times the account's people.
+    stops at the churn; it opens 3–8 more tickets then, half of them high or urgent,
+    with more reopens and poor ratings. False alarms: a third of the accounts dip for
+    30–45 days somewhere in the year (use at a third) and recover, and one live account
+    in eight is fading now (its use falls over the last 30 days). Every account opens
+    tickets at its own steady rate (0–10 a year, 15% urgent or high, most rated 3–5).
+    Seats paid are 0.9–1.4 times the account's people.
     The demo writes the per-day roll-ups directly rather than sending each event.
     """
     from closeloop.integrations.models import Ticket, UsageDay, UsageIdentity
 
-    days = 120
+    days = 365
+    today = now.date()
     accounts = {a.pk: a for a in Account.objects.filter(is_demo=True)}
     people: dict[int, list[Person]] = {}
     for person in Person.objects.filter(account__is_demo=True).order_by("pk"):
         people.setdefault(person.account_id or 0, []).append(person)
     fading = {pk for pk in accounts if pk not in churned and rng.random() < 1 / 8}
+    dips: dict[int, tuple[int, int]] = {}
+    for pk in accounts:
+        if rng.random() < 1 / 3:
+            start = rng.randrange(40, days)
+            dips[pk] = (start, start - rng.randrange(30, 46))
     groups, users, seats = [], [], []
     for pk, account in accounts.items():
         members = people.get(pk, [])
@@ -726,20 +767,23 @@ def _product_signals(rng: random.Random, churned: dict[int, datetime], now: date
     UsageIdentity.objects.bulk_create(groups + users, batch_size=2000)
     Account.objects.bulk_update(seats, ["properties"])
     rows = []
-    today = now.date()
     for user in users:
         assert user.account is not None
-        left = churned.get(user.account.pk)
+        pk = user.account.pk
+        left = churned.get(pk)
+        dip = dips.get(pk)
         for back in range(days):
             day = today - timedelta(days=back)
-            rate = 0.55
+            rate = 0.45
             if left is not None:
                 until = (left.date() - day).days
                 if until < 0:
                     continue
                 rate *= 0.2 + 0.8 * min(1.0, until / 60)
-            elif user.account.pk in fading and back < 30:
+            elif pk in fading and back < 30:
                 rate *= 0.15 + 0.85 * back / 30
+            if dip is not None and dip[0] >= back > dip[1]:
+                rate /= 3
             if rng.random() < rate:
                 at = datetime.combine(day, datetime.min.time(), tzinfo=UTC) + timedelta(
                     hours=rng.uniform(8, 18)
@@ -752,15 +796,21 @@ def _product_signals(rng: random.Random, churned: dict[int, datetime], now: date
     tickets = []
     for pk, account in accounts.items():
         left = churned.get(pk)
-        leaving = left is not None and left > now - timedelta(days=days + 60)
-        n = rng.randint(3, 9) if leaving else rng.randint(0, 4)
-        for i in range(n):
-            opened = (left if left is not None else now) - timedelta(
-                days=rng.uniform(1, 60 if leaving else days)
-            )
-            urgent = rng.random() < (0.5 if leaving else 0.15)
+        end = left or now
+        span = (end - (now - timedelta(days=days))).total_seconds() / 86400
+        steady = [
+            (end - timedelta(days=rng.uniform(0, span)), False)
+            for _ in range(round(rng.uniform(0, 10) * span / 365))
+        ]
+        leaving = (
+            [(left - timedelta(days=rng.uniform(1, 60)), True) for _ in range(rng.randint(3, 8))]
+            if left is not None
+            else []
+        )
+        for i, (opened, before_churn) in enumerate(steady + leaving):
+            urgent = rng.random() < (0.5 if before_churn else 0.15)
             closed = opened + timedelta(days=rng.uniform(0.2, 12 if urgent else 6))
-            still_open = closed > now or (left is None and rng.random() < 0.1)
+            still_open = closed > now or (left is None and rng.random() < 0.03)
             tickets.append(
                 Ticket(
                     source="api",
@@ -772,10 +822,10 @@ def _product_signals(rng: random.Random, churned: dict[int, datetime], now: date
                     priority=rng.choice(["urgent", "high"]) if urgent else "normal",
                     opened_at=opened,
                     closed_at=None if still_open else closed,
-                    reopens=1 if rng.random() < (0.3 if leaving else 0.08) else 0,
+                    reopens=1 if rng.random() < (0.3 if before_churn else 0.08) else 0,
                     csat=None
                     if still_open or rng.random() < 0.5
-                    else (rng.randint(1, 3) if leaving else rng.randint(3, 5)),
+                    else (rng.randint(1, 3) if before_churn else rng.randint(2, 5)),
                     updated_at=min(now, closed),
                 )
             )
@@ -808,9 +858,10 @@ def _billing_history(rng: random.Random, churned: dict[int, datetime], now: date
 
     In the weeks before an account churns its billing often warns first: a scheduled
     cancellation (about half), a downgrade (a third) or a failed payment (two in five).
-    Live accounts see the same warnings now and then (5% a failed payment, 3% a
-    downgrade, 2% a scheduled cancellation in the last 90 days). This is the relation
-    the health score's billing weights assume (docs/insights.md).
+    Every account sees the same warnings now and then over the year, before any churn
+    (a failed payment 20% a year, a downgrade 12%, a scheduled cancellation later
+    withdrawn 8%). This is the relation the health score's billing weights assume
+    (docs/insights.md).
     """
     from closeloop.integrations.models import AccountSignal
     from closeloop.surveys.models import AccountChange
@@ -818,20 +869,22 @@ def _billing_history(rng: random.Random, churned: dict[int, datetime], now: date
     accounts = {a.pk: a for a in Account.objects.filter(is_demo=True)}
     changes, signals = [], []
     warnings = [
-        ("cancel_scheduled", 0.5, 0.02),
-        ("downgrade", 0.33, 0.03),
-        ("payment_failed", 0.4, 0.05),
+        ("cancel_scheduled", 0.5, 0.08),
+        ("downgrade", 0.33, 0.12),
+        ("payment_failed", 0.4, 0.2),
     ]
     for pk, account in accounts.items():
         left = churned.get(pk)
-        for kind, before_churn, live in warnings:
+        for kind, before_churn, yearly in warnings:
             if left is not None and rng.random() < before_churn:
                 at = left - timedelta(days=rng.randrange(5, 60))
-            elif left is None and rng.random() < live:
-                at = now - timedelta(days=rng.randrange(1, 90))
-            else:
-                continue
-            signals.append(AccountSignal(account=account, kind=kind, at=at, detail="(demo)"))
+                signals.append(AccountSignal(account=account, kind=kind, at=at, detail="(demo)"))
+            if rng.random() < yearly:
+                at = now - timedelta(days=rng.uniform(0, 365))
+                if left is None or at < left - timedelta(days=60):
+                    signals.append(
+                        AccountSignal(account=account, kind=kind, at=at, detail="(demo)")
+                    )
         if left is not None:
             reason = rng.choice(CHURN_REASONS)
             account.churned_at, account.churn_reason = left, reason

@@ -196,27 +196,21 @@ def silent_people(now: datetime | None = None) -> QuerySet[Person]:
     Each person is annotated with `silent_since` (when the older of the two ignored
     invitations went out), `last_score` and `last_answered_at`.
     """
-    cutoff = (now or timezone.now()) - SILENCE_GRACE
+    now = now or timezone.now()
+    cutoff = now - SILENCE_GRACE
     delivered = SurveyRequest.objects.filter(
         person=OuterRef("pk"), sent_at__isnull=False, sent_at__lte=cutoff
     ).exclude(status=SurveyRequest.Status.FAILED)
     second_last = delivered.order_by("-sent_at", "-id").values("sent_at")[1:2]
-    latest = Response.objects.filter(person=OuterRef("pk")).order_by("-created_at", "-id")
+    answers = Response.objects.filter(person=OuterRef("pk"), created_at__lte=now)
+    latest = answers.order_by("-created_at", "-id")
     return (
         Person.objects.select_related("account")
         .annotate(silent_since=Subquery(second_last))
         .filter(silent_since__isnull=False)
         .annotate(
-            answered_before=Exists(
-                Response.objects.filter(
-                    person=OuterRef("pk"), created_at__lt=OuterRef("silent_since")
-                )
-            ),
-            answered_since=Exists(
-                Response.objects.filter(
-                    person=OuterRef("pk"), created_at__gte=OuterRef("silent_since")
-                )
-            ),
+            answered_before=Exists(answers.filter(created_at__lt=OuterRef("silent_since"))),
+            answered_since=Exists(answers.filter(created_at__gte=OuterRef("silent_since"))),
         )
         .filter(answered_before=True, answered_since=False)
         .annotate(

@@ -21,8 +21,18 @@ from django.views.decorators.http import require_POST
 from closeloop.core.errors import FieldError
 from closeloop.core.nps import Category
 from closeloop.core.periods import Grain, period_label, period_starts
-from closeloop.insights import effects, health, params, program, risk, top_themes, transitions
+from closeloop.insights import (
+    backtest,
+    effects,
+    health,
+    params,
+    program,
+    risk,
+    top_themes,
+    transitions,
+)
 from closeloop.insights import segments as seg
+from closeloop.insights.models import HealthBacktest
 from closeloop.loop.models import FollowUpCase, RoadmapItem
 from closeloop.surveys.models import Response
 from closeloop.team.models import Team, User
@@ -510,7 +520,8 @@ def health_page(request: HttpRequest) -> HttpResponse:
     error = None
     if band and band not in health.BAND_NAMES:
         error, band = "band: must be one of " + ", ".join(health.BAND_NAMES), ""
-    found = health.scores()
+    weights, fitted_by = health.in_use()
+    found = health.scores(weights=weights)
     shown = [h for h in found if not band or h.band == band]
     return render(
         request,
@@ -524,10 +535,42 @@ def health_page(request: HttpRequest) -> HttpResponse:
             ],
             band=band,
             weights=sorted(
-                ((health.WEIGHT_LABELS[k], v) for k, v in health.WEIGHTS.items()),
+                ((health.WEIGHT_LABELS[k], v) for k, v in weights.items()),
                 key=lambda kv: kv[1],
             ),
+            fitted_by=fitted_by,
             error=error,
+        ),
+    )
+
+
+@login_required
+def health_backtest(request: HttpRequest) -> HttpResponse:
+    """The backtest of account health against NPS alone, by month, and the model in use;
+    an admin asks the worker for a new run (POST)."""
+    user: User = request.user  # type: ignore[assignment]
+    if request.method == "POST":
+        if not user.is_admin():
+            raise PermissionDenied("only admins run the backtest")
+        backtest.request(user)
+        return redirect("health-backtest")
+    last = HealthBacktest.objects.filter(finished_at__isnull=False).order_by("-finished_at").first()
+    waiting = HealthBacktest.objects.filter(finished_at__isnull=True).order_by("pk").first()
+    return render(
+        request,
+        "web/health_backtest.html",
+        _base(
+            last=last,
+            result=backtest.from_json(last.result) if last and not last.error else None,
+            waiting=waiting,
+            weights=[
+                (health.WEIGHT_LABELS[k], v, (last.weights or {}).get(k) if last else None)
+                for k, v in health.WEIGHTS.items()
+            ],
+            horizon_days=backtest.HORIZON.days,
+            few=backtest.FEW_CHURNS,
+            min_churned=backtest.MIN_CHURNED,
+            can_run=user.is_admin(),
         ),
     )
 

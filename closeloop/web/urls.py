@@ -32,6 +32,7 @@ urlpatterns = [
     path("insights/transitions.csv", insights.export_transitions, name="export-transitions"),
     path("insights/risk/", insights.risk_page, name="risk"),
     path("insights/health/", insights.health_page, name="health"),
+    path("insights/health/backtest/", insights.health_backtest, name="health-backtest"),
     path("insights/risk.csv", insights.export_risk, name="export-risk"),
     path("insights/incidents/", reports.incidents_page, name="incidents"),
     path("insights/incidents.csv", reports.export_incidents, name="export-incidents"),

@@ -766,6 +766,12 @@ def open_filter() -> Q:
     return ~Q(status=FollowUpCase.Status.CLOSED)
 
 
+def open_at(moment: datetime) -> Q:
+    """Cases that were open at `moment`: opened by then, and not closed or closed after
+    it (what a backtest reads of the past; at the present it is `open_filter`)."""
+    return Q(created_at__lte=moment) & (open_filter() | Q(closed_at__gt=moment))
+
+
 def waiting_for_person(prefix: str = "") -> Q:
     """Open detractor cases whose action waits for a person (a call, a personal email):
     an owner's load, which routing caps. `prefix` reaches them from another model
