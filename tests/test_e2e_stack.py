@@ -623,6 +623,62 @@ def test_it_takes_usage_from_segments_library_and_tickets_from_zendesk(stack: St
     ]
 
 
+def test_it_backtests_account_health_in_the_worker_when_an_admin_asks(stack: Stack) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    answers = []
+    for i in range(20):
+        made = stack.api(
+            "post", "/api/v1/accounts", {"name": f"Backtest {i}", "external_id": f"bt-{i}"}
+        )
+        assert made.status_code in (200, 201), made.text
+        for days in (300, 200):
+            answers.append(
+                {
+                    "score": 2 if i < 10 else 10,
+                    "created_at": (now - timedelta(days=days)).isoformat(),
+                    "person": {
+                        "email": f"p{i}@bt{i}.example",
+                        "account": {"external_id": f"bt-{i}"},
+                    },
+                }
+            )
+    sent = stack.api("post", "/api/v1/responses/batch", {"responses": answers})
+    assert sent.status_code in (200, 201) and not sent.json().get("rejected"), sent.text
+    # eight of the ten detractor accounts and two promoter accounts left 100 days ago
+    for i in [*range(8), 16, 17]:
+        left = {"external_id": f"bt-{i}", "churned_at": (now - timedelta(days=100)).isoformat()}
+        assert stack.api("post", "/api/v1/accounts", left).status_code == 200
+    session = requests.Session()
+    assert _log_in(stack.base, "admin", stack.admin_password, session).status_code == 302
+    url = f"{stack.base}/insights/health/backtest/"
+    token = re.search(
+        r'name="csrfmiddlewaretoken" value="([^"]+)"', session.get(url, timeout=30).text
+    )
+    assert token
+    asked = session.post(
+        url,
+        data={"csrfmiddlewaretoken": token.group(1)},
+        headers={"Referer": url},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert asked.status_code == 302
+
+    def ran() -> dict[str, Any] | None:
+        found = stack.api("get", "/api/v1/insights/health/backtest").json()
+        return found if found["result"].get("months") else None
+
+    found = _until(ran, 120, "the worker to run the backtest")
+    months = [m for m in found["result"]["months"] if m["churned"]]
+    assert len(months) >= 3 and all(m["churned"] == 10 for m in months), found
+    assert found["model_in_use"] == "written" and "needs 50" in found["result"]["fit"]["why"]
+    # in the months before they left, the detractor accounts were the riskier ones
+    assert all(0.5 < m["nps"] <= 1 and 0.5 < m["health"] <= 1 for m in months), months
+    assert found["result"]["health"]["low"] <= found["result"]["health"]["auc"]
+    page = session.get(url, timeout=30).text
+    assert f"{found['result']['health']['auc']:.2f}" in page and "By month" in page
+
+
 @pytest.mark.browser
 def test_it_sends_a_survey_and_records_the_answer_given_through_its_links(stack: Stack) -> None:
     import delighted

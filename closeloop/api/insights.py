@@ -20,7 +20,7 @@ from closeloop.core.periods import Grain, day_start
 from closeloop.insights import effects, health, params, program, risk, top_themes, transitions
 from closeloop.insights import segments as seg
 from closeloop.insights.filters import ResponseFilter
-from closeloop.insights.models import Incident, with_spikes
+from closeloop.insights.models import HealthBacktest, Incident, with_spikes
 from closeloop.insights.schemas import IncidentIn
 from closeloop.insights.trends import trend
 from closeloop.surveys.models import Response
@@ -366,6 +366,32 @@ def get_health(request: HttpRequest, band: str = "", limit: int = 100) -> list[d
         raise FieldError("limit", "must be from 1 to 1000", where="query")
     found = [h for h in health.scores() if not band or h.band == band]
     return [health_json(h) for h in found[:limit]]
+
+
+class BacktestOut(Schema):
+    finished_at: datetime | None = Field(description="null before the first run")
+    model_in_use: str = Field(description="fitted or written")
+    error: str
+    result: dict[str, Any] = Field(
+        description="months (at, accounts, churned, health, nps, fitted AUCs); health, nps "
+        "and gain with their 95% interval; rows; churned_accounts; fit (weights, "
+        "fitted_auc, written_auc, in_use, why)"
+    )
+
+
+@router.get("/insights/health/backtest", response=BacktestOut, summary="The latest health backtest")
+def get_health_backtest(request: HttpRequest) -> dict[str, Any]:
+    """The latest finished backtest of account health against NPS alone (AUC for churn
+    within 90 days, by month) and the model it put in use (docs/insights.md)."""
+    last = HealthBacktest.objects.filter(finished_at__isnull=False).order_by("-finished_at").first()
+    if last is None:
+        return {"finished_at": None, "model_in_use": "written", "error": "", "result": {}}
+    return {
+        "finished_at": last.finished_at,
+        "model_in_use": "fitted" if last.in_use else "written",
+        "error": last.error,
+        "result": last.result,
+    }
 
 
 class TransitionsOut(Schema):

@@ -732,7 +732,7 @@ def _product_signals(rng: random.Random, churned: dict[int, datetime], now: date
 
     days = 365
     today = now.date()
-    accounts = {a.pk: a for a in Account.objects.filter(is_demo=True)}
+    accounts = {a.pk: a for a in Account.objects.filter(is_demo=True).order_by("pk")}
     people: dict[int, list[Person]] = {}
     for person in Person.objects.filter(account__is_demo=True).order_by("pk"):
         people.setdefault(person.account_id or 0, []).append(person)
@@ -866,7 +866,7 @@ def _billing_history(rng: random.Random, churned: dict[int, datetime], now: date
     from closeloop.integrations.models import AccountSignal
     from closeloop.surveys.models import AccountChange
 
-    accounts = {a.pk: a for a in Account.objects.filter(is_demo=True)}
+    accounts = {a.pk: a for a in Account.objects.filter(is_demo=True).order_by("pk")}
     changes, signals = [], []
     warnings = [
         ("cancel_scheduled", 0.5, 0.08),
