@@ -53,6 +53,7 @@ def default_lanes() -> list[Lane]:
     )
     from closeloop.insights.backtest import handle_health_backtest
     from closeloop.insights.report import handle_monthly_report
+    from closeloop.insights.watch import handle_health_watch
     from closeloop.loop.exits import handle_exit_interviews
     from closeloop.loop.imap import handle_imap_poll
     from closeloop.loop.imports import handle_csv_import
@@ -106,6 +107,7 @@ def default_lanes() -> list[Lane]:
                 handle_theme_discovery,
                 handle_monthly_report,
                 handle_health_backtest,
+                handle_health_watch,
                 handle_idempotency_expiry,
                 handle_link_hit_expiry,
             ),

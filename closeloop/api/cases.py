@@ -91,13 +91,20 @@ class CaseResponseOut(Schema):
     sentiment: SentimentOut | None
 
 
+class CaseHealthOut(Schema):
+    score: int
+    was: int
+    days: int
+    reasons: list[tuple[int, str]] = Field(description="[points, why], the largest first")
+
+
 class CaseOut(Schema):
     id: int
     url: str
     loop: str
     status: str
     resolution: str | None
-    score: int
+    score: int | None = Field(description="the latest answer's; null for a health case")
     previous_score: int | None
     band: str | None
     high_value: bool
@@ -118,7 +125,10 @@ class CaseOut(Schema):
     owner: UserOut | None
     person: CasePersonOut
     account: CaseAccountOut | None
-    response: CaseResponseOut
+    response: CaseResponseOut | None = Field(description="null for a health case")
+    health: CaseHealthOut | None = Field(
+        description="a health case's fall (loop health, docs/insights.md); null otherwise"
+    )
     created_at: datetime
     updated_at: datetime
     closed_at: datetime | None
@@ -229,7 +239,7 @@ class CaseFilter(Schema, RefusesNul):
     status: Literal["open", "contacted", "in_conversation", "closed", "active"] | None = Field(
         None, description="active = anything not closed"
     )
-    loop: Literal["detractor", "passive", "promoter"] | None = None
+    loop: Literal["detractor", "passive", "promoter", "health"] | None = None
     email: str | None = Field(None, max_length=254, description="the customer's email")
     owner: str | None = Field(None, max_length=254, description="the owner's email")
     unassigned: bool | None = None

@@ -181,6 +181,8 @@ def correct_case_themes(
 ) -> dict[str, Any]:
     """A case's themes are those of the answer that opened it; this corrects them."""
     case = get_object_or_404(FollowUpCase.objects.select_related("response"), pk=case_id)
+    if case.response is None:
+        raise FieldError("case_id", "a health case has no answer, so no themes")
     return _correct(request, case.response, payload)
 
 

@@ -156,3 +156,17 @@ class HealthBacktest(models.Model):
 
     def __str__(self) -> str:
         return f"health backtest of {self.requested_at:%Y-%m-%d %H:%M}"
+
+
+class HealthWatchRun(models.Model):
+    """The day's look for falling account health (insights/watch.py): one row per day,
+    the worker's claim."""
+
+    day = models.DateField(unique=True)
+    accounts = models.PositiveIntegerField(default=0, help_text="live accounts scored")
+    fell = models.PositiveIntegerField(default=0, help_text="accounts whose health fell")
+    opened = models.PositiveIntegerField(default=0, help_text="health cases opened")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"health watch {self.day}: {self.opened} opened"

@@ -58,14 +58,15 @@ TEXTS = {
 def schedule(case: FollowUpCase, actor: User | None) -> CheckBack | None:
     """After a resolved detractor case: the check-back, when the policy asks for one and
     the customer can be asked (else the case says why)."""
-    if case.loop != FollowUpCase.Loop.DETRACTOR:
+    if case.loop != FollowUpCase.Loop.DETRACTOR or case.response is None:
         return None
     days = case.policy.rules.check_back_after(case.action_enum)
     if days <= 0:
         return None
     now = timezone.now()
     person = case.person
-    why = blocked_reasons([person], case.response.survey, SurveyRequest.Purpose.CHECK_BACK, now)
+    survey = case.response.survey
+    why = blocked_reasons([person], survey, SurveyRequest.Purpose.CHECK_BACK, now)
     sender = notify.sender_for(case, actor)
     if person.pk in why or sender is None:
         reason = why.get(person.pk) or "no real sender: assign an owner"
@@ -75,7 +76,7 @@ def schedule(case: FollowUpCase, actor: User | None) -> CheckBack | None:
     owner = case.owner or actor
     request = SurveyRequest.objects.create(
         person=person,
-        survey=case.response.survey,
+        survey=survey,
         purpose=SurveyRequest.Purpose.CHECK_BACK,
         scheduled_at=now + timedelta(days=days),
         status_reason=f"check-back on case {case.pk}",

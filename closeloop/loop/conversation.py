@@ -164,6 +164,8 @@ def _comment_themes(conversation: Conversation) -> list[tuple[str, float]]:
     """The comment's themes: as tagged (by the worker or a person), else read once by the
     models and kept on the conversation (`comment_themes`), not again on every turn."""
     response = conversation.case.response
+    if response is None:  # only detractor cases, opened by an answer, hold a conversation
+        return []
     tags = [
         (t.theme.slug, t.confidence or 1.0) for t in response.theme_tags.select_related("theme")
     ]
@@ -182,7 +184,7 @@ def _comment_themes(conversation: Conversation) -> list[tuple[str, float]]:
 
 
 def facts_of(conversation: Conversation) -> Facts:
-    facts = Facts(conversation.case.response.comment.strip(), _comment_themes(conversation))
+    facts = Facts(conversation.case.comment_text, _comment_themes(conversation))
     for m in conversation.messages.filter(sender=Message.Sender.CUSTOMER).order_by(
         "created_at", "id"
     ):
@@ -388,7 +390,7 @@ def summarise(conversation: Conversation, facts: Facts) -> dict[str, Any]:
     kind = detractor_type(said, facts)
     urgent = bool(said.churn or said.legal or (said.competitor and conversation.case.high_value))
     urgency = "high" if urgent or (wants_call and conversation.case.band == "severe") else "normal"
-    if urgency == "normal" and kind == "loyal" and conversation.case.score >= 5:
+    if urgency == "normal" and kind == "loyal" and (conversation.case.score or 0) >= 5:
         urgency = "low"
     quotes = []
     for quote in [

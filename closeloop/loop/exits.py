@@ -66,9 +66,13 @@ TEXTS = {
 
 
 def champion(change: AccountChange) -> Person | None:
+    return champion_of(change.account_id)
+
+
+def champion_of(account_id: int) -> Person | None:
     """Who speaks for the account: marked champion, else the latest to answer, else the
     newest with an address."""
-    people = Person.objects.filter(account_id=change.account_id).exclude(email__isnull=True)
+    people = Person.objects.filter(account_id=account_id).exclude(email__isnull=True)
     people = people.exclude(email="")
     marked = people.filter(Q(properties__champion=True) | Q(properties__champion="true"))
     found = marked.order_by("-created_at").first()

@@ -25,17 +25,15 @@ def _when(case: FollowUpCase) -> str:
 def headline(case: FollowUpCase) -> str:
     who = case.person.name or case.person.email or str(case.person)
     where = f" at {case.account.name}" if case.account else ""
+    if case.score is None:
+        return f"{case.loop.capitalize()} {case.score_label}{where} (contact: {who})"
     return f"{case.loop.capitalize()} {case.score}/10 from {who}{where}"
 
 
 def _facts(case: FollowUpCase) -> list[tuple[str, str]]:
     account = case.account
     facts = [
-        (
-            "Score",
-            f"{case.score}/10"
-            + (f" (was {case.previous_score})" if case.previous_score is not None else ""),
-        ),
+        ("Score" if case.score is not None else "Health", case.score_label),
         ("Account", account.name if account else "—"),
         ("ARR", money(account.arr_cents, account.currency) if account else "—"),
         ("Tier", (account.tier or "—") if account else "—"),
@@ -91,7 +89,7 @@ def slack_message(case: FollowUpCase, event: str) -> dict[str, Any]:
     """A Block Kit message with the facts an owner needs and a button to the case."""
     title = headline(case)
     facts = _facts(case)
-    comment = case.response.comment.strip() or "(no comment)"
+    comment = case.comment_text or "(no comment)"
     if event == "case.escalated":
         title = f"Escalated (level {case.escalation_level}): {title}"
     elif event == "case.closed":
@@ -152,7 +150,8 @@ def alert_email(case: FollowUpCase, event: str) -> tuple[str, str]:
     subject = f"{prefix}{headline(case)} — due {_when(case)}"
     lines = [headline(case), ""]
     lines += [f"{k}: {v}" for k, v in _facts(case)]
-    lines += ["", "Comment:", case.response.comment.strip() or "(no comment)", ""]
+    label = "Comment:" if case.response is not None else "Why its health fell:"
+    lines += ["", label, case.comment_text or "(no comment)", ""]
     if event == "conversation.completed":
         facts, quote = _conversation_facts(case)
         lines += ["Follow-up conversation:"] + [f"{k}: {v}" for k, v in facts[:-1]]

@@ -40,8 +40,9 @@ NOREPLY = re.compile(r"no[-_.]?reply|do[-_.]?not[-_.]?reply", re.IGNORECASE)
 
 
 def _channels_for(case: FollowUpCase, event: str) -> list[Channel]:
-    """Active channels subscribed to `event` whose filters match the case (detractors only)."""
-    if case.loop != FollowUpCase.Loop.DETRACTOR:
+    """Active channels subscribed to `event` whose filters match the case (detractor and
+    health cases only)."""
+    if case.loop not in (FollowUpCase.Loop.DETRACTOR, FollowUpCase.Loop.HEALTH):
         return []
     found = []
     channels = batch.cached("channels", lambda: list(Channel.objects.filter(active=True)))

@@ -197,11 +197,12 @@ def values_for(case: FollowUpCase) -> dict[str, str]:
     person = case.person
     full = person.name.strip()
     owner = case.owner
-    comment = " ".join(case.response.comment.split())
+    # A health case's reasons are the team's, never quoted to the customer.
+    comment = " ".join(case.response.comment.split()) if case.response is not None else ""
     return {
         "first_name": full.split()[0] if full else "there",
         "name": full or (person.email or ""),
-        "score": str(case.score),
+        "score": str(case.score) if case.score is not None else "",
         "owner_name": owner.display_name if owner else _default_sender_name(),
         "owner_first_name": (owner.first_name or owner.display_name)
         if owner
@@ -235,8 +236,24 @@ def template_for(action: Action, locale: str) -> Draft:
     return DEFAULTS[(action, "en")]
 
 
+# A health case's first email: a check-in, since the customer told us nothing; the
+# reasons its health fell are the team's and are never quoted.
+HEALTH_CHECK_IN = Draft(
+    "Checking in on {account}",
+    "Hi {first_name},\n\n"
+    "I'm {owner_name}, and I look after {account} here. I'd like to hear how {product} "
+    "is working for your team at the moment, and what we could do better.\n\n"
+    "When would suit you for a 15-minute call this week?\n\n"
+    "If email is easier, just reply here; it comes straight to me.\n\n"
+    "{owner_name}",
+)
+
+
 def draft_for(case: FollowUpCase) -> Draft:
-    """The template of the case's action in the customer's language (once per batch)."""
+    """The template of the case's action in the customer's language (once per batch);
+    a health case's check-in."""
+    if case.response is None:
+        return HEALTH_CHECK_IN
     locale = case.person.locale or "en"
     return batch.cached(
         f"template:{case.action}:{locale}", lambda: template_for(case.action_enum, locale)
@@ -455,8 +472,10 @@ def lint(
     locale: str = "en",
     allowed: dict[str, str] = VARIABLES,
     sample: dict[str, str] = SAMPLE,
+    answered: bool = True,
 ) -> list[Finding]:
-    """Check a template against the first-outreach rules; an empty list means it passes."""
+    """Check a template against the first-outreach rules; an empty list means it passes.
+    `answered`: the customer gave a score to name (not so for a health case)."""
     findings: list[Finding] = []
     language = locale.split("-")[0].split("_")[0].lower()
     closed = re.compile(rf"^({CLOSED_STARTERS.get(language, CLOSED_STARTERS['en'])})\b", re.I)
@@ -469,7 +488,7 @@ def lint(
     words = len(re.findall(r"\w+", text))
     if words >= MAX_WORDS:
         findings.append(Finding("length", f"{words} words; keep it under {MAX_WORDS}"))
-    if "score" not in used:
+    if answered and "score" not in used:
         findings.append(Finding("score", "reference the score they gave with {score} in the body"))
     questions = _questions(text)
     if len(questions) != 1:

@@ -70,7 +70,9 @@ def case_json(case: FollowUpCase) -> dict[str, Any]:
         "owner": user_json(case.owner),
         "person": person_json(case),
         "account": account_json(case),
-        "response": {
+        "response": None
+        if r is None
+        else {
             "id": r.pk,
             "score": r.score,
             "comment": r.comment,
@@ -78,6 +80,7 @@ def case_json(case: FollowUpCase) -> dict[str, Any]:
             "themes": r.themes_json(),
             "sentiment": r.sentiment_json(),
         },
+        "health": case.health,
         "created_at": _iso(case.created_at),
         "updated_at": _iso(case.updated_at),
         "closed_at": _iso(case.closed_at),

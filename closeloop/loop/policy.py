@@ -89,6 +89,45 @@ class SlaHours(_Strict):
     severe_high_value: int = Field(default=24, ge=1, le=24 * 30)
 
 
+DEFAULT_HEALTH_PLAYBOOK = [
+    "Read the reasons: which signs of churn appeared, and since when.",
+    "Call your contact at the account; ask how things are going before naming any figure.",
+    "Agree one next step with a date, and note it on the case.",
+]
+
+
+class HealthCases(_Strict):
+    """A falling account health score opens a case for the account's owner
+    (docs/insights.md, "Health cases"), when the account has no open case."""
+
+    enabled: bool = True
+    fall_points: int = Field(
+        default=20, ge=1, le=100, description="a fall of at least this many points"
+    )
+    days: int = Field(default=30, ge=7, le=180, description="over this many days")
+    below: int = Field(
+        default=50, ge=1, le=100, description="to a score below this (50: the lower watch band)"
+    )
+    action: Action = Action.CALL
+    sla_hours: int = Field(default=48, ge=1, le=24 * 30)
+    quiet_days: int = Field(
+        default=30,
+        ge=0,
+        le=365,
+        description="no new health case for an account this soon after one",
+    )
+    playbook: list[Annotated[str, Field(min_length=1, max_length=500)]] = Field(
+        default_factory=lambda: list(DEFAULT_HEALTH_PLAYBOOK)
+    )
+
+    @field_validator("action")
+    @classmethod
+    def _personal(cls, action: Action) -> Action:
+        if action.automated:
+            raise ValueError("a health case waits for a person: call or personal email")
+        return action
+
+
 class Escalation(_Strict):
     second_level_after_hours: int = Field(
         default=24, ge=1, le=24 * 30, description="after the first escalation, with still no touch"
@@ -220,6 +259,7 @@ class PolicyConfig(_Strict):
         description="routing passes over an owner holding this many open cases that wait for "
         "a person (calls, personal emails); null: no limit",
     )
+    health_cases: HealthCases = Field(default_factory=lambda: HealthCases())
     acknowledge_personal: bool = Field(
         default=True,
         description="detractors whose action waits for a person (a call, a personal email) "

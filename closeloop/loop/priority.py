@@ -60,7 +60,7 @@ def _parse(value: str) -> datetime | None:
 
 def components(
     arr_cents: int,
-    score: int,
+    score: int | None,
     previous_score: int | None,
     active_at: datetime | None,
     answered_at: datetime,
@@ -73,8 +73,10 @@ def components(
     age_days = max(0.0, (now - answered_at).total_seconds() / 86400)
     return {
         "value": min(1.0, math.log10(1 + arr) / 6),
-        "drop": max(0, previous_score - score) / 10 if previous_score is not None else 0.0,
-        "severity": (6 - score) / 6 if score <= 6 else 0.0,
+        "drop": max(0, previous_score - score) / 10
+        if previous_score is not None and score is not None
+        else 0.0,
+        "severity": (6 - score) / 6 if score is not None and score <= 6 else 0.0,
         "disengagement": min(1.0, max(0.0, (idle_days - 14) / 76)),
         "recency": 0.5 ** (age_days / 7),
     }
@@ -82,7 +84,7 @@ def components(
 
 def priority(
     arr_cents: int,
-    score: int,
+    score: int | None,
     previous_score: int | None,
     active_at: datetime | None,
     answered_at: datetime,

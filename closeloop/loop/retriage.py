@@ -25,6 +25,10 @@ def retriage(case: FollowUpCase, actor: User | None) -> str:
     """Apply the current policy to an open case; what changed, in a line (also logged)."""
     if case.is_closed:
         raise FieldError("status", "only an open case can be re-triaged")
+    if case.loop == FollowUpCase.Loop.HEALTH:
+        raise FieldError(
+            "loop", "a health case was opened by no answer: there is nothing to triage"
+        )
     policy = TriagePolicy.current()
     if case.policy_id == policy.pk:
         return f"The case already follows policy v{policy.version}."

@@ -193,7 +193,7 @@ def compute_priority(case: FollowUpCase, now: datetime | None = None) -> float:
         case.score,
         case.previous_score,
         priority.last_active(case.person.properties, account_props),
-        case.response.created_at,
+        case.response.created_at if case.response is not None else case.created_at,
         now,
         urgent=case.urgency == FollowUpCase.Urgency.HIGH,
     )

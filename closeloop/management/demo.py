@@ -615,7 +615,9 @@ def _case_history(rng: random.Random, owners: list[User]) -> None:
             created_at=opened,
             updated_at=opened,
             first_touch_at=touch if touch is None or touch < now else None,
-            closed_at=opened + timedelta(days=rng.randrange(2, 20)) if status == "closed" else None,
+            closed_at=min(now, opened + timedelta(days=rng.randrange(2, 20)))
+            if status == "closed"
+            else None,
         )
         cases.append((case, replied))
         if account is not None:

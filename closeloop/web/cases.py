@@ -190,10 +190,14 @@ def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
     template = outreach.draft_for(case)
     talk = payloads.conversation_of(case)
     subject, body = outreach.render_for(case, template, talk.url if talk else "")
-    theme_tags = list(
-        case.response.theme_tags.select_related("theme", "created_by").order_by(
-            "-source", "-confidence"
+    theme_tags = (
+        list(
+            case.response.theme_tags.select_related("theme", "created_by").order_by(
+                "-source", "-confidence"
+            )
         )
+        if case.response is not None
+        else []
     )
     return render(
         request,
@@ -213,7 +217,7 @@ def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
             steps=guide.STEPS,
             probes=guide.probes_for(
                 [(t.theme.slug, t.theme.name, t.theme.probes) for t in theme_tags],
-                list(case.response.tags),
+                list(case.response.tags) if case.response is not None else [],
             ),
             theme_tags=theme_tags,
             sheets=protocols.sheets_for(case),
@@ -224,7 +228,12 @@ def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
             .order_by("name"),
             draft_subject=subject,
             draft_body=body,
-            findings=outreach.lint(template.subject, template.body, person.locale or "en"),
+            findings=outreach.lint(
+                template.subject,
+                template.body,
+                person.locale or "en",
+                answered=case.response is not None,
+            ),
             outcomes=[(o, o.replace("_", " ")) for o in CALL_OUTCOMES],
             resolutions=[
                 (v, label)
@@ -253,6 +262,8 @@ def _correct_themes(case: FollowUpCase, action: str, post: Any, user: User) -> s
     adding = action == "theme_add"
     if adding and (theme.retired_at or theme.merged_into_id):
         raise FieldError("theme", f"{theme.name} is retired")
+    if case.response is None:
+        raise FieldError("theme", "a health case has no answer, so no themes")
     learning.correct(
         case.response,
         add=[theme] if adding else [],

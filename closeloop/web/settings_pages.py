@@ -108,6 +108,16 @@ def policy_from_post(post: QueryDict) -> PolicyConfig:
             if post.get(f"type_sla.{k}", "").strip()
         },
         "acknowledge_personal": post.get("acknowledge_personal") == "on",
+        "health_cases": {
+            "enabled": post.get("hc_enabled") == "on",
+            "fall_points": post.get("hc_fall_points", ""),
+            "days": post.get("hc_days", ""),
+            "below": post.get("hc_below", ""),
+            "action": post.get("hc_action", ""),
+            "sla_hours": post.get("hc_sla_hours", ""),
+            "quiet_days": post.get("hc_quiet_days", ""),
+            "playbook": _lines(post.get("hc_playbook", "")),
+        },
         "max_open_personal_cases": post.get("max_open_personal_cases", "").strip() or None,
     }
     return PolicyConfig.model_validate(data)
@@ -138,7 +148,9 @@ def follow_up_settings(request: HttpRequest) -> HttpResponse:
         bands=[(b.value, rules.matrix[b]) for b in Band if b in rules.matrix],
         actions=actions,
         loop_actions=[(a.value, a.label) for a in Action],
+        personal_actions=[(a.value, a.label) for a in Action if not a.automated],
         playbooks=[(s, "\n".join(rules.playbooks.get(s, []))) for s in DEFAULT_PLAYBOOKS],
+        health_playbook="\n".join(rules.health_cases.playbook),
         type_playbooks=[
             (
                 k,

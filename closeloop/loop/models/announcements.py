@@ -165,7 +165,9 @@ class Announcement(models.Model):
         """What the customer told us: the comment of the answer with the theme (or the
         tag), else their latest comment."""
         answers = sorted(
-            {case.response, *case.responses.all()}, key=lambda r: r.created_at, reverse=True
+            {r for r in (case.response, *case.responses.all()) if r is not None},
+            key=lambda r: r.created_at,
+            reverse=True,
         )
         tag = self.tag.strip().lower()
         with_comment = [r for r in answers if r.comment.strip()]

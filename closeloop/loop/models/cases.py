@@ -38,6 +38,7 @@ class FollowUpCase(models.Model):
         DETRACTOR = "detractor"
         PASSIVE = "passive"
         PROMOTER = "promoter"
+        HEALTH = "health"  # the account's health score fell (no answer opened it)
 
     class Status(models.TextChoices):
         OPEN = "open"
@@ -68,10 +69,22 @@ class FollowUpCase(models.Model):
         Account, null=True, blank=True, on_delete=models.SET_NULL, related_name="cases"
     )
     response = models.ForeignKey(
-        Response, on_delete=models.CASCADE, related_name="cases", help_text="the latest answer"
+        Response,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="cases",
+        help_text="the latest answer (none for a health case)",
     )
     responses = models.ManyToManyField(Response, related_name="joined_cases", blank=True)
-    score = models.PositiveSmallIntegerField(help_text="the latest answer's score")
+    score = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="the latest answer's score (none for a health case)"
+    )
+    health = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="a health case's fall: score, was, days and reasons [[points, why], …]",
+    )
     previous_score = models.PositiveSmallIntegerField(
         null=True, blank=True, help_text="the person's answer before the one that opened the case"
     )
@@ -137,7 +150,9 @@ class FollowUpCase(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"case {self.pk}: {self.person} ({self.score})"
+        return (
+            f"case {self.pk}: {self.person} ({self.score if self.score is not None else self.loop})"
+        )
 
     # --- what the case is -------------------------------------------------------------
 
@@ -157,8 +172,37 @@ class FollowUpCase(models.Model):
 
     @property
     def score_category(self) -> str:
-        """promoter, passive or detractor: the latest score's class (for colour)."""
-        return nps.category(self.score).value
+        """promoter, passive or detractor: the latest score's class (for colour); a
+        health case's loop."""
+        return nps.category(self.score).value if self.score is not None else self.loop
+
+    @property
+    def score_shown(self) -> str:
+        """The score on the case's badge: the answer's, or a health case's health."""
+        if self.score is not None:
+            return str(self.score)
+        return str((self.health or {}).get("score", "—"))
+
+    @property
+    def score_label(self) -> str:
+        """ "3/10", or "health 35 (was 78)" for a health case."""
+        if self.score is not None:
+            was = f" (was {self.previous_score})" if self.previous_score is not None else ""
+            return f"{self.score}/10{was}"
+        found = self.health or {}
+        return f"health {found.get('score')} (was {found.get('was')})"
+
+    @property
+    def comment_text(self) -> str:
+        """What opened the case, as its owner reads it: the answer's comment, or why the
+        account's health fell."""
+        if self.response is not None:
+            return self.response.comment.strip()
+        found = self.health or {}
+        reasons = "; ".join(f"{points} {why}" for points, why in found.get("reasons", []))
+        return f"Health {found.get('was')} → {found.get('score')} in {found.get('days')} days" + (
+            f": {reasons}" if reasons else ""
+        )
 
     @property
     def action_enum(self) -> Action:
@@ -170,6 +214,8 @@ class FollowUpCase(models.Model):
 
     @property
     def playbook(self) -> list[str]:
+        if self.score is None:
+            return list(self.policy.rules.health_cases.playbook)
         return self.policy.rules.playbook(self.score, self.detractor_type)
 
     @property
