@@ -679,6 +679,98 @@ def test_it_backtests_account_health_in_the_worker_when_an_admin_asks(stack: Sta
     assert f"{found['result']['health']['auc']:.2f}" in page and "By month" in page
 
 
+def _stripe(stack: Stack, event: dict[str, Any]) -> requests.Response:
+    payload = json.dumps(event)
+    stamp = int(time.time())
+    mac = hmac.new(STRIPE_SECRET.encode(), f"{stamp}.{payload}".encode(), hashlib.sha256)
+    return requests.post(
+        f"{stack.base}/api/v1/integrations/stripe",
+        data=payload,
+        headers={
+            "Content-Type": "application/json",
+            "Stripe-Signature": f"t={stamp},v1={mac.hexdigest()}",
+        },
+        timeout=30,
+    )
+
+
+def test_it_opens_a_health_case_for_the_owner_when_an_accounts_health_falls(
+    stack: Stack,
+) -> None:
+    account = {
+        "name": "Initrode",
+        "external_id": "cus_initrode",
+        "tier": "smb",
+        "arr": 9000,
+        "owner_email": OWNER[1],
+    }
+    assert stack.api("post", "/api/v1/accounts", account).status_code in (200, 201)
+    now = datetime.now(UTC).replace(microsecond=0)
+    # Its champion answered 3 two months ago (no case: too old when it arrives) …
+    old = {
+        "score": 3,
+        "created_at": (now - timedelta(days=60)).isoformat(),
+        "person": {
+            "email": "bill@initrode.example",
+            "name": "Bill Lumbergh",
+            "account": {"external_id": "cus_initrode"},
+        },
+    }
+    sent = stack.api("post", "/api/v1/responses/batch", {"responses": [old]})
+    assert sent.status_code in (200, 201) and not sent.json().get("rejected"), sent.text
+    # … and this week Stripe says a payment failed and the subscription will cancel.
+    days_ago = int(time.time()) - 3 * 86400
+    failed = {
+        "id": "evt_e2e_hc_1",
+        "object": "event",
+        "type": "invoice.payment_failed",
+        "created": days_ago,
+        "data": {"object": {"object": "invoice", "customer": "cus_initrode", "amount_due": 75000}},
+    }
+    cancels = {
+        "id": "evt_e2e_hc_2",
+        "object": "event",
+        "type": "customer.subscription.updated",
+        "created": days_ago + 86400,
+        "data": {
+            "object": {
+                "object": "subscription",
+                "id": "sub_initrode",
+                "customer": "cus_initrode",
+                "cancel_at_period_end": True,
+            },
+            "previous_attributes": {"cancel_at_period_end": False},
+        },
+    }
+    for event in (failed, cancels):
+        answered = _stripe(stack, event)
+        assert answered.status_code == 200 and answered.json()["status"] == "applied", answered.text
+    # The day's look, as a second worker process would make it (the running worker made
+    # today's at its start, before this account fell).
+    _manage(
+        stack.env,
+        "shell",
+        "-c",
+        "from closeloop.insights.models import HealthWatchRun; "
+        "HealthWatchRun.objects.all().delete(); "
+        "from closeloop.insights.watch import handle_health_watch; handle_health_watch()",
+    )
+    found = stack.api("get", "/api/v1/cases", params={"loop": "health"}).json()
+    (case,) = [c for c in found["results"] if c["account"]["name"] == "Initrode"]
+    assert case["response"] is None and case["owner"]["email"] == OWNER[1]
+    assert (case["health"]["was"], case["health"]["score"]) == (75, 30), case["health"]
+
+    def alerted() -> list[Any]:
+        return [m for m in stack.inbox.to(OWNER[1]) if "Initrode" in str(m["Subject"])]
+
+    mail = _until(alerted, 60, "the owner's health case alert")[0]
+    assert "Health fell 75 → 30" in str(mail["Subject"])
+    slack = _until(
+        lambda: [r for r in stack.slack.requests if b"Initrode" in r.body], 60, "the Slack alert"
+    )
+    assert b"cancellation scheduled" in slack[0].body
+
+
 @pytest.mark.browser
 def test_it_sends_a_survey_and_records_the_answer_given_through_its_links(stack: Stack) -> None:
     import delighted

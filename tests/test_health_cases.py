@@ -58,7 +58,8 @@ def test_it_opens_a_health_case_for_the_owner_when_an_accounts_health_falls(
     assert Task.objects.get(case=case, kind="call").title.startswith("Call Pat Lee at Initech")
     assert Notification.objects.filter(user=agent, case=case).exists()
     alert = Delivery.objects.get(to=agent.email, case=case)
-    assert "health 30 (was 75)" in alert.subject and "cancellation scheduled" in alert.body
+    assert "Health fell 75 → 30 at Initech" in alert.subject
+    assert "cancellation scheduled" in alert.body
     payload = case_json(case)
     assert payload["loop"] == "health" and payload["response"] is None
     assert payload["health"]["score"] == 30

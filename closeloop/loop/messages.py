@@ -26,14 +26,15 @@ def headline(case: FollowUpCase) -> str:
     who = case.person.name or case.person.email or str(case.person)
     where = f" at {case.account.name}" if case.account else ""
     if case.score is None:
-        return f"{case.loop.capitalize()} {case.score_label}{where} (contact: {who})"
+        fall = case.health or {}
+        return f"Health fell {fall.get('was')} → {fall.get('score')}{where} (contact: {who})"
     return f"{case.loop.capitalize()} {case.score}/10 from {who}{where}"
 
 
 def _facts(case: FollowUpCase) -> list[tuple[str, str]]:
     account = case.account
     facts = [
-        ("Score" if case.score is not None else "Health", case.score_label),
+        ("Score", case.score_label),
         ("Account", account.name if account else "—"),
         ("ARR", money(account.arr_cents, account.currency) if account else "—"),
         ("Tier", (account.tier or "—") if account else "—"),
