@@ -24,17 +24,16 @@ import os
 import random
 import statistics
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlparse
 
 import psycopg
 
+from bench import common
 from bench.common import free_port, gunicorn_command, pct
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,25 +53,11 @@ PARTS = set(os.environ.get("BENCH_PARTS", "1,2,3,4,5,6,7,8,9,10,11").replace(" "
 
 
 def recreate_database() -> None:
-    url = urlparse(DB_URL)
-    name = url.path.lstrip("/")
-    admin = url._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
+    common.recreate_database(DB_URL)
 
 
 def manage(*args: str) -> str:
-    env = {**os.environ, "DATABASE_URL": DB_URL, "DATA_DIR": str(ROOT / "var" / "bench")}
-    out = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return out.stdout.strip()
+    return common.manage_on(DB_URL, *args, DATA_DIR=str(ROOT / "var" / "bench"))
 
 
 @contextmanager

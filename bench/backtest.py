@@ -20,16 +20,10 @@ is recomputed with scikit-learn's `roc_auc_score` on the same rows.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-import psycopg
-
-ROOT = Path(__file__).resolve().parent.parent
+from bench.common import manage_on, recreate_database
 
 SCRIPT = """
 import json
@@ -83,32 +77,12 @@ print(json.dumps(out))
 """
 
 
-def _database(url: str) -> None:
-    parsed = urlparse(url)
-    admin = parsed._replace(path="/postgres").geturl()
-    name = parsed.path.lstrip("/")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
 def _demo(url: str, scale: int) -> dict[str, Any]:
-    _database(url)
-    env = {**os.environ, "DATABASE_URL": url, "LOG_LEVEL": "WARNING"}
-
-    def manage(*args: str) -> str:
-        return subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=ROOT,
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-
-    manage("migrate", "--noinput")
+    recreate_database(url)
+    manage_on(url, "migrate", "--noinput", LOG_LEVEL="WARNING")
     script = SCRIPT.format(accounts=200 * scale, people=2000 * scale, responses=6000 * scale)
-    return dict(json.loads(manage("shell", "-c", script).splitlines()[-1]))
+    out = manage_on(url, "shell", "-c", script, LOG_LEVEL="WARNING")
+    return dict(json.loads(out.splitlines()[-1]))
 
 
 def run(db_url: str) -> list[tuple[str, ...]]:
