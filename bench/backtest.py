@@ -62,6 +62,8 @@ out = dict(
     health=backtest.auc(written, y),
     nps=backtest.auc(by_nps, y),
     survey=backtest.auc(survey, y),
+    gain_low=result.gain.low,
+    gain_high=result.gain.high,
     health_low=result.health.low,
     health_high=result.health.high,
     fit_in_use=result.fit.in_use,
@@ -95,9 +97,8 @@ def run(db_url: str) -> list[tuple[str, ...]]:
             f"health backtest, demo ({found['months']} months, {found['churned']} churned)",
             f"AUC {found['health']:.3f} ({found['health_low']:.2f}–{found['health_high']:.2f})",
             f"NPS alone {found['nps']:.3f}, survey signals {found['survey']:.3f}",
-            f"+{found['health'] - best:.3f}"
-            if found["health"] >= best
-            else f"{found['health'] - best:.3f}",
+            f"{found['health'] - best:+.3f} (vs NPS alone, 95% "
+            f"{found['gain_low']:+.2f} to {found['gain_high']:+.2f})",
             "≥ best baseline + 0.10",
         )
     ]

@@ -240,6 +240,13 @@ SEGMENT_SHARED_SECRET = os.environ.get("SEGMENT_SHARED_SECRET", "")
 # Support desks: Zendesk's webhook signing secret, Intercom's app client secret (empty = off).
 ZENDESK_WEBHOOK_SECRET = os.environ.get("ZENDESK_WEBHOOK_SECRET", "")
 INTERCOM_CLIENT_SECRET = os.environ.get("INTERCOM_CLIENT_SECRET", "")
+# HubSpot sync: a private app's access token (empty = off); the API's address (tests point
+# it at a loopback server); which company properties hold ARR and tier; how often it runs.
+HUBSPOT_ACCESS_TOKEN = os.environ.get("HUBSPOT_ACCESS_TOKEN", "")
+HUBSPOT_API_URL = os.environ.get("HUBSPOT_API_URL", "https://api.hubapi.com")
+HUBSPOT_ARR_PROPERTY = os.environ.get("HUBSPOT_ARR_PROPERTY", "arr")
+HUBSPOT_TIER_PROPERTY = os.environ.get("HUBSPOT_TIER_PROPERTY", "tier")
+HUBSPOT_SYNC_MINUTES = float(os.environ.get("HUBSPOT_SYNC_MINUTES", "60"))
 INTEGRATION_MAX_BYTES = int(os.environ.get("INTEGRATION_MAX_BYTES", str(1024 * 1024)))
 INBOUND_EMAIL_MAX_BYTES = int(os.environ.get("INBOUND_EMAIL_MAX_BYTES", str(25 * 1024 * 1024)))
 # A mailbox the worker polls for replies: imaps://user:password@host:993/INBOX (empty = off).

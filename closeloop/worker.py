@@ -54,6 +54,7 @@ def default_lanes() -> list[Lane]:
     from closeloop.insights.backtest import handle_health_backtest
     from closeloop.insights.report import handle_monthly_report
     from closeloop.insights.watch import handle_health_watch
+    from closeloop.integrations.hubspot import handle_hubspot_sync
     from closeloop.loop.exits import handle_exit_interviews
     from closeloop.loop.imap import handle_imap_poll
     from closeloop.loop.imports import handle_csv_import
@@ -92,7 +93,7 @@ def default_lanes() -> list[Lane]:
             ),
         ),
         Lane("alerts", (send_slack,)),
-        Lane("network", (send_webhooks, handle_imap_poll)),
+        Lane("network", (send_webhooks, handle_imap_poll, handle_hubspot_sync)),
         Lane(
             "heavy",
             (

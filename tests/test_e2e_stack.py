@@ -33,6 +33,7 @@ import pytest
 import requests
 from aiosmtpd.controller import Controller
 
+from .hubspot_server import HubSpotServer
 from .loopback import Inbox, Receiver, _handler, free_port
 
 pytestmark = pytest.mark.e2e
@@ -59,6 +60,7 @@ class Stack:
     process: subprocess.Popen[bytes]
     log: Path
     env: dict[str, str]
+    crm: HubSpotServer
 
     def api(self, method: str, path: str, body: Any = None, **kwargs: Any) -> requests.Response:
         headers = {"Authorization": f"Bearer {self.key}"}
@@ -111,6 +113,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     http.daemon_threads = True
     ref.append(Receiver(http))
     threading.Thread(target=http.serve_forever, daemon=True).start()
+    crm = HubSpotServer()
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
@@ -124,6 +127,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "STRIPE_WEBHOOK_SECRET": STRIPE_SECRET,
         "SEGMENT_WRITE_KEY": SEGMENT_KEY,
         "ZENDESK_WEBHOOK_SECRET": ZENDESK_SECRET,
+        "HUBSPOT_ACCESS_TOKEN": crm.state.token,
+        "HUBSPOT_API_URL": crm.url,
         "SENTIMENT_TUNING": "off",
         "OUTBOUND_ALLOW_HOSTS": "127.0.0.1",
         "WORKER_IDLE_SECONDS": "0.3",
@@ -156,7 +161,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    stack = Stack(base, key, password.group(1), inbox, ref[0], process, log, env)
+    stack = Stack(base, key, password.group(1), inbox, ref[0], process, log, env, crm)
     try:
 
         def healthy() -> bool:
@@ -174,6 +179,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
         smtp.stop()
+        crm.close()
         http.shutdown()
         http.server_close()
         text = log.read_text(errors="replace")
@@ -677,6 +683,54 @@ def test_it_backtests_account_health_in_the_worker_when_an_admin_asks(stack: Sta
     assert found["result"]["health"]["low"] <= found["result"]["health"]["auc"]
     page = session.get(url, timeout=30).text
     assert f"{found['result']['health']['auc']:.2f}" in page and "By month" in page
+
+
+def test_it_syncs_hubspot_when_an_admin_asks(stack: Stack) -> None:
+    crm = stack.crm.state
+    crm.add_owner("21", OWNER[1], "Olivia", "Owner")
+    crm.add_company(
+        "501",
+        name="Massive Dynamic",
+        domain="massive.example",
+        arr="250000",
+        tier="enterprise",
+        hubspot_owner_id="21",
+        lifecyclestage="customer",
+    )
+    answer = {
+        "person": {"email": "nina@massive.example", "name": "Nina"},
+        "score": 9,
+        "comment": "Solid",
+    }
+    assert stack.api("post", "/api/v1/responses", answer).status_code == 201
+    session = requests.Session()
+    assert _log_in(stack.base, "admin", stack.admin_password, session).status_code == 302
+    url = f"{stack.base}/settings/integrations/hubspot/"
+    token = re.search(
+        r'name="csrfmiddlewaretoken" value="([^"]+)"', session.get(url, timeout=30).text
+    )
+    assert token
+    asked = session.post(
+        url,
+        data={"csrfmiddlewaretoken": token.group(1)},
+        headers={"Referer": url},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert asked.status_code == 302
+
+    def synced() -> str | None:
+        page = session.get(url, timeout=30).text
+        done = "Sync now" in page and "closeloop_nps" in crm.companies["501"]["properties"]
+        return page if done else None
+
+    page = _until(synced, 90, "the worker to sync HubSpot")
+    assert "Last sync" in page
+    scored = stack.api("get", "/api/v1/insights/health", params={"limit": 1000}).json()
+    (account,) = [a for a in scored if a["name"] == "Massive Dynamic"]
+    assert account["arr"] == 250000
+    props = crm.companies["501"]["properties"]
+    assert props["closeloop_latest_score"] == "9" and props["closeloop_nps"] == "100"
 
 
 def _stripe(stack: Stack, event: dict[str, Any]) -> requests.Response:

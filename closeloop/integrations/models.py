@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -215,3 +216,63 @@ class Ticket(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source} ticket {self.ticket_id}"
+
+
+class HubSpotSync(models.Model):
+    """One HubSpot sync (integrations/hubspot.py): what it read and wrote, and its errors."""
+
+    class Status(models.TextChoices):
+        WAITING = "waiting"
+        RUNNING = "running"
+        DONE = "done"
+        PARTIAL = "partial", "Done with errors"
+        FAILED = "failed"
+
+    requested_at = models.DateTimeField(default=timezone.now)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.WAITING)
+    companies = models.PositiveIntegerField(default=0, help_text="companies read")
+    skipped = models.PositiveIntegerField(default=0, help_text="unmatched and not customers")
+    created = models.PositiveIntegerField(default=0, help_text="accounts created")
+    updated = models.PositiveIntegerField(default=0, help_text="accounts changed")
+    pushed = models.PositiveIntegerField(default=0, help_text="companies written")
+    notes = models.PositiveIntegerField(default=0, help_text="notes added")
+    errors = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["finished_at"], name="hubspot_sync_finished")]
+
+    def __str__(self) -> str:
+        return f"HubSpot sync of {self.requested_at:%Y-%m-%d %H:%M} ({self.status})"
+
+    MAX_ERRORS = 200
+
+    def error(self, text: str) -> None:
+        """Keep one error of this run (the first MAX_ERRORS, then a count)."""
+        if len(self.errors) < self.MAX_ERRORS:
+            self.errors.append(text)
+        elif len(self.errors) == self.MAX_ERRORS:
+            self.errors.append("… and more errors")
+
+
+class HubSpotNote(models.Model):
+    """A note written on a HubSpot company about a case, once per case and kind."""
+
+    class Kind(models.TextChoices):
+        CLOSED = "closed"
+        CONVERSATION = "conversation"
+
+    case = models.ForeignKey("loop.FollowUpCase", on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    note_id = models.CharField(max_length=40)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["case", "kind"], name="hubspot_note_once")]
+
+    def __str__(self) -> str:
+        return f"HubSpot note {self.note_id} on case {self.case_id} ({self.kind})"

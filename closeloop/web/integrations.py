@@ -12,7 +12,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from closeloop.core.errors import FieldError
-from closeloop.integrations import segment, stripe_events, tickets
+from closeloop.integrations import hubspot, segment, stripe_events, tickets
 from closeloop.integrations.models import (
     AccountSignal,
     IntegrationEvent,
@@ -60,6 +60,8 @@ def integrations(request: HttpRequest) -> HttpResponse:
                 .annotate(n=Count("id"), last=Max("updated_at"))
                 .order_by("-last")[:100]
             ),
+            hubspot_on=hubspot.configured(),
+            hubspot_last=hubspot.waiting_or_last()[1],
             site_url=settings.SITE_URL,
             counts=dict(
                 events.values_list("status").annotate(n=Count("id")).values_list("status", "n")
@@ -170,6 +172,37 @@ def map_tickets(request: HttpRequest) -> HttpResponse:
         plural = "s" if done != 1 else ""
         messages.success(request, f"{customer} is {account.name}: {done} ticket{plural} placed.")
     return redirect("integrations")
+
+
+@login_required
+def hubspot_page(request: HttpRequest) -> HttpResponse:
+    """The HubSpot sync: the run waiting, the last runs with their errors; Sync now (POST)."""
+    user = _admin(request)
+    if request.method == "POST":
+        if not hubspot.configured():
+            messages.error(
+                request, "HUBSPOT_ACCESS_TOKEN is not set: there is nothing to sync with"
+            )
+        else:
+            hubspot.request(user)
+            messages.success(request, "Sync asked for: the worker runs it within a minute.")
+        return redirect("integrations-hubspot")
+    pending, last = hubspot.waiting_or_last()
+    return render(
+        request,
+        "web/hubspot.html",
+        _base(
+            configured=hubspot.configured(),
+            pending=pending,
+            last=last,
+            runs=hubspot.recent(),
+            arr_property=settings.HUBSPOT_ARR_PROPERTY,
+            tier_property=settings.HUBSPOT_TIER_PROPERTY,
+            every=settings.HUBSPOT_SYNC_MINUTES,
+            properties=hubspot.PROPERTIES,
+            tab="integrations",
+        ),
+    )
 
 
 @login_required

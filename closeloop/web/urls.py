@@ -68,6 +68,7 @@ urlpatterns = [
     path("settings/themes/", settings_pages.theme_settings, name="settings-themes"),
     path("settings/integrations/", integrations.integrations, name="integrations"),
     path("settings/integrations/map", integrations.map_customer, name="integrations-map"),
+    path("settings/integrations/hubspot/", integrations.hubspot_page, name="integrations-hubspot"),
     path("settings/integrations/map-usage", integrations.map_usage, name="integrations-map-usage"),
     path(
         "settings/integrations/map-tickets",
