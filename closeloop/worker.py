@@ -42,8 +42,8 @@ def default_lanes() -> list[Lane]:
     A step waits only for the steps of its own lane. So an owner's alert, an outreach
     email or an escalation (the "mail" lane), or a Slack alert ("alerts"), never waits
     behind a slow webhook receiver or an IMAP server ("network") or behind reading
-    comments, training and discovering themes, tuning sentiment, CSV imports or the
-    monthly report ("heavy").
+    comments, training and discovering themes, tuning sentiment, CSV imports, the
+    monthly report, the health backtest and watch, or the HubSpot sync ("heavy").
     """
     from closeloop.access.models import handle_idempotency_expiry
     from closeloop.delivery.sending import (
@@ -93,7 +93,7 @@ def default_lanes() -> list[Lane]:
             ),
         ),
         Lane("alerts", (send_slack,)),
-        Lane("network", (send_webhooks, handle_imap_poll, handle_hubspot_sync)),
+        Lane("network", (send_webhooks, handle_imap_poll)),
         Lane(
             "heavy",
             (
@@ -109,6 +109,7 @@ def default_lanes() -> list[Lane]:
                 handle_monthly_report,
                 handle_health_backtest,
                 handle_health_watch,
+                handle_hubspot_sync,
                 handle_idempotency_expiry,
                 handle_link_hit_expiry,
             ),

@@ -21,7 +21,8 @@ first use): `closeloop_nps` (the NPS of its people's latest answers in 365 days)
 `closeloop_latest_score`, `closeloop_case_status` (the open detractor or health case's
 status, else "none") and `closeloop_last_answer_at`; batch updates of 100. And a note
 on the company for each closed case and each finished follow-up conversation, once
-(HubSpotNote), with what the customer said and what became of it.
+(HubSpotNote), with what the customer said and what became of it; only those of
+the last 90 days, so connecting an install with years of cases is no flood of notes.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ NOTE_TO_COMPANY = 190  # HubSpot's association type id for note → company
 BATCH = 100
 PAGE = 100
 NPS_WINDOW = timedelta(days=365)
+NOTES_SINCE = timedelta(days=90)  # older cases get no note, so a first sync is no flood
 FREE_MAIL = {"gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "yahoo.com", "icloud.com"}
 
 
@@ -371,12 +373,14 @@ def _notes(api: Any, links: dict[int, str], run: HubSpotSync, now: datetime) -> 
     )
 
     done = set(HubSpotNote.objects.values_list("case_id", "kind"))
+    since = now - NOTES_SINCE
     closed = FollowUpCase.objects.filter(
-        account_id__in=list(links), status=FollowUpCase.Status.CLOSED
+        account_id__in=list(links), status=FollowUpCase.Status.CLOSED, closed_at__gt=since
     ).exclude(resolution=FollowUpCase.Resolution.SUPERSEDED)
     talked = FollowUpCase.objects.filter(
         account_id__in=list(links),
         conversation__status__in=[Conversation.Status.COMPLETED, Conversation.Status.STOPPED],
+        conversation__ended_at__gt=since,
     )
     due = [
         (c, HubSpotNote.Kind.CLOSED) for c in closed.select_related("person", "owner", "response")
