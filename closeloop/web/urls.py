@@ -4,6 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from . import (
+    accounts,
     announcements,
     cases,
     insights,
@@ -41,6 +42,8 @@ urlpatterns = [
     path("responses/", views.responses, name="responses"),
     path("responses/export.csv", views.export_responses, name="export-responses"),
     path("people/export.csv", views.export_people, name="export-people"),
+    path("accounts/", accounts.accounts_page, name="accounts"),
+    path("accounts/<int:pk>/", accounts.account_page, name="account"),
     path("accounts/export.csv", views.export_accounts, name="export-accounts"),
     path("import/", views.import_csv, name="import"),
     path("import/<int:pk>/", views.import_status, name="import-status"),
