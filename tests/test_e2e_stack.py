@@ -698,7 +698,11 @@ def test_it_syncs_hubspot_when_an_admin_asks(stack: Stack) -> None:
         lifecyclestage="customer",
     )
     answer = {
-        "person": {"email": "nina@massive.example", "name": "Nina"},
+        "person": {
+            "email": "nina@massive.example",
+            "name": "Nina",
+            "account": {"external_id": "acc-massive", "name": "Massive Dynamic"},
+        },
         "score": 9,
         "comment": "Solid",
     }
