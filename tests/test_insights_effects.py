@@ -174,3 +174,21 @@ def test_it_serves_the_breakdown_and_refuses_a_bad_dimension(
     bad = read_only_api.get_json("/api/v1/insights/effects", {"by": "weather"})
     assert bad.status_code == 422
     assert "by" in bad.content.decode()
+
+
+def test_it_gives_the_follow_up_return_an_interval_from_its_accounts() -> None:
+    def side(accounts: int, live: int) -> effects.Side:
+        s = effects.Side(accounts=accounts, live_accounts=live)
+        s.members = [(1_000_000, i < live) for i in range(accounts)]
+        s.arr_cents = 1_000_000 * accounts
+        s.live_arr_cents = 1_000_000 * live
+        return s
+
+    clear = effects.FollowUpReturn(followed=side(200, 180), not_followed=side(200, 120))
+    assert clear.difference == pytest.approx(30.0)
+    low, high = clear.difference_interval  # type: ignore[misc]
+    assert 20 < low < 30 < high < 40
+    # Few accounts on a side: no interval; equal sides: one that spans no difference.
+    assert effects.FollowUpReturn(side(200, 180), side(12, 6)).difference_interval is None
+    low, high = effects.FollowUpReturn(side(60, 45), side(60, 45)).difference_interval  # type: ignore[misc]
+    assert low < 0 < high

@@ -250,6 +250,9 @@ class ReturnOut(Schema):
     followed: ReturnSideOut
     not_followed: ReturnSideOut
     difference: float | None = Field(description="points of ARR kept, followed minus not")
+    difference_ci: tuple[float, float] | None = Field(
+        description="its 95% interval (bootstrap over accounts); null under 30 on a side"
+    )
     worth: float | None = Field(description="the difference applied to the followed ARR")
 
 
@@ -323,6 +326,7 @@ def get_effects(request: HttpRequest) -> dict[str, Any]:
             "followed": _side_json(back.followed),
             "not_followed": _side_json(back.not_followed),
             "difference": _r(back.difference),
+            "difference_ci": _ci(back.difference_interval),
             "worth": worth / 100 if worth is not None else None,
         },
     }

@@ -41,6 +41,7 @@ CHURN_WINDOW = timedelta(days=90)
 # Below this many cases behind a share its interval is wider than ±18 points; the same
 # threshold as segments (insights.segments.MIN_SEGMENT_N).
 MIN_N = 30
+BOOTSTRAP = 1000  # draws behind the follow-up return's interval
 RECOVERED_FROM = 7
 NONE = "none"
 
@@ -137,6 +138,7 @@ class Side:
     live_accounts: int = 0
     arr_cents: int = 0
     live_arr_cents: int = 0
+    members: list[tuple[int, bool]] = field(default_factory=list)  # (ARR, live) each
 
     @property
     def kept_rate(self) -> float | None:
@@ -163,6 +165,30 @@ class FollowUpReturn:
         """Points of ARR kept, followed up minus not."""
         a, b = self.followed.kept_rate, self.not_followed.kept_rate
         return a - b if a is not None and b is not None else None
+
+    @property
+    def difference_interval(self) -> tuple[float, float] | None:
+        """A 95% interval of `difference`, from a bootstrap that resamples each side's
+        accounts (seeded, so a page shows the same figures twice); None with fewer
+        than MIN_N accounts on a side."""
+        if min(self.followed.accounts, self.not_followed.accounts) < MIN_N:
+            return None
+        import numpy as np
+
+        rng = np.random.default_rng(13)
+
+        def kept(side: Side) -> Any:
+            arr = np.array([a for a, _ in side.members], dtype=float)
+            live = np.array([a if alive else 0 for a, alive in side.members], dtype=float)
+            picks = rng.integers(0, len(arr), (BOOTSTRAP, len(arr)))
+            total = arr[picks].sum(axis=1)
+            return np.where(total > 0, live[picks].sum(axis=1) / np.maximum(total, 1), np.nan)
+
+        draws = (kept(self.followed) - kept(self.not_followed)) * 100
+        draws = draws[~np.isnan(draws)]
+        if not len(draws):
+            return None
+        return float(np.quantile(draws, 0.025)), float(np.quantile(draws, 0.975))
 
     @property
     def worth_cents(self) -> int | None:
@@ -302,6 +328,7 @@ def follow_up_return(qs: QuerySet[FollowUpCase], now: datetime | None = None) ->
         live = a["churned"] is None or a["churned"] > a["last"] + CHURN_WINDOW
         side.accounts += 1
         side.arr_cents += a["arr"]
+        side.members.append((a["arr"], live))
         if live:
             side.live_accounts += 1
             side.live_arr_cents += a["arr"]

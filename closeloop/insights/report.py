@@ -263,6 +263,9 @@ def rows(r: MonthlyReport) -> list[list[Any]]:
         )
     if back.difference is not None:
         worth = f"worth USD {(back.worth_cents or 0) / 100:,.0f} at the followed-up ARR"
+        ci = back.difference_interval
+        if ci is not None:
+            worth += f"; 95% interval {ci[0]:+.1f} to {ci[1]:+.1f} points"
         out.append(["Follow-up return", "difference", f"{back.difference:+.1f} points", worth])
     for c in r.commitments:
         done = f"done {c.done_at:%Y-%m-%d}" if c.done_at else f"due {c.due_at:%Y-%m-%d}"
