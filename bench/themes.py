@@ -1,11 +1,15 @@
-"""Theme classifier evaluation: per-theme precision/recall/F1 and macro-F1 on the
-held-out quarter of the shipped examples (never used in training); sentiment accuracy on
-the held-out quarter of the vaderSentiment corpus's human-rated snippets; classification
+"""Theme classifier evaluation: per-theme precision/recall/F1 and macro-F1 on the frozen
+held-out part of the shipped examples (never used in training, none with a near-copy in
+training: `classifier.FROZEN`), against the same classifier without its embeddings;
+sentiment accuracy on the held-out quarter of the vaderSentiment corpus's human-rated
+snippets; classification
 throughput on 2 cores, and the models' load times."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from typing import Any
 
 from closeloop.themes import classifier as c
 from closeloop.themes import sentiment
@@ -14,33 +18,15 @@ from closeloop.themes import sentiment_training as st
 THROUGHPUT_COMMENTS = 2000
 
 
-class WordsOnly:
-    """The baseline classifier: TF-IDF of words and word pairs, one logistic regression per
-    theme, a theme given at probability 0.5: a plain bag-of-words model."""
+class NGramsOnly(c.ThemeClassifier):
+    """The baseline at its best: the product's classifier without the sentence embeddings,
+    so word and character n-grams, the same regression, and thresholds tuned the same way
+    on folds of the training examples (`c.train(..., kind=NGramsOnly)`)."""
 
-    def __init__(self, training: list[c.Example]) -> None:
-        from sklearn.feature_extraction.text import TfidfVectorizer
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.multiclass import OneVsRestClassifier
-        from sklearn.preprocessing import MultiLabelBinarizer
+    def _features(self, texts: Sequence[str], embeddings: Any = None) -> Any:
+        from scipy.sparse import hstack
 
-        texts = [c.clean(e.text) for e in training]
-        self.themes = sorted({t for e in training for t in e.themes})
-        labels = MultiLabelBinarizer(classes=self.themes).fit_transform(
-            [e.themes for e in training]
-        )
-        self.words = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True).fit(texts)
-        # The same regression as the product's (C, balanced classes), without embeddings,
-        # character n-grams or tuned thresholds.
-        regression = LogisticRegression(C=10, max_iter=3000, class_weight="balanced")
-        self.model = OneVsRestClassifier(regression).fit(self.words.transform(texts), labels)
-
-    def predict(self, texts: list[str]) -> list[list[tuple[str, float]]]:
-        rows = self.model.predict_proba(self.words.transform([c.clean(t) for t in texts]))
-        return [
-            [(t, float(p)) for t, p in zip(self.themes, row, strict=True) if p >= 0.5]
-            for row in rows
-        ]
+        return hstack([self.words.transform(texts), self.chars.transform(texts)]).tocsr()
 
 
 def _vader_accuracy(rated: list[sentiment.Snippet]) -> dict[str, float]:
@@ -72,16 +58,19 @@ def _ratio(ours: float, base: float) -> str:
 
 def run() -> list[tuple[str, ...]]:
     examples = c.load_examples()
-    training, held_out = c.split(examples)
+    training, leaky = c.split(examples)
+    held_out = c.frozen_held_out(examples)
+    assert not c.near_copies(held_out, training), "a held-out example has a copy in training"
     started = time.perf_counter()
     model = c.train(training)
     trained_in = time.perf_counter() - started
     scores = c.evaluate(model, held_out)
-    base_scores = c.evaluate(WordsOnly(training), held_out)  # type: ignore[arg-type]
+    base_scores = c.evaluate(c.train(training, kind=NGramsOnly), held_out)
     rows: list[tuple[str, ...]] = [
         (
-            f"themes: held-out {len(held_out)} of {len(examples)} examples "
-            f"(trained on {len(training)} in {trained_in:.1f} s); baseline: word TF-IDF + LR",
+            f"themes: frozen held-out {len(held_out)} of {len(examples)} examples, no near-copy "
+            f"in training ({len(leaky) - len(held_out)} left out); trained on {len(training)} "
+            f"in {trained_in:.1f} s; baseline: word + character n-grams, tuned thresholds",
             "",
             "",
             "",
@@ -99,7 +88,7 @@ def run() -> list[tuple[str, ...]]:
             )
         )
     ours, base = c.macro_f1(scores), c.macro_f1(base_scores)
-    rows.append(("  macro-F1", f"{ours:.3f}", f"{base:.3f}", _ratio(ours, base), "≥ 0.85"))
+    rows.append(("  macro-F1", f"{ours:.3f}", f"{base:.3f}", _ratio(ours, base), "≥ 0.88"))
     # The tuned model (built here, in the foreground, if no worker has tuned it yet).
     feeling = st.tuned()
     _, rated = st.split(st.load_corpus())

@@ -69,10 +69,27 @@ def test_it_truncates_very_long_comments_instead_of_failing(trained: c.ThemeClas
     assert trained.predict([essay])[0][0][0] == "pricing"
 
 
+def test_it_keeps_a_frozen_held_out_set_with_no_near_copy_in_training() -> None:
+    examples = c.load_examples()
+    training, held_out = c.split(examples)
+    frozen = c.frozen_held_out(examples)
+    names = [line for line in c.FROZEN.read_text().splitlines() if line.strip()]
+    # Every frozen example is still held out (none moved to training), each once …
+    assert len(frozen) == len(names) == len(set(names)) > 300
+    # … and none nearly copies a training example, though some held-out ones do.
+    assert c.near_copies(frozen, training) == {}
+    copies = c.near_copies(held_out, training)
+    assert (
+        copies["Per seat pricing punishes us for growing"]
+        == "Per-seat pricing punishes us for growing"
+    )
+    assert not {e.text for e in frozen} & set(copies)
+    assert c.normalised("Per-seat  pricing!") == "per seat pricing"
+
+
 def test_it_measures_itself_on_examples_it_never_saw(trained: c.ThemeClassifier) -> None:
-    _, held_out = c.split(c.load_examples())
-    scores = c.evaluate(trained, held_out)
+    scores = c.evaluate(trained, c.frozen_held_out(c.load_examples()))
     assert {s.theme for s in scores} == DEFAULT_THEMES
     assert all(s.support > 0 for s in scores)
-    # The goal (0.85) is tracked by `make bench`; this guards against a broken model.
+    # The goal (0.88) is tracked by `make bench`; this guards against a broken model.
     assert c.macro_f1(scores) > 0.6

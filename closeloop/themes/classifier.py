@@ -62,6 +62,64 @@ def split(examples: Sequence[Example]) -> tuple[list[Example], list[Example]]:
     return [e for e in examples if not e.held_out], [e for e in examples if e.held_out]
 
 
+# The measurement set (bench, docs/themes.md): the held-out examples that have no
+# near-copy in training, frozen in FROZEN by the hash of their normalised text. A
+# near-copy: the same text once case, punctuation and spacing are set aside, or one
+# whose character trigrams overlap at NEAR_COPY or more (Jaccard).
+FROZEN = Path(__file__).parent / "data" / "theme_held_out.txt"
+NEAR_COPY = 0.8
+
+
+def normalised(text: str) -> str:
+    """Lower case, letters and digits only, single spaces: "Per-seat pricing!" and
+    "per seat pricing" are one text."""
+    return " ".join(re.sub(r"[^0-9a-z]+", " ", text.lower()).split())
+
+
+def fingerprint(text: str) -> str:
+    return hashlib.sha256(normalised(text).encode()).hexdigest()[:16]
+
+
+def _trigrams(text: str) -> frozenset[str]:
+    padded = f" {text} "
+    return frozenset(padded[i : i + 3] for i in range(len(padded) - 2))
+
+
+def near_copies(held_out: Sequence[Example], training: Sequence[Example]) -> dict[str, str]:
+    """{held-out text: the training text it nearly copies}: the same normalised text, or
+    a similarity of NEAR_COPY or more by either measure of the normalised texts, the
+    matching characters (difflib's ratio) or the shared character trigrams (Jaccard)."""
+    import difflib
+
+    theirs = [(normalised(e.text), e.text) for e in training]
+    grams = [_trigrams(n) for n, _ in theirs]
+    found = {}
+    for example in held_out:
+        mine = normalised(example.text)
+        matcher = difflib.SequenceMatcher(None, b=mine)
+        my_grams = _trigrams(mine)
+        for (other, text), other_grams in zip(theirs, grams, strict=True):
+            union = len(my_grams | other_grams)
+            if other == mine or (union and len(my_grams & other_grams) / union >= NEAR_COPY):
+                found[example.text] = text
+                break
+            matcher.set_seq1(other)
+            if (
+                matcher.real_quick_ratio() >= NEAR_COPY
+                and matcher.quick_ratio() >= NEAR_COPY
+                and matcher.ratio() >= NEAR_COPY
+            ):
+                found[example.text] = text
+                break
+    return found
+
+
+def frozen_held_out(examples: Sequence[Example]) -> list[Example]:
+    """The held-out examples named in FROZEN: the set every figure is measured on."""
+    names = {line.strip() for line in FROZEN.read_text().splitlines() if line.strip()}
+    return [e for e in examples if e.held_out and fingerprint(e.text) in names]
+
+
 def clean(text: str) -> str:
     """The text the classifier reads: whitespace collapsed, cut at MAX_CHARS on a word."""
     text = re.sub(r"\s+", " ", text or "").strip()
@@ -193,8 +251,11 @@ class ThemeClassifier:
         return results
 
 
-def train(examples: Iterable[Example], version: str = "") -> ThemeClassifier:
-    """Fit the classifier on labeled examples (those with no theme teach "none of these")."""
+def train(
+    examples: Iterable[Example], version: str = "", kind: type[ThemeClassifier] | None = None
+) -> ThemeClassifier:
+    """Fit the classifier on labeled examples (those with no theme teach "none of these");
+    `kind` another classifier class on the same features (the bench's baseline)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.multiclass import OneVsRestClassifier
@@ -208,7 +269,7 @@ def train(examples: Iterable[Example], version: str = "") -> ThemeClassifier:
     chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), min_df=2, sublinear_tf=True)
     chars.fit(texts)
     model = OneVsRestClassifier(LogisticRegression(C=10, max_iter=3000, class_weight="balanced"))
-    classifier = ThemeClassifier(themes, words, chars, model)
+    classifier = (kind or ThemeClassifier)(themes, words, chars, model)
     features = classifier._features(texts)
     model.fit(features, labels)
     classifier.thresholds, classifier.secondary = _tuned_thresholds(model, features, labels, themes)
