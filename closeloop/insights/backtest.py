@@ -129,19 +129,12 @@ def nps_risk(rows: list[Row]) -> np.ndarray:
 def auc(risk: Any, churned: Any) -> float | None:
     """The chance a churned row is riskier than a staying one (ties count half); None
     without both kinds of row."""
-    risk, churned = np.asarray(risk, dtype=float), np.asarray(churned, dtype=bool)
-    pos, neg = int(churned.sum()), int((~churned).sum())
-    if not pos or not neg:
+    from sklearn.metrics import roc_auc_score
+
+    churned = np.asarray(churned, dtype=bool)
+    if churned.all() or not churned.any():
         return None
-    order = risk.argsort(kind="mergesort")
-    sorted_risk = risk[order]
-    ranks = np.empty(len(risk))
-    # Average ranks over ties.
-    starts = np.r_[0, np.flatnonzero(np.diff(sorted_risk)) + 1]
-    ends = np.r_[starts[1:], len(risk)]
-    for a, b in zip(starts, ends, strict=True):
-        ranks[order[a:b]] = (a + b + 1) / 2
-    return float((ranks[churned].sum() - pos * (pos + 1) / 2) / (pos * neg))
+    return float(roc_auc_score(churned, np.asarray(risk, dtype=float)))
 
 
 def _intervals(

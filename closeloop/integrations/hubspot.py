@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -230,23 +231,25 @@ def ensure_properties(api: Any) -> None:
     """The "closeloop" group and its properties on companies, created when missing."""
     from hubspot.crm.properties import ApiException, PropertyCreate, PropertyGroupCreate
 
+    def absent(read: Callable[[], Any]) -> bool:
+        """HubSpot answers 404 for it (any other error stops the run)."""
+        try:
+            read()
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            return True
+        return False
+
     groups = api.crm.properties.groups_api
-    try:
-        groups.get_by_name(object_type="companies", group_name=GROUP)
-    except ApiException as exc:
-        if exc.status != 404:
-            raise
+    if absent(lambda: groups.get_by_name(object_type="companies", group_name=GROUP)):
         groups.create(
             object_type="companies",
             property_group_create=PropertyGroupCreate(name=GROUP, label="closeloop"),
         )
     core = api.crm.properties.core_api
     for name, (label, kind, field) in PROPERTIES.items():
-        try:
-            core.get_by_name(object_type="companies", property_name=name)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
+        if absent(partial(core.get_by_name, object_type="companies", property_name=name)):
             core.create(
                 object_type="companies",
                 property_create=PropertyCreate(
