@@ -357,20 +357,33 @@ def test_it_serves_the_official_delighted_client(stack: Stack) -> None:
     assert metrics.promoter_count == 1 and metrics.response_count == 1
 
 
+def _submit(
+    session: requests.Session,
+    base: str,
+    page: str,
+    data: dict[str, str] | None = None,
+    action: str | None = None,
+    allow_redirects: bool = False,
+) -> requests.Response:
+    """Post a form of `page` (to `action`, else to the page) as a browser would: with
+    the page's CSRF token, and the page as Referer."""
+    text = session.get(f"{base}{page}", timeout=30).text
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', text)
+    assert token, text[:500]
+    return session.post(
+        f"{base}{action or page}",
+        data={**(data or {}), "csrfmiddlewaretoken": token.group(1)},
+        headers={"Referer": f"{base}{page}"},
+        allow_redirects=allow_redirects,
+        timeout=30,
+    )
+
+
 def _log_in(
     base: str, username: str, password: str, session: requests.Session | None = None
 ) -> requests.Response:
-    session = session or requests.Session()
-    page = session.get(f"{base}/login/", timeout=30).text
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
-    assert token, page[:500]
-    return session.post(
-        f"{base}/login/",
-        data={"username": username, "password": password, "csrfmiddlewaretoken": token.group(1)},
-        headers={"Referer": f"{base}/login/"},
-        allow_redirects=False,
-        timeout=30,
-    )
+    credentials = {"username": username, "password": password}
+    return _submit(session or requests.Session(), base, "/login/", credentials)
 
 
 def test_it_holds_the_access_rules_on_the_running_stack(stack: Stack) -> None:
@@ -494,38 +507,25 @@ def test_it_takes_stripe_webhooks_and_marks_the_account_churned(stack: Stack) ->
     }
     assert stack.api("post", "/api/v1/people", champion).status_code in (200, 201)
     ended = int(time.time()) - 120
-    payload = json.dumps(
-        {
-            "id": "evt_e2e_1",
-            "object": "event",
-            "type": "customer.subscription.deleted",
-            "created": ended,
-            "data": {
-                "object": {
-                    "id": "sub_e2e",
-                    "object": "subscription",
-                    "customer": "cus_hooli",
-                    "ended_at": ended,
-                    "cancellation_details": {"feedback": "too_expensive", "comment": ""},
-                }
-            },
-        }
-    )
-    stamp = int(time.time())
-    mac = hmac.new(STRIPE_SECRET.encode(), f"{stamp}.{payload}".encode(), hashlib.sha256)
-
-    def post(signature: str) -> requests.Response:
-        return requests.post(
-            f"{stack.base}/api/v1/integrations/stripe",
-            data=payload,
-            headers={"Content-Type": "application/json", "Stripe-Signature": signature},
-            timeout=30,
-        )
-
-    assert post(f"t={stamp},v1={'0' * 64}").status_code == 401
-    first = post(f"t={stamp},v1={mac.hexdigest()}")
+    event = {
+        "id": "evt_e2e_1",
+        "object": "event",
+        "type": "customer.subscription.deleted",
+        "created": ended,
+        "data": {
+            "object": {
+                "id": "sub_e2e",
+                "object": "subscription",
+                "customer": "cus_hooli",
+                "ended_at": ended,
+                "cancellation_details": {"feedback": "too_expensive", "comment": ""},
+            }
+        },
+    }
+    assert _stripe(stack, event, f"t={int(time.time())},v1={'0' * 64}").status_code == 401
+    first = _stripe(stack, event)
     assert first.status_code == 200 and first.json()["status"] == "applied", first.text
-    again = post(f"t={stamp},v1={mac.hexdigest()}")
+    again = _stripe(stack, event)
     assert again.status_code == 200 and again.json()["new"] is False
     found = stack.api("get", f"/api/v1/accounts/{first.json()['account']}").json()
     assert found["churned_at"] and found["churn_reason"] == "too_expensive"
@@ -608,18 +608,13 @@ def test_it_takes_usage_from_segments_library_and_tickets_from_zendesk(stack: St
     assert _log_in(stack.base, "admin", stack.admin_password, session).status_code == 302
     page = session.get(f"{stack.base}/settings/integrations/", timeout=30)
     assert "zd-org-42" in page.text
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
-    assert token
-    mapped = session.post(
-        f"{stack.base}/settings/integrations/map-tickets",
-        data={
-            "source": "zendesk",
-            "customer": "zd-org-42",
-            "account": "acc-piper",
-            "csrfmiddlewaretoken": token.group(1),
-        },
-        headers={"Referer": f"{stack.base}/settings/integrations/"},
-        timeout=30,
+    mapped = _submit(
+        session,
+        stack.base,
+        "/settings/integrations/",
+        {"source": "zendesk", "customer": "zd-org-42", "account": "acc-piper"},
+        action="/settings/integrations/map-tickets",
+        allow_redirects=True,
     )
     assert mapped.status_code == 200 and "zd-org-42 is Pied Piper" in mapped.text
     detail = stack.api("get", f"/api/v1/accounts/{account_id}").json()
@@ -657,18 +652,7 @@ def test_it_backtests_account_health_in_the_worker_when_an_admin_asks(stack: Sta
     session = requests.Session()
     assert _log_in(stack.base, "admin", stack.admin_password, session).status_code == 302
     url = f"{stack.base}/insights/health/backtest/"
-    token = re.search(
-        r'name="csrfmiddlewaretoken" value="([^"]+)"', session.get(url, timeout=30).text
-    )
-    assert token
-    asked = session.post(
-        url,
-        data={"csrfmiddlewaretoken": token.group(1)},
-        headers={"Referer": url},
-        allow_redirects=False,
-        timeout=30,
-    )
-    assert asked.status_code == 302
+    assert _submit(session, stack.base, "/insights/health/backtest/").status_code == 302
 
     def ran() -> dict[str, Any] | None:
         found = stack.api("get", "/api/v1/insights/health/backtest").json()
@@ -710,18 +694,7 @@ def test_it_syncs_hubspot_when_an_admin_asks(stack: Stack) -> None:
     session = requests.Session()
     assert _log_in(stack.base, "admin", stack.admin_password, session).status_code == 302
     url = f"{stack.base}/settings/integrations/hubspot/"
-    token = re.search(
-        r'name="csrfmiddlewaretoken" value="([^"]+)"', session.get(url, timeout=30).text
-    )
-    assert token
-    asked = session.post(
-        url,
-        data={"csrfmiddlewaretoken": token.group(1)},
-        headers={"Referer": url},
-        allow_redirects=False,
-        timeout=30,
-    )
-    assert asked.status_code == 302
+    assert _submit(session, stack.base, "/settings/integrations/hubspot/").status_code == 302
 
     def synced() -> str | None:
         page = session.get(url, timeout=30).text
@@ -737,7 +710,8 @@ def test_it_syncs_hubspot_when_an_admin_asks(stack: Stack) -> None:
     assert props["closeloop_latest_score"] == "9" and props["closeloop_nps"] == "100"
 
 
-def _stripe(stack: Stack, event: dict[str, Any]) -> requests.Response:
+def _stripe(stack: Stack, event: dict[str, Any], signature: str = "") -> requests.Response:
+    """POST `event` to the Stripe webhook, signed as Stripe signs (or with `signature`)."""
     payload = json.dumps(event)
     stamp = int(time.time())
     mac = hmac.new(STRIPE_SECRET.encode(), f"{stamp}.{payload}".encode(), hashlib.sha256)
@@ -746,7 +720,7 @@ def _stripe(stack: Stack, event: dict[str, Any]) -> requests.Response:
         data=payload,
         headers={
             "Content-Type": "application/json",
-            "Stripe-Signature": f"t={stamp},v1={mac.hexdigest()}",
+            "Stripe-Signature": signature or f"t={stamp},v1={mac.hexdigest()}",
         },
         timeout=30,
     )
