@@ -11,9 +11,16 @@ loopback SMTP server (aiosmtpd) and a loopback Slack receiver, then times:
 
 from __future__ import annotations
 
+import atexit
+import collections
+import csv
+import email.policy
 import http.server
+import json
 import multiprocessing
 import os
+import random
+import re
 import signal
 import smtplib
 import subprocess
@@ -21,10 +28,10 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from email.message import EmailMessage
+from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 
@@ -39,23 +46,30 @@ THROUGHPUT_EMAILS = int(os.environ.get("BENCH_LOOP_EMAILS", "2000"))
 # The loopback mail server runs as this many processes on one port, like a real MTA.
 SMTP_PROCESSES = int(os.environ.get("BENCH_SMTP_PROCESSES", "2"))
 ROUNDS = [int(w) for w in os.environ.get("BENCH_LOOP_WORKERS", "1,2").split(",")]
+# Rounds with heavy work in the worker during the burst (empty: none).
+SCENARIOS = os.environ.get("BENCH_LOOP_SCENARIOS", "retraining,import").split(",")
 
 
 class Arrivals:
-    """Wall-clock arrival time of each message, by recipient (email) or by marker (Slack).
+    """Every message the receivers got: each email's recipient, subject, arrival time and
+    which sink process took it; each Slack post's marker and arrival time.
 
-    The receivers run in a process of their own (`sinks`), as a real mail
-    server would, so the API clients of this process do not slow them down;
-    they log one line per message, which `refresh` reads.
+    The receivers run in processes of their own (`sinks`), as a real mail server would,
+    so the API clients of this process do not slow them down; they log one line per
+    message, which `refresh` reads.
     """
 
     def __init__(self, log: Path) -> None:
         self.log = log
-        self.emails: dict[str, float] = {}
+        self.mail: list[tuple[str, str, float, str]] = []  # (recipient, subject, at, sink)
+        self.emails: dict[tuple[str, str], float] = {}  # (recipient, subject) → first arrival
         self.slack: dict[str, float] = {}
-        self.count = 0
         self._offset = 0
         self._partial = ""
+
+    @property
+    def count(self) -> int:
+        return len(self.mail)
 
     def refresh(self) -> Arrivals:
         with self.log.open() as f:
@@ -64,14 +78,31 @@ class Arrivals:
             self._offset = f.tell()
         *lines, self._partial = data.split("\n")
         for line in lines:
-            kind, key, at = line.split("\t")
+            kind, rest = line.split("\t", 1)
             if kind == "email":
-                self.count += 1
-                for rcpt in key.split(","):
-                    self.emails.setdefault(rcpt, float(at))
+                rcpts, subject, sink, at = rest.split("\t")
+                for rcpt in rcpts.split(","):
+                    self.mail.append((rcpt, subject, float(at), sink))
+                    self.emails.setdefault((rcpt, subject), float(at))
             else:
-                self.slack.setdefault(key, float(at))
+                marker, at = rest.split("\t")
+                self.slack.setdefault(marker, float(at))
         return self
+
+    def check(self, since: int, expected: list[tuple[str, str]], what: str) -> dict[str, int]:
+        """The emails that arrived after the first `since` are exactly `expected`
+        ((recipient, subject) pairs, each as often as sent): none missing, none extra,
+        none twice. How many each sink process took."""
+        got = collections.Counter((rcpt, subject) for rcpt, subject, _, _ in self.mail[since:])
+        wanted = collections.Counter((rcpt.lower(), subject) for rcpt, subject in expected)
+        if got != wanted:
+            missing, extra = wanted - got, got - wanted
+            raise SystemExit(
+                f"{what}: the receivers did not get exactly what was sent: "
+                f"{sum(missing.values())} missing (e.g. {list(missing)[:2]}), "
+                f"{sum(extra.values())} extra (e.g. {list(extra)[:2]})"
+            )
+        return dict(collections.Counter(sink for _, _, _, sink in self.mail[since:]))
 
 
 class SharedPortController(Controller):
@@ -94,17 +125,22 @@ class SharedPortController(Controller):
 
 
 def _sink_process(smtp_port: int, log: str, ready: Any, first: bool) -> None:
-    """A loopback SMTP server (and, in the first, the Slack receiver), logging arrival times."""
+    """A loopback SMTP server (and, in the first, the Slack receiver), logging each
+    message's recipients and subject (decoded) and its arrival time."""
     out = open(log, "a", buffering=1)  # open for the life of the process
     lock = threading.Lock()
+    me = str(os.getpid())
 
-    def note(kind: str, key: str) -> None:
+    def note(kind: str, *fields: str) -> None:
         with lock:
-            out.write(f"{kind}\t{key}\t{time.time()}\n")
+            out.write("\t".join([kind, *fields, str(time.time())]) + "\n")
 
     class Mail:
         async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-            note("email", ",".join(r.lower() for r in envelope.rcpt_tos))
+            parser = BytesParser(policy=email.policy.default)
+            message = parser.parsebytes(envelope.content, headersonly=True)
+            subject = " ".join(str(message["Subject"] or "").split())
+            note("email", ",".join(r.lower() for r in envelope.rcpt_tos), subject, me)
             return "250 OK"
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -181,13 +217,20 @@ class Workers:
             )
             for _ in range(count)
         ]
+        atexit.register(self.stop)  # a failed bench leaves no worker behind
         time.sleep(3)  # Django start-up, so timing starts with idle workers
 
     def stop(self) -> None:
+        """SIGTERM (each lane ends after its step); killed if that takes over a minute."""
         for proc in self.procs:
-            proc.send_signal(signal.SIGTERM)
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
         for proc in self.procs:
-            proc.wait(timeout=60)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def wait_until(check: Any, timeout: float) -> None:
@@ -198,17 +241,29 @@ def wait_until(check: Any, timeout: float) -> None:
         time.sleep(0.02)
 
 
+OWNER = "alex@bench.example"
+MARK = re.compile(r"loop-bench-(\S+?)@")
+
+
 def latency_round(
     workers: int,
     run: int,
     db_url: str,
+    conn: psycopg.Connection,
     client_factory: Any,
     arrivals: Arrivals,
     smtp_port: int,
     tmp: Path,
-) -> tuple[list[float], list[float]]:
-    """Feed ANSWERS detractors through the API; seconds to the Slack alert and to the outreach."""
+    disturb: Callable[[], Callable[[], bool]] | None = None,
+) -> tuple[dict[str, list[float]], bool]:
+    """Feed ANSWERS detractors through the API; seconds from each answer to its owner's
+    alert email, its Slack alert and its first outreach email, each checked against the
+    outbox row's recipient and subject. With `disturb`, heavy work is started in the
+    workers first (it returns once that work runs, with a check of whether it still
+    does) and the burst goes in while it runs; whether it still ran when the last
+    answer went in comes back too."""
     pool = Workers(workers, db_url, smtp_port, tmp)
+    still_running = disturb() if disturb else None
     answered: dict[str, float] = {}
     lock = threading.Lock()
     clients = 4
@@ -218,10 +273,9 @@ def latency_round(
         client = client_factory()
         for i in range(per):
             tag = f"{run}-{cid}-{i}"
-            email = f"loop-bench-{tag}@customer.example"
             body = {
                 "person": {
-                    "email": email,
+                    "email": f"loop-bench-{tag}@customer.example",
                     "name": f"loop-bench-{tag}@",
                     "account": {"external_id": "loop-bench-acc"},
                 },
@@ -239,18 +293,62 @@ def latency_round(
         t.start()
     for t in threads:
         t.join()
-    tags = list(answered)
-    wait_until(
-        lambda: (
-            all(t in arrivals.refresh().slack for t in tags)
-            and all(f"loop-bench-{t}@customer.example" in arrivals.emails for t in tags)
-        ),
-        timeout=600,
-    )
+    overlapped = still_running() if still_running else True
+    owner, outreach = _outbox_subjects(conn, list(answered))
+
+    def arrived() -> bool:
+        arrivals.refresh()
+        return all(
+            t in arrivals.slack
+            and (OWNER, owner[t]) in arrivals.emails
+            and (_address(t), outreach[t]) in arrivals.emails
+            for t in answered
+        )
+
+    wait_until(arrived, timeout=600)
     pool.stop()
-    alert = [arrivals.slack[t] - answered[t] for t in tags]
-    outreach = [arrivals.emails[f"loop-bench-{t}@customer.example"] - answered[t] for t in tags]
-    return alert, outreach
+    found = {
+        "owner": [arrivals.emails[(OWNER, owner[t])] - at for t, at in answered.items()],
+        "slack": [arrivals.slack[t] - at for t, at in answered.items()],
+        "outreach": [
+            arrivals.emails[(_address(t), outreach[t])] - at for t, at in answered.items()
+        ],
+    }
+    return found, overlapped
+
+
+def _address(tag: str) -> str:
+    return f"loop-bench-{tag}@customer.example"
+
+
+def _outbox_subjects(
+    conn: psycopg.Connection, tags: list[str]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Each answer's owner alert subject and outreach subject, as its case's rows in the
+    outbox have them (the receivers must get exactly those)."""
+    rows = conn.execute(
+        'SELECT d.purpose, d."to", d.subject, p.email FROM delivery_delivery d'
+        " JOIN loop_followupcase c ON c.id = d.case_id JOIN surveys_person p ON p.id = c.person_id"
+        " WHERE d.kind = 'email' AND d.purpose IN ('owner_alert', 'outreach')"
+        " AND p.email = ANY(%s)",
+        ([_address(t) for t in tags],),
+    ).fetchall()
+    conn.commit()
+    owner, outreach = {}, {}
+    for purpose, to, subject, address in rows:
+        match = MARK.match(address)
+        assert match is not None
+        tag = match.group(1)
+        if purpose == "owner_alert":
+            assert to == OWNER, (to, subject)
+            owner[tag] = " ".join(subject.split())
+        else:
+            assert to == address, (to, address)
+            outreach[tag] = " ".join(subject.split())
+    missing = set(tags) - (set(owner) & set(outreach))
+    if missing:
+        raise SystemExit(f"loop benchmark: no owner alert or outreach queued for {len(missing)}")
+    return owner, outreach
 
 
 def clear_outbox(conn: psycopg.Connection) -> None:
@@ -262,79 +360,253 @@ def clear_outbox(conn: psycopg.Connection) -> None:
     conn.commit()
 
 
-def queue_emails(conn: psycopg.Connection, count: int) -> None:
-    now = datetime.now(UTC)
-    columns = (
-        'kind, purpose, status, "to", from_email, reply_to, subject, body, payload, event,'
-        " event_id, attempts, next_attempt_at, claim_token, last_error, permanent_failure,"
-        " bounced, created_at, html, headers"
-    )
-    with conn.cursor() as cur, cur.copy(f"COPY delivery_delivery ({columns}) FROM STDIN") as cp:
-        for i in range(count):
-            cp.write_row(
-                (
-                    "email",
-                    "outreach",
-                    "pending",
-                    f"throughput{i}@customer.example",
-                    "Alex Morgan <alex@bench.example>",
-                    "replies+tok@bench.example",
-                    "Your 4/10 for our product",
-                    BODY,
-                    "{}",
-                    "",
-                    uuid.uuid4(),
-                    0,
-                    now,
-                    "",
-                    "",
-                    False,
-                    False,
-                    now,
-                    "",
-                    "{}",
+# --- heavy work in the worker during a burst -----------------------------------------
+
+
+def retraining(manage: Any, conn: psycopg.Connection) -> Callable[[], Callable[[], bool]]:
+    """A theme retraining in the workers' heavy lane: a person's correction (so the
+    training set, and with it the model's version, changes) and Retrain now."""
+
+    def start() -> Callable[[], bool]:
+        marker = uuid.uuid4().hex[:8]
+        manage(
+            "shell",
+            "-c",
+            "from closeloop.themes.learning import request_training\n"
+            "from closeloop.themes.models import ThemeExample\n"
+            f"ThemeExample.objects.create(text='Exports time out every morning {marker}',"
+            " themes=['bugs'], source='correction', via='bench')\n"
+            "request_training()\n",
+        )
+        run_id = _wait_for(
+            conn, "SELECT max(id) FROM insights_themetraining WHERE status = 'running'", 120
+        )
+        return lambda: _still(
+            conn,
+            "SELECT count(*) FROM insights_themetraining WHERE id = %s AND status = 'running'",
+            run_id,
+        )
+
+    return start
+
+
+def importing(manage: Any, conn: psycopg.Connection, tmp: Path) -> Callable[[], Callable[[], bool]]:
+    """A large import in the workers' heavy lane: IMPORT_ROWS historical answers with
+    comments (a Delighted export's worth), the burst going in once their comments are
+    being read."""
+
+    def start() -> Callable[[], bool]:
+        path = tmp / "bench-import.csv"
+        rng = random.Random(11)
+        with path.open("w", newline="") as f:
+            out = csv.writer(f)
+            out.writerow(["email", "score", "comment", "created_at", "account_external_id"])
+            for i in range(IMPORT_ROWS):
+                out.writerow(
+                    [
+                        f"imported{i}-{uuid.uuid4().hex[:6]}@customer{i % 300}.example",
+                        rng.randint(0, 10),
+                        f"{rng.choice(IMPORT_COMMENTS)} (#{i})",
+                        f"2025-{1 + i % 12:02d}-{1 + i % 28:02d}T10:00:00Z",
+                        f"imp-{i % 300}",
+                    ]
                 )
-            )
+        manage(
+            "shell",
+            "-c",
+            "from django.core.files.uploadedfile import SimpleUploadedFile\n"
+            "from closeloop.loop import imports\n"
+            f"data = open({str(path)!r}, 'rb').read()\n"
+            "imports.queue(SimpleUploadedFile('bench-import.csv', data, 'text/csv'),"
+            " 'responses', valid_only=True, dry_run=False, user=None)\n",
+        )
+        # The import is stored, and the worker is reading its comments.
+        _wait_for(
+            conn,
+            "SELECT 1 FROM surveys_response WHERE source = 'import' AND themes_status = 'done'"
+            " LIMIT 1",
+            600,
+        )
+        return lambda: _still(
+            conn,
+            "SELECT count(*) FROM surveys_response WHERE source = 'import'"
+            " AND themes_status = 'pending' AND comment <> '' AND id > %s",
+            0,
+        )
+
+    return start
+
+
+IMPORT_ROWS = int(os.environ.get("BENCH_LOOP_IMPORT_ROWS", "20000"))
+IMPORT_COMMENTS = [
+    "Exports keep timing out when the report is large",
+    "Support took four days to answer my ticket",
+    "Too expensive for what we use, the new pricing hurt",
+    "Setup was confusing and the docs are out of date",
+    "We need SSO and an audit log before we can roll it out",
+    "The dashboard is slow and the filters reset every time",
+    "Great product, the team loves it",
+    "Billing charged us twice this month",
+]
+
+
+def _wait_for(conn: psycopg.Connection, sql: str, timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        row = conn.execute(sql).fetchone()
+        conn.commit()
+        if row is not None and row[0] is not None:
+            return row[0]
+        if time.monotonic() > deadline:
+            raise SystemExit(f"loop benchmark: the heavy work did not start ({sql})")
+        time.sleep(0.1)
+
+
+def _still(conn: psycopg.Connection, sql: str, argument: Any) -> bool:
+    row = conn.execute(sql, (argument,)).fetchone()
     conn.commit()
+    return bool(row and row[0])
 
 
-BODY = (
-    "Hi Pat,\n\nThanks for your score of 4 out of 10 and for taking the time to answer. I'm "
-    "Alex, and I look after your account.\n\nWhat was the main experience behind your score?"
-    "\n\nA couple of lines in reply are plenty.\n\nAlex Morgan"
-)
+# --- throughput ------------------------------------------------------------------------
+
+
+def queue_cases(conn: psycopg.Connection, client_factory: Any, count: int, name: str) -> list[Any]:
+    """Open `count` real detractor cases through the batch API (no worker running), each
+    with its owner's alert and its first outreach in the outbox, and hold those emails
+    back. Their ids."""
+    since = conn.execute("SELECT coalesce(max(id), 0) FROM delivery_delivery").fetchone()[0]  # type: ignore[index]
+    conn.commit()
+    client = client_factory()
+    for start in range(0, count, 500):
+        batch = [
+            {
+                "person": {
+                    "email": f"{name}{i}@customer.example",
+                    "name": f"Throughput {name} {i}",
+                    "account": {"external_id": "loop-bench-acc"},
+                },
+                "score": 3 + i % 2,  # moderate: an automated first outreach
+                "comment": "Exports keep timing out",
+            }
+            for i in range(start, min(count, start + 500))
+        ]
+        status, content = client.call("POST", "/api/v1/responses/batch", {"responses": batch})
+        if status >= 300 or json.loads(content).get("rejected"):
+            raise SystemExit(f"loop benchmark: batch refused: {status} {content[:300]!r}")
+    ids = [
+        row[0]
+        for row in conn.execute(
+            "UPDATE delivery_delivery SET next_attempt_at = now() + interval '1 day'"
+            " WHERE id > %s AND kind = 'email' AND status = 'pending' RETURNING id",
+            (since,),
+        ).fetchall()
+    ]
+    conn.commit()
+    return ids
+
+
+def messages(conn: psycopg.Connection, ids: list[Any]) -> list[tuple[str, ...]]:
+    """(to, from, reply-to, subject, body) of the held emails."""
+    rows = conn.execute(
+        'SELECT "to", from_email, reply_to, subject, body FROM delivery_delivery'
+        " WHERE id = ANY(%s) ORDER BY id",
+        (ids,),
+    ).fetchall()
+    conn.commit()
+    return [tuple(r) for r in rows]
 
 
 def throughput(
-    workers: int, db_url: str, conn: psycopg.Connection, arrivals: Arrivals, port: int, tmp: Path
-) -> float:
-    """Deliveries/s for `workers` workers sending THROUGHPUT_EMAILS queued emails."""
+    workers: int,
+    db_url: str,
+    conn: psycopg.Connection,
+    arrivals: Arrivals,
+    port: int,
+    tmp: Path,
+    ids: list[Any],
+) -> tuple[float, dict[str, int]]:
+    """Emails/s for `workers` workers sending the held emails of real cases: from their
+    release to the moment every one has arrived and every case has its first touch and
+    its timeline entries (what the worker writes after sending is part of the time)."""
+    expected = [(m[0], " ".join(m[3].split())) for m in messages(conn, ids)]
     pool = Workers(workers, db_url, port, tmp)
-    before = arrivals.refresh().count
+    since = arrivals.refresh().count
     start = time.perf_counter()
-    queue_emails(conn, THROUGHPUT_EMAILS)
-    wait_until(lambda: arrivals.refresh().count - before >= THROUGHPUT_EMAILS, timeout=600)
+    conn.execute("UPDATE delivery_delivery SET next_attempt_at = now() WHERE id = ANY(%s)", (ids,))
+    conn.commit()
+
+    def done() -> bool:
+        if arrivals.refresh().count - since < len(ids):
+            return False
+        row = conn.execute(
+            "SELECT count(*) FILTER (WHERE c.first_touch_at IS NULL),"
+            " count(*) FILTER (WHERE d.status <> 'sent')"
+            " FROM delivery_delivery d JOIN loop_followupcase c ON c.id = d.case_id"
+            " WHERE d.id = ANY(%s)",
+            (ids,),
+        ).fetchone()
+        conn.commit()
+        return row is not None and row[0] == 0 and row[1] == 0
+
+    wait_until(done, timeout=600)
     elapsed = time.perf_counter() - start
     pool.stop()
-    return THROUGHPUT_EMAILS / elapsed
+    sinks = arrivals.check(since, expected, f"{workers} worker(s)")
+    logged = conn.execute(
+        "SELECT count(*) FROM loop_activity a JOIN delivery_delivery d"
+        " ON d.case_id = a.case_id AND d.purpose = 'outreach'"
+        " WHERE d.id = ANY(%s) AND a.kind = 'email_sent'",
+        (ids,),
+    ).fetchone()[0]  # type: ignore[index]
+    conn.commit()
+    outreach = sum(1 for m in messages(conn, ids) if m[0] != OWNER)
+    if logged != outreach:
+        raise SystemExit(f"loop benchmark: {logged} outreach emails on timelines, {outreach} sent")
+    return len(ids) / elapsed, sinks
 
 
-def plain_smtplib(port: int, arrivals: Arrivals) -> float:
-    """The same messages through one smtplib connection: the ceiling for the server."""
-    before = arrivals.refresh().count
-    start = time.perf_counter()
+def _plain_session(port: int, rows: list[tuple[str, ...]], start: Any) -> None:
+    start.wait()
     with smtplib.SMTP("127.0.0.1", port) as smtp:
-        for i in range(THROUGHPUT_EMAILS):
+        for i, (to, sender, reply_to, subject, body) in enumerate(rows):
             msg = EmailMessage()
-            msg["From"] = "Alex Morgan <alex@bench.example>"
-            msg["To"] = f"plain{i}@customer.example"
-            msg["Reply-To"] = "replies+tok@bench.example"
-            msg["Subject"] = "Your 4/10 for our product"
-            msg["Message-ID"] = f"<plain-{i}@bench.example>"
-            msg.set_content(BODY)
+            msg["From"] = sender
+            msg["To"] = to
+            msg["Reply-To"] = reply_to
+            msg["Subject"] = subject
+            msg["Message-ID"] = f"<plain-{os.getpid()}-{i}@bench.example>"
+            msg.set_content(body)
             smtp.send_message(msg)
-    wait_until(lambda: arrivals.refresh().count - before >= THROUGHPUT_EMAILS, timeout=60)
-    return THROUGHPUT_EMAILS / (time.perf_counter() - start)
+
+
+def plain_smtplib(
+    port: int, arrivals: Arrivals, rows: list[tuple[str, ...]], sessions: int
+) -> tuple[float, dict[str, int]]:
+    """The same messages sent by plain smtplib loops, one per SMTP session a worker opens
+    (`sessions`), each in a process of its own: the best a plain loop can do with as
+    many connections. Checked like the worker's."""
+    ctx = multiprocessing.get_context("fork")
+    go = ctx.Event()
+    procs = [
+        ctx.Process(target=_plain_session, args=(port, rows[k::sessions], go))
+        for k in range(sessions)
+    ]
+    for proc in procs:
+        proc.start()
+    since = arrivals.refresh().count
+    start = time.perf_counter()
+    go.set()
+    wait_until(lambda: arrivals.refresh().count - since >= len(rows), timeout=600)
+    elapsed = time.perf_counter() - start
+    for proc in procs:
+        proc.join(timeout=30)
+    sinks = arrivals.check(since, [(r[0], " ".join(r[3].split())) for r in rows], "smtplib")
+    return len(rows) / elapsed, sinks
+
+
+def _split(sinks: dict[str, int]) -> str:
+    return " + ".join(str(n) for n in sorted(sinks.values(), reverse=True))
 
 
 def run(
@@ -353,7 +625,7 @@ def run(
             "-c",
             "from closeloop.team.models import User; "
             "User.objects.get_or_create(username='loop-owner', defaults={'email': "
-            "'alex@bench.example', 'first_name': 'Alex', 'last_name': 'Morgan'})",
+            f"'{OWNER}', 'first_name': 'Alex', 'last_name': 'Morgan'}})",
         )
         client = client_factory()
         client.call(
@@ -363,56 +635,70 @@ def run(
                 "external_id": "loop-bench-acc",
                 "name": "Loop Bench",
                 "tier": "smb",
-                "owner_email": "alex@bench.example",
+                "owner_email": OWNER,
             },
         )
         client.call(
             "POST", "/api/v1/channels", {"kind": "slack", "url": f"http://127.0.0.1:{slack_port}/"}
         )
-        for run, workers in enumerate(ROUNDS, start=1):
+        rounds: list[tuple[int, str, Any]] = [(w, "idle", None) for w in ROUNDS]
+        if "retraining" in SCENARIOS:
+            rounds.append((1, "during a theme retraining", retraining(manage, conn)))
+        if "import" in SCENARIOS:
+            rounds.append(
+                (1, f"while a {IMPORT_ROWS:,}-row import is read", importing(manage, conn, tmp))
+            )
+        for run, (workers, label, disturb) in enumerate(rounds, start=1):
             clear_outbox(conn)
-            alert, outreach = latency_round(
-                workers, run, db_url, client_factory, arrivals, smtp_port, tmp
+            found, overlapped = latency_round(
+                workers, run, db_url, conn, client_factory, arrivals, smtp_port, tmp, disturb
             )
-            rows.append(
-                (
-                    f"answer → Slack alert, {workers} worker(s), p50 / p99",
-                    f"{pct(alert, 0.5):.2f} / {pct(alert, 0.99):.2f} s",
-                    "—",
-                    "—",
-                    "p99 < 10 s",
+            note = "" if overlapped else " (the heavy work ended before the burst did)"
+            for key, what, goal in (
+                ("owner", "owner's alert email", "p99 < 2 s"),
+                ("slack", "Slack alert", "p99 < 2 s"),
+                ("outreach", "first outreach email", "p99 < 10 s"),
+            ):
+                rows.append(
+                    (
+                        f"answer → {what}, {workers} worker(s), {label}{note}, p50 / p99",
+                        f"{pct(found[key], 0.5):.2f} / {pct(found[key], 0.99):.2f} s",
+                        "—",
+                        "—",
+                        goal,
+                    )
                 )
-            )
-            rows.append(
-                (
-                    f"answer → first outreach email, {workers} worker(s)",
-                    f"{pct(outreach, 0.5):.2f} / {pct(outreach, 0.99):.2f} s",
-                    "—",
-                    "—",
-                    "p99 < 10 s",
-                )
-            )
+        # Throughput: real cases' emails, Slack off so only email is timed.
         clear_outbox(conn)
-        plain = plain_smtplib(smtp_port, arrivals)
-        one = throughput(1, db_url, conn, arrivals, smtp_port, tmp)
-        clear_outbox(conn)
-        two = throughput(2, db_url, conn, arrivals, smtp_port, tmp)
+        conn.execute("UPDATE delivery_channel SET active = false")
+        conn.commit()
+        cases = THROUGHPUT_EMAILS // 2  # each case: its owner's alert and its outreach
+        first = queue_cases(conn, client_factory, cases, "one")
+        told = manage(
+            "shell", "-c", "from closeloop.delivery import sending as s; print(s.SMTP_SESSIONS)"
+        )
+        sessions = int(told.split()[-1])
+        plain, plain_sinks = plain_smtplib(smtp_port, arrivals, messages(conn, first), sessions)
+        one, one_sinks = throughput(1, db_url, conn, arrivals, smtp_port, tmp, first)
+        second = queue_cases(conn, client_factory, cases, "two")
+        two, two_sinks = throughput(2, db_url, conn, arrivals, smtp_port, tmp, second)
         rows.append(
             (
-                "deliveries/s, 1 worker",
+                f"deliveries/s, 1 worker ({len(first):,} emails of {cases:,} real cases; "
+                f"sinks got {_split(one_sinks)})",
                 f"{one:,.0f} emails/s",
-                f"smtplib loop {plain:,.0f}/s",
+                f"smtplib, {sessions} sessions {plain:,.0f}/s ({_split(plain_sinks)})",
                 f"{one / plain:.2f}",
                 "≥ 0.50",
             )
         )
         rows.append(
             (
-                "deliveries/s, 2 workers",
+                f"deliveries/s, 2 workers (sinks got {_split(two_sinks)})",
                 f"{two:,.0f} emails/s",
                 f"1 worker {one:,.0f}/s",
                 f"{two / one:.2f}",
-                "≥ 1.60",
+                "≥ 1.80",
             )
         )
     return rows

@@ -1,9 +1,9 @@
 """Theme classifier evaluation: per-theme precision/recall/F1 and macro-F1 on the frozen
 held-out part of the shipped examples (never used in training, none with a near-copy in
 training: `classifier.FROZEN`), against the same classifier without its embeddings;
-sentiment accuracy on the held-out quarter of the vaderSentiment corpus's human-rated
-snippets; classification
-throughput on 2 cores, and the models' load times."""
+sentiment accuracy on the frozen held-out part of the vaderSentiment corpus's human-rated
+snippets (whole sources held out, near-copies left out) against VADER with a tuned band;
+classification throughput on 2 cores, and the models' load times."""
 
 from __future__ import annotations
 
@@ -29,27 +29,35 @@ class NGramsOnly(c.ThemeClassifier):
         return hstack([self.words.transform(texts), self.chars.transform(texts)]).tocsr()
 
 
-def _vader_accuracy(rated: list[sentiment.Snippet]) -> dict[str, float]:
-    """VADER alone (its compound score, ±0.05 as its authors cut it) per corpus group."""
+def _vader_accuracy(
+    training: list[sentiment.Snippet], rated: list[sentiment.Snippet]
+) -> tuple[dict[str, float], dict[str, float]]:
+    """VADER alone at its best: its compound score, neutral within a band whose width is
+    chosen per corpus group on the training part (its authors' ±0.05 is the narrowest
+    tried). ({group: accuracy on `rated`}, {group: the band chosen})."""
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
     vader = SentimentIntensityAnalyzer()
+    compound = {s.text: vader.polarity_scores(s.text)["compound"] for s in [*training, *rated]}
 
-    def label(text: str) -> str:
-        compound = vader.polarity_scores(text)["compound"]
-        if compound >= sentiment.LEXICON_POLAR:
+    def label(text: str, band: float) -> str:
+        if compound[text] >= band:
             return sentiment.POSITIVE
-        return sentiment.NEGATIVE if compound <= -sentiment.LEXICON_POLAR else sentiment.NEUTRAL
+        return sentiment.NEGATIVE if compound[text] <= -band else sentiment.NEUTRAL
 
-    right = [(s, label(s.text) == s.label) for s in rated]
+    def accuracy(snippets: list[sentiment.Snippet], band: float) -> float:
+        return sum(label(s.text, band) == s.label for s in snippets) / max(1, len(snippets))
+
     groups = {name: [name] for name in st.CORPUS_FILES}
     groups[" + ".join(st.CLOSEST)] = list(st.CLOSEST)
     groups["all four"] = list(st.CORPUS_FILES)
-    return {
-        name: sum(ok for s, ok in right if s.corpus in members)
-        / max(1, sum(1 for s, _ in right if s.corpus in members))
-        for name, members in groups.items()
-    }
+    bands = [sentiment.LEXICON_POLAR + 0.05 * k for k in range(19)]  # 0.05 … 0.95
+    found, chosen = {}, {}
+    for name, members in groups.items():
+        taught = [s for s in training if s.corpus in members]
+        chosen[name] = max(bands, key=lambda band: accuracy(taught, band))
+        found[name] = accuracy([s for s in rated if s.corpus in members], chosen[name])
+    return found, chosen
 
 
 def _ratio(ours: float, base: float) -> str:
@@ -60,7 +68,8 @@ def run() -> list[tuple[str, ...]]:
     examples = c.load_examples()
     training, leaky = c.split(examples)
     held_out = c.frozen_held_out(examples)
-    assert not c.near_copies(held_out, training), "a held-out example has a copy in training"
+    copied = c.near_copies([e.text for e in held_out], [e.text for e in training])
+    assert not copied, "a held-out example has a copy in training"
     started = time.perf_counter()
     model = c.train(training)
     trained_in = time.perf_counter() - started
@@ -91,11 +100,18 @@ def run() -> list[tuple[str, ...]]:
     rows.append(("  macro-F1", f"{ours:.3f}", f"{base:.3f}", _ratio(ours, base), "≥ 0.88"))
     # The tuned model (built here, in the foreground, if no worker has tuned it yet).
     feeling = st.tuned()
-    _, rated = st.split(st.load_corpus())
-    vader = _vader_accuracy(rated)
+    snippets = st.load_corpus()
+    taught, held = st.split(snippets)
+    rated = st.frozen_held_out(snippets)
+    assert not c.near_copies([x.text for x in rated], [x.text for x in taught])
+    vader, bands = _vader_accuracy(taught, rated)
+    closest = " + ".join(st.CLOSEST)
     rows.append(
         (
-            f"sentiment: held-out {len(rated)} human-rated snippets; baseline: VADER alone",
+            f"sentiment: frozen held-out {len(rated)} human-rated snippets from sources never "
+            f"trained on ({len(held) - len(rated)} near-copies and repeats left out); baseline: "
+            f"VADER alone, neutral band tuned on the training part (±{bands[closest]:.2f} "
+            f"for {closest})",
             "",
             "",
             "",
@@ -103,7 +119,7 @@ def run() -> list[tuple[str, ...]]:
         )
     )
     for a in st.evaluate(feeling, rated):
-        goal = "≥ 0.80" if a.corpus == " + ".join(st.CLOSEST) else ""
+        goal = "≥ 0.82" if a.corpus == closest else "> VADER" if a.corpus in st.CLOSEST else ""
         rows.append(
             (
                 f"  accuracy, {a.corpus} (n {a.n})",
@@ -113,7 +129,6 @@ def run() -> list[tuple[str, ...]]:
                 goal,
             )
         )
-    closest = " + ".join(st.CLOSEST)
     interim = {a.corpus: a for a in st.evaluate(sentiment.InterimModel.shipped(), rated)}
     rows.append(
         (

@@ -77,8 +77,9 @@ def test_it_keeps_a_frozen_held_out_set_with_no_near_copy_in_training() -> None:
     # Every frozen example is still held out (none moved to training), each once …
     assert len(frozen) == len(names) == len(set(names)) > 300
     # … and none nearly copies a training example, though some held-out ones do.
-    assert c.near_copies(frozen, training) == {}
-    copies = c.near_copies(held_out, training)
+    texts = [e.text for e in training]
+    assert c.near_copies([e.text for e in frozen], texts) == {}
+    copies = c.near_copies([e.text for e in held_out], texts)
     assert (
         copies["Per seat pricing punishes us for growing"]
         == "Per-seat pricing punishes us for growing"

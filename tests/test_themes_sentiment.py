@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from closeloop.themes import classifier as c
 from closeloop.themes import model_files
 from closeloop.themes import sentiment as s
 from closeloop.themes import sentiment_training as st
@@ -65,11 +66,27 @@ def test_it_handles_empty_emoticon_long_and_non_english_comments(model: s.Reader
     assert french.overall.label in s.LABELS and -1 <= french.overall.score <= 1
 
 
-def test_it_measures_itself_on_rated_snippets_it_never_saw(model: s.Reader) -> None:
+def test_it_holds_out_whole_sources_and_freezes_those_without_a_near_copy() -> None:
     snippets = st.load_corpus(st.fetch_corpus())
     training, held_out = st.split(snippets)
-    assert len(snippets) > 20_000 and not {x.text for x in training} & {x.text for x in held_out}
-    closest = [x for x in held_out if x.corpus in st.CLOSEST]
+    frozen = st.frozen_held_out(snippets)
+    names = [line for line in st.FROZEN.read_text().splitlines() if line.strip()]
+    # No review, editorial or tweet has snippets on both sides …
+    sources = lambda part: {(x.corpus, x.source) for x in part}  # noqa: E731
+    assert len(snippets) > 20_000 and not sources(training) & sources(held_out)
+    reviews = {x.source for x in snippets if x.corpus == "product reviews"}
+    assert 250 < len(reviews) < 400  # snippets "12_3" are grouped by review 12
+    # … every frozen snippet is still held out, each once, none nearly copies training …
+    assert len(frozen) == len(names) == len(set(names)) > 5000
+    assert c.near_copies([x.text for x in frozen], [x.text for x in training]) == {}
+    # … though some held-out ones do (the corpus repeats tweets with other capitals).
+    assert len(held_out) - len(frozen) > 50
+
+
+def test_it_measures_itself_on_rated_snippets_it_never_saw(model: s.Reader) -> None:
+    closest = [
+        x for x in st.frozen_held_out(st.load_corpus(st.fetch_corpus())) if x.corpus in st.CLOSEST
+    ]
     rows = {a.corpus: a for a in st.evaluate(model, closest)}
     both = rows[" + ".join(st.CLOSEST)]
     assert both.n == len(closest) > 1500

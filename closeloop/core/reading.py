@@ -10,7 +10,7 @@ from typing import Any
 from django.db import models
 from django.utils import timezone
 
-from .sentiment_versions import INTERIM_SENTIMENT
+from .sentiment_versions import INTERIM_SENTIMENTS
 
 # A retraining or discovery "running" this long was cut off with its worker.
 STALE_RUN = timedelta(hours=1)
@@ -58,7 +58,7 @@ class ReadByWorker(models.Model):
     @property
     def sentiment_is_interim(self) -> bool:
         """Read by the interim model: read again once the tuned model is ready."""
-        return self.sentiment_version == INTERIM_SENTIMENT
+        return self.sentiment_version in INTERIM_SENTIMENTS
 
     def sentiment_json(self) -> dict[str, Any] | None:
         """The sentiment of the text and of each sentence; None until the worker read it."""

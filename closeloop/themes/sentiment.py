@@ -11,8 +11,9 @@ It learns from, and is measured on, a real human-labeled corpus: the snippets in
 `vaderSentiment` source distribution on PyPI (product reviews, tweets, movie reviews,
 editorials), each rated by about twenty people from -4 to +4. A snippet's label is its
 mean rating rounded to the nearest point of that scale: below -0.5 negative, above
-+0.5 positive, neutral between. A fixed quarter of the snippets (chosen by a hash of
-the text) is held out from training and used only to measure accuracy.
++0.5 positive, neutral between. A fixed quarter of the sources (whole reviews,
+editorials and tweets, chosen by a hash) is held out from training; of it, the
+snippets with no near-copy in training are frozen and used only to measure accuracy.
 
 Tuning takes about 10 minutes on 2 cores, so it is never on the way to a running site:
 the worker tunes the model in the background once (`tuning`: it fetches the source
@@ -35,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from closeloop.core.sentiment_versions import INTERIM_SENTIMENT
+from closeloop.core.sentiment_versions import INTERIM_SENTIMENT, INTERIM_SENTIMENTS
 
 from . import classifier, model_files
 
@@ -44,9 +45,10 @@ LABELS = (NEGATIVE, NEUTRAL, POSITIVE)
 NEUTRAL_BAND = 0.5
 # Bump when the model or its training change: a model of another version is rebuilt,
 # never read.
-VERSION = "sent-minilm-tuned-vader-2"
+VERSION = "sent-minilm-tuned-vader-3"
 # The interim reader while the tuned model is not built yet (`InterimModel`).
 INTERIM_VERSION = INTERIM_SENTIMENT
+INTERIM_VERSIONS = INTERIM_SENTIMENTS  # this one and earlier ones
 INTERIM_FILE = Path(__file__).parent / "data" / "sentiment_interim.json"
 RECHECK_SECONDS = 30.0  # how often a process on the interim reader looks for the tuned model
 MAX_SENTENCES = 20
@@ -65,6 +67,9 @@ class Snippet:
     corpus: str
     text: str
     rating: float  # the raters' mean, -4 … +4
+    # The review, editorial or tweet the snippet was cut from (the corpus's id before
+    # "_"): its snippets are held out, or not, together.
+    source: str = ""
 
     @property
     def label(self) -> str:
@@ -74,8 +79,11 @@ class Snippet:
 
     @property
     def held_out(self) -> bool:
-        """A fixed quarter of the snippets, never used for training."""
-        return hashlib.sha256(self.text.lower().encode()).digest()[0] % 4 == 0
+        """A fixed quarter of the sources (by a hash of the corpus and the source, or of
+        the normalised text when the source is not known), never used for training. What
+        is measured is the frozen part of it (`sentiment_training.frozen_held_out`)."""
+        key = f"{self.corpus}\t{self.source or classifier.normalised(self.text)}"
+        return hashlib.sha256(key.encode()).digest()[0] % 4 == 0
 
 
 @dataclass(frozen=True)

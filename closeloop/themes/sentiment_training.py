@@ -90,13 +90,49 @@ def load_corpus(directory: Path = sentiment.CORPUS_DIR) -> list[Snippet]:
         for line in raw.splitlines():
             parts = line.split("\t")
             if len(parts) >= 3 and parts[2].strip():
-                snippets.append(Snippet(corpus, parts[2].strip(), float(parts[1])))
+                source = parts[0].split("_")[0]  # "12_3": the 3rd snippet of review 12
+                snippets.append(Snippet(corpus, parts[2].strip(), float(parts[1]), source))
     return snippets
 
 
 def split(snippets: Sequence[Snippet]) -> tuple[list[Snippet], list[Snippet]]:
-    """(training snippets, held-out snippets)."""
+    """(training snippets, held-out snippets): held out by source, so no review or
+    editorial has snippets on both sides."""
     return [s for s in snippets if not s.held_out], [s for s in snippets if s.held_out]
+
+
+# The measurement set (bench, docs/themes.md): the held-out snippets with no near-copy
+# in training (`classifier.near_copies`: the corpus holds the same tweet again with other
+# capitals and exclamation marks, and short snippets such as "i love it!" recur across
+# reviews), frozen in FROZEN by corpus and fingerprint. Never tuned on: design choices
+# are made on folds of the training part.
+FROZEN = sentiment.INTERIM_FILE.parent / "sentiment_held_out.txt"
+
+
+def _frozen_key(s: Snippet) -> str:
+    return f"{s.corpus}\t{classifier.fingerprint(s.text)}"
+
+
+def frozen_held_out(snippets: Sequence[Snippet]) -> list[Snippet]:
+    """The held-out snippets named in FROZEN, each once."""
+    names = {line.strip() for line in FROZEN.read_text().splitlines() if line.strip()}
+    chosen, seen = [], set()
+    for s in snippets:
+        key = _frozen_key(s)
+        if s.held_out and key in names and key not in seen:
+            chosen.append(s)
+            seen.add(key)
+    return chosen
+
+
+def freeze_held_out(snippets: Sequence[Snippet]) -> list[Snippet]:
+    """Write FROZEN: the held-out snippets without a near-copy in training (done once;
+    `--freeze-held-out`)."""
+    training, held_out = split(snippets)
+    copies = classifier.near_copies([s.text for s in held_out], [s.text for s in training])
+    kept = {_frozen_key(s) for s in held_out if s.text not in copies}
+    FROZEN.write_text("".join(f"{key}\n" for key in sorted(kept)))
+    return frozen_held_out(snippets)
 
 
 def fit_interim(snippets: Sequence[Snippet]) -> InterimModel:
@@ -340,6 +376,12 @@ def tuned() -> SentimentModel:
     reader = sentiment.current_sentiment()
     assert isinstance(reader, SentimentModel)
     return reader
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--freeze-held-out"]:
+    frozen = freeze_held_out(load_corpus(fetch_corpus()))
+    print(f"sentiment: {len(frozen)} held-out snippets frozen in {FROZEN}")
+    sys.exit(0)
 
 
 if __name__ == "__main__" and sys.argv[1:] == ["--fit-interim"]:

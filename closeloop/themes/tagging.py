@@ -41,7 +41,7 @@ def _due(now: datetime) -> Q:
 
 def _reread_due(now: datetime) -> Q:
     """Read rows whose sentiment came from the interim model, not leased by a worker."""
-    return Q(themes_status=DONE, sentiment_version=sentiment.INTERIM_VERSION) & (
+    return Q(themes_status=DONE, sentiment_version__in=sentiment.INTERIM_VERSIONS) & (
         Q(themes_next_at__isnull=True) | Q(themes_next_at__lte=now)
     )
 
@@ -149,9 +149,9 @@ def reread_sentiment(model: Any, text_field: str) -> bool:
     found = reader.analyse([getattr(row, text_field) for row in batch])
     with transaction.atomic():
         for row, feeling in zip(batch, found, strict=True):
-            model.objects.filter(pk=row.pk, sentiment_version=sentiment.INTERIM_VERSION).update(
-                **sentiment_fields(feeling, reader.version)
-            )
+            model.objects.filter(
+                pk=row.pk, sentiment_version__in=sentiment.INTERIM_VERSIONS
+            ).update(**sentiment_fields(feeling, reader.version))
     return True
 
 
