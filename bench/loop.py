@@ -507,9 +507,9 @@ def queue_cases(conn: psycopg.Connection, client_factory: Any, count: int, name:
 
 
 def messages(conn: psycopg.Connection, ids: list[Any]) -> list[tuple[str, ...]]:
-    """(to, from, reply-to, subject, body) of the held emails."""
+    """(to, from, reply-to, subject, body, html) of these outbox emails."""
     rows = conn.execute(
-        'SELECT "to", from_email, reply_to, subject, body FROM delivery_delivery'
+        'SELECT "to", from_email, reply_to, subject, body, html FROM delivery_delivery'
         " WHERE id = ANY(%s) ORDER BY id",
         (ids,),
     ).fetchall()
@@ -569,14 +569,17 @@ def throughput(
 def _plain_session(port: int, rows: list[tuple[str, ...]], start: Any) -> None:
     start.wait()
     with smtplib.SMTP("127.0.0.1", port) as smtp:
-        for i, (to, sender, reply_to, subject, body) in enumerate(rows):
+        for i, (to, sender, reply_to, subject, body, html) in enumerate(rows):
             msg = EmailMessage()
             msg["From"] = sender
             msg["To"] = to
-            msg["Reply-To"] = reply_to
+            if reply_to:
+                msg["Reply-To"] = reply_to
             msg["Subject"] = subject
             msg["Message-ID"] = f"<plain-{os.getpid()}-{i}@bench.example>"
             msg.set_content(body)
+            if html:
+                msg.add_alternative(html, subtype="html")
             smtp.send_message(msg)
 
 
@@ -605,7 +608,15 @@ def plain_smtplib(
     return len(rows) / elapsed, sinks
 
 
-def _split(sinks: dict[str, int]) -> str:
+def smtp_sessions(manage: Any) -> int:
+    """How many SMTP sessions a worker sends over (`sending.SMTP_SESSIONS`)."""
+    told = manage(
+        "shell", "-c", "from closeloop.delivery import sending; print(sending.SMTP_SESSIONS)"
+    )
+    return int(told.split()[-1])
+
+
+def split_of(sinks: dict[str, int]) -> str:
     return " + ".join(str(n) for n in sorted(sinks.values(), reverse=True))
 
 
@@ -674,10 +685,7 @@ def run(
         conn.commit()
         cases = THROUGHPUT_EMAILS // 2  # each case: its owner's alert and its outreach
         first = queue_cases(conn, client_factory, cases, "one")
-        told = manage(
-            "shell", "-c", "from closeloop.delivery import sending as s; print(s.SMTP_SESSIONS)"
-        )
-        sessions = int(told.split()[-1])
+        sessions = smtp_sessions(manage)
         plain, plain_sinks = plain_smtplib(smtp_port, arrivals, messages(conn, first), sessions)
         one, one_sinks = throughput(1, db_url, conn, arrivals, smtp_port, tmp, first)
         second = queue_cases(conn, client_factory, cases, "two")
@@ -685,16 +693,16 @@ def run(
         rows.append(
             (
                 f"deliveries/s, 1 worker ({len(first):,} emails of {cases:,} real cases; "
-                f"sinks got {_split(one_sinks)})",
+                f"sinks got {split_of(one_sinks)})",
                 f"{one:,.0f} emails/s",
-                f"smtplib, {sessions} sessions {plain:,.0f}/s ({_split(plain_sinks)})",
+                f"smtplib, {sessions} sessions {plain:,.0f}/s ({split_of(plain_sinks)})",
                 f"{one / plain:.2f}",
                 "≥ 0.50",
             )
         )
         rows.append(
             (
-                f"deliveries/s, 2 workers (sinks got {_split(two_sinks)})",
+                f"deliveries/s, 2 workers (sinks got {split_of(two_sinks)})",
                 f"{two:,.0f} emails/s",
                 f"1 worker {one:,.0f}/s",
                 f"{two / one:.2f}",

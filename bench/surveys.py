@@ -1,8 +1,9 @@
 """Survey benchmarks: a wave of survey emails, and Delighted's people create.
 
 a wave of WAVE survey emails (multipart, signed links) scheduled, then sent by
-one worker to a loopback SMTP server  vs  the same message sent WAVE times by
-a plain smtplib loop to the same server, in the same run;
+one worker to a loopback SMTP server  vs  the same rendered messages sent by plain
+smtplib loops over as many sessions as a worker opens, to the same server, in the
+same run (the receivers checked for exactly one invitation per person, both times);
 POST /v1/people through the official Delighted client  vs  POST /api/v1/people
 with plain `requests` (also a new connection per call, as the client makes).
 """
@@ -10,12 +11,9 @@ with plain `requests` (also a new connection per call, as the client makes).
 from __future__ import annotations
 
 import os
-import smtplib
 import threading
 import time
 import warnings
-from email.message import EmailMessage
-from email.policy import SMTP
 from pathlib import Path
 from typing import Any
 
@@ -44,32 +42,6 @@ def _schedule_wave(manage: Any, due_in: float) -> None:
         "bulk_insert(people)\n"
         f"schedule(people, Survey.default(), at=timezone.now() + timedelta(seconds={due_in}))\n",
     )
-
-
-def _one_invitation(conn: psycopg.Connection) -> bytes:
-    """A real survey email as the worker rendered it, built once by the standard library."""
-    row = conn.execute(
-        "SELECT subject, body, html FROM delivery_delivery WHERE purpose = 'survey' LIMIT 1"
-    ).fetchone()
-    assert row is not None
-    subject, body, html = row
-    message = EmailMessage()
-    message["From"] = "closeloop@bench.example"
-    message["Subject"] = subject
-    message.set_content(body)
-    message.add_alternative(html, subtype="html")
-    return message.as_bytes(policy=SMTP)  # CRLF line ends: smtplib sends bytes as they are
-
-
-def _smtplib_wave(port: int, arrivals: loop.Arrivals, template: bytes) -> float:
-    before = arrivals.refresh().count
-    start = time.perf_counter()
-    with smtplib.SMTP("127.0.0.1", port) as smtp:
-        for i in range(WAVE):
-            to = f"plain-wave{i}@customer.example"
-            smtp.sendmail("closeloop@bench.example", [to], f"To: {to}\r\n".encode() + template)
-    loop.wait_until(lambda: arrivals.refresh().count - before >= WAVE, timeout=600)
-    return WAVE / (time.perf_counter() - start)
 
 
 def _rate(calls: list[Any]) -> float:
@@ -139,12 +111,25 @@ def run(
         loop.wait_until(lambda: arrivals.refresh().count - before >= WAVE, timeout=900)
         sent = WAVE / (time.perf_counter() - start)
         pool.stop()
-        plain = _smtplib_wave(smtp_port, arrivals, _one_invitation(conn))
+        ids = [
+            r[0]
+            for r in conn.execute(
+                "SELECT id FROM delivery_delivery WHERE purpose = 'survey' AND status = 'sent'"
+                " AND \"to\" LIKE 'wave%%@customer.example'"
+            ).fetchall()
+        ]
+        wave = loop.messages(conn, ids)
+        expected = [(m[0], " ".join(m[3].split())) for m in wave]
+        if len(wave) != WAVE or len({m[0] for m in wave}) != WAVE:
+            raise SystemExit(f"survey wave: {len(wave)} invitations sent for {WAVE} people")
+        ours = arrivals.check(before, expected, "survey wave")
+        sessions = loop.smtp_sessions(manage)
+        plain, theirs = loop.plain_smtplib(smtp_port, arrivals, wave, sessions)
         rows.append(
             (
-                f"survey wave of {WAVE:,} emails, 1 worker",
+                f"survey wave of {WAVE:,} emails, 1 worker (sinks got {loop.split_of(ours)})",
                 f"{sent:,.0f} emails/s",
-                f"smtplib loop {plain:,.0f}/s",
+                f"smtplib, {sessions} sessions {plain:,.0f}/s ({loop.split_of(theirs)})",
                 f"{sent / plain:.2f}",
                 "≥ 0.50",
             )
