@@ -527,10 +527,19 @@ def throughput(
     ids: list[Any],
 ) -> tuple[float, dict[str, int]]:
     """Emails/s for `workers` workers sending the held emails of real cases: from their
-    release to the moment every one has arrived and every case has its first touch and
-    its timeline entries (what the worker writes after sending is part of the time)."""
+    release (once the workers have read the cases' comments) to the moment every one has
+    arrived and every case has its first touch and its timeline entries (what the worker
+    writes after sending is part of the time)."""
     expected = [(m[0], " ".join(m[3].split())) for m in messages(conn, ids)]
     pool = Workers(workers, db_url, port, tmp)
+    # The cases' comments are read first (the heavy lane, beside the mail lane in the same
+    # process), so what is timed is sending, as for the baseline.
+    _wait_for(
+        conn,
+        "SELECT CASE WHEN count(*) = 0 THEN 1 END FROM surveys_response"
+        " WHERE themes_status = 'pending'",
+        600,
+    )
     since = arrivals.refresh().count
     start = time.perf_counter()
     conn.execute("UPDATE delivery_delivery SET next_attempt_at = now() WHERE id = ANY(%s)", (ids,))
@@ -689,6 +698,9 @@ def run(
         plain, plain_sinks = plain_smtplib(smtp_port, arrivals, messages(conn, first), sessions)
         one, one_sinks = throughput(1, db_url, conn, arrivals, smtp_port, tmp, first)
         second = queue_cases(conn, client_factory, cases, "two")
+        # What the receivers and this machine take from twice the sessions: 2 workers'
+        # ceiling here (the receivers share the 2 cores with the workers and PostgreSQL).
+        ceiling, _ = plain_smtplib(smtp_port, arrivals, messages(conn, second), 2 * sessions)
         two, two_sinks = throughput(2, db_url, conn, arrivals, smtp_port, tmp, second)
         rows.append(
             (
@@ -707,6 +719,15 @@ def run(
                 f"1 worker {one:,.0f}/s",
                 f"{two / one:.2f}",
                 "≥ 1.80",
+            )
+        )
+        rows.append(
+            (
+                "  2 workers against plain smtplib over as many sessions, same messages",
+                f"{two:,.0f} emails/s",
+                f"smtplib, {2 * sessions} sessions {ceiling:,.0f}/s",
+                f"{two / ceiling:.2f}",
+                "—",
             )
         )
     return rows
