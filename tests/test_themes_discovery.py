@@ -180,3 +180,8 @@ def test_it_marks_a_discovery_that_raised_failed_with_the_reason(
     queued.refresh_from_db()
     assert queued.status == "failed" and queued.finished_at is not None
     assert queued.error == "RuntimeError: the clustering gave up"
+
+
+def test_it_pairs_only_words_that_stand_side_by_side() -> None:
+    words = discovery._words("Answers that sound right but aren't")
+    assert "sound right" in words and "right aren't" not in words

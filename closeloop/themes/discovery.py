@@ -86,8 +86,18 @@ def unclassified(since: date, until: date) -> QuerySet[Response]:
 
 
 def _words(text: str) -> list[str]:
-    tokens = [t for t in _WORD.findall(text.lower()) if t not in STOP_WORDS and len(t) > 1]
-    return tokens + [f"{a} {b}" for a, b in pairwise(tokens)]
+    """The words that are not stop words, and the pairs of them that stand side by side
+    in the text ("right but aren't" gives no "right aren't": a keyword must read as the
+    comments write it)."""
+    every = _WORD.findall(text.lower())
+    kept = [t not in STOP_WORDS and len(t) > 1 for t in every]
+    tokens = [t for t, keep in zip(every, kept, strict=True) if keep]
+    pairs = [
+        f"{a} {b}"
+        for (a, keep_a), (b, keep_b) in pairwise(zip(every, kept, strict=True))
+        if keep_a and keep_b
+    ]
+    return tokens + pairs
 
 
 def _keywords(groups: list[list[int]], texts: Sequence[str], top: int = 4) -> list[list[str]]:
