@@ -89,12 +89,12 @@ class Arrivals:
                 self.slack.setdefault(marker, float(at))
         return self
 
-    def check(self, since: int, expected: list[tuple[str, str]], what: str) -> dict[str, int]:
-        """The emails that arrived after the first `since` are exactly `expected`
-        ((recipient, subject) pairs, each as often as sent): none missing, none extra,
-        none twice. How many each sink process took."""
+    def check(self, since: int, sent: list[tuple[str, ...]], what: str) -> dict[str, int]:
+        """The emails that arrived after the first `since` are exactly the `sent` outbox
+        messages (`messages` rows: recipient and subject compared), each as often as sent:
+        none missing, none extra, none twice. How many each sink process took."""
         got = collections.Counter((rcpt, subject) for rcpt, subject, _, _ in self.mail[since:])
-        wanted = collections.Counter((rcpt.lower(), subject) for rcpt, subject in expected)
+        wanted = collections.Counter((m[0].lower(), one_line(m[3])) for m in sent)
         if got != wanted:
             missing, extra = wanted - got, got - wanted
             raise SystemExit(
@@ -139,7 +139,7 @@ def _sink_process(smtp_port: int, log: str, ready: Any, first: bool) -> None:
         async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
             parser = BytesParser(policy=email.policy.default)
             message = parser.parsebytes(envelope.content, headersonly=True)
-            subject = " ".join(str(message["Subject"] or "").split())
+            subject = one_line(str(message["Subject"] or ""))
             note("email", ",".join(r.lower() for r in envelope.rcpt_tos), subject, me)
             return "250 OK"
 
@@ -341,10 +341,10 @@ def _outbox_subjects(
         tag = match.group(1)
         if purpose == "owner_alert":
             assert to == OWNER, (to, subject)
-            owner[tag] = " ".join(subject.split())
+            owner[tag] = one_line(subject)
         else:
             assert to == address, (to, address)
-            outreach[tag] = " ".join(subject.split())
+            outreach[tag] = one_line(subject)
     missing = set(tags) - (set(owner) & set(outreach))
     if missing:
         raise SystemExit(f"loop benchmark: no owner alert or outreach queued for {len(missing)}")
@@ -384,7 +384,7 @@ def retraining(manage: Any, conn: psycopg.Connection) -> Callable[[], Callable[[
         return lambda: _still(
             conn,
             "SELECT count(*) FROM insights_themetraining WHERE id = %s AND status = 'running'",
-            run_id,
+            (run_id,),
         )
 
     return start
@@ -430,8 +430,7 @@ def importing(manage: Any, conn: psycopg.Connection, tmp: Path) -> Callable[[], 
         return lambda: _still(
             conn,
             "SELECT count(*) FROM surveys_response WHERE source = 'import'"
-            " AND themes_status = 'pending' AND comment <> '' AND id > %s",
-            0,
+            " AND themes_status = 'pending' AND comment <> ''",
         )
 
     return start
@@ -458,12 +457,12 @@ def _wait_for(conn: psycopg.Connection, sql: str, timeout: float) -> Any:
         if row is not None and row[0] is not None:
             return row[0]
         if time.monotonic() > deadline:
-            raise SystemExit(f"loop benchmark: the heavy work did not start ({sql})")
+            raise SystemExit(f"loop benchmark: gave up waiting for {sql}")
         time.sleep(0.1)
 
 
-def _still(conn: psycopg.Connection, sql: str, argument: Any) -> bool:
-    row = conn.execute(sql, (argument,)).fetchone()
+def _still(conn: psycopg.Connection, sql: str, params: tuple[Any, ...] = ()) -> bool:
+    row = conn.execute(sql, params).fetchone()
     conn.commit()
     return bool(row and row[0])
 
@@ -530,7 +529,7 @@ def throughput(
     release (once the workers have read the cases' comments) to the moment every one has
     arrived and every case has its first touch and its timeline entries (what the worker
     writes after sending is part of the time)."""
-    expected = [(m[0], " ".join(m[3].split())) for m in messages(conn, ids)]
+    held = messages(conn, ids)
     pool = Workers(workers, db_url, port, tmp)
     # The cases' comments are read first (the heavy lane, beside the mail lane in the same
     # process), so what is timed is sending, as for the baseline.
@@ -561,7 +560,7 @@ def throughput(
     wait_until(done, timeout=600)
     elapsed = time.perf_counter() - start
     pool.stop()
-    sinks = arrivals.check(since, expected, f"{workers} worker(s)")
+    sinks = arrivals.check(since, held, f"{workers} worker(s)")
     logged = conn.execute(
         "SELECT count(*) FROM loop_activity a JOIN delivery_delivery d"
         " ON d.case_id = a.case_id AND d.purpose = 'outreach'"
@@ -569,7 +568,7 @@ def throughput(
         (ids,),
     ).fetchone()[0]  # type: ignore[index]
     conn.commit()
-    outreach = sum(1 for m in messages(conn, ids) if m[0] != OWNER)
+    outreach = sum(1 for m in held if m[0] != OWNER)
     if logged != outreach:
         raise SystemExit(f"loop benchmark: {logged} outreach emails on timelines, {outreach} sent")
     return len(ids) / elapsed, sinks
@@ -613,7 +612,7 @@ def plain_smtplib(
     elapsed = time.perf_counter() - start
     for proc in procs:
         proc.join(timeout=30)
-    sinks = arrivals.check(since, [(r[0], " ".join(r[3].split())) for r in rows], "smtplib")
+    sinks = arrivals.check(since, rows, "smtplib")
     return len(rows) / elapsed, sinks
 
 
@@ -623,6 +622,11 @@ def smtp_sessions(manage: Any) -> int:
         "shell", "-c", "from closeloop.delivery import sending; print(sending.SMTP_SESSIONS)"
     )
     return int(told.split()[-1])
+
+
+def one_line(subject: str) -> str:
+    """A subject as compared: folded header lines and runs of spaces as one space."""
+    return " ".join(subject.split())
 
 
 def split_of(sinks: dict[str, int]) -> str:

@@ -48,12 +48,9 @@ def _vader_accuracy(
     def accuracy(snippets: list[sentiment.Snippet], band: float) -> float:
         return sum(label(s.text, band) == s.label for s in snippets) / max(1, len(snippets))
 
-    groups = {name: [name] for name in st.CORPUS_FILES}
-    groups[" + ".join(st.CLOSEST)] = list(st.CLOSEST)
-    groups["all four"] = list(st.CORPUS_FILES)
     bands = [sentiment.LEXICON_POLAR + 0.05 * k for k in range(19)]  # 0.05 … 0.95
     found, chosen = {}, {}
-    for name, members in groups.items():
+    for name, members in st.GROUPS.items():
         taught = [s for s in training if s.corpus in members]
         chosen[name] = max(bands, key=lambda band: accuracy(taught, band))
         found[name] = accuracy([s for s in rated if s.corpus in members], chosen[name])

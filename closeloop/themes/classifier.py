@@ -109,7 +109,7 @@ def near_copies(held_out: Sequence[str], training: Sequence[str]) -> dict[str, s
     grams = CountVectorizer(analyzer=lambda t: sorted(_trigrams(t)), binary=True, dtype=np.int32)
     their_grams = grams.fit_transform(theirs).T.tocsc()
     my_grams = grams.transform(mine).tocsr()
-    their_sizes = np.array([len(_trigrams(t)) for t in theirs])
+    their_sizes = np.asarray(their_grams.sum(axis=0)).ravel()  # every trigram of theirs is known
     my_sizes = np.array([len(_trigrams(t)) for t in mine])
     found = {}
     for start in range(0, len(mine), 256):
@@ -139,9 +139,14 @@ def near_copies(held_out: Sequence[str], training: Sequence[str]) -> dict[str, s
     return found
 
 
+def frozen_names(path: Path) -> set[str]:
+    """The names a frozen measurement set lists, one per line."""
+    return {line.strip() for line in path.read_text().splitlines() if line.strip()}
+
+
 def frozen_held_out(examples: Sequence[Example]) -> list[Example]:
     """The held-out examples named in FROZEN: the set every figure is measured on."""
-    names = {line.strip() for line in FROZEN.read_text().splitlines() if line.strip()}
+    names = frozen_names(FROZEN)
     return [e for e in examples if e.held_out and fingerprint(e.text) in names]
 
 
