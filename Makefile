@@ -15,11 +15,12 @@ $(STAMP): pyproject.toml constraints.txt
 	$(VENV)/bin/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-# The theme model of the shipped examples: trained once per version of the examples
-# (about 25 s on 2 cores) and loaded by every process. The sentiment model is tuned
-# later, in the background, by the worker (closeloop/themes/tuning.py).
+# The theme model of the shipped examples: the encoder exported with int8 weights, then
+# the classifier trained once per version of the examples (about 30 s on 2 cores), both
+# loaded by every process. The sentiment model is tuned later, in the background, by the
+# worker (closeloop/themes/tuning.py).
 THEME_MODEL := $(VENV)/share/closeloop/.themes-stamp
-$(THEME_MODEL): $(STAMP) closeloop/themes/data/theme_examples.jsonl closeloop/themes/classifier.py
+$(THEME_MODEL): $(STAMP) closeloop/themes/data/theme_examples.jsonl closeloop/themes/classifier.py closeloop/themes/quantised.py
 	@echo "== [2/4] training the theme model of the shipped examples (about 25 s)"
 	$(PY) manage.py prepare_models
 	touch $(THEME_MODEL)

@@ -1,16 +1,24 @@
-"""Insight page benchmarks over 1,000,000 answers from 20,000 accounts.
+"""Insight page benchmarks over 1,000,000 answers from 20,000 accounts, their comments
+read by the worker (themes and sentiment).
 
 Each page's server time (gunicorn on loopback, logged in) against, in the same run:
   (a) the bare SQL aggregates that compute the same figures, on the same PostgreSQL;
   (b) DuckDB running those aggregates over the same rows exported to Parquet.
 Pages: the dashboard (90-day NPS and change, 0–10 distribution, 12-month trend),
-segments by tier (90 days and the 90 before), and the follow-up program
+segments by tier (90 days and the 90 before; all answers, and those naming one theme
+read as negative), the Themes page (each theme's answers, accounts, ARR, previous
+period and sentiment, and the top themes' 12-month trend), and the follow-up program
 (the last 90 days' detractor cases: whole, per owner, and 12 months by month).
+Each page's figures (its chart data, or its CSV export with the same filters) are
+compared with the bare SQL's before its time counts.
 """
 
 from __future__ import annotations
 
+import csv
 import http.client
+import io
+import json
 import random
 import re
 import statistics
@@ -42,6 +50,29 @@ def _copy(conn: psycopg.Connection, table: str, columns: str, rows: Any) -> None
             cp.write_row(row)
 
 
+READ_BY = "sent-minilm-tuned-vader-3"
+COMMENTS = {  # per class: the share of answers with a comment, some of them
+    "detractor": (0.7, ["Checkout fails every other day.", "Support took a week to answer."]),
+    "passive": (0.45, ["Does the job, but the reports are slow.", "Fine, pricey per seat."]),
+    "promoter": (0.3, ["Love the new dashboards!", "The team is great to work with."]),
+}
+
+
+def _comment(rng: random.Random, score: int) -> tuple[str, str, str, float | None]:
+    """An answer's comment, whether the worker has read it (a few still pending), and the
+    sentiment it found: mostly negative for detractors, positive for promoters."""
+    kind = "detractor" if score <= 6 else "passive" if score <= 8 else "promoter"
+    share, texts = COMMENTS[kind]
+    if rng.random() >= share:
+        return "", "", "", None
+    if rng.random() < 0.02:
+        return rng.choice(texts), "pending", "", None
+    lean = {"detractor": -0.5, "passive": 0.0, "promoter": 0.5}[kind]
+    value = max(-1.0, min(1.0, rng.gauss(lean, 0.4)))
+    label = "negative" if value < -0.2 else "positive" if value > 0.2 else "neutral"
+    return rng.choice(texts), "done", label, round(value, 4)
+
+
 def build(conn: psycopg.Connection, manage: Any) -> tuple[int, int, date]:
     """Accounts, people, a million answers over two years, and a case per detractor answer."""
     rng = random.Random(11)
@@ -70,7 +101,7 @@ def build(conn: psycopg.Connection, manage: Any) -> tuple[int, int, date]:
         conn,
         "surveys_account",
         "name, external_id, tier, arr_cents, currency, plan, company_size, industry, "
-        "customer_since, owner_id, properties, is_demo, created_at, updated_at",
+        "customer_since, owner_id, properties, is_demo, created_at, updated_at, churn_reason",
         (
             (
                 f"Insight Account {i}",
@@ -87,6 +118,7 @@ def build(conn: psycopg.Connection, manage: Any) -> tuple[int, int, date]:
                 False,
                 now,
                 now,
+                "",
             )
             for i in range(ACCOUNTS)
         ),
@@ -125,12 +157,13 @@ def build(conn: psycopg.Connection, manage: Any) -> tuple[int, int, date]:
             score = min(10, max(0, round(rng.gauss(7.4, 2.4))))
             at = now - timedelta(seconds=rng.randrange(DAYS * 86400))
             tag = f'["{rng.choice(tags)}"]' if score <= 6 else "[]"
+            comment, status, feeling, feeling_score = _comment(rng, score)
             yield (
                 pid,
                 survey_id,
                 aid,
                 score,
-                "",
+                comment,
                 "import",
                 '{"region": "emea"}',
                 tag,
@@ -138,15 +171,35 @@ def build(conn: psycopg.Connection, manage: Any) -> tuple[int, int, date]:
                 False,
                 at,
                 at,
+                status,
+                feeling,
+                feeling_score,
+                READ_BY if status == "done" else "",
             )
 
     _copy(
         conn,
         "surveys_response",
         "person_id, survey_id, account_id, score, comment, source, properties, tags, notes, "
-        "is_demo, created_at, updated_at",
+        "is_demo, created_at, updated_at, themes_status, sentiment, sentiment_score, "
+        "sentiment_version",
         answers(),
     )
+    conn.commit()
+    # The worker's themes on the comments it read: one each, a second on every third, none
+    # on one in seven (read, no theme: "unclassified").
+    for salt, extra in ((7919, ""), (104729, "AND r.id % 3 = 0")):
+        conn.execute(
+            "INSERT INTO insights_themetag "
+            "(theme_id, response_id, confidence, source, model_version, created_at) "
+            "SELECT t.id, r.id, 0.8, 'model', 'bench', r.created_at FROM surveys_response r "
+            "JOIN (SELECT id, row_number() OVER (ORDER BY id) - 1 AS k FROM insights_theme "
+            "      WHERE retired_at IS NULL AND merged_into_id IS NULL) t "
+            f"  ON t.k = (r.id * {salt}) % (SELECT count(*) FROM insights_theme "
+            "      WHERE retired_at IS NULL AND merged_into_id IS NULL) "
+            f"WHERE r.themes_status = 'done' AND r.id % 7 <> 0 {extra} "
+            "ON CONFLICT DO NOTHING"
+        )
     conn.commit()
     rows = conn.execute(
         "SELECT id, person_id, account_id, score, created_at FROM surveys_response "
@@ -185,6 +238,7 @@ def build(conn: psycopg.Connection, manage: Any) -> tuple[int, int, date]:
                 pid,
                 rid,
                 policy,
+                "",
             )
 
     _copy(
@@ -193,7 +247,8 @@ def build(conn: psycopg.Connection, manage: Any) -> tuple[int, int, date]:
         "loop, score, band, high_value, action, rule, routed_by, status, resolution, "
         "close_reason, close_note, detractor_type, priority, due_at, first_touch_at, "
         "escalation_level, reply_token, created_at, updated_at, closed_at, "
-        "priority_refreshed_at, account_id, owner_id, person_id, response_id, policy_id",
+        "priority_refreshed_at, account_id, owner_id, person_id, response_id, policy_id, "
+        "detractor_type_by",
         cases(),
     )
     conn.commit()
@@ -243,10 +298,13 @@ class Browser:
 
     def get(self, path: str) -> float:
         start = time.perf_counter()
+        self.fetch(path)
+        return time.perf_counter() - start
+
+    def fetch(self, path: str) -> bytes:
         status, body = self._send("GET", path)
-        elapsed = time.perf_counter() - start
         assert status == 200, (path, status, body[:300])
-        return elapsed
+        return body
 
 
 def _median(run: Callable[[], Any]) -> float:
@@ -259,10 +317,11 @@ def _median(run: Callable[[], Any]) -> float:
     return statistics.median(times)
 
 
-def _queries(today: date) -> dict[str, list[str]]:
+def _queries(today: date, theme_id: int) -> dict[str, list[str]]:
     """The bare aggregates behind each page, in SQL that PostgreSQL and DuckDB both run.
 
-    `{r}`, `{a}`, `{c}` and `{act}` stand for the answers, accounts, cases and activities.
+    `{r}`, `{a}`, `{c}`, `{act}` and `{tt}` stand for the answers, accounts, cases,
+    activities and theme tags; `theme_id` is the theme the filtered segments page asks for.
     """
     since = today - timedelta(days=89)
     prev = since - timedelta(days=90)
@@ -276,10 +335,32 @@ def _queries(today: date) -> dict[str, list[str]]:
         f"count(*) FILTER (WHERE {cond} score BETWEEN 7 AND 8), "
         f"count(*) FILTER (WHERE {cond} score <= 6)"
     )
-    compare = (
-        f"SELECT {counts(f'created_at >= {ts(since)} AND')}, "
-        f"{counts(f'created_at < {ts(since)} AND')} FROM {{r}} "
-        f"WHERE created_at >= {ts(prev)} AND created_at < {ts(end)}"
+    # The filtered segments page: answers naming the theme, read as negative.
+    about = (
+        "EXISTS (SELECT 1 FROM {tt} x WHERE x.response_id = r.id "
+        f"AND x.theme_id = {theme_id}) AND r.sentiment = 'negative' AND "
+    )
+    compare_where = lambda cond="": (  # noqa: E731
+        f"SELECT {counts(f'r.created_at >= {ts(since)} AND')}, "
+        f"{counts(f'r.created_at < {ts(since)} AND')} FROM {{r}} r "
+        f"WHERE {cond}r.created_at >= {ts(prev)} AND r.created_at < {ts(end)}"
+    )
+    compare = compare_where()
+    by_tier = lambda cond="": (  # noqa: E731
+        "SELECT CASE WHEN a.id IS NULL THEN '(no account)' "
+        "ELSE coalesce(nullif(a.tier, ''), '(not set)') END AS tier, "
+        f"{counts(f'r.created_at >= {ts(since)} AND')}, "
+        f"{counts(f'r.created_at < {ts(since)} AND')} "
+        "FROM {r} r LEFT JOIN {a} a ON a.id = r.account_id "
+        f"WHERE {cond}r.created_at >= {ts(prev)} AND r.created_at < {ts(end)} GROUP BY 1"
+    )
+    in_window = lambda lo, hi: (  # noqa: E731
+        f"r.created_at >= {ts(lo)} AND r.created_at < {ts(hi)}"
+    )
+    tagged = lambda lo, hi: (  # noqa: E731
+        f"SELECT tg.theme_id, count(DISTINCT tg.response_id), count(DISTINCT r.account_id), "
+        "avg(r.sentiment_score) FROM {tt} tg JOIN {r} r ON r.id = tg.response_id "
+        f"WHERE {in_window(lo, hi)} GROUP BY 1"
     )
     window = f"created_at >= {ts(since)} AND created_at < {ts(end)}"
     last_90 = f"c.created_at >= {ts(since)} AND c.created_at < {ts(end)}"
@@ -294,7 +375,7 @@ def _queries(today: date) -> dict[str, list[str]]:
         "FROM {c} c JOIN {r} o ON o.id = c.response_id LEFT JOIN {a} a ON a.id = c.account_id "
         "WHERE c.loop = 'detractor' AND "
     )
-    due = f"created_at <= {ts(today)} - INTERVAL 48 HOUR"
+    due = "created_at <= current_timestamp - INTERVAL 48 HOUR"  # as the page: 48 h before now
     met = "first_touch_at <= created_at + INTERVAL 48 HOUR"
     auto, personal = "action LIKE 'automated_%'", "action NOT LIKE 'automated_%'"
     figures = (
@@ -319,14 +400,24 @@ def _queries(today: date) -> dict[str, list[str]]:
             f"SELECT CAST(date_trunc('month', created_at) AS VARCHAR), {counts('')} FROM {{r}} "
             f"WHERE created_at >= {ts(trend_from)} AND created_at < {ts(end)} GROUP BY 1",
         ],
-        "segments": [
-            compare,
-            "SELECT CASE WHEN a.id IS NULL THEN '(no account)' "
-            "ELSE coalesce(nullif(a.tier, ''), '(not set)') END AS tier, "
-            f"{counts(f'r.created_at >= {ts(since)} AND')}, "
-            f"{counts(f'r.created_at < {ts(since)} AND')} "
-            "FROM {r} r LEFT JOIN {a} a ON a.id = r.account_id "
-            f"WHERE r.created_at >= {ts(prev)} AND r.created_at < {ts(end)} GROUP BY 1",
+        "segments": [compare, by_tier()],
+        "segments, one theme, negative": [compare_where(about), by_tier(about)],
+        "themes": [
+            tagged(since, end),
+            tagged(prev, since),
+            # Each theme's distinct accounts' ARR.
+            "SELECT x.theme_id, sum(a.arr_cents) FROM (SELECT DISTINCT tg.theme_id, "
+            "r.account_id FROM {tt} tg JOIN {r} r ON r.id = tg.response_id "
+            f"WHERE {in_window(since, end)}) x JOIN {{a}} a ON a.id = x.account_id GROUP BY 1",
+            # Comments read, in the period and in each month of the trend.
+            f"SELECT count(*) FROM {{r}} r WHERE {in_window(since, end)} "
+            "AND r.themes_status = 'done' AND r.comment <> ''",
+            "SELECT CAST(date_trunc('month', r.created_at) AS VARCHAR), count(*) FROM {r} r "
+            f"WHERE {in_window(first_month, end)} AND r.themes_status = 'done' "
+            "AND r.comment <> '' GROUP BY 1",
+            "SELECT CAST(date_trunc('month', r.created_at) AS VARCHAR), tg.theme_id, "
+            "count(DISTINCT tg.response_id) FROM {tt} tg JOIN {r} r ON r.id = tg.response_id "
+            f"WHERE {in_window(first_month, end)} GROUP BY 1, 2",
         ],
         "program": [
             f"WITH f AS ({facts}{last_90}) SELECT owner_id, {figures} FROM f "
@@ -343,6 +434,7 @@ PG_NAMES = {
     "a": "surveys_account",
     "c": "loop_followupcase",
     "act": "loop_activity",
+    "tt": "insights_themetag",
 }
 
 
@@ -356,14 +448,19 @@ def export_parquet(conn: psycopg.Connection, out: Path) -> dict[str, str]:
     """The same rows, as Parquet files DuckDB reads."""
     out.mkdir(parents=True, exist_ok=True)
     tables = {
-        "r": ("surveys_response", "id, person_id, account_id, score, created_at"),
-        "a": ("surveys_account", "id, tier, churned_at"),
+        "r": (
+            "surveys_response",
+            "id, person_id, account_id, score, comment, themes_status, sentiment, "
+            "sentiment_score, created_at",
+        ),
+        "a": ("surveys_account", "id, tier, arr_cents, churned_at"),
         "c": (
             "loop_followupcase",
             "id, loop, owner_id, action, status, resolution, created_at, "
             "first_touch_at, account_id, person_id, response_id",
         ),
         "act": ("loop_activity", "id, case_id, kind"),
+        "tt": ("insights_themetag", "id, theme_id, response_id"),
     }
     names = {}
     duck = duckdb.connect()
@@ -388,18 +485,145 @@ def export_parquet(conn: psycopg.Connection, out: Path) -> dict[str, str]:
     return names
 
 
+def _chart(page: bytes) -> Any:
+    """The figures a page draws its chart from (its `json_script`)."""
+    found = re.search(
+        rb'<script id="chart-data" type="application/json">(.*?)</script>', page, re.S
+    )
+    assert found is not None, "the page has no chart data"
+    return json.loads(found.group(1))
+
+
+def _csv(body: bytes) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(body.decode())))
+
+
+def _nps(p: int, passive: int, d: int) -> float:
+    return 100.0 * (p - d) / (p + passive + d) if p + passive + d else 0.0
+
+
+def _same(page: str, what: str, shown: Any, computed: Any) -> None:
+    """A figure on a page equals the bare SQL's, or the bench stops: a fast wrong page is
+    not a result."""
+    if shown != computed:
+        raise AssertionError(f"{page}: {what} shows {shown!r}, the SQL gives {computed!r}")
+
+
+def _months(rows: list[tuple[Any, ...]], last: int = 12) -> list[tuple[Any, ...]]:
+    """SQL rows keyed by a month's text (first column), the last `last` months in order."""
+    return sorted(rows, key=lambda row: str(row[0]))[-last:]
+
+
+def check(
+    name: str,
+    path: str,
+    browser: Browser,
+    results: list[list[tuple[Any, ...]]],
+    slugs: dict[int, str],
+) -> str:
+    """Compare what page `name` shows (its chart data, or its CSV export with the same
+    filters) with the bare SQL's `results`. What was checked, for the table."""
+    query = path.partition("?")[2]
+    if name == "dashboard":
+        chart = _chart(browser.fetch(path))
+        scores = dict(results[1])
+        _same(
+            name, "0–10 distribution", chart["distribution"], [scores.get(k, 0) for k in range(11)]
+        )
+        months = _months(results[2])
+        _same(
+            name,
+            "answers per month",
+            [p["n"] for p in chart["trend"]],
+            [sum(m[1:]) for m in months],
+        )
+        nps = [round(_nps(*m[1:]), 1) for m in months]
+        _same(name, "NPS per month", [p["nps"] for p in chart["trend"]], nps)
+        return "distribution, 12 months' answers and NPS"
+    if name.startswith("segments"):
+        shown = {
+            row["value"]: [int(row[k]) for k in ("promoters", "passives", "detractors")]
+            + [int(row["previous_responses"])]
+            for row in _csv(browser.fetch(f"/insights/segments.csv?{query}"))
+        }
+        computed = {
+            tier: [*now, sum(before)]
+            for tier, *counts in results[1]
+            for now, before in [(counts[:3], counts[3:])]
+            if sum(counts)
+        }
+        _same(name, "promoters, passives, detractors, previous answers per tier", shown, computed)
+        return f"{len(shown)} tiers' counts, this period and the one before"
+    if name == "program":
+        overall = _csv(browser.fetch(f"/insights/program.csv?{query}"))[0]
+        (total,) = [row for row in results[0] if row[0] is None]
+        keys = ["cases", "automated_due", "automated_met", "personal_due", "personal_met"]
+        keys += ["replied", "resolved", "open", "answered_again", "moved_up"]
+        _same(name, ", ".join(keys), [int(overall[k]) for k in keys], list(total[1:11]))
+        return "overall counts"
+    if name == "themes":
+        current, previous, arr, ((read,),), read_by_month, by_month = results
+        before = {slugs[t]: n for t, n, _, _ in previous}
+        arr_of = {slugs[t]: cents for t, cents in arr}
+        computed = {
+            slugs[t]: [
+                n,
+                f"{100.0 * n / read:.1f}",
+                accounts,
+                f"{arr_of.get(slugs[t], 0) / 100:.2f}",
+                before.get(slugs[t], 0),
+                f"{round(float(mean), 2)}",
+            ]
+            for t, n, accounts, mean in current
+        }
+        columns = ["answers", "share_of_read_comments", "accounts", "arr", "previous_answers"]
+        shown = {
+            row["theme"]: [*(row[k] for k in columns), f"{float(row['mean_sentiment'])}"]
+            for row in _csv(browser.fetch(f"/insights/themes.csv?{query}"))
+        }
+        for row in shown.values():  # counts as numbers, as the SQL gives them
+            row[0], row[2], row[4] = int(row[0]), int(row[2]), int(row[4])
+        _same(
+            name,
+            "answers, share, accounts, ARR, previous, mean sentiment per theme",
+            shown,
+            computed,
+        )
+        chart = _chart(browser.fetch(path))
+        months = [m for m, _ in _months(read_by_month)]
+        _same(
+            name, "comments read per month", chart["read"], [n for _, n in _months(read_by_month)]
+        )
+        counts = {(str(m), slugs[t]): n for m, t, n in by_month}
+        top = list(shown)[: len(chart["series"])]
+        _same(
+            name,
+            "trend of the top themes",
+            [s["counts"] for s in chart["series"]],
+            [[counts.get((m, slug), 0) for m in months] for slug in top],
+        )
+        return f"{len(shown)} themes' figures, {len(top)} themes' 12-month trend"
+    raise KeyError(name)
+
+
 def run(conn: psycopg.Connection, manage: Any, port: int) -> list[tuple[str, ...]]:
     """Every insight page figure, as table rows (figure, closeloop, baseline, ratio, goal)."""
     total, n_cases, today = build(conn, manage)
     browser = Browser(port)
     browser.log_in("bench-viewer", "bench-pass-123")
     since = today - timedelta(days=89)
+    slugs = dict(conn.execute("SELECT id, slug FROM insights_theme").fetchall())
+    theme_id = next(k for k, v in slugs.items() if v == "bugs")
     pages = {
         "dashboard": "/",
         "segments": f"/insights/segments/?by=tier&since={since}&until={today}",
+        "segments, one theme, negative": (
+            f"/insights/segments/?by=tier&since={since}&until={today}&theme=bugs&sentiment=negative"
+        ),
+        "themes": f"/insights/themes/?since={since}&until={today}",
         "program": f"/insights/program/?since={since}&until={today}",
     }
-    queries = _queries(today)
+    queries = _queries(today, theme_id)
     parquet = export_parquet(conn, ROOT / "var" / "bench" / "parquet")
     duck = duckdb.connect()
     duck.execute("SET TimeZone = 'UTC'")
@@ -416,13 +640,14 @@ def run(conn: psycopg.Connection, manage: Any, port: int) -> list[tuple[str, ...
         page = _median(lambda path=path: browser.get(path))
         sql = [_pg(q) for q in queries[name]]
         bare = _median(lambda sql=sql: [conn.execute(q).fetchall() for q in sql])
+        checked = check(name, path, browser, [conn.execute(q).fetchall() for q in sql], slugs)
         conn.rollback()
         print(f"{name}: page {page:.3f}s, bare SQL {bare:.3f}s", file=sys.stderr, flush=True)
         ducked = [q.format(**parquet) for q in queries[name]]
         in_duck = _median(lambda ducked=ducked: [duck.execute(q).fetchall() for q in ducked])
         rows.append(
             (
-                f"  {name} page (server time)",
+                f"  {name} page (server time; checked against the SQL: {checked})",
                 f"{page * 1000:,.0f} ms",
                 f"bare SQL {bare * 1000:,.0f} ms",
                 f"{page / bare:.2f}",

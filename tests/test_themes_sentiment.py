@@ -161,7 +161,7 @@ def test_it_reads_with_the_interim_model_until_the_tuned_one_exists(
     s.save(st.train(_tiny_corpus(), epochs=0.5), s.MODEL_PATH)
     monkeypatch.setattr(s, "_checked_at", 0.0)  # as if RECHECK_SECONDS had passed
     switched = s.current_sentiment()
-    assert not switched.interim and switched.version == s.VERSION
+    assert not switched.interim and switched.version == s.QUANTISED_VERSION
 
 
 def test_it_starts_the_tuning_child_without_django(tmp_path: Path) -> None:

@@ -170,6 +170,7 @@ def test_it_reads_sentiment_again_once_the_tuned_model_arrives(
     assert tagging.handle_sentiment_reread() is True
     assert tagging.handle_sentiment_reread() is False  # nothing left to read again
     saved.refresh_from_db()
-    assert saved.sentiment_version == sentiment.VERSION and saved.themes_status == "done"
+    assert saved.sentiment_version == sentiment.QUANTISED_VERSION
+    assert saved.themes_status == "done"
     assert saved.sentiment in sentiment.LABELS and len(saved.sentiment_sentences) == 2
     assert sorted(t.theme.slug for t in saved.theme_tags.all()) == themes  # themes stay

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
-from django.db.models import Avg, Count, OuterRef, QuerySet, Subquery, Sum, Value
-from django.db.models.functions import Coalesce
+from django.db import connection
+from django.db.models import Count, QuerySet
 
 from closeloop.core.periods import (
     Grain,
@@ -35,47 +36,66 @@ class ThemeFigure:
     arr_cents: int
 
 
-def theme_figures(qs: QuerySet[Response]) -> list[ThemeFigure]:
-    """Every theme on the answers of `qs`, by number of answers (most first).
+def _per_theme(
+    qs: QuerySet[Response], select: str, pairs: bool = False
+) -> dict[int, tuple[Any, ...]]:
+    """theme id → the aggregates in `select` over its tags on the answers of `qs` (`r` is
+    the answer, `t` the tag; with `pairs`, over each theme's distinct accounts, `a`).
 
-    Two queries: answers and accounts per theme, and the ARR of each theme's distinct
-    accounts.
-    """
-    answers = qs.order_by().values("pk")
-    tagged = ThemeTag.objects.filter(response__in=answers)
-    counted = {
-        row["theme_id"]: row
-        for row in tagged.values("theme_id").annotate(
-            responses=Count("response_id", distinct=True),
-            accounts=Count("response__account_id", distinct=True),
+    The answers are joined as a derived table: PostgreSQL plans that as one pass over the
+    period's answers, where `response_id IN (…)` with the ORM's joins took about twice the
+    time at a million answers, and each account's ARR counted once per theme needs a
+    DISTINCT below the sum, which the ORM cannot write."""
+    columns = qs.order_by().values("id", "account_id", "sentiment_score")
+    answers, params = columns.query.sql_with_params()
+    tags, accounts = ThemeTag._meta.db_table, Account._meta.db_table
+    tagged = f"{tags} t INNER JOIN ({answers}) r ON r.id = t.response_id"
+    if pairs:
+        tagged = (
+            f"(SELECT DISTINCT t.theme_id, r.account_id FROM {tagged}) t "  # noqa: S608
+            f"INNER JOIN {accounts} a ON a.id = t.account_id"
         )
-    }
+    with connection.cursor() as cursor:
+        # Table names and fixed aggregates only; the filters' values are parameters.
+        sql = f"SELECT t.theme_id, {select} FROM {tagged} GROUP BY t.theme_id"  # noqa: S608
+        cursor.execute(sql, params)
+        return {row[0]: tuple(row[1:]) for row in cursor.fetchall()}
+
+
+def _answers_per_theme(qs: QuerySet[Response]) -> dict[int, int]:
+    return {k: v[0] for k, v in _per_theme(qs, "COUNT(DISTINCT t.response_id)").items()}
+
+
+def _figures(qs: QuerySet[Response], extra: str = "") -> tuple[list[ThemeFigure], dict[str, Any]]:
+    """The figures of every theme on `qs`'s answers, and each theme's `extra` aggregate."""
+    counted = _per_theme(
+        qs,
+        "COUNT(DISTINCT t.response_id), COUNT(DISTINCT r.account_id)"
+        + (f", {extra}" if extra else ""),
+    )
     if not counted:
-        return []
-    arr_of_accounts = (
-        Account.objects.filter(
-            pk__in=tagged.filter(theme=OuterRef(OuterRef("pk"))).values("response__account_id")
-        )
-        .order_by()
-        .annotate(one=Value(1))
-        .values("one")
-        .annotate(total=Sum("arr_cents"))
-        .values("total")
-    )
-    themes = Theme.objects.filter(pk__in=list(counted)).annotate(
-        arr=Coalesce(Subquery(arr_of_accounts), 0)
-    )
+        return [], {}
+    arr = _per_theme(qs, "SUM(a.arr_cents)", pairs=True)
+    themes = Theme.objects.filter(pk__in=list(counted)).only("slug", "name")
     figures = [
         ThemeFigure(
             t.slug,
             t.name,
-            counted[t.pk]["responses"],
-            counted[t.pk]["accounts"],
-            int(t.arr),
+            counted[t.pk][0],
+            counted[t.pk][1],
+            int(arr.get(t.pk, (0,))[0] or 0),
         )
         for t in themes
     ]
-    return sorted(figures, key=lambda f: (-f.responses, f.name))
+    extras = {t.slug: counted[t.pk][2] if extra else None for t in themes}
+    return sorted(figures, key=lambda f: (-f.responses, f.name)), extras
+
+
+def theme_figures(qs: QuerySet[Response]) -> list[ThemeFigure]:
+    """Every theme on the answers of `qs`, by number of answers (most first): three
+    queries (answers and accounts per theme, the ARR of each theme's distinct accounts,
+    the themes' names)."""
+    return _figures(qs)[0]
 
 
 def top_by_count(figures: list[ThemeFigure], n: int = 3) -> list[ThemeFigure]:
@@ -121,14 +141,11 @@ def theme_table(qs: QuerySet[Response], since: date, until: date) -> ThemeTable:
     current = qs.filter(within(since, until))
     length = (until - since).days + 1
     before = qs.filter(within(since - timedelta(days=length), since - timedelta(days=1)))
-    previous = {f.slug: f.responses for f in theme_figures(before)}
+    figures, feeling = _figures(current, "AVG(r.sentiment_score)")
+    counted_before = _answers_per_theme(before)
+    slugs = dict(Theme.objects.filter(pk__in=list(counted_before)).values_list("pk", "slug"))
+    previous = {slugs[pk]: n for pk, n in counted_before.items()}
     read = _read(current).count()
-    feeling = dict(
-        ThemeTag.objects.filter(response__in=current.order_by().values("pk"))
-        .values("theme__slug")
-        .annotate(mean=Avg("response__sentiment_score"))
-        .values_list("theme__slug", "mean")
-    )
     rows = [
         ThemeRow(
             f,
@@ -136,7 +153,7 @@ def theme_table(qs: QuerySet[Response], since: date, until: date) -> ThemeTable:
             100.0 * f.responses / read if read else 0.0,
             None if feeling.get(f.slug) is None else round(float(feeling[f.slug]), 2),
         )
-        for f in theme_figures(current)
+        for f in figures
     ]
     return ThemeTable(since, until, read, rows)
 

