@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from django.db import connection
-from django.db.models import Exists, OuterRef, Q, QuerySet, TextField
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery, TextField
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 
@@ -24,7 +24,7 @@ from closeloop.core.nps import BAND_RANGES, CATEGORY_RANGES, Band, Category
 from closeloop.core.periods import day_start, today
 from closeloop.insights.segments import check_dimension, dimension_expr
 from closeloop.surveys.models import Response
-from closeloop.themes.models import UNCLASSIFIED, ThemeTag
+from closeloop.themes.models import UNCLASSIFIED, Theme, ThemeTag
 
 PROPERTY_PREFIX = "property."
 # Ids are 64-bit; a longer number can only be an external id.
@@ -54,7 +54,11 @@ def theme_matches(theme: str, path: str = "") -> Q:
     tagged = ThemeTag.objects.filter(response=OuterRef(path.removesuffix("__") or "pk"))
     if theme == UNCLASSIFIED:
         return Q(Q(**{f"{path}themes_status": "done"}), ~Exists(tagged))
-    return Q(Exists(tagged.filter(theme__slug=theme)))
+    # The theme's id as a scalar subquery: PostgreSQL reads it once and then probes the
+    # (theme, response) index per answer, where a join to the themes by slug inside the
+    # EXISTS made a filtered page take twice its bare SQL's time at a million answers.
+    theme_id = Subquery(Theme.objects.filter(slug=theme).values("pk")[:1])
+    return Q(Exists(tagged.filter(theme_id=theme_id)))
 
 
 @dataclass
