@@ -126,8 +126,7 @@ def _reading_pass(
     rate, ours = read(None, feeling)
     base, theirs = read(torch_encoder.encode, torch_feeling)
     same_themes = sum(
-        [t for t, _ in a] == [t for t, _ in b]
-        for (a, _), (b, _) in zip(ours, theirs, strict=True)
+        [t for t, _ in a] == [t for t, _ in b] for (a, _), (b, _) in zip(ours, theirs, strict=True)
     )
     same_feeling = sum(
         x.overall.label == y.overall.label for (_, x), (_, y) in zip(ours, theirs, strict=True)
