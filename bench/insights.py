@@ -499,6 +499,7 @@ def _csv(body: bytes) -> list[dict[str, str]]:
 
 
 def _nps(p: int, passive: int, d: int) -> float:
+    """NPS written out here, not the product's `core.nps.nps`: the check stays independent."""
     return 100.0 * (p - d) / (p + passive + d) if p + passive + d else 0.0
 
 
@@ -576,13 +577,17 @@ def check(
             ]
             for t, n, accounts, mean in current
         }
-        columns = ["answers", "share_of_read_comments", "accounts", "arr", "previous_answers"]
         shown = {
-            row["theme"]: [*(row[k] for k in columns), f"{float(row['mean_sentiment'])}"]
+            row["theme"]: [
+                int(row["answers"]),
+                row["share_of_read_comments"],
+                int(row["accounts"]),
+                row["arr"],
+                int(row["previous_answers"]),
+                f"{float(row['mean_sentiment'])}",
+            ]
             for row in _csv(browser.fetch(f"/insights/themes.csv?{query}"))
         }
-        for row in shown.values():  # counts as numbers, as the SQL gives them
-            row[0], row[2], row[4] = int(row[0]), int(row[2]), int(row[4])
         _same(
             name,
             "answers, share, accounts, ARR, previous, mean sentiment per theme",

@@ -51,16 +51,9 @@ class TorchEncoder:
         with torch.inference_mode():
             for start in range(0, len(order), batch_size):
                 rows = order[start : start + batch_size]
-                batch = self.tokenizer(
-                    [texts[i] for i in rows],
-                    padding=True,
-                    truncation=True,
-                    max_length=c.MAX_TOKENS,
-                    return_tensors="pt",
+                pooled = sentiment.torch_pooled(
+                    self.model, self.tokenizer, [texts[i] for i in rows]
                 )
-                hidden = self.model(**batch).last_hidden_state
-                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
                 found[rows] = torch.nn.functional.normalize(pooled, p=2, dim=1).numpy()
         return found
 

@@ -178,14 +178,12 @@ class Encoder:
     100 MB per process, and torch's float weights about 1.8× the time."""
 
     def __init__(self, path: str) -> None:
-        if not ENCODER_FILE.exists():
-            quantised.build(Path(path), ENCODER_FILE)
-        self.model = quantised.Encoder(ENCODER_FILE, Path(path))
+        self.model = quantised.load(Path(path), ENCODER_FILE, MAX_TOKENS)
 
     def encode(self, texts: Sequence[str]) -> Any:
         import numpy as np
 
-        pooled = self.model.pooled(texts, MAX_TOKENS)
+        pooled = self.model.pooled(texts)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
 

@@ -1,14 +1,15 @@
 """all-MiniLM-L6-v2 run by ONNX Runtime with int8 weights: the encoder both readers use
-(the theme classifier's frozen copy, the sentiment model's tuned one), about 1.8× as
-fast as the same model in torch on 2 cores.
+(the theme classifier's frozen copy, the sentiment model's tuned one). The worker's whole
+reading pass runs about 2.7× as many comments per second as the same models in torch on
+2 cores (`make bench` part 7; docs/themes.md).
 
 The model is exported from its transformers folder to ONNX (`torch.onnx.export`) and its
 weights are quantised to int8 (`onnxruntime.quantization.quantize_dynamic`: int8 weights,
-each batch's activations quantised as it runs). The export takes a few seconds and is
+each run's activations quantised as it runs). The export takes a few seconds and is
 done once per model: at install for the frozen encoder (`prepare_models`), after tuning
-for the sentiment model, and by the first process that needs a file that is missing.
-The vectors differ a little from torch's (cosine 0.96 on average over the theme
-examples); the classifiers are trained and measured on these vectors, never on torch's.
+for the sentiment model, and by the first process that needs a file that is missing
+(`load`). The vectors differ a little from torch's (cosine 0.99 on average over the
+theme examples); the classifiers are trained and measured on these vectors.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from . import model_files
 
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 FILE = "encoder-int8.onnx"
-HIDDEN = 384  # all-MiniLM-L6-v2's token vectors
 
 
 def _threads() -> int:
@@ -87,6 +87,14 @@ def build(source: Path, out: Path) -> None:
             model_files.write_atomically(out, small.read_bytes())
 
 
+def load(source: Path, out: Path, max_tokens: int) -> Encoder:
+    """The quantised encoder of the transformers model in `source`, exported into `out`
+    first if it is not there yet."""
+    if not out.exists():
+        build(source, out)
+    return Encoder(out, source, max_tokens)
+
+
 class Encoder:
     """The quantised model in `path` and its tokenizer: mean-pooled token vectors.
 
@@ -96,10 +104,11 @@ class Encoder:
     on 2 cores single texts, two at a time, read more per second (about 920 short comments/s)
     than batches of 32 sorted by length (540/s) or one batch at a time on two threads."""
 
-    def __init__(self, path: Path, model_dir: Path) -> None:
+    def __init__(self, path: Path, model_dir: Path, max_tokens: int) -> None:
         """`path`: the quantised model; `model_dir`: the folder it was exported from,
         whose `tokenizer.json` is read with the `tokenizers` library itself (the same word
-        pieces as transformers' tokenizer, without importing transformers and torch)."""
+        pieces as transformers' tokenizer, without importing transformers and torch);
+        `max_tokens`: the word pieces read of a text."""
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -108,9 +117,10 @@ class Encoder:
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # warnings about the export's shapes are not news
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.size = self.session.get_outputs()[0].shape[-1]  # of a token's vector
         self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         self.tokenizer.no_padding()
-        self.max_tokens = 0
+        self.tokenizer.enable_truncation(max_length=max_tokens)
         self._lock = threading.Lock()  # one caller at a time uses the cores
 
     def _pooled(self, piece: list[int]) -> Any:
@@ -123,17 +133,14 @@ class Encoder:
         (hidden,) = self.session.run(None, feed)
         return hidden[0].mean(0)
 
-    def pooled(self, texts: Sequence[str], max_tokens: int) -> Any:
+    def pooled(self, texts: Sequence[str]) -> Any:
         """The mean of each text's token vectors, one row per text."""
         import numpy as np
 
-        found = np.zeros((len(texts), HIDDEN), dtype=np.float32)
+        found = np.zeros((len(texts), self.size), dtype=np.float32)
         if not texts:
             return found
         with self._lock:
-            if self.max_tokens != max_tokens:
-                self.tokenizer.enable_truncation(max_length=max_tokens)
-                self.max_tokens = max_tokens
             pieces = [e.ids for e in self.tokenizer.encode_batch(list(texts))]
             for row, vector in enumerate(_pool().map(self._pooled, pieces)):
                 found[row] = vector
