@@ -470,10 +470,12 @@ def _still(conn: psycopg.Connection, sql: str, params: tuple[Any, ...] = ()) -> 
 # --- throughput ------------------------------------------------------------------------
 
 
-def queue_cases(conn: psycopg.Connection, client_factory: Any, count: int, name: str) -> list[Any]:
-    """Open `count` real detractor cases through the batch API (no worker running), each
-    with its owner's alert and its first outreach in the outbox, and hold those emails
-    back. Their ids."""
+def queue_cases(
+    conn: psycopg.Connection, client_factory: Any, manage: Any, count: int, name: str
+) -> list[Any]:
+    """Open `count` real detractor cases through the batch API and the worker's intake
+    lane (no other lane running), each with its owner's alert and its first outreach in
+    the outbox, and hold those emails back. Their ids."""
     since = conn.execute("SELECT coalesce(max(id), 0) FROM delivery_delivery").fetchone()[0]  # type: ignore[index]
     conn.commit()
     client = client_factory()
@@ -493,6 +495,7 @@ def queue_cases(conn: psycopg.Connection, client_factory: Any, count: int, name:
         status, content = client.call("POST", "/api/v1/responses/batch", {"responses": batch})
         if status >= 300 or json.loads(content).get("rejected"):
             raise SystemExit(f"loop benchmark: batch refused: {status} {content[:300]!r}")
+    manage("runworker", "--lane", "intake", "--until-idle")
     ids = [
         row[0]
         for row in conn.execute(
@@ -697,11 +700,11 @@ def run(
         conn.execute("UPDATE delivery_channel SET active = false")
         conn.commit()
         cases = THROUGHPUT_EMAILS // 2  # each case: its owner's alert and its outreach
-        first = queue_cases(conn, client_factory, cases, "one")
+        first = queue_cases(conn, client_factory, manage, cases, "one")
         sessions = smtp_sessions(manage)
         plain, plain_sinks = plain_smtplib(smtp_port, arrivals, messages(conn, first), sessions)
         one, one_sinks = throughput(1, db_url, conn, arrivals, smtp_port, tmp, first)
-        second = queue_cases(conn, client_factory, cases, "two")
+        second = queue_cases(conn, client_factory, manage, cases, "two")
         # What the receivers and this machine take from twice the sessions: 2 workers'
         # ceiling here (the receivers share the 2 cores with the workers and PostgreSQL).
         ceiling, _ = plain_smtplib(smtp_port, arrivals, messages(conn, second), 2 * sessions)

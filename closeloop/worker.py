@@ -27,6 +27,9 @@ log = logging.getLogger("closeloop.worker")
 
 Step = Callable[[], bool]
 
+# The intake lane's idle time: a batch API answer waits at most this long for triage.
+INTAKE_IDLE_SECONDS = 0.2
+
 
 @dataclass(frozen=True)
 class Lane:
@@ -34,14 +37,18 @@ class Lane:
 
     name: str
     steps: tuple[Step, ...]
+    # How long the lane sleeps when it had nothing to do; None: the worker's setting.
+    idle_seconds: float | None = None
 
 
 def default_lanes() -> list[Lane]:
     """Every step the worker runs, by lane.
 
-    A step waits only for the steps of its own lane. So an owner's alert, an outreach
-    email or an escalation (the "mail" lane), or a Slack alert ("alerts"), never waits
-    behind a slow webhook receiver or an IMAP server ("network") or behind reading
+    A step waits only for the steps of its own lane. The batch API's answers are
+    triaged in the "intake" lane, which looks for them five times a second. An owner's
+    alert, an outreach email or an escalation (the "mail" lane), or a Slack alert
+    ("alerts"), never waits behind a slow webhook receiver or an IMAP server
+    ("network") or behind reading
     comments, training and discovering themes, tuning sentiment, CSV imports, the
     monthly report, the health backtest and watch, or the HubSpot sync ("heavy").
     """
@@ -58,6 +65,7 @@ def default_lanes() -> list[Lane]:
     from closeloop.loop.exits import handle_exit_interviews
     from closeloop.loop.imap import handle_imap_poll
     from closeloop.loop.imports import handle_csv_import
+    from closeloop.loop.intake import handle_pending_triage
     from closeloop.loop.outcomes import LISTENERS
     from closeloop.loop.reading import handle_reply_batch, handle_reply_reread
     from closeloop.loop.sla import (
@@ -79,6 +87,7 @@ def default_lanes() -> list[Lane]:
         for step in (handle_email_batch, handle_slack_batch, handle_webhook_batch)
     )
     return [
+        Lane("intake", (handle_pending_triage,), idle_seconds=INTAKE_IDLE_SECONDS),
         Lane(
             "mail",
             (
@@ -175,7 +184,8 @@ class Lanes:
         self.stopping = threading.Event()
         self.workers = []
         for lane in lanes:
-            worker = Worker(lane.steps, idle_seconds)
+            idle = idle_seconds if lane.idle_seconds is None else lane.idle_seconds
+            worker = Worker(lane.steps, idle)
             worker.stopping = self.stopping  # one signal stops every lane
             self.workers.append(worker)
         self.threads = [

@@ -37,6 +37,24 @@ def test_it_stores_valid_items_and_reports_invalid_ones_by_index(api: ApiClient)
     assert Person.objects.count() == 2
 
 
+def test_it_rejects_only_the_item_with_a_nul_character(api: ApiClient) -> None:
+    items = [
+        answer(email="a@x.io", score=3),
+        answer(email="b@x.io", score=4, comment="bad\x00byte"),
+        answer(email="c@x.io", score=5, person={"email": "c@x.io", "properties": {"k": "v\x00"}}),
+    ]
+    r = api.post_json("/api/v1/responses/batch", {"responses": items})
+    assert r.status_code == 200, r.content
+    body = r.json()
+    assert body["accepted"] == 1
+    assert [(x["index"], x["field"]) for x in body["rejected"]] == [
+        (1, "comment"),
+        (2, "person.properties"),
+    ]
+    assert all("NUL" in x["reason"] for x in body["rejected"])
+    assert list(Person.objects.values_list("email", flat=True)) == ["a@x.io"]
+
+
 def test_it_deduplicates_by_external_id_across_and_within_batches(api: ApiClient) -> None:
     first = api.post_json(
         "/api/v1/responses/batch",

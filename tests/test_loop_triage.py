@@ -9,6 +9,7 @@ import pytest
 from django.utils import timezone
 
 from closeloop.delivery.models import Delivery
+from closeloop.loop.intake import handle_pending_triage
 from closeloop.loop.models import Activity, FollowUpCase, Notification, Task, TriagePolicy
 from closeloop.loop.policy import Action, PolicyConfig
 from closeloop.surveys.models import Account, Response, SurveyRequest
@@ -216,10 +217,57 @@ def test_it_ranks_bigger_accounts_and_disengaged_people_higher(
     assert p["idle@example.com"] > p["active@example.com"]
 
 
-def test_it_triages_every_answer_of_a_batch_in_the_same_transaction(
+def test_it_triages_every_answer_of_a_batch_in_the_worker_right_after(
     api: ApiClient, smb: Account
 ) -> None:
     items = [at(smb, i % 7, email=f"p{i}@example.com") for i in range(30)]
     assert api.post_json("/api/v1/responses/batch", {"responses": items}).status_code == 200
+    # stored at once, each marked for the intake lane; nothing triaged yet
+    assert Response.objects.filter(triage_pending=True).count() == 30
+    assert not FollowUpCase.objects.exists()
+    assert handle_pending_triage() is True
+    assert not Response.objects.filter(triage_pending=True).exists()
     assert FollowUpCase.objects.filter(loop="detractor").count() == 30
     assert Delivery.objects.filter(purpose=Delivery.Purpose.OWNER_ALERT).count() == 30
+    assert handle_pending_triage() is False  # each answer once
+
+
+def test_it_triages_queued_answers_in_order_and_a_later_one_joins_their_case(
+    api: ApiClient, smb: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = timezone.now()
+    first = at(
+        smb, 2, comment="Exports time out", created_at=(now - timedelta(hours=2)).isoformat()
+    )
+    second = at(smb, 5, comment="Still slow", created_at=(now - timedelta(hours=1)).isoformat())
+    others = [at(smb, 3, email=f"o{i}@example.com") for i in range(3)]
+    body = {"responses": [first, *others, second]}
+    assert api.post_json("/api/v1/responses/batch", body).status_code == 200
+    monkeypatch.setattr("closeloop.loop.intake.TRIAGE_BATCH", 2)
+    rounds = 0
+    while handle_pending_triage():
+        rounds += 1
+    assert rounds == 3  # five answers, two per transaction
+    case = the_case()  # opened by the earlier answer, then joined by the later one
+    assert (case.previous_score, case.score, case.response.comment) == (2, 5, "Still slow")
+    assert case.responses.count() == 2
+    assert FollowUpCase.objects.filter(person__email="pat@example.com").count() == 1
+
+
+def test_it_leaves_a_batch_queued_when_its_triage_fails(
+    api: ApiClient, smb: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    items = [at(smb, 3, email=f"p{i}@example.com") for i in range(4)]
+    assert api.post_json("/api/v1/responses/batch", {"responses": items}).status_code == 200
+
+    def broken(answers: Any) -> None:
+        raise RuntimeError("routing is down")
+
+    monkeypatch.setattr("closeloop.loop.triage.follow_up", broken)
+    with pytest.raises(RuntimeError):
+        handle_pending_triage()
+    assert Response.objects.filter(triage_pending=True).count() == 4
+    assert not FollowUpCase.objects.exists()
+    monkeypatch.undo()
+    assert handle_pending_triage() is True
+    assert FollowUpCase.objects.count() == 4

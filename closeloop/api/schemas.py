@@ -6,16 +6,20 @@ from datetime import date, datetime
 from typing import Any
 
 from ninja import Schema
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
-from closeloop.core.schemas import StrictSchema
 from closeloop.insights import health
 from closeloop.integrations import tickets, usage
 from closeloop.surveys.models import Account, Response
 from closeloop.surveys.schemas import MAX_BATCH
 
 
-class BatchIn(StrictSchema):
+class BatchIn(Schema):
+    """The envelope only: each item is checked on its own (`ResponseIn`, NUL included),
+    so one bad item is reported by index instead of refusing the batch."""
+
+    model_config = ConfigDict(extra="forbid")
+
     responses: list[dict[str, Any]] = Field(max_length=MAX_BATCH)
 
 

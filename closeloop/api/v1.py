@@ -175,7 +175,8 @@ def create_responses_batch(request: HttpRequest, payload: BatchIn) -> HttpRespon
     """Validate each item on its own; store the valid ones together, report the others.
 
     `ids[i]` is the stored id of item i (null when rejected). Items whose
-    `external_id` is already stored are accepted and point at the original.
+    `external_id` is already stored are accepted and point at the original. The
+    answers are stored at once and triaged by the worker right after (its intake lane).
     """
     key = require_write(request)
     known_surveys = set(Survey.objects.values_list("slug", flat=True))
@@ -199,7 +200,9 @@ def create_responses_batch(request: HttpRequest, payload: BatchIn) -> HttpRespon
                 continue
             valid.append((index, item))
         ids: list[int | None] = [None] * len(payload.responses)
-        outcomes: list[Outcome] = record_responses([item.to_data() for _, item in valid])
+        outcomes: list[Outcome] = record_responses(
+            [item.to_data() for _, item in valid], triage_later=True
+        )
         for (index, _), outcome in zip(valid, outcomes, strict=True):
             ids[index] = outcome.response.pk
         return 200, {"accepted": len(valid), "rejected": rejected, "ids": ids}

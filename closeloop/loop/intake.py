@@ -3,7 +3,10 @@
 The API (ours and the Delighted-compatible one), CSV imports, survey emails and pages
 and the demo data all record answers here. Each call stores the answers
 (`surveys.ingest`) and triages them (`triage.follow_up`) in one transaction, so an
-answer and its follow-up are committed together or not at all:
+answer and its follow-up are committed together or not at all. The batch API stores
+its answers marked `triage_pending` instead and returns at once; the worker's intake
+lane triages them right after, in order, each batch in one transaction that also
+clears the mark (`handle_pending_triage`), so a stored answer is always triaged once:
 
 1. Accounts and people are upserted; their properties are frozen onto each answer;
    an answer whose `external_id` was stored before is not stored again.
@@ -29,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from closeloop.surveys import ingest
 from closeloop.surveys.ingest import Outcome, PersonData, ResponseData
@@ -38,10 +41,46 @@ from closeloop.surveys.models import Response, SurveyRequest
 from . import triage
 
 
-def record_responses(items: Sequence[ResponseData]) -> list[Outcome]:
+def record_responses(items: Sequence[ResponseData], *, triage_later: bool = False) -> list[Outcome]:
     """Store answers and start their follow-up, all or none; one outcome per item, in
-    order. A retried item (same `external_id`) gets the original answer, `created=False`."""
+    order. A retried item (same `external_id`) gets the original answer, `created=False`.
+    `triage_later` leaves the follow-up to the worker's next `handle_pending_triage`."""
+    if triage_later:
+        return ingest.store_responses(items, then=None, triage_pending=True)
     return ingest.store_responses(items, then=triage.follow_up)
+
+
+# Answers triaged per transaction by the intake lane: a batch API call's worth.
+TRIAGE_BATCH = 1000
+
+
+def handle_pending_triage() -> bool:
+    """Worker step (intake lane): triage the oldest answers the batch API stored, up to
+    TRIAGE_BATCH, in the transaction that clears their mark. Concurrent workers take
+    different answers (SKIP LOCKED); a failure rolls back both, so the answers stay
+    queued and are tried again."""
+    due = Response.objects.filter(triage_pending=True)
+    with transaction.atomic():
+        if connection.features.has_select_for_update_skip_locked:
+            due = due.select_for_update(skip_locked=True, of=("self",))
+        answers = list(
+            due.select_related("person__account", "account", "survey", "request").order_by("id")[
+                :TRIAGE_BATCH
+            ]
+        )
+        if not answers:
+            return False
+        ids = [r.pk for r in answers]
+        taken = Response.objects.filter(pk__in=ids, triage_pending=True).update(
+            triage_pending=False
+        )
+        if taken != len(ids):  # another worker took some first (SQLite): try again
+            transaction.set_rollback(True)
+            return True
+        for answer in answers:
+            answer.triage_pending = False
+        triage.follow_up(answers)
+    return True
 
 
 def change_response(

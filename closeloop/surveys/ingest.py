@@ -366,10 +366,14 @@ def upsert_people(items: Sequence[PersonData]) -> dict[tuple[str, str], Person]:
 
 
 def store_responses(
-    items: Sequence[ResponseData], then: Callable[[list[Response]], object]
+    items: Sequence[ResponseData],
+    then: Callable[[list[Response]], object] | None,
+    *,
+    triage_pending: bool = False,
 ) -> list[Outcome]:
     """Store answers, all or none, returning one outcome per item in order; `then(new)`
-    runs on the answers created, in the same transaction.
+    runs on the answers created, in the same transaction. `triage_pending` stores them
+    marked for the worker to triage instead (with `then=None`).
 
     An item whose `external_id` was stored before is not stored again: its
     outcome carries the original response with `created=False`, which makes
@@ -383,7 +387,7 @@ def store_responses(
     conflict: IntegrityError | None = None
     for _ in range(WRITE_ATTEMPTS):
         try:
-            return _record(items, surveys, then)
+            return _record(items, surveys, then, triage_pending)
         except IntegrityError as exc:
             conflict = exc
     raise ConcurrentWriteError() from conflict
@@ -392,7 +396,8 @@ def store_responses(
 def _record(
     items: Sequence[ResponseData],
     surveys: dict[str | None, Survey],
-    then: Callable[[list[Response]], object],
+    then: Callable[[list[Response]], object] | None,
+    triage_pending: bool,
 ) -> list[Outcome]:
     with transaction.atomic():
         ext_ids = [i.external_id for i in items if i.external_id]
@@ -437,6 +442,7 @@ def _record(
                 themes_status="pending" if item.comment.strip() else "",
                 created_at=item.created_at or now,
                 updated_at=now,
+                triage_pending=triage_pending,
             )
             to_create.append(response)
             if item.external_id:
@@ -448,7 +454,8 @@ def _record(
             SurveyRequest.objects.filter(pk__in=answered).update(
                 status=SurveyRequest.Status.ANSWERED, answered_at=now
             )
-        then(to_create)
+        if then is not None:
+            then(to_create)
     return outcomes
 
 

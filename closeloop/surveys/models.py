@@ -317,6 +317,9 @@ class Response(ReadByWorker):
     is_demo = models.BooleanField(default=False, help_text="Created by seed_demo.")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
+    # Stored by the batch API and not yet triaged: the worker's intake lane triages it
+    # next, in order (loop.intake.handle_pending_triage).
+    triage_pending = models.BooleanField(default=False, db_default=False)
     # Its themes are ThemeTag rows; the reading's state and sentiment: ReadByWorker.
 
     class Meta:
@@ -338,6 +341,10 @@ class Response(ReadByWorker):
             ),
             # Whether the demo is loaded, asked on every page: only demo answers indexed.
             models.Index(fields=["id"], condition=Q(is_demo=True), name="response_demo"),
+            # Only answers waiting for triage are indexed: the intake lane's queue.
+            models.Index(
+                fields=["id"], condition=Q(triage_pending=True), name="response_triage_pending"
+            ),
         ]
 
     def __str__(self) -> str:
