@@ -223,6 +223,39 @@ def test_it_alerts_the_owner_on_slack_and_writes_to_the_customer(stack: Stack) -
     assert case["score"] == 4 and case["status"] == "contacted"
 
 
+def test_it_triages_a_batchs_detractors_in_the_worker_and_writes_to_them(stack: Stack) -> None:
+    account = {"name": "Initech", "external_id": "acc-initech", "tier": "smb", "arr": 4000}
+    account["owner_email"] = OWNER[1]
+    assert stack.api("post", "/api/v1/accounts", account).status_code in (200, 201)
+    people = [f"batch{i}@initech.example" for i in range(3)]
+    answers = [
+        {
+            "person": {
+                "email": email,
+                "name": f"Pat {i}",
+                "account": {"external_id": "acc-initech"},
+            },
+            "score": [3, 4, 9][i],  # two moderate detractors (an automated email), a promoter
+            "comment": "The weekly export fails every Monday",
+        }
+        for i, email in enumerate(people)
+    ]
+    sent = stack.api("post", "/api/v1/responses/batch", {"responses": answers})
+    assert sent.status_code == 200 and sent.json()["accepted"] == 3, sent.text
+    began = time.monotonic()
+    for email in people[:2]:
+        mail = _until(lambda e=email: stack.inbox.to(e), 60, f"the outreach email to {email}")
+        assert OWNER[1] in str(mail[0]["From"])
+    written_in = time.monotonic() - began
+    for email in people[:2]:
+        found = stack.api("get", "/api/v1/cases", params={"email": email}).json()
+        assert found["count"] == 1 and found["results"][0]["loop"] == "detractor", found
+        assert found["results"][0]["owner"]["email"] == OWNER[1], found
+    promoter = stack.api("get", "/api/v1/cases", params={"email": people[2]}).json()
+    assert all(c["loop"] == "promoter" for c in promoter["results"]), promoter
+    assert written_in < 30, f"the detractors heard after {written_in:.1f} s"
+
+
 def test_it_puts_the_customers_emailed_reply_on_the_case(stack: Stack) -> None:
     outreach = _until(lambda: stack.inbox.to(CUSTOMER), 60, "the outreach email")[0]
     reply = EmailMessage()

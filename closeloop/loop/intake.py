@@ -64,9 +64,7 @@ def handle_pending_triage() -> bool:
         if connection.features.has_select_for_update_skip_locked:
             due = due.select_for_update(skip_locked=True, of=("self",))
         answers = list(
-            due.select_related("person__account", "account", "survey", "request").order_by("id")[
-                :TRIAGE_BATCH
-            ]
+            due.select_related("person__account", "account", "survey").order_by("id")[:TRIAGE_BATCH]
         )
         if not answers:
             return False

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from email.utils import formataddr, parseaddr
+from email.utils import formataddr
 from typing import Any
 
 from django.conf import settings
@@ -410,7 +410,7 @@ def sender_for(case: FollowUpCase, actor: User | None = None) -> str | None:
     for person in (actor, case.owner):
         if person is not None and person.email:
             return formataddr((person.display_name, person.email))
-    name, address = parseaddr(settings.DEFAULT_FROM_EMAIL)
+    name, address = outreach.parsed_address(settings.DEFAULT_FROM_EMAIL)
     if not address or NOREPLY.search(address):
         return None
     return formataddr((name, address))

@@ -7,6 +7,7 @@ reads it before sending) gets the same findings as warnings.
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 from dataclasses import dataclass
@@ -215,8 +216,15 @@ def values_for(case: FollowUpCase) -> dict[str, str]:
 
 
 def _default_sender_name() -> str:
-    name, address = parseaddr(settings.DEFAULT_FROM_EMAIL)
+    name, address = parsed_address(settings.DEFAULT_FROM_EMAIL)
     return name or address
+
+
+@functools.lru_cache(maxsize=8)
+def parsed_address(value: str) -> tuple[str, str]:
+    """(name, address) of a From value such as the default sender, parsed once: triage
+    asks for it several times per answer."""
+    return parseaddr(value)
 
 
 def template_for(action: Action, locale: str) -> Draft:
