@@ -451,7 +451,7 @@ def _triage_queued(conn: psycopg.Connection, sent: list[list[dict[str, Any]]]) -
     )
     found = conn.execute(
         "SELECT p.email FROM loop_followupcase c JOIN surveys_person p ON p.id = c.person_id"
-        " WHERE c.loop = 'detractor' AND p.email = ANY(%s) ORDER BY p.email",
+        " WHERE c.loop = 'detractor' AND p.email = ANY(%s)",
         (detractors,),
     ).fetchall()
     logged = conn.execute(

@@ -48,9 +48,9 @@ def default_lanes() -> list[Lane]:
     triaged in the "intake" lane, which looks for them five times a second. An owner's
     alert, an outreach email or an escalation (the "mail" lane), or a Slack alert
     ("alerts"), never waits behind a slow webhook receiver or an IMAP server
-    ("network") or behind reading
-    comments, training and discovering themes, tuning sentiment, CSV imports, the
-    monthly report, the health backtest and watch, or the HubSpot sync ("heavy").
+    ("network") or behind reading comments, training and discovering themes, tuning
+    sentiment, CSV imports, the monthly report, the health backtest and watch, or the
+    HubSpot sync ("heavy").
     """
     from closeloop.access.models import handle_idempotency_expiry
     from closeloop.delivery.sending import (

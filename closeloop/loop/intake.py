@@ -46,7 +46,7 @@ def record_responses(items: Sequence[ResponseData], *, triage_later: bool = Fals
     order. A retried item (same `external_id`) gets the original answer, `created=False`.
     `triage_later` leaves the follow-up to the worker's next `handle_pending_triage`."""
     if triage_later:
-        return ingest.store_responses(items, then=None, triage_pending=True)
+        return ingest.store_responses(items, then=None)
     return ingest.store_responses(items, then=triage.follow_up)
 
 

@@ -366,14 +366,11 @@ def upsert_people(items: Sequence[PersonData]) -> dict[tuple[str, str], Person]:
 
 
 def store_responses(
-    items: Sequence[ResponseData],
-    then: Callable[[list[Response]], object] | None,
-    *,
-    triage_pending: bool = False,
+    items: Sequence[ResponseData], then: Callable[[list[Response]], object] | None
 ) -> list[Outcome]:
     """Store answers, all or none, returning one outcome per item in order; `then(new)`
-    runs on the answers created, in the same transaction. `triage_pending` stores them
-    marked for the worker to triage instead (with `then=None`).
+    runs on the answers created, in the same transaction. With `then=None` they are
+    stored marked `triage_pending` instead, for the worker to triage.
 
     An item whose `external_id` was stored before is not stored again: its
     outcome carries the original response with `created=False`, which makes
@@ -387,7 +384,7 @@ def store_responses(
     conflict: IntegrityError | None = None
     for _ in range(WRITE_ATTEMPTS):
         try:
-            return _record(items, surveys, then, triage_pending)
+            return _record(items, surveys, then)
         except IntegrityError as exc:
             conflict = exc
     raise ConcurrentWriteError() from conflict
@@ -397,7 +394,6 @@ def _record(
     items: Sequence[ResponseData],
     surveys: dict[str | None, Survey],
     then: Callable[[list[Response]], object] | None,
-    triage_pending: bool,
 ) -> list[Outcome]:
     with transaction.atomic():
         ext_ids = [i.external_id for i in items if i.external_id]
@@ -442,7 +438,7 @@ def _record(
                 themes_status="pending" if item.comment.strip() else "",
                 created_at=item.created_at or now,
                 updated_at=now,
-                triage_pending=triage_pending,
+                triage_pending=then is None,
             )
             to_create.append(response)
             if item.external_id:
