@@ -107,7 +107,7 @@ def test_it_counts_themes_like_a_recount(answers: list[Response]) -> None:
 def test_it_draws_the_trend_of_the_top_themes(answers: list[Response]) -> None:
     until = today()
     trend = top_themes.theme_trend(
-        Response.objects.all(), until - timedelta(days=59), until, Grain.MONTH, ["billing", "bugs"]
+        Response.objects.all(), until - timedelta(days=60), until, Grain.MONTH, ["billing", "bugs"]
     )
     assert [s.slug for s in trend.series] == ["billing", "bugs"]
     assert sum(trend.read) == 120
