@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
+import time
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -67,3 +72,52 @@ def gunicorn_command(port: int, workers: int, *extra: str) -> list[str]:
         str(workers),
         *extra,
     ]
+
+
+def metrics_row(conn: psycopg.Connection, port: int, key: str, today: date) -> tuple[str, ...]:
+    """GET /api/v1/metrics for the last 90 days (and the 90 before) against the same
+    aggregate in hand SQL, median of 7; every answer is checked against the SQL's."""
+    since = today - timedelta(days=89)
+    day = lambda d: datetime(d.year, d.month, d.day, tzinfo=UTC)  # noqa: E731
+    sql = (
+        "SELECT"
+        " count(*) FILTER (WHERE created_at >= %(mid)s AND score >= 9),"
+        " count(*) FILTER (WHERE created_at >= %(mid)s AND score BETWEEN 7 AND 8),"
+        " count(*) FILTER (WHERE created_at >= %(mid)s AND score <= 6),"
+        " count(*) FILTER (WHERE created_at < %(mid)s AND score >= 9),"
+        " count(*) FILTER (WHERE created_at < %(mid)s AND score BETWEEN 7 AND 8),"
+        " count(*) FILTER (WHERE created_at < %(mid)s AND score <= 6)"
+        " FROM surveys_response WHERE created_at >= %(start)s AND created_at < %(end)s"
+    )
+    params = {
+        "start": day(since - timedelta(days=90)),
+        "mid": day(since),
+        "end": day(today + timedelta(days=1)),
+    }
+    total = conn.execute("SELECT count(*) FROM surveys_response").fetchone()[0]  # type: ignore[index]
+    client = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+    path = f"/api/v1/metrics?since={since}&until={today}"
+    sql_times, api_times = [], []
+    for _ in range(7):
+        start = time.perf_counter()
+        expected = conn.execute(sql, params).fetchone()
+        sql_times.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        client.request("GET", path, headers={"Authorization": f"Bearer {key}"})
+        response = client.getresponse()
+        status, body = response.status, response.read()
+        api_times.append(time.perf_counter() - start)
+        assert status == 200 and expected is not None, (status, body[:300])
+        got = json.loads(body)
+        shown = [got[k] for k in ("promoters", "passives", "detractors")]
+        shown += [got["previous"][k] for k in ("promoters", "passives", "detractors")]
+        assert shown == list(expected), (shown, expected)
+    conn.rollback()
+    sql_med, api_med = statistics.median(sql_times), statistics.median(api_times)
+    return (
+        f"GET /metrics over {total:,} responses (checked: both periods' counts)",
+        f"{api_med * 1000:.0f} ms",
+        f"hand SQL {sql_med * 1000:.0f} ms",
+        f"{api_med / sql_med:.2f}",
+        "≤ 2.00",
+    )

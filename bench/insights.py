@@ -1,5 +1,5 @@
-"""Insight page benchmarks over 1,000,000 answers from 20,000 accounts, their comments
-read by the worker (themes and sentiment).
+"""Insight page benchmarks over 10,000,000 answers (BENCH_INSIGHT_ANSWERS) from an
+account per 50 of them, their comments read by the worker (themes and sentiment).
 
 Each page's server time (gunicorn on loopback, logged in) against, in the same run:
   (a) the bare SQL aggregates that compute the same figures, on the same PostgreSQL;
@@ -10,7 +10,12 @@ read as negative), the Themes page (each theme's answers, accounts, ARR, previou
 period and sentiment, and the top themes' 12-month trend), and the follow-up program
 (the last 90 days' detractor cases: whole, per owner, and 12 months by month).
 Each page's figures (its chart data, or its CSV export with the same filters) are
-compared with the bare SQL's before its time counts.
+compared with the bare SQL's before its time counts. `GET /api/v1/metrics` runs over
+the same answers against its hand SQL.
+
+Building ten million answers takes most of an hour. BENCH_INSIGHT_REUSE=1 keeps a
+database that already holds them (run with the same BENCH_DATABASE_URL), to time the
+pages again after a change without building it again.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import csv
 import http.client
 import io
 import json
+import os
 import random
 import re
 import statistics
@@ -33,10 +39,13 @@ from urllib.parse import urlencode
 import duckdb
 import psycopg
 
+from bench.common import metrics_row
+
 ROOT = Path(__file__).resolve().parent.parent
-ACCOUNTS = 20_000
-PEOPLE = 100_000
-ANSWERS = 1_000_000
+ANSWERS = int(os.environ.get("BENCH_INSIGHT_ANSWERS", "10000000"))
+ACCOUNTS = max(100, ANSWERS // 50)
+PEOPLE = max(500, ANSWERS // 10)
+REUSE = os.environ.get("BENCH_INSIGHT_REUSE", "") == "1"
 DAYS = 730
 OWNERS = 25
 ROUNDS = 5
@@ -74,9 +83,12 @@ def _comment(rng: random.Random, score: int) -> tuple[str, str, str, float | Non
 
 
 def build(conn: psycopg.Connection, manage: Any) -> tuple[int, int, date]:
-    """Accounts, people, a million answers over two years, and a case per detractor answer."""
+    """Accounts, people, ANSWERS answers over two years, and a case per detractor answer;
+    with REUSE, what an earlier run built, when it is there."""
     rng = random.Random(11)
     now = datetime.now(UTC)
+    if REUSE and conn.execute("SELECT count(*) FROM surveys_response").fetchone()[0] >= ANSWERS:  # type: ignore[index]
+        return _built(conn, now)
     manage(
         "shell",
         "-c",
@@ -260,6 +272,10 @@ def build(conn: psycopg.Connection, manage: Any) -> tuple[int, int, date]:
     for table in ("surveys_response", "surveys_account", "loop_followupcase", "loop_activity"):
         conn.execute(f"ANALYZE {table}")
     conn.commit()
+    return _built(conn, now)
+
+
+def _built(conn: psycopg.Connection, now: datetime) -> tuple[int, int, date]:
     total = conn.execute("SELECT count(*) FROM surveys_response").fetchone()[0]  # type: ignore[index]
     n_cases = conn.execute("SELECT count(*) FROM loop_followupcase").fetchone()[0]  # type: ignore[index]
     return total, n_cases, now.date()
@@ -611,9 +627,12 @@ def check(
     raise KeyError(name)
 
 
-def run(conn: psycopg.Connection, manage: Any, port: int) -> list[tuple[str, ...]]:
-    """Every insight page figure, as table rows (figure, closeloop, baseline, ratio, goal)."""
+def run(conn: psycopg.Connection, manage: Any, port: int, key: str) -> list[tuple[str, ...]]:
+    """Every insight page figure, and /metrics, as table rows (figure, closeloop, baseline,
+    ratio, goal)."""
+    started = time.perf_counter()
     total, n_cases, today = build(conn, manage)
+    print(f"insight data: {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
     browser = Browser(port)
     browser.log_in("bench-viewer", "bench-pass-123")
     since = today - timedelta(days=89)
@@ -669,4 +688,5 @@ def run(conn: psycopg.Connection, manage: Any, port: int) -> list[tuple[str, ...
             )
         )
     duck.close()
+    rows.append(metrics_row(conn, port, key, today))
     return rows
