@@ -10,7 +10,7 @@ from closeloop.core.db import COPY_MIN_ROWS
 from closeloop.core.errors import FieldError
 from closeloop.loop.intake import record_responses
 from closeloop.surveys.ingest import AccountData, PersonData, ResponseData
-from closeloop.surveys.models import Person, Response
+from closeloop.surveys.models import Person, Response, Survey
 
 pytestmark = pytest.mark.django_db
 
@@ -73,3 +73,26 @@ def test_it_merges_two_mentions_of_one_person_in_a_batch() -> None:
     person = Person.objects.get()
     assert (person.name, person.phone, person.properties) == ("Ann", "+1", {"a": 1, "b": 2})
     assert person.responses.count() == 2
+
+
+def test_it_finds_rows_by_any_of_a_list_as_in_does() -> None:
+    people = Person.objects.bulk_create(
+        [Person(email=f"any{i}@x.io", external_id=f"x{i}" if i % 2 else None) for i in range(50)]
+    )
+    emails = [f"any{i}@x.io" for i in range(0, 60, 3)]  # some match nobody
+    by_any = set(Person.objects.filter(email__any=emails).values_list("pk", flat=True))
+    assert by_any == set(Person.objects.filter(email__in=emails).values_list("pk", flat=True))
+    assert len(by_any) == 17
+    ids = [p.pk for p in people[:5]] + [None]
+    assert set(Person.objects.filter(pk__any=ids).values_list("pk", flat=True)) == set(ids[:5])
+    assert not Person.objects.filter(external_id__any=[]).exists()
+    # Beside other conditions, and from a subquery (which stays an IN).
+    odd = Person.objects.filter(external_id__isnull=False)
+    assert Person.objects.filter(email__any=emails, external_id__isnull=False).count() == 8
+    assert Person.objects.filter(pk__any=odd.values("pk")).count() == 25
+    # Over a foreign key, by id or by instance.
+    survey = Survey.default()
+    answers = [Response.objects.create(person=p, survey=survey, score=3) for p in people[:3]]
+    by_id = Response.objects.filter(person_id__any=[people[0].pk, people[2].pk])
+    assert set(by_id) == {answers[0], answers[2]}
+    assert set(Response.objects.filter(person__any=people[1:2])) == {answers[1]}

@@ -163,10 +163,10 @@ def _preview(items: list[BaseModel]) -> list[str]:
     lines = []
     people = [i.person if isinstance(i, ResponseIn) else i for i in items]
     emails = {p.email for p in people if isinstance(p, PersonIn) and p.email}
-    known = Person.objects.filter(email__in=emails).count() if emails else 0
+    known = Person.objects.filter(email__any=emails).count() if emails else 0
     if isinstance(items[0], ResponseIn):
         ids = {i.external_id for i in items if isinstance(i, ResponseIn) and i.external_id}
-        stored = Response.objects.filter(external_id__in=ids).count() if ids else 0
+        stored = Response.objects.filter(external_id__any=ids).count() if ids else 0
         lines.append(
             f"{len(ids) - stored} new answer{'s' if len(ids) - stored != 1 else ''}, "
             f"{stored} already imported (left as they are)."

@@ -69,7 +69,7 @@ def handle_pending_triage() -> bool:
         if not answers:
             return False
         ids = [r.pk for r in answers]
-        taken = Response.objects.filter(pk__in=ids, triage_pending=True).update(
+        taken = Response.objects.filter(pk__any=ids, triage_pending=True).update(
             triage_pending=False
         )
         if taken != len(ids):  # another worker took some first (SQLite): try again

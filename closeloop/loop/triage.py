@@ -66,7 +66,7 @@ def _follow_up(responses: Sequence[Response]) -> list[FollowUpCase]:
     people = {r.person_id for r in fresh}
     open_by_person = {
         c.person_id: c
-        for c in FollowUpCase.objects.filter(open_filter(), person_id__in=people)
+        for c in FollowUpCase.objects.filter(open_filter(), person_id__any=people)
         .select_related("owner", "account", "person", "response", "policy")
         .order_by("created_at")
     }
@@ -78,7 +78,7 @@ def _follow_up(responses: Sequence[Response]) -> list[FollowUpCase]:
     checks = (
         {
             c.request_id: c
-            for c in CheckBack.objects.filter(request_id__in=asked).select_related(
+            for c in CheckBack.objects.filter(request_id__any=asked).select_related(
                 "case__owner__manager", "case__person", "case__account", "case__policy"
             )
         }
@@ -87,7 +87,7 @@ def _follow_up(responses: Sequence[Response]) -> list[FollowUpCase]:
     )
     # Answers to an exit interview are the churned account's reasons: kept, not triaged.
     leaving = (
-        {e.request_id: e for e in ExitInterview.objects.filter(request_id__in=asked)}
+        {e.request_id: e for e in ExitInterview.objects.filter(request_id__any=asked)}
         if asked
         else {}
     )
@@ -167,7 +167,7 @@ def _previous_scores(fresh: Sequence[Response]) -> dict[int, int]:
     ids = {r.pk for r in fresh}
     history: dict[int, list[tuple[datetime, int, int]]] = {}
     for pk, person_id, created_at, score in (
-        Response.objects.filter(person_id__in={r.person_id for r in fresh})
+        Response.objects.filter(person_id__any={r.person_id for r in fresh})
         .order_by("created_at", "pk")
         .values_list("pk", "person_id", "created_at", "score")
     ):

@@ -235,10 +235,10 @@ def upsert_accounts(
     by_name = [v for k, v in wanted if k == "name"]
     found: dict[tuple[str, str], Account] = {}
     if by_ext:
-        for acc in Account.objects.filter(external_id__in=by_ext):
+        for acc in Account.objects.filter(external_id__any=by_ext):
             found[("external_id", acc.external_id or "")] = acc
     if by_name:
-        for acc in Account.objects.filter(name__in=by_name, external_id__isnull=True):
+        for acc in Account.objects.filter(name__any=by_name, external_id__isnull=True):
             found.setdefault(("name", acc.name), acc)
 
     owners = _owners_by_email({d.owner_email for d in wanted.values() if d.owner_email})
@@ -310,7 +310,8 @@ def _check_external_ids_free(wanted: dict[tuple[str, str], PersonData]) -> None:
     claimed = {d.external_id: k[1] for k, d in wanted.items() if k[0] == "email" and d.external_id}
     if not claimed:
         return
-    for holder in Person.objects.filter(external_id__in=claimed).only("email", "external_id"):
+    holders = Person.objects.filter(external_id__any=list(claimed))
+    for holder in holders.only("email", "external_id"):
         if holder.email != claimed[holder.external_id or ""]:
             raise FieldError(
                 "person.external_id",
@@ -328,10 +329,10 @@ def upsert_people(items: Sequence[PersonData]) -> dict[tuple[str, str], Person]:
     ext_ids = [v for k, v in wanted if k == "external_id"]
     found: dict[tuple[str, str], Person] = {}
     if emails:
-        for person in Person.objects.filter(email__in=emails).select_related("account"):
+        for person in Person.objects.filter(email__any=emails).select_related("account"):
             found[("email", person.email or "")] = person
     if ext_ids:
-        for person in Person.objects.filter(external_id__in=ext_ids).select_related("account"):
+        for person in Person.objects.filter(external_id__any=ext_ids).select_related("account"):
             found[("external_id", person.external_id or "")] = person
     _check_external_ids_free(wanted)
 
@@ -400,7 +401,7 @@ def _record(
         existing = (
             {
                 r.external_id: r
-                for r in Response.objects.filter(external_id__in=ext_ids).select_related(
+                for r in Response.objects.filter(external_id__any=ext_ids).select_related(
                     "person", "account", "survey"
                 )
             }
@@ -447,7 +448,7 @@ def _record(
         bulk_insert(to_create)
         answered = [r.request_id for r in to_create if r.request_id is not None]
         if answered:
-            SurveyRequest.objects.filter(pk__in=answered).update(
+            SurveyRequest.objects.filter(pk__any=answered).update(
                 status=SurveyRequest.Status.ANSWERED, answered_at=now
             )
         if then is not None:

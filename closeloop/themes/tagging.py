@@ -53,7 +53,9 @@ def _claim(model: Any, text_field: str, now: datetime, due_rows: Q | None = None
     due = model.objects.filter(due_rows).order_by("themes_next_at", "id")
     ids = claims.claim(due, BATCH, themes_next_at=now + LEASE)
     return list(
-        model.objects.filter(id__in=ids).only("id", text_field, "themes_attempts", "themes_next_at")
+        model.objects.filter(id__any=ids).only(
+            "id", text_field, "themes_attempts", "themes_next_at"
+        )
     )
 
 
@@ -96,7 +98,7 @@ def handle_theme_batch() -> bool:
 
     def store(batch: list[Response], found: analysis.Analysed) -> None:
         ids = [r.pk for r in batch]
-        ThemeTag.objects.filter(response_id__in=ids, source=ThemeTag.Source.MODEL).delete()
+        ThemeTag.objects.filter(response_id__any=ids, source=ThemeTag.Source.MODEL).delete()
         ThemeTag.objects.bulk_create(
             [
                 ThemeTag(
