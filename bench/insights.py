@@ -269,6 +269,9 @@ def build(conn: psycopg.Connection, manage: Any) -> tuple[int, int, date]:
         "SELECT 'reply_received', '', '{}', created_at, id FROM loop_followupcase "
         "WHERE id % 4 = 0"
     )
+    conn.commit()
+    # Cases written around closeloop get their next answers as its migration gives them.
+    manage("shell", "-c", "from closeloop.loop.next_answers import backfill; backfill()")
     for table in ("surveys_response", "surveys_account", "loop_followupcase", "loop_activity"):
         conn.execute(f"ANALYZE {table}")
     conn.commit()

@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from closeloop.delivery.models import Delivery
-from closeloop.loop.intake import handle_pending_triage
+from closeloop.loop.intake import change_response, handle_pending_triage
 from closeloop.loop.models import Activity, FollowUpCase, Notification, Task, TriagePolicy
 from closeloop.loop.policy import Action, PolicyConfig
 from closeloop.surveys.models import Account, Response, SurveyRequest
@@ -271,3 +271,34 @@ def test_it_leaves_a_batch_queued_when_its_triage_fails(
     monkeypatch.undo()
     assert handle_pending_triage() is True
     assert FollowUpCase.objects.count() == 4
+
+
+def test_it_keeps_each_cases_next_answer_as_answers_arrive_in_any_order(
+    api: ApiClient, enterprise: Account
+) -> None:
+    now = timezone.now().replace(microsecond=0)
+    iso = lambda moment: moment.isoformat()  # noqa: E731
+    body = at(enterprise, 2, created_at=iso(now - timedelta(hours=3)))
+    assert api.post_json("/api/v1/responses", body).status_code == 201
+    case = the_case()
+    assert (case.next_score, case.next_answered_at) == (None, None)
+    FollowUpCase.objects.filter(pk=case.pk).update(status="closed", closed_at=now)
+    # The person answers a later survey: that is the case's next answer.
+    api.post_json("/api/v1/responses", at(enterprise, 8, created_at=iso(now)))
+    case.refresh_from_db()
+    assert (case.next_score, case.next_answered_at) == (8, now)
+    # Backfilled through the batch API and the intake lane: an answer before the case
+    # changes nothing, one between the case and the 8 becomes its next answer.
+    older = [
+        at(enterprise, 1, created_at=iso(now - timedelta(hours=5))),
+        at(enterprise, 5, created_at=iso(now - timedelta(hours=1)), external_id="between"),
+    ]
+    assert api.post_json("/api/v1/responses/batch", {"responses": older}).status_code == 200
+    while handle_pending_triage():
+        pass
+    case.refresh_from_db()
+    assert (case.next_score, case.next_answered_at) == (5, now - timedelta(hours=1))
+    # The person changes that answer: the case's next score follows.
+    change_response(Response.objects.get(external_id="between"), score=9, via="api")
+    case.refresh_from_db()
+    assert (case.next_score, case.next_answered_at) == (9, now - timedelta(hours=1))

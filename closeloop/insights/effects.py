@@ -35,8 +35,6 @@ from closeloop.core.nps import share_interval
 from closeloop.loop.models import CALL_REACHED, Activity, Conversation, FollowUpCase, Gesture
 from closeloop.loop.policy import Action
 
-from .program import next_answer
-
 CHURN_WINDOW = timedelta(days=90)
 # Below this many cases behind a share its interval is wider than ±18 points; the same
 # threshold as segments (insights.segments.MIN_SEGMENT_N).
@@ -220,8 +218,7 @@ def _rows(qs: QuerySet[FollowUpCase]) -> QuerySet[FollowUpCase, dict[str, Any]]:
         qs.order_by()
         .annotate(
             opening=F("response__score"),
-            next_score=next_answer("score"),
-            next_at=next_answer("created_at"),
+            next_at=F("next_answered_at"),
             churned_at=F("account__churned_at"),
             reached=_reached(),
             talked=_talked(),

@@ -31,7 +31,6 @@ from django.db.models import (
     OuterRef,
     Q,
     QuerySet,
-    Subquery,
     Value,
     Window,
 )
@@ -40,7 +39,6 @@ from django.utils import timezone
 
 from closeloop.core.periods import Grain, as_period, trunc, within
 from closeloop.loop.models import CALL_REACHED, Activity, Conversation, FollowUpCase, Message
-from closeloop.surveys.models import Response
 
 FOLLOW_UP_HOURS = 48
 TARGET_AUTOMATED = 100.0
@@ -67,16 +65,10 @@ def _replied() -> Exists:
     )
 
 
-def next_answer(field: str = "score") -> Subquery:
-    """A field of the person's first answer after the one that opened the case."""
-    later = Response.objects.filter(
-        person_id=OuterRef("person_id"), created_at__gt=OuterRef("response__created_at")
-    ).order_by("created_at", "id")
-    return Subquery(later.values(field)[:1])
-
-
-def _next_score() -> Subquery:
-    return next_answer("score")
+def _next_score() -> F:
+    """The person's first answer after the one that opened the case (kept on the case by
+    `loop.next_answers`)."""
+    return F("next_score")
 
 
 def _met_deadline() -> Q:
@@ -327,7 +319,6 @@ def _fact_counts(qs: QuerySet[FollowUpCase], expr: Any) -> dict[Any, dict[str, i
             followed=ExpressionWrapper(FOLLOWED, output_field=BooleanField()),
             replied=_replied(),
             offered=_offered(),
-            next_score=_next_score(),
         )
         .values("g", "followed", "replied", "offered", "next_score")
         .annotate(n=Count("id"))

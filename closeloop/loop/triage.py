@@ -21,6 +21,7 @@ from . import (
     checkback,
     conversation,
     exits,
+    next_answers,
     notify,
     priority,
     routing,
@@ -52,7 +53,10 @@ def follow_up(responses: Sequence[Response]) -> list[FollowUpCase]:
         return []
     with batch.collecting():
         notify.responses_created(responses)
-        return _follow_up(responses)
+        touched = _follow_up(responses)
+        # Any answer, fresh or backfilled, may be an earlier case's next answer.
+        next_answers.refresh({r.person_id for r in responses})
+        return touched
 
 
 def _follow_up(responses: Sequence[Response]) -> list[FollowUpCase]:
@@ -357,6 +361,9 @@ def answer_changed(response: Response, old_score: int, old_comment: str) -> None
         )
         if case is None:
             _follow_up([response])
+        # Its new score may be an earlier case's next answer (or the case new here needs one).
+        next_answers.refresh([response.person_id])
+        if case is None:
             return
         if case.response_id == response.pk:
             case.score = response.score

@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from closeloop.core import nps
+from closeloop.loop import next_answers
 from closeloop.loop.intake import record_responses
 from closeloop.surveys.ingest import AccountData, PersonData, ResponseData
 from closeloop.surveys.models import Account, Person, Response
@@ -626,6 +627,7 @@ def _case_history(rng: random.Random, owners: list[User]) -> None:
             last = churn.get(account.pk, (0.0, opened, tier))
             churn[account.pk] = (max(risk, last[0]), max(opened, last[1]), tier)
     made = FollowUpCase.objects.bulk_create([case for case, _ in cases])
+    next_answers.refresh({case.person_id for case in made})
     for case, (_, replied) in zip(made, cases, strict=True):
         activities.append(Activity(case=case, kind="created", created_at=case.created_at))
         if replied and case.first_touch_at:

@@ -85,6 +85,11 @@ class FollowUpCase(models.Model):
         blank=True,
         help_text="a health case's fall: score, was, days and reasons [[points, why], …]",
     )
+    # The person's first answer after the one that opened the case (a later survey, a
+    # check-back): kept by `loop.next_answers` as answers arrive or change, so the
+    # program metrics read it instead of looking it up per case.
+    next_score = models.PositiveSmallIntegerField(null=True, blank=True)
+    next_answered_at = models.DateTimeField(null=True, blank=True)
     previous_score = models.PositiveSmallIntegerField(
         null=True, blank=True, help_text="the person's answer before the one that opened the case"
     )
