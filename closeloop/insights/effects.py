@@ -23,12 +23,21 @@ followed up is not chosen at random, and the page says so.
 from __future__ import annotations
 
 import statistics
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models import (
+    BooleanField,
+    Count,
+    DurationField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+)
 from django.utils import timezone
 
 from closeloop.core.nps import share_interval
@@ -213,83 +222,76 @@ def _talked() -> Exists:
     return Exists(Conversation.objects.filter(case=OuterRef("pk"), started_at__isnull=False))
 
 
-def _rows(qs: QuerySet[FollowUpCase]) -> QuerySet[FollowUpCase, dict[str, Any]]:
-    return (
-        qs.order_by()
-        .annotate(
-            opening=F("response__score"),
-            next_at=F("next_answered_at"),
-            churned_at=F("account__churned_at"),
-            reached=_reached(),
-            talked=_talked(),
-        )
-        .values(
-            "id",
-            "action",
-            "detractor_type",
-            "first_touch_at",
-            "created_at",
-            "account_id",
-            "opening",
-            "next_score",
-            "next_at",
-            "churned_at",
-            "reached",
-            "talked",
-        )
-    )
-
-
-def _channel(row: dict[str, Any]) -> str:
-    if row["reached"]:
-        return "call"
-    if row["talked"]:
-        return "conversation"
-    return "email" if row["first_touch_at"] is not None else NONE
-
-
-def _keys(dimension: str, row: dict[str, Any], gestures: dict[int, set[str]]) -> list[str]:
+def _key_columns(dimension: str) -> dict[str, Any]:
+    """What a case's group is read from, per dimension."""
     if dimension == "channel":
-        return [_channel(row)]
+        followed = ExpressionWrapper(Q(first_touch_at__isnull=False), output_field=BooleanField())
+        return {"reached": _reached(), "talked": _talked(), "followed": followed}
     if dimension == "gesture":
-        return sorted(gestures.get(row["id"], ())) or [NONE]
-    return [row[dimension] or NONE]
+        return {"k": F("gestures__kind")}  # a row per gesture; none gives one NULL row
+    return {"k": F(dimension)}
+
+
+def _key(dimension: str, row: dict[str, Any]) -> str:
+    if dimension == "channel":
+        if row["reached"]:
+            return "call"
+        if row["talked"]:
+            return "conversation"
+        return "email" if row["followed"] else NONE
+    return str(row["k"] or NONE)
 
 
 def effects(
     qs: QuerySet[FollowUpCase], dimension: str, now: datetime | None = None
 ) -> list[Effect]:
-    """One Effect per group of `dimension` among `qs`, the largest group first; two
-    queries whatever the number of cases (the cases' facts, and their gestures)."""
+    """One Effect per group of `dimension` among `qs`, the largest group first.
+
+    Two grouped queries whatever the number of cases: the counts per group, opening and
+    next score and churn state (score changes are whole numbers, so their median comes
+    from those counts), and the waits of the recovered cases for their median. A case
+    with several gestures counts once under each kind (distinct cases per group).
+    """
     if dimension not in DIMENSIONS:
         raise KeyError(dimension)
     now = now or timezone.now()
-    gestures: dict[int, set[str]] = defaultdict(set)
-    if dimension == "gesture":
-        for case_id, kind in Gesture.objects.filter(case__in=qs.values("pk")).values_list(
-            "case_id", "kind"
-        ):
-            gestures[case_id].add(kind)
+    keys = _key_columns(dimension)
+    due = Q(account__isnull=False, created_at__lte=now - CHURN_WINDOW)
+    churned = due & Q(
+        account__churned_at__gt=F("created_at"),
+        account__churned_at__lte=F("created_at") + CHURN_WINDOW,
+    )
+    base = qs.order_by().annotate(
+        **keys,
+        # The case keeps the score of the answer on it: no join to the answers.
+        opening=F("score"),
+        due=ExpressionWrapper(due, output_field=BooleanField()),
+        churned_in=ExpressionWrapper(churned, output_field=BooleanField()),
+    )
     groups: dict[str, Effect] = {}
-    for row in _rows(qs):
-        for key in _keys(dimension, row, gestures):
-            _count(groups.setdefault(key, Effect(key)), row, now)
+    counted = base.values(*keys, "opening", "next_score", "due", "churned_in").annotate(
+        n=Count("id", distinct=dimension == "gesture")
+    )
+    for row in counted:
+        effect = groups.setdefault(_key(dimension, row), Effect(_key(dimension, row)))
+        n = row["n"]
+        effect.cases += n
+        if row["next_score"] is not None and row["opening"] is not None:
+            effect.changes += [row["next_score"] - row["opening"]] * n
+            if row["next_score"] >= RECOVERED_FROM:
+                effect.recovered += n
+        effect.churn_due += n if row["due"] else 0
+        effect.churned += n if row["churned_in"] else 0
+    wait = ExpressionWrapper(F("next_answered_at") - F("created_at"), output_field=DurationField())
+    recovered = (
+        base.filter(next_score__gte=RECOVERED_FROM, score__isnull=False)
+        .annotate(wait=wait)
+        .values(*keys, "id", "wait")
+        .distinct()
+    )
+    for row in recovered:
+        groups[_key(dimension, row)].recovery_waits.append(row["wait"])
     return sorted(groups.values(), key=lambda e: (-e.cases, e.key))
-
-
-def _count(effect: Effect, row: dict[str, Any], now: datetime) -> None:
-    effect.cases += 1
-    if row["next_score"] is not None and row["opening"] is not None:
-        effect.changes.append(row["next_score"] - row["opening"])
-        if row["next_score"] >= RECOVERED_FROM:
-            effect.recovered += 1
-            effect.recovery_waits.append(row["next_at"] - row["created_at"])
-    opened = row["created_at"]
-    if row["account_id"] is not None and opened <= now - CHURN_WINDOW:
-        effect.churn_due += 1
-        churned = row["churned_at"]
-        if churned is not None and opened < churned <= opened + CHURN_WINDOW:
-            effect.churned += 1
 
 
 def follow_up_return(qs: QuerySet[FollowUpCase], now: datetime | None = None) -> FollowUpReturn:

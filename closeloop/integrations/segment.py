@@ -31,7 +31,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -185,16 +185,6 @@ def ingest(raw: list[Any], now: datetime | None = None) -> Result:
     raise AssertionError("unreachable")
 
 
-def _among(qs: QuerySet[Any], column: str, values: Iterable[str]) -> QuerySet[Any]:
-    """`qs` where `column` is one of `values`: on PostgreSQL one array parameter
-    (`= ANY(%s)`), which a batch's thousand values pass through far faster than a
-    thousand placeholders (measured in `make bench`); elsewhere `__in`."""
-    if connection.vendor != "postgresql":
-        return qs.filter(**{f"{column}__in": list(values)})
-    table = qs.model._meta.db_table
-    return qs.extra(where=[f'"{table}"."{column}" = ANY(%s)'], params=[list(values)])  # noqa: S610
-
-
 def _bound_cursor() -> Any:
     """A psycopg cursor on Django's connection (its transaction) that binds parameters on
     the server: a batch's arrays go as parameters, not quoted into the SQL text, which
@@ -211,7 +201,7 @@ def _identities(kind: str, refs: Iterable[str], now: datetime) -> dict[str, Usag
     if not wanted:
         return {}
     mine = UsageIdentity.objects.filter(source=SOURCE, kind=kind)
-    found = {identity.ref: identity for identity in _among(mine, "ref", wanted)}
+    found = {identity.ref: identity for identity in mine.filter(ref__any=wanted)}
     missing = wanted - found.keys()
     if missing:
         UsageIdentity.objects.bulk_create(
@@ -221,7 +211,7 @@ def _identities(kind: str, refs: Iterable[str], now: datetime) -> dict[str, Usag
             ],
             ignore_conflicts=True,  # another request may create the same one meanwhile
         )
-        found.update((identity.ref, identity) for identity in _among(mine, "ref", missing))
+        found.update((identity.ref, identity) for identity in mine.filter(ref__any=missing))
     return found
 
 
@@ -329,7 +319,7 @@ def _new_events(
     """The activity not stored before (nor twice in this batch), now stored."""
     ids = {m.message_id for m in activity}
     seen = set(
-        _among(UsageEvent.objects.filter(source=SOURCE), "message_id", ids).values_list(
+        UsageEvent.objects.filter(source=SOURCE, message_id__any=ids).values_list(
             "message_id", flat=True
         )
     )
