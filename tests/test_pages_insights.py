@@ -77,6 +77,25 @@ def test_it_lists_segments_with_links_and_property_dimensions(world: World, clie
     assert '<option value="property:seats"' in html
 
 
+def test_it_shows_and_keeps_the_filters_its_form_has_no_field_for(
+    world: World, client: Client
+) -> None:
+    # From the Themes page: answers naming a theme, read as negative.
+    query = {"since": "2026-01-01", "until": "2026-06-30", "by": "tier"}
+    narrowed = {**query, "theme": "bugs", "sentiment": "negative", "tier": "smb"}
+    html = client.get("/insights/segments/", narrowed).content.decode()
+    assert "Also narrowed to:" in html
+    assert "Theme: bugs" in html and "Sentiment: negative" in html
+    assert "Tier: smb" not in html  # the form shows the tier itself
+    # Applying the form again keeps them, and each can be removed on its own.
+    assert '<input type="hidden" name="theme" value="bugs">' in html
+    assert '<input type="hidden" name="sentiment" value="negative">' in html
+    without_theme = "?since=2026-01-01&amp;until=2026-06-30&amp;by=tier&amp;sentiment=negative"
+    assert f'href="{without_theme}&amp;tier=smb"' in html
+    plain = client.get("/insights/segments/", query).content.decode()
+    assert "Also narrowed to:" not in plain
+
+
 def test_it_exports_segments_in_page_order(world: World, client: Client) -> None:
     rows = _csv(
         client.get(

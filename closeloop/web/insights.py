@@ -44,6 +44,7 @@ from .views import (
     _base,
     _filters,
     _grain,
+    other_filters,
     reported,
     responses_link,
     segment_params,
@@ -107,6 +108,7 @@ def segments(request: HttpRequest) -> HttpResponse:
             overall_link=responses_link(params, **period),
             query=urlencode({k: v for k, v in request.GET.items() if k != "sort"}),
             full_query=request.GET.urlencode(),
+            also=other_filters(request, {"survey", "tier"}),
         ),
     )
 

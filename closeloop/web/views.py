@@ -123,6 +123,33 @@ def segment_params(request: HttpRequest) -> dict[str, str]:
     return {k: str(v) for k, v in request.GET.items() if v and k not in PAGE_ONLY}
 
 
+FILTER_LABELS = {
+    "theme": "Theme",
+    "sentiment": "Sentiment",
+    "category": "Class",
+    "band": "Band",
+    "score": "Score",
+    "q": "Comment contains",
+    "account": "Account",
+    "tier": "Tier",
+    "survey": "Survey",
+}
+
+
+def other_filters(request: HttpRequest, shown: set[str]) -> list[tuple[str, str, str, str]]:
+    """The segment filters in the URL that a page's form has no field for (a theme and a
+    sentiment from the Themes page, say): (name, label, value, the page's link without
+    it), so the page says what narrows its figures and its form keeps them."""
+    found = []
+    for key, value in segment_params(request).items():
+        if key in shown:
+            continue
+        label = FILTER_LABELS.get(key) or key.removeprefix("property.")
+        rest = urlencode([(k, v) for k, v in request.GET.items() if k != key])
+        found.append((key, label, value, f"?{rest}"))
+    return found
+
+
 def responses_link(params: dict[str, Any], **more: Any) -> str:
     """The answers page narrowed to `params` and `more`: where a figure's rows are."""
     query = {k: str(v) for k, v in {**params, **more}.items() if v not in (None, "")}
