@@ -464,8 +464,16 @@ def _pg(sql: str) -> str:
 
 
 def export_parquet(conn: psycopg.Connection, out: Path) -> dict[str, str]:
-    """The same rows, as Parquet files DuckDB reads."""
+    """The same rows, as Parquet files DuckDB reads. With REUSE, files exported earlier
+    from this database with as many answers and cases are read again."""
     out.mkdir(parents=True, exist_ok=True)
+    marker = out / "exported-from.txt"
+    counts = conn.execute(
+        "SELECT current_database(), (SELECT count(*) FROM surveys_response), "
+        "(SELECT count(*) FROM loop_followupcase)"
+    ).fetchone()
+    same = REUSE and marker.exists() and marker.read_text() == repr(counts)
+    marker.unlink(missing_ok=True)
     tables = {
         "r": (
             "surveys_response",
@@ -486,8 +494,8 @@ def export_parquet(conn: psycopg.Connection, out: Path) -> dict[str, str]:
     for key, (table, columns) in tables.items():
         csv_path, parquet = out / f"{table}.csv", out / f"{table}.parquet"
         names[key] = f"read_parquet('{parquet}')"
-        if REUSE and parquet.exists():
-            continue  # the rows an earlier run exported
+        if same and parquet.exists():
+            continue  # the rows an earlier run exported from the same data
         with csv_path.open("wb") as f, conn.cursor() as cur:
             with cur.copy(
                 f"COPY (SELECT {columns} FROM {table}) TO STDOUT (FORMAT csv, HEADER)"
@@ -502,6 +510,7 @@ def export_parquet(conn: psycopg.Connection, out: Path) -> dict[str, str]:
             f"TO '{parquet}' (FORMAT parquet)"
         )
         csv_path.unlink()
+    marker.write_text(repr(counts))
     duck.close()
     return names
 
