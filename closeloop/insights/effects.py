@@ -273,7 +273,8 @@ def effects(
         n=Count("id", distinct=dimension == "gesture")
     )
     for row in counted:
-        effect = groups.setdefault(_key(dimension, row), Effect(_key(dimension, row)))
+        key = _key(dimension, row)
+        effect = groups.setdefault(key, Effect(key))
         n = row["n"]
         effect.cases += n
         if row["next_score"] is not None and row["opening"] is not None:

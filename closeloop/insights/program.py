@@ -65,12 +65,6 @@ def _replied() -> Exists:
     )
 
 
-def _next_score() -> F:
-    """The person's first answer after the one that opened the case (kept on the case by
-    `loop.next_answers`)."""
-    return F("next_score")
-
-
 def _met_deadline() -> Q:
     return Q(first_touch_at__lte=F("created_at") + timedelta(hours=FOLLOW_UP_HOURS))
 
@@ -81,8 +75,9 @@ def _due() -> Q:
 
 
 def with_facts(qs: QuerySet[FollowUpCase]) -> QuerySet[FollowUpCase]:
-    """Cases with the two facts that need a subquery: replied, and the next score."""
-    return qs.alias(_replied=_replied(), _next_score=_next_score())
+    """Cases with the fact that needs a subquery: replied (the next score is kept on the
+    case, `loop.next_answers`)."""
+    return qs.alias(_replied=_replied())
 
 
 def _late() -> Q:
@@ -120,12 +115,12 @@ def _figures() -> dict[str, Q]:
         "no_response": CLOSED & Q(resolution=FollowUpCase.Resolution.NO_RESPONSE),
         "superseded": CLOSED & Q(resolution=FollowUpCase.Resolution.SUPERSEDED),
         "open": ~CLOSED,
-        "answered_again": Q(_next_score__isnull=False),
-        "moved_up": Q(_next_score__gte=7),
-        "followed_answered_again": FOLLOWED & Q(_next_score__isnull=False),
-        "followed_moved_up": FOLLOWED & Q(_next_score__gte=7),
-        "unfollowed_answered_again": ~FOLLOWED & Q(_next_score__isnull=False),
-        "unfollowed_moved_up": ~FOLLOWED & Q(_next_score__gte=7),
+        "answered_again": Q(next_score__isnull=False),
+        "moved_up": Q(next_score__gte=7),
+        "followed_answered_again": FOLLOWED & Q(next_score__isnull=False),
+        "followed_moved_up": FOLLOWED & Q(next_score__gte=7),
+        "unfollowed_answered_again": ~FOLLOWED & Q(next_score__isnull=False),
+        "unfollowed_moved_up": ~FOLLOWED & Q(next_score__gte=7),
         "followed_churned": FOLLOWED & churned,
         "unfollowed_churned": ~FOLLOWED & churned,
         "conversation_offered": OFFERED,

@@ -25,31 +25,41 @@ from closeloop.surveys.models import Response
 
 from .models import FollowUpCase
 
+# Each person's answers as (created_at, id, score), in that order.
+History = dict[int, list[tuple[datetime, int, int]]]
 
-def refresh(people: Iterable[int]) -> int:
+
+def history(people: Iterable[int]) -> History:
+    """These people's answers, oldest first (one query). Triage reads it for the score
+    before a new answer and `refresh` for the one after a case's."""
+    found: History = defaultdict(list)
+    for pk, person_id, at, score in (
+        Response.objects.filter(person_id__any=set(people))
+        .order_by("created_at", "pk")
+        .values_list("pk", "person_id", "created_at", "score")
+    ):
+        found[person_id].append((at, pk, score))
+    return found
+
+
+def refresh(people: Iterable[int], answers: History | None = None) -> int:
     """Bring the next answer of every case of these people up to date; how many changed.
-    Two queries (their answers, their cases) and one update of the changed cases."""
+    `answers` is their `history` when the caller has read it already; otherwise it is
+    read here. One query for their cases and one update of the changed ones."""
     wanted = set(people)
     if not wanted:
         return 0
-    times: dict[int, list[datetime]] = defaultdict(list)
-    scores: dict[int, list[int]] = defaultdict(list)
-    for person_id, at, score in (
-        Response.objects.filter(person_id__any=wanted)
-        .order_by("created_at", "pk")
-        .values_list("person_id", "created_at", "score")
-    ):
-        times[person_id].append(at)
-        scores[person_id].append(score)
+    if answers is None:
+        answers = history(wanted)
     changed = []
     for case in (
         FollowUpCase.objects.filter(person_id__any=wanted, response__isnull=False)
         .annotate(opened_at=F("response__created_at"))
         .only("pk", "person_id", "next_score", "next_answered_at")
     ):
-        mine = times[case.person_id]
-        i = bisect_right(mine, case.opened_at)
-        found = (scores[case.person_id][i], mine[i]) if i < len(mine) else (None, None)
+        mine = answers.get(case.person_id, [])
+        i = bisect_right(mine, case.opened_at, key=lambda answer: answer[0])
+        found = (mine[i][2], mine[i][0]) if i < len(mine) else (None, None)
         if found != (case.next_score, case.next_answered_at):
             case.next_score, case.next_answered_at = found
             changed.append(case)

@@ -53,13 +53,17 @@ def follow_up(responses: Sequence[Response]) -> list[FollowUpCase]:
         return []
     with batch.collecting():
         notify.responses_created(responses)
-        touched = _follow_up(responses)
+        people = {r.person_id for r in responses}
+        histories = next_answers.history(people)  # read once, for both uses below
+        touched = _follow_up(responses, histories)
         # Any answer, fresh or backfilled, may be an earlier case's next answer.
-        next_answers.refresh({r.person_id for r in responses})
+        next_answers.refresh(people, histories)
         return touched
 
 
-def _follow_up(responses: Sequence[Response]) -> list[FollowUpCase]:
+def _follow_up(
+    responses: Sequence[Response], histories: next_answers.History
+) -> list[FollowUpCase]:
     policy = TriagePolicy.current()
     now = timezone.now()
     cutoff = now - timedelta(hours=policy.rules.fresh_within_hours)
@@ -74,7 +78,7 @@ def _follow_up(responses: Sequence[Response]) -> list[FollowUpCase]:
         .select_related("owner", "account", "person", "response", "policy")
         .order_by("created_at")
     }
-    previous = _previous_scores(fresh)
+    previous = _previous_scores(fresh, histories)
     rules = list(RoutingRule.objects.filter(active=True).select_related("team"))
     capacity = _capacity(policy)
     # Answers to a check-back go back to their case (checkback.answered), not to triage.
@@ -166,21 +170,15 @@ def _load_owners(fresh: Sequence[Response]) -> None:
         )
 
 
-def _previous_scores(fresh: Sequence[Response]) -> dict[int, int]:
-    """For each answer, the score of the same person's answer just before it."""
+def _previous_scores(fresh: Sequence[Response], histories: next_answers.History) -> dict[int, int]:
+    """For each answer, the score of the same person's answer just before it
+    (`histories`: the people's answers, `next_answers.history`)."""
     ids = {r.pk for r in fresh}
-    history: dict[int, list[tuple[datetime, int, int]]] = {}
-    for pk, person_id, created_at, score in (
-        Response.objects.filter(person_id__any={r.person_id for r in fresh})
-        .order_by("created_at", "pk")
-        .values_list("pk", "person_id", "created_at", "score")
-    ):
-        history.setdefault(person_id, []).append((created_at, pk, score))
     found: dict[int, int] = {}
     for r in fresh:
         earlier = [
             (at, pk, score)
-            for at, pk, score in history.get(r.person_id, [])
+            for at, pk, score in histories.get(r.person_id, [])
             if pk not in ids and (at, pk) < (r.created_at, r.pk)
         ]
         if earlier:
@@ -359,10 +357,11 @@ def answer_changed(response: Response, old_score: int, old_comment: str) -> None
             .order_by("-created_at")
             .first()
         )
+        histories = next_answers.history([response.person_id])
         if case is None:
-            _follow_up([response])
+            _follow_up([response], histories)
         # Its new score may be an earlier case's next answer (or the case new here needs one).
-        next_answers.refresh([response.person_id])
+        next_answers.refresh([response.person_id], histories)
         if case is None:
             return
         if case.response_id == response.pk:
